@@ -1,0 +1,26 @@
+"""real-estate-ai platform: validate this stack's config, build the platform, export its outputs."""
+
+from pathlib import Path
+
+import pulumi
+
+from components.platform import Platform, PlatformArgs
+from settings import load_settings
+
+# Validation raises before any resource is registered.
+settings = load_settings()
+platform = Platform(
+    "real-estate-ai",
+    PlatformArgs(settings=settings, api_build_context=str(Path(__file__).resolve().parent / "app")),
+)
+
+pulumi.export("environment", settings.config.environment)
+pulumi.export("namespace", platform.namespace)
+pulumi.export("apiService", platform.api_service)
+pulumi.export("apiImage", platform.api_image)
+pulumi.export("postgresService", platform.postgres_service)
+pulumi.export("redisService", platform.redis_service)
+pulumi.export("milvusService", platform.milvus_service)
+pulumi.export("ingressUrl", platform.ingress_url)
+# Secret: shown only with `pulumi stack output apiKey --show-secrets`.
+pulumi.export("apiKey", platform.api_key)

@@ -1,0 +1,1 @@
+"""Pulumi components of the real-estate-ai platform, one module per concern."""

@@ -1,0 +1,218 @@
+"""The API service: its image, Deployment, Service, and in prod its PodDisruptionBudget and autoscaler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+
+from settings import ApiSettings
+from components.workload import (
+    SecretKeyRef,
+    container_security_context,
+    empty_dir,
+    http_probe,
+    labels,
+    pod_security_context,
+    selector_labels,
+)
+
+NAME = "api"
+IMAGE_REPOSITORY = "real-estate-api"
+HTTP_PORT = 8000
+SERVICE_PORT = 80
+CONFIG_DIR = "/etc/real-estate-ai"
+
+
+@dataclass
+class ApiSecretRefs:
+    database_url: SecretKeyRef
+    redis_url: SecretKeyRef
+    milvus_url: SecretKeyRef
+    api_key: SecretKeyRef
+
+
+@dataclass
+class ApiArgs:
+    namespace: pulumi.Input[str]
+    stack: str
+    settings: ApiSettings
+    secrets: ApiSecretRefs
+    config_map_name: pulumi.Input[str]
+    # Changes whenever app.properties does, rolling the pods.
+    config_checksum: str
+    # Directory holding the API's Dockerfile, built when no pinned image is configured.
+    build_context: str
+
+
+def _local_image(settings: ApiSettings) -> bool:
+    return settings.image is None and settings.registry is None
+
+
+def image_name(settings: ApiSettings) -> str:
+    repository = f"{settings.registry}/{IMAGE_REPOSITORY}" if settings.registry else IMAGE_REPOSITORY
+    return f"{repository}:{settings.version}"
+
+
+class Api(pulumi.ComponentResource):
+    image: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:api:Api", name, None, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        self.image = self._image(args)
+        meta_labels = labels(NAME, args.stack, "api", s.version)
+        selector = selector_labels(NAME, args.stack)
+
+        k8s.core.v1.ServiceAccount(
+            NAME,
+            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
+            automount_service_account_token=False,
+            opts=child,
+        )
+        container = {
+            "name": NAME,
+            "image": self.image,
+            # A local build (kind, no registry) exists only on the node; anything from a registry is re-checked.
+            "imagePullPolicy": "IfNotPresent" if _local_image(s) else "Always",
+            "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
+            "env": [
+                args.secrets.database_url.env("DATABASE_URL"),
+                args.secrets.redis_url.env("REDIS_URL"),
+                args.secrets.milvus_url.env("MILVUS_URL"),
+                args.secrets.api_key.env("API_KEY"),
+                {"name": "APP_PROPERTIES", "value": f"{CONFIG_DIR}/app.properties"},
+            ],
+            "resources": s.resources.to_kubernetes(),
+            "securityContext": container_security_context(),
+            "livenessProbe": http_probe(
+                "/health", "http", s.liveness.initial_delay_seconds, s.liveness.period_seconds,
+                s.liveness.timeout_seconds, s.liveness.failure_threshold,
+            ),
+            "readinessProbe": http_probe(
+                "/ready", "http", s.readiness.initial_delay_seconds, s.readiness.period_seconds,
+                s.readiness.timeout_seconds, s.readiness.failure_threshold,
+            ),
+            # Keep serving while endpoints are removed from Services and ingress, then get SIGTERM.
+            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+            "volumeMounts": [
+                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+        spread = [
+            {
+                "maxSkew": 1,
+                "topologyKey": key,
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": selector},
+            }
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ]
+        deployment_opts = pulumi.ResourceOptions(
+            parent=self,
+            # The autoscaler owns the replica count once it exists.
+            ignore_changes=["spec.replicas"] if s.autoscaling else None,
+        )
+        self.deployment = k8s.apps.v1.Deployment(
+            NAME,
+            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
+            spec={
+                "replicas": s.autoscaling.min_replicas if s.autoscaling else s.replicas,
+                "revisionHistoryLimit": 5,
+                "selector": {"matchLabels": selector},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {
+                    "metadata": {
+                        "labels": meta_labels,
+                        "annotations": {
+                            "real-estate-ai/config-checksum": args.config_checksum,
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(HTTP_PORT),
+                            "prometheus.io/path": "/metrics",
+                        },
+                    },
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": pod_security_context(),
+                        "terminationGracePeriodSeconds": 30,
+                        "topologySpreadConstraints": spread,
+                        "containers": [container],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": args.config_map_name}},
+                            empty_dir("tmp", "64Mi"),
+                        ],
+                    },
+                },
+            },
+            opts=deployment_opts,
+        )
+        service_annotations = {}
+        if s.service_type == "LoadBalancer" and not s.await_load_balancer:
+            service_annotations["pulumi.com/skipAwait"] = "true"
+        service = k8s.core.v1.Service(
+            NAME,
+            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": service_annotations},
+            spec={
+                "type": s.service_type,
+                "selector": selector,
+                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        self.service_name = service.metadata.name
+
+        if s.pod_disruption_budget_min_available is not None:
+            k8s.policy.v1.PodDisruptionBudget(
+                NAME,
+                metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
+                spec={"minAvailable": s.pod_disruption_budget_min_available, "selector": {"matchLabels": selector}},
+                opts=child,
+            )
+        if s.autoscaling:
+            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                NAME,
+                metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
+                spec={
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.deployment.metadata.name},
+                    "minReplicas": s.autoscaling.min_replicas,
+                    "maxReplicas": s.autoscaling.max_replicas,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "Utilization", "averageUtilization": s.autoscaling.target_cpu_utilization},
+                            },
+                        }
+                    ],
+                },
+                opts=child,
+            )
+        self.register_outputs({"image": self.image, "service_name": self.service_name})
+
+    def _image(self, args: ApiArgs) -> pulumi.Output[str]:
+        s = args.settings
+        if s.image:
+            return pulumi.Output.from_input(s.image)
+        built = docker.Image(
+            IMAGE_REPOSITORY,
+            image_name=image_name(s),
+            build=docker.DockerBuildArgs(
+                context=args.build_context,
+                dockerfile=f"{args.build_context}/Dockerfile",
+                platform="linux/amd64",
+                args={"APP_VERSION": s.version},
+            ),
+            # Without a registry the image stays local (kind: `kind load docker-image`).
+            skip_push=s.registry is None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return built.image_name

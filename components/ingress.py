@@ -1,0 +1,72 @@
+"""The public entry: an Ingress for the API, with TLS from cert-manager when enabled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from settings import IngressSettings
+from components.workload import labels
+
+NAME = "api"
+
+
+def tls_secret_name(settings: IngressSettings) -> str:
+    return settings.tls.secret_name or f"{settings.host.replace('.', '-')}-tls"[:63]
+
+
+@dataclass
+class IngressArgs:
+    namespace: pulumi.Input[str]
+    stack: str
+    settings: IngressSettings
+    service_name: pulumi.Input[str]
+    service_port: int
+
+
+class Ingress(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: IngressArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:ingress:Ingress", name, None, opts)
+        s = args.settings
+        annotations: dict[str, str] = {}
+        if not s.await_address:
+            annotations["pulumi.com/skipAwait"] = "true"
+        spec: dict = {
+            "ingressClassName": s.class_name,
+            "rules": [
+                {
+                    "host": s.host,
+                    "http": {
+                        "paths": [
+                            {
+                                "path": "/",
+                                "pathType": "Prefix",
+                                "backend": {"service": {"name": args.service_name, "port": {"number": args.service_port}}},
+                            }
+                        ]
+                    },
+                }
+            ],
+        }
+        if s.tls.enabled:
+            annotations["cert-manager.io/cluster-issuer"] = s.tls.cluster_issuer
+            spec["tls"] = [{"hosts": [s.host], "secretName": tls_secret_name(s)}]
+        k8s.networking.v1.Ingress(
+            NAME,
+            metadata={
+                "name": NAME,
+                "namespace": args.namespace,
+                "labels": labels(NAME, args.stack, "ingress"),
+                "annotations": annotations,
+            },
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        scheme = "https" if s.tls.enabled else "http"
+        self.url = pulumi.Output.from_input(f"{scheme}://{s.host}")
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,259 @@
+"""Milvus standalone with its etcd (metadata) and MinIO (object storage), each on its own volume."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from settings import MilvusSettings
+from components.stateful import StatefulService, StatefulServiceArgs
+from components.secrets import MinioCredentials
+from components.workload import (
+    container_security_context,
+    empty_dir,
+    http_probe,
+    image_version,
+    labels,
+    pod_security_context,
+    secret_volume,
+    selector_labels,
+    service_dns,
+    startup_probe,
+)
+
+NAME = "milvus"
+ETCD_NAME = "milvus-etcd"
+MINIO_NAME = "milvus-minio"
+GRPC_PORT = 19530
+HEALTH_PORT = 9091
+ETCD_PORT = 2379
+MINIO_PORT = 9000
+
+
+def host(namespace: str) -> str:
+    return service_dns(NAME, namespace)
+
+
+def minio_host(namespace: str) -> str:
+    return service_dns(MINIO_NAME, namespace)
+
+
+@dataclass
+class MilvusArgs:
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    stack: str
+    settings: MilvusSettings
+    minio_credentials: MinioCredentials
+    # Secret holding Milvus' user.yaml with the MinIO credentials.
+    user_config_secret: pulumi.Input[str]
+    protect: bool
+
+
+class Milvus(pulumi.ComponentResource):
+    service_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: MilvusArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:milvus:Milvus", name, None, opts)
+        self._args = args
+        etcd = self._etcd()
+        minio = self._minio()
+        self.deployment = self._milvus(depends_on=[etcd.stateful_set, minio.stateful_set])
+        self.etcd_stateful_set = etcd.stateful_set
+        self.minio_stateful_set = minio.stateful_set
+        self.register_outputs({"service_name": self.service_name})
+
+    def _etcd(self) -> StatefulService:
+        s = self._args.settings.etcd
+        health = http_probe("/health", ETCD_PORT, 0, 10)
+        advertise = f"http://{service_dns(ETCD_NAME, self._args.namespace_name)}:{ETCD_PORT}"
+        container = {
+            "name": "etcd",
+            "image": s.image,
+            "imagePullPolicy": "Always",
+            "command": ["etcd"],
+            "args": [
+                "--name=milvus-etcd-0",
+                "--data-dir=/etcd",
+                f"--listen-client-urls=http://0.0.0.0:{ETCD_PORT}",
+                f"--advertise-client-urls={advertise}",
+            ],
+            # The compaction and quota values Milvus documents for its etcd.
+            "env": [
+                {"name": "ETCD_AUTO_COMPACTION_MODE", "value": "revision"},
+                {"name": "ETCD_AUTO_COMPACTION_RETENTION", "value": "1000"},
+                {"name": "ETCD_QUOTA_BACKEND_BYTES", "value": "4294967296"},
+                {"name": "ETCD_SNAPSHOT_COUNT", "value": "50000"},
+            ],
+            "ports": [{"name": "client", "containerPort": ETCD_PORT, "protocol": "TCP"}],
+            "resources": s.resources.to_kubernetes(),
+            "securityContext": container_security_context(),
+            "startupProbe": startup_probe(health, 120),
+            "livenessProbe": health,
+            "readinessProbe": {**health, "periodSeconds": 5},
+        }
+        return StatefulService(
+            StatefulServiceArgs(
+                name=ETCD_NAME,
+                component="vector-metadata",
+                namespace=self._args.namespace,
+                stack=self._args.stack,
+                version=image_version(s.image),
+                port=ETCD_PORT,
+                port_name="client",
+                container=container,
+                storage=s.storage,
+                data_path="/etcd",
+                protect=self._args.protect,
+            ),
+            parent=self,
+        )
+
+    def _minio(self) -> StatefulService:
+        s = self._args.settings.minio
+        container = {
+            "name": "minio",
+            "image": s.image,
+            "imagePullPolicy": "Always",
+            "command": ["minio"],
+            # The certificate directory defaults to $HOME, which a read-only root cannot hold.
+            "args": ["server", "/data", "--address", f":{MINIO_PORT}", "--certs-dir", "/tmp/certs"],
+            # MinIO reads *_FILE names relative to /run/secrets: credentials stay out of the environment.
+            "env": [
+                {"name": "MINIO_ROOT_USER_FILE", "value": "access_key"},
+                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": "secret_key"},
+            ],
+            "ports": [{"name": "s3", "containerPort": MINIO_PORT, "protocol": "TCP"}],
+            "resources": s.resources.to_kubernetes(),
+            "securityContext": container_security_context(),
+            "startupProbe": startup_probe(http_probe("/minio/health/live", MINIO_PORT, 0, 10), 120),
+            "livenessProbe": http_probe("/minio/health/live", MINIO_PORT, 0, 10),
+            "readinessProbe": http_probe("/minio/health/ready", MINIO_PORT, 0, 5),
+            "volumeMounts": [
+                {"name": "tmp", "mountPath": "/tmp"},
+                {"name": "credentials", "mountPath": "/run/secrets", "readOnly": True},
+            ],
+        }
+        return StatefulService(
+            StatefulServiceArgs(
+                name=MINIO_NAME,
+                component="vector-storage",
+                namespace=self._args.namespace,
+                stack=self._args.stack,
+                version=image_version(s.image),
+                port=MINIO_PORT,
+                port_name="s3",
+                container=container,
+                storage=s.storage,
+                data_path="/data",
+                protect=self._args.protect,
+                extra_volumes=[
+                    empty_dir("tmp", "64Mi"),
+                    secret_volume(
+                        "credentials",
+                        self._args.minio_credentials.secret_name,
+                        {self._args.minio_credentials.user_key: "access_key", self._args.minio_credentials.password_key: "secret_key"},
+                    ),
+                ],
+            ),
+            parent=self,
+        )
+
+    def _milvus(self, depends_on: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+        a = self._args
+        s = a.settings.milvus
+        meta_labels = labels(NAME, a.stack, "vector-database", image_version(s.image))
+        selector = selector_labels(NAME, a.stack)
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.core.v1.ServiceAccount(
+            NAME,
+            metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
+            automount_service_account_token=False,
+            opts=child,
+        )
+        claim_spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": s.storage.size}}}
+        if s.storage.storage_class:
+            claim_spec["storageClassName"] = s.storage.storage_class
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            "milvus-data",
+            metadata={
+                "name": "milvus-data",
+                "namespace": a.namespace,
+                "labels": meta_labels,
+                # Bound on first consumer: do not wait for a Bound phase before the Deployment exists.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec=claim_spec,
+            opts=pulumi.ResourceOptions(parent=self, protect=a.protect),
+        )
+        service = k8s.core.v1.Service(
+            NAME,
+            metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [
+                    {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP"},
+                    {"name": "metrics", "port": HEALTH_PORT, "targetPort": "metrics", "protocol": "TCP"},
+                ],
+            },
+            opts=child,
+        )
+        self.service_name = service.metadata.name
+        healthz = http_probe("/healthz", HEALTH_PORT, 0, 15, timeout=5)
+        container = {
+            "name": NAME,
+            "image": s.image,
+            "imagePullPolicy": "Always",
+            "command": ["milvus", "run", "standalone"],
+            "env": [
+                {"name": "DEPLOY_MODE", "value": "STANDALONE"},
+                {"name": "ETCD_ENDPOINTS", "value": f"{ETCD_NAME}:{ETCD_PORT}"},
+                {"name": "MINIO_ADDRESS", "value": f"{MINIO_NAME}:{MINIO_PORT}"},
+            ],
+            "ports": [
+                {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
+                {"name": "metrics", "containerPort": HEALTH_PORT, "protocol": "TCP"},
+            ],
+            "resources": s.resources.to_kubernetes(),
+            "securityContext": container_security_context(),
+            # Loading collections after a restart can take minutes.
+            "startupProbe": startup_probe(healthz, 600),
+            "livenessProbe": healthz,
+            "readinessProbe": {**healthz, "periodSeconds": 10},
+            "volumeMounts": [
+                {"name": "data", "mountPath": "/var/lib/milvus"},
+                {"name": "user-config", "mountPath": "/milvus/configs/user.yaml", "subPath": "user.yaml", "readOnly": True},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }
+        return k8s.apps.v1.Deployment(
+            NAME,
+            metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
+            spec={
+                "replicas": 1,
+                # One writer on a ReadWriteOnce volume: the old pod must stop before the new one starts.
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": meta_labels},
+                    "spec": {
+                        "serviceAccountName": NAME,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": pod_security_context(),
+                        "terminationGracePeriodSeconds": 60,
+                        "containers": [container],
+                        "volumes": [
+                            {"name": "data", "persistentVolumeClaim": {"claimName": claim.metadata.name}},
+                            {"name": "user-config", "secret": {"secretName": a.user_config_secret}},
+                            empty_dir("tmp", "256Mi"),
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+        )

@@ -1,0 +1,123 @@
+"""NetworkPolicies: deny everything in the namespace, then allow exactly the platform's traffic.
+
+The allowed traffic is data (`Flow`), one per arrow of the architecture, so the policy set
+and its tests read the same list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.workload import labels, selector_labels
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Pods of `source` may open TCP connections to `port` on pods of `target` (app.kubernetes.io/name)."""
+
+    source: str
+    target: str
+    port: int
+
+
+@dataclass
+class NetworkPoliciesArgs:
+    namespace: pulumi.Input[str]
+    stack: str
+    flows: list[Flow]
+    # app.kubernetes.io/name of pods the ingress controller may reach, and on which port.
+    ingress_target: str
+    ingress_port: int
+    ingress_controller_namespace: str
+
+
+class NetworkPolicies(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NetworkPoliciesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:network_policies:NetworkPolicies", name, None, opts)
+        self._args = args
+        self._policy(
+            "default-deny",
+            {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        )
+        self._policy(
+            "allow-dns",
+            {
+                "podSelector": {},
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {
+                        "to": [
+                            {
+                                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                            }
+                        ],
+                        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+                    }
+                ],
+            },
+        )
+        self._policy(
+            f"allow-ingress-controller-to-{args.ingress_target}",
+            {
+                "podSelector": {"matchLabels": selector_labels(args.ingress_target, args.stack)},
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    {
+                        "from": [
+                            {
+                                "namespaceSelector": {
+                                    "matchLabels": {"kubernetes.io/metadata.name": args.ingress_controller_namespace}
+                                }
+                            }
+                        ],
+                        "ports": [{"protocol": "TCP", "port": args.ingress_port}],
+                    }
+                ],
+            },
+        )
+        # Each flow needs both ends opened: egress from the source and ingress to the target.
+        for flow in args.flows:
+            self._policy(
+                f"allow-{flow.source}-to-{flow.target}",
+                {
+                    "podSelector": {"matchLabels": selector_labels(flow.target, args.stack)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [
+                        {
+                            "from": [{"podSelector": {"matchLabels": selector_labels(flow.source, args.stack)}}],
+                            "ports": [{"protocol": "TCP", "port": flow.port}],
+                        }
+                    ],
+                },
+            )
+            self._policy(
+                f"allow-{flow.source}-egress-to-{flow.target}",
+                {
+                    "podSelector": {"matchLabels": selector_labels(flow.source, args.stack)},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {
+                            "to": [{"podSelector": {"matchLabels": selector_labels(flow.target, args.stack)}}],
+                            "ports": [{"protocol": "TCP", "port": flow.port}],
+                        }
+                    ],
+                },
+            )
+        self.register_outputs({})
+
+    def _policy(self, name: str, spec: dict) -> None:
+        k8s.networking.v1.NetworkPolicy(
+            name,
+            metadata={
+                "name": name,
+                "namespace": self._args.namespace,
+                "labels": labels("network-policy", self._args.stack, "security"),
+            },
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,97 @@
+"""One persistent single-instance service: ServiceAccount, headless and client Services, StatefulSet.
+
+PostgreSQL, Redis, etcd and MinIO share this shape; each component supplies its container.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from settings import Storage
+from components.workload import labels, pod_security_context, selector_labels, volume_claim_template
+
+
+@dataclass
+class StatefulServiceArgs:
+    name: str
+    component: str
+    namespace: pulumi.Input[str]
+    stack: str
+    version: str
+    port: int
+    port_name: str
+    container: dict
+    storage: Storage
+    # Mount path of the persistent volume; the claim is named "data".
+    data_path: str
+    protect: bool
+    extra_volumes: list[dict] = field(default_factory=list)
+    termination_grace_seconds: int = 30
+    pod_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+class StatefulService:
+    """Not a component of its own: the resources are children of the component that calls it."""
+
+    def __init__(self, args: StatefulServiceArgs, parent: pulumi.Resource):
+        child = pulumi.ResourceOptions(parent=parent)
+        meta_labels = labels(args.name, args.stack, args.component, args.version)
+        selector = selector_labels(args.name, args.stack)
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            args.name,
+            metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
+            # None of these pods talks to the Kubernetes API.
+            automount_service_account_token=False,
+            opts=child,
+        )
+        ports = [{"name": args.port_name, "port": args.port, "targetPort": args.port_name, "protocol": "TCP"}]
+        headless_name = f"{args.name}-headless"
+        self.headless_service = k8s.core.v1.Service(
+            headless_name,
+            metadata={"name": headless_name, "namespace": args.namespace, "labels": meta_labels},
+            spec={"clusterIP": "None", "selector": selector, "ports": ports, "publishNotReadyAddresses": True},
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            args.name,
+            metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
+            spec={"type": "ClusterIP", "selector": selector, "ports": ports},
+            opts=child,
+        )
+        container = {
+            **args.container,
+            "volumeMounts": [{"name": "data", "mountPath": args.data_path}] + args.container.get("volumeMounts", []),
+        }
+        self.stateful_set = k8s.apps.v1.StatefulSet(
+            args.name,
+            metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
+            spec={
+                "serviceName": headless_name,
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "updateStrategy": {"type": "RollingUpdate"},
+                # Volumes outlive the StatefulSet: data is only ever deleted by a person.
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                "template": {
+                    "metadata": {"labels": meta_labels, "annotations": args.pod_annotations},
+                    "spec": {
+                        "serviceAccountName": args.name,
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "securityContext": pod_security_context(),
+                        "terminationGracePeriodSeconds": args.termination_grace_seconds,
+                        "containers": [container],
+                        "volumes": args.extra_volumes,
+                    },
+                },
+                "volumeClaimTemplates": [
+                    volume_claim_template("data", args.storage.size, args.storage.storage_class, meta_labels)
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=parent, protect=args.protect, depends_on=[self.service_account]),
+        )

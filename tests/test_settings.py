@@ -1,0 +1,163 @@
+"""Config validation at the edge: every stack file loads, every malformed value is named precisely."""
+
+import pytest
+
+from settings import StackConfigError, byte_count, cpu_millicores, load_settings
+from tests.harness import DELETE, STACKS, decoded_config, encode_config, with_value
+from tools.render import PROJECT, RenderedStack, render, run_program
+
+
+def _raw(config):
+    """Strip the namespace as the engine's config map is keyed, JSON-encoding objects as the engine does."""
+    return {k.split(":", 1)[1]: v for k, v in encode_config(config).items() if k.startswith(f"{PROJECT}:")}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_files_load(stack):
+    settings = load_settings(stack, _raw(decoded_config(stack)))
+    assert settings.config.environment == stack
+    assert settings.stack == stack
+
+
+def test_stack_specific_values():
+    dev = load_settings("dev", _raw(decoded_config("dev"))).config
+    test = load_settings("test", _raw(decoded_config("test"))).config
+    prod = load_settings("prod", _raw(decoded_config("prod"))).config
+    assert (dev.api.replicas, test.api.replicas, prod.api.replicas) == (1, 2, 3)
+    assert prod.api.resources.requests.cpu == "500m" and prod.api.resources.limits.memory == "2Gi"
+    assert prod.ingress.host == "api.real-estate.example.com" and prod.ingress.tls.enabled
+    assert not dev.ingress.tls.enabled
+    assert prod.api.autoscaling is not None and dev.api.autoscaling is None
+    assert byte_count(prod.postgres.storage.size) > byte_count(dev.postgres.storage.size)
+
+
+# (what is wrong, key path to change, value; DELETE removes it) -> the key path the error must name
+MALFORMED = [
+    ("environment", "staging", "real-estate-ai:environment"),
+    ("environment", DELETE, "real-estate-ai:environment"),
+    ("api", DELETE, "real-estate-ai:api"),
+    ("api", "3", "real-estate-ai:api"),
+    ("api.replicas", 0, "real-estate-ai:api.replicas"),
+    ("api.replicas", -2, "real-estate-ai:api.replicas"),
+    ("api.replicas", "three", "real-estate-ai:api.replicas"),
+    ("api.replicas", 1, "real-estate-ai:api.replicas"),  # prod needs >= 2
+    ("api.version", "1.0", "real-estate-ai:api.version"),
+    ("api.version", "v1.0.0", "real-estate-ai:api.version"),
+    ("api.image", "real-estate-api:latest", "real-estate-ai:api.image"),
+    ("api.image", "real-estate-api", "real-estate-ai:api.image"),
+    ("api.image", "Registry/API:1.0.0", "real-estate-ai:api.image"),
+    ("api.registry", "https://registry.example.com", "real-estate-ai:api.registry"),
+    ("api.resources.requests.memory", "2Gb", "real-estate-ai:api.resources.requests.memory"),
+    ("api.resources.limits.cpu", "2 cores", "real-estate-ai:api.resources.limits.cpu"),
+    ("api.resources.requests.cpu", "-1", "real-estate-ai:api.resources.requests.cpu"),
+    ("api.resources.requests.cpu", "4", "real-estate-ai:api.resources"),  # above the 2-CPU limit
+    ("api.serviceType", "Ingress", "real-estate-ai:api.serviceType"),
+    ("api.autoscaling.minReplicas", 0, "real-estate-ai:api.autoscaling.minReplicas"),
+    ("api.autoscaling.maxReplicas", 2, "real-estate-ai:api.autoscaling"),  # below minReplicas 3
+    ("api.autoscaling.targetCpuUtilization", 150, "real-estate-ai:api.autoscaling.targetCpuUtilization"),
+    ("api.podDisruptionBudgetMinAvailable", 3, "real-estate-ai:api"),  # would block every drain
+    ("api.liveness.periodSeconds", 0, "real-estate-ai:api.liveness.periodSeconds"),
+    ("api.replica", 3, "real-estate-ai:api.replica"),
+    ("replicas", 3, "real-estate-ai:replicas"),
+    ("namespace.name", "Real_Estate", "real-estate-ai:namespace.name"),
+    ("namespace.podSecurity", "baseline", "real-estate-ai:namespace.podSecurity"),  # prod must be restricted
+    ("namespace.podSecurity", "strict", "real-estate-ai:namespace.podSecurity"),
+    ("kubernetes.renderYamlToDirectory", "out/", "real-estate-ai:kubernetes"),  # with a context set
+    ("protectData", "sometimes", "real-estate-ai:protectData"),
+    ("ingress.host", "not a host", "real-estate-ai:ingress.host"),
+    ("ingress.className", "", "real-estate-ai:ingress.className"),
+    ("ingress.tls.enabled", "maybe", "real-estate-ai:ingress.tls.enabled"),
+    ("ingress.enabled", False, "real-estate-ai:ingress.tls.enabled"),  # TLS left on without an ingress
+    ("postgres.storage.size", "10GB", "real-estate-ai:postgres.storage.size"),
+    ("postgres.storage.size", DELETE, "real-estate-ai:postgres.storage.size"),
+    ("postgres.storage.storageClass", "SSD!", "real-estate-ai:postgres.storage.storageClass"),
+    ("postgres.database", "real-estate", "real-estate-ai:postgres.database"),
+    ("postgres.image", "postgres", "real-estate-ai:postgres.image"),
+    ("redis.maxmemory", "1.5Gi", "real-estate-ai:redis.maxmemory"),
+    ("milvus.milvus.image", "milvusdb/milvus:latest", "real-estate-ai:milvus.milvus.image"),
+    ("milvus.etcd.resources.limits.memory", "lots", "real-estate-ai:milvus.etcd.resources.limits.memory"),
+    ("appConfig.recommendation.topK", 0, "real-estate-ai:appConfig.recommendation.topK"),
+    ("appConfig.recommendation.model", "deep", "real-estate-ai:appConfig.recommendation.model"),
+    ("appConfig.evaluation.confidenceThreshold", 1.5, "real-estate-ai:appConfig.evaluation.confidenceThreshold"),
+    ("appConfig.features", {"Market-Analysis": True}, "real-estate-ai:appConfig.features"),
+    ("appConfig.features", {"valuation": "sometimes"}, "real-estate-ai:appConfig.features.valuation"),
+    ("appConfig.greyRelease.percent", 120, "real-estate-ai:appConfig.greyRelease.percent"),
+    ("appConfig.greyRelease", {"enabled": True, "percent": 0}, "real-estate-ai:appConfig.greyRelease.percent"),
+]
+
+
+@pytest.mark.parametrize("path,new,expected", MALFORMED, ids=[f"{p}={v!r}" for p, v, _ in MALFORMED])
+def test_malformed_config_names_key_path(path, new, expected):
+    raw = _raw(with_value(decoded_config("prod"), path, new))
+    with pytest.raises(StackConfigError) as error:
+        load_settings("prod", raw)
+    message = str(error.value)
+    assert "stack 'prod'" in message
+    problem_paths = [line.split(": ", 1)[0].strip(" -") for line in message.splitlines()[1:]]
+    assert expected in problem_paths, message
+
+
+def test_malformed_table_is_large_enough():
+    assert len(MALFORMED) >= 30
+
+
+def test_unknown_key_lists_allowed_keys():
+    raw = _raw(with_value(decoded_config("prod"), "api.replica", 3))
+    with pytest.raises(StackConfigError, match=r"api\.replica: unknown key; allowed here: .*replicas"):
+        load_settings("prod", raw)
+
+
+def test_all_problems_reported_at_once():
+    config = with_value(decoded_config("prod"), "api.replicas", 0)
+    config = with_value(config, "redis.maxmemory", "1GB")
+    with pytest.raises(StackConfigError) as error:
+        load_settings("prod", _raw(config))
+    assert "api.replicas" in str(error.value) and "redis.maxmemory" in str(error.value)
+
+
+def test_invalid_config_registers_no_resource():
+    config = encode_config(with_value(decoded_config("prod"), "api.version", "latest"))
+    rendered = RenderedStack(stack="prod")
+    with pytest.raises(StackConfigError, match="api.version"):
+        run_program("prod", lambda: __import__("runpy").run_path("__main__.py"), config, into=rendered)
+    assert rendered.registrations == []
+
+
+def test_secret_override_must_be_a_pulumi_secret():
+    config = encode_config(decoded_config("prod"))
+    plaintext = "p" * 40
+    config[f"{PROJECT}:postgresPassword"] = plaintext
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", lambda: load_settings(), config)
+    assert "real-estate-ai:postgresPassword: is stored in plain text" in str(error.value)
+    assert plaintext not in str(error.value)
+
+
+def test_short_secret_override_is_rejected_without_echoing_it():
+    config = encode_config(decoded_config("prod"))
+    short = "tooShortSecret"
+    config[f"{PROJECT}:apiKey"] = short
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", lambda: load_settings(), config, secret_keys=[f"{PROJECT}:apiKey"])
+    assert "real-estate-ai:apiKey: must be a string of at least 32 characters" in str(error.value)
+    assert short not in str(error.value)
+
+
+def test_secret_override_replaces_the_generated_value():
+    config = encode_config(decoded_config("prod"))
+    chosen = "S" * 20 + "e" * 20
+    config[f"{PROJECT}:apiKey"] = chosen
+    rendered = render("prod", config, secret_keys=[f"{PROJECT}:apiKey"])
+    assert rendered.find("Secret", "api-secrets")["stringData"]["api-key"] == chosen
+    assert "api-key" not in [r.name for r in rendered.registrations if r.type.startswith("random:")]
+    assert rendered.outputs["apiKey"].is_secret and rendered.outputs["apiKey"].value == chosen
+
+
+@pytest.mark.parametrize("quantity,millicores", [("500m", 500), ("2", 2000), ("0.5", 500), ("1.25", 1250)])
+def test_cpu_quantities(quantity, millicores):
+    assert cpu_millicores(quantity) == millicores
+
+
+@pytest.mark.parametrize("quantity,size", [("1Gi", 2**30), ("512Mi", 512 * 2**20), ("10G", 10**10), ("100", 100)])
+def test_byte_quantities(quantity, size):
+    assert byte_count(quantity) == size

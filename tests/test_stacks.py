@@ -1,0 +1,226 @@
+"""Each stack's real config, rendered by the real program: schema-valid and consistent across objects."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from settings import byte_count
+from tests.harness import KUBERNETES_VERSION, STACKS, containers, pod_labels, pod_spec
+from tools.render import REDACTED, write_manifests
+
+KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob", "Job")
+
+
+def _validate(paths):
+    return subprocess.run(
+        [KUBERNETES_VALIDATE, "--strict", "-k", KUBERNETES_VERSION, "--quiet", *map(str, paths)],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_object_passes_strict_schema_validation(stack, rendered_stacks, tmp_path):
+    written = write_manifests(rendered_stacks[stack], tmp_path)
+    assert len(written) >= 40
+    result = _validate(written)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_validation_catches_an_unknown_field(rendered_stacks, tmp_path):
+    """The check can fail: a misspelt field in one object is reported."""
+    written = write_manifests(rendered_stacks["prod"], tmp_path)
+    target = next(p for p in written if p.name == "deployment-api.yaml")
+    obj = yaml.safe_load(target.read_text())
+    obj["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {"httpGet": {"path": "/", "port": 80}}
+    target.write_text(yaml.safe_dump(obj))
+    result = _validate([target])
+    assert result.returncode != 0
+    assert "livenesProbe" in result.stdout
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_object_is_in_the_stack_namespace(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    namespace = next(o for o in rendered.objects if o["kind"] == "Namespace")["metadata"]["name"]
+    for obj in rendered.objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
+        assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "real-estate-ai"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_selectors_match_a_pod_template(stack, rendered_stacks):
+    objects = rendered_stacks[stack].objects
+    templates = [pod_labels(o) for o in objects if o["kind"] in WORKLOAD_KINDS]
+    services = [o for o in objects if o["kind"] == "Service"]
+    assert services
+    for service in services:
+        selector = service["spec"]["selector"]
+        assert selector, service["metadata"]["name"]
+        assert any(all(t.get(k) == v for k, v in selector.items()) for t in templates), service["metadata"]["name"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_target_ports_exist_on_the_selected_pods(stack, rendered_stacks):
+    objects = rendered_stacks[stack].objects
+    for service in (o for o in objects if o["kind"] == "Service"):
+        selector = service["spec"]["selector"]
+        pods = [o for o in objects if o["kind"] in WORKLOAD_KINDS and all(pod_labels(o).get(k) == v for k, v in selector.items())]
+        port_names = {p["name"] for pod in pods for c in containers(pod) for p in c.get("ports", [])}
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in port_names, (service["metadata"]["name"], port)
+
+
+def _secret_keys(objects):
+    return {
+        o["metadata"]["name"]: set(o.get("stringData", {})) | set(o.get("data", {}))
+        for o in objects
+        if o["kind"] == "Secret"
+    }
+
+
+def _config_map_keys(objects):
+    return {o["metadata"]["name"]: set(o.get("data", {})) for o in objects if o["kind"] == "ConfigMap"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_secret_and_config_reference_exists(stack, rendered_stacks):
+    objects = rendered_stacks[stack].objects
+    secrets, config_maps = _secret_keys(objects), _config_map_keys(objects)
+    references = 0
+    for workload in (o for o in objects if pod_spec(o)):
+        for container in containers(workload):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {})
+                if "secretKeyRef" in ref:
+                    assert ref["secretKeyRef"]["key"] in secrets[ref["secretKeyRef"]["name"]], env
+                    references += 1
+                if "configMapKeyRef" in ref:
+                    assert ref["configMapKeyRef"]["key"] in config_maps[ref["configMapKeyRef"]["name"]], env
+                    references += 1
+        for volume in pod_spec(workload).get("volumes", []):
+            if "secret" in volume:
+                keys = secrets[volume["secret"]["secretName"]]
+                for item in volume["secret"].get("items", []):
+                    assert item["key"] in keys, volume
+                references += 1
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps, volume
+                references += 1
+        mounted = {m["name"] for c in containers(workload) for m in c.get("volumeMounts", [])}
+        declared = {v["name"] for v in pod_spec(workload).get("volumes", [])}
+        claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
+        assert mounted <= declared | claims, workload["metadata"]["name"]
+    assert references >= 8
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_container_is_bounded_probed_and_unprivileged(stack, rendered_stacks):
+    checked = 0
+    for workload in (o for o in rendered_stacks[stack].objects if pod_spec(o)):
+        pod = pod_spec(workload)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in containers(workload):
+            name = f"{workload['metadata']['name']}/{container['name']}"
+            resources = container["resources"]
+            assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"]), name
+            assert byte_count(resources["requests"]["memory"]) <= byte_count(resources["limits"]["memory"]), name
+            if workload["kind"] != "CronJob":
+                assert "livenessProbe" in container and "readinessProbe" in container, name
+            security = container["securityContext"]
+            assert security["runAsNonRoot"] is True and security["runAsUser"] >= 10000, name
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+            image = container["image"]
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), name
+            checked += 1
+    assert checked >= 6
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_value_leaves_a_secret(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    assert len(rendered.secret_values) >= 4
+    for obj in rendered.objects:
+        if obj["kind"] == "Secret":
+            continue
+        text = yaml.safe_dump(obj)
+        for secret in rendered.secret_values:
+            assert secret not in text, f"{obj['kind']}/{obj['metadata']['name']} holds a secret value"
+    for name, output in rendered.outputs.items():
+        if output.is_secret:
+            continue
+        for secret in rendered.secret_values:
+            assert secret not in str(output.value), f"plain output {name} holds a secret value"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_written_secrets_are_redacted(stack, rendered_stacks, tmp_path):
+    rendered = rendered_stacks[stack]
+    write_manifests(rendered, tmp_path)
+    text = "".join(p.read_text() for p in tmp_path.glob("*.yaml"))
+    for secret in rendered.secret_values:
+        assert secret not in text
+    api_secret = yaml.safe_load((tmp_path / "secret-api-secrets.yaml").read_text())
+    assert api_secret["stringData"] == {k: REDACTED for k in ("database-url", "redis-url", "milvus-url", "api-key")}
+
+
+def test_api_key_output_is_secret(rendered_stacks):
+    for rendered in rendered_stacks.values():
+        assert rendered.outputs["apiKey"].is_secret
+        assert rendered.outputs["apiKey"].value in rendered.secret_values
+
+
+def test_environment_shapes(rendered_stacks):
+    dev, test, prod = (rendered_stacks[s] for s in STACKS)
+    assert dev.find("Deployment", "api")["spec"]["replicas"] == 1
+    assert test.find("Deployment", "api")["spec"]["replicas"] == 2
+    assert prod.find("Deployment", "api")["spec"]["replicas"] >= 3
+    for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
+        assert any(o["kind"] == kind for o in prod.objects)
+        assert not any(o["kind"] == kind for o in dev.objects)
+    assert "tls" in prod.find("Ingress", "api")["spec"]
+    assert "tls" not in dev.find("Ingress", "api")["spec"]
+    assert prod.find("Ingress", "api")["spec"]["rules"][0]["host"] == "api.real-estate.example.com"
+    assert prod.find("Namespace", "real-estate")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert test.find("Namespace", "real-estate-test")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    prod_pg = prod.find("StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
+    dev_pg = dev.find("StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
+    assert byte_count(prod_pg["resources"]["requests"]["storage"]) > byte_count(dev_pg["resources"]["requests"]["storage"])
+
+
+@pytest.mark.parametrize("stack,protected", [("dev", False), ("test", True), ("prod", True)])
+def test_stateful_data_protection(stack, protected, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    stateful = [r for r in rendered.registrations if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace")]
+    assert len(stateful) == 6
+    assert all(r.protect is protected for r in stateful), [(r.name, r.protect) for r in stateful]
+    namespace = next(r for r in stateful if r.inputs["kind"] == "Namespace")
+    assert namespace.retain_on_delete is protected
+    for sts in (o for o in rendered.objects if o["kind"] == "StatefulSet"):
+        assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_ingress_routes_to_the_api_service_port(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    backend = rendered.find("Ingress", "api")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    service = rendered.find("Service", backend["name"])
+    assert backend["port"]["number"] in [p["port"] for p in service["spec"]["ports"]]
+
+
+def test_stack_outputs(rendered_stacks):
+    prod = rendered_stacks["prod"].outputs
+    assert prod["namespace"].value == "real-estate"
+    assert prod["ingressUrl"].value == "https://api.real-estate.example.com"
+    assert prod["apiService"].value == "api"
+    assert prod["apiImage"].value == "registry.example.com/real-estate-ai/real-estate-api:1.0.0"
+    assert rendered_stacks["dev"].outputs["ingressUrl"].value == "http://api.dev.real-estate.example.com"

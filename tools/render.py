@@ -1,0 +1,276 @@
+"""Offline render: run the real Pulumi program under Pulumi's test runtime and write its Kubernetes objects.
+
+A review aid and the input of the manifest checks — not a deployment plan. `pulumi preview`
+against a cluster is the real plan: it alone sees server-side defaults, admission and drift.
+
+    python -m tools.render --stack prod [--out build/manifests/prod]
+
+Generated passwords are stand-ins made here (the real ones exist only in Pulumi state);
+Secret values are redacted in the written files all the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import hashlib
+import json
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.sync_await import _sync_await
+
+T = TypeVar("T")
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT = "real-estate-ai"
+REDACTED = "<redacted>"
+_SIG_KEY = pulumi.runtime.rpc._special_sig_key
+_SECRET_SIG = pulumi.runtime.rpc._special_secret_sig
+_FIRST_KEYS = ["apiVersion", "kind", "metadata"]
+
+
+@dataclass
+class Registration:
+    """One resource the program registered, with the options the engine would see."""
+
+    type: str
+    name: str
+    inputs: dict
+    protect: bool
+    retain_on_delete: bool
+    ignore_changes: list[str]
+    parent: str
+
+
+@dataclass
+class Output:
+    value: Any
+    is_secret: bool
+
+
+@dataclass
+class RenderedStack:
+    stack: str
+    registrations: list[Registration] = field(default_factory=list)
+    outputs: dict[str, Output] = field(default_factory=dict)
+    # Every stand-in value handed out for a generated secret, to prove none leaks.
+    secret_values: list[str] = field(default_factory=list)
+
+    @property
+    def objects(self) -> list[dict]:
+        """Kubernetes objects (unredacted), in registration order."""
+        return [r.inputs for r in self.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs]
+
+    def find(self, kind: str, name: str) -> dict:
+        for obj in self.objects:
+            if obj["kind"] == kind and obj["metadata"]["name"] == name:
+                return obj
+        raise KeyError(f"{kind}/{name} not rendered")
+
+    def registration(self, kind: str, name: str) -> Registration:
+        for r in self.registrations:
+            if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name:
+                return r
+        raise KeyError(f"{kind}/{name} not registered")
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    def __init__(self, rendered: RenderedStack):
+        self._rendered = rendered
+
+    def _stand_in(self, name: str, length: int, alphabet: str) -> str:
+        digest = hashlib.sha256(f"{self._rendered.stack}/{name}".encode()).digest() * 4
+        value = "".join(alphabet[b % len(alphabet)] for b in digest[:length])
+        self._rendered.secret_values.append(value)
+        return value
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = self._stand_in(args.name, int(args.inputs["length"]), "abcdefghkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        elif args.typ == "random:index/randomString:RandomString":
+            outputs["result"] = self._stand_in(args.name, int(args.inputs["length"]), "abcdefghijklmnopqrstuvwxyz0123456789")
+        elif args.typ == "docker:index/image:Image":
+            digest = hashlib.sha256(args.inputs["imageName"].encode()).hexdigest()
+            outputs["repoDigest"] = f"{args.inputs['imageName']}@sha256:{digest}"
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        return {}, None
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records the resource options that MockResourceArgs leaves out (protect, retain, ignoreChanges)."""
+
+    def __init__(self, mocks: _Mocks, rendered: RenderedStack):
+        super().__init__(mocks)
+        self._rendered = rendered
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            state = self.resources[response.urn].state
+            self._rendered.registrations.append(
+                Registration(
+                    type=request.type,
+                    name=request.name,
+                    inputs=_plain(state) if request.custom else {},
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    ignore_changes=list(request.ignoreChanges),
+                    parent=request.parent,
+                )
+            )
+        return response
+
+
+def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
+    """The `config:` map of Pulumi.<stack>.yaml, as the engine hands it to the program."""
+    path = project_dir / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise SystemExit(f"no stack file {path.name}; stacks: {', '.join(available_stacks(project_dir))}")
+    document = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            # Encrypted values need the stack's secrets provider; the render uses generated stand-ins.
+            print(f"render: {key} is encrypted; rendering with a generated stand-in", file=sys.stderr)
+            continue
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        config[full_key] = json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value)
+    return config
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
+    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
+
+
+def render(stack: str, config: Optional[dict[str, Any]] = None, secret_keys: Optional[list[str]] = None) -> RenderedStack:
+    """Run __main__.py for `stack` under the Pulumi test runtime; `config` defaults to the stack file."""
+    config = load_stack_config(stack) if config is None else config
+    rendered, _ = run_program(stack, lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py")), config, secret_keys)
+    return rendered
+
+
+def run_program(
+    stack: str,
+    program: Callable[[], T],
+    config: Optional[dict[str, Any]] = None,
+    secret_keys: Optional[list[str]] = None,
+    into: Optional[RenderedStack] = None,
+) -> tuple[RenderedStack, T]:
+    """Run `program` under the Pulumi test runtime, waiting for every registration and output.
+
+    Returns what the program registered and exported, and the program's own return value
+    (a component, for unit tests) whose Outputs are resolved by then. Pass `into` to keep
+    what was registered even when the program raises.
+    """
+    rendered = into if into is not None else RenderedStack(stack=stack)
+    # A fresh context per run: the runtime keeps its root stack and config in context variables.
+    result = contextvars.Context().run(_run, rendered, program, config or {}, secret_keys or [])
+    return rendered, result
+
+
+def _run(rendered: RenderedStack, program: Callable[[], T], config: dict[str, Any], secret_keys: list[str]) -> T:
+    mocks = _Mocks(rendered)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=rendered.stack, preview=False, monitor=_RecordingMonitor(mocks, rendered)
+    )
+    pulumi.runtime.set_all_config(config, secret_keys)
+    if str(PROJECT_DIR) not in sys.path:
+        sys.path.insert(0, str(PROJECT_DIR))
+    box: list[T] = []
+    _sync_await(pulumi_mocks.run_pulumi_func(lambda: box.append(program())))
+
+    root = pulumi.runtime.settings.get_root_resource()
+    for name, value in root.outputs.items():
+        rendered.outputs[name] = resolve(value)
+    return box[0]
+
+
+def resolve(value: Any) -> Output:
+    """The value of an Output (or plain value) and whether it is marked secret."""
+    output = pulumi.Output.from_input(value)
+    return Output(_sync_await(output.future()), _sync_await(output.is_secret()))
+
+
+def redact(obj: dict) -> dict:
+    """A copy of a Kubernetes object fit to write to disk: Secret values replaced."""
+    if obj.get("kind") != "Secret":
+        return obj
+    copy = json.loads(json.dumps(obj))
+    for section in ("data", "stringData"):
+        if section in copy:
+            copy[section] = {key: REDACTED for key in copy[section]}
+    return copy
+
+
+def write_manifests(rendered: RenderedStack, out_dir: Path) -> list[Path]:
+    """One YAML file per object, named <kind>-<name>.yaml, replacing what the directory held."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*.yaml"):
+        old.unlink()
+    written = []
+    for obj in rendered.objects:
+        path = out_dir / f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(redact(obj), sort_keys=False))
+        written.append(path)
+    return written
+
+
+def _plain(value: Any) -> Any:
+    """Wire values back to manifest values: secret envelopes unwrapped, integral floats to ints
+    (the protobuf wire format carries every number as a double), apiVersion/kind/metadata first."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _plain(value["value"])
+        ordered = sorted(value, key=lambda k: _FIRST_KEYS.index(k) if k in _FIRST_KEYS else len(_FIRST_KEYS))
+        return {k: _plain(value[k]) for k in ordered}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _close_event_loop() -> None:
+    """Close the runtime's loop while the interpreter is whole, instead of in a noisy finalizer at exit."""
+    import asyncio
+
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_closed():
+        loop.close()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, help=f"one of: {', '.join(available_stacks())}")
+    parser.add_argument("--out", type=Path, help="output directory (default build/manifests/<stack>)")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render(args.stack)
+    except pulumi.RunError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        _close_event_loop()
+    out_dir = args.out or PROJECT_DIR / "build" / "manifests" / args.stack
+    written = write_manifests(rendered, out_dir)
+    print(f"{len(written)} objects for stack '{args.stack}' written to {out_dir} (a review aid; `pulumi preview` is the plan)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
