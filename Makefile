@@ -1,0 +1,58 @@
+# One entry point for people and CI. `make up` deploys the dev stack; `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+CHECKOV_VENV := .venv-checkov
+STACK ?= dev
+PY := $(VENV)/bin/python
+
+.PHONY: help venv checkov up preview manifests test clean
+
+help:
+	@echo "make up                   deploy the dev stack (Pulumi CLI, local state backend)"
+	@echo "make preview STACK=prod   show the plan for a stack"
+	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
+	@echo "make test                 run every test"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+# checkov pins its own dependency versions, so it gets a virtualenv of its own.
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+
+define require_pulumi
+	@command -v pulumi >/dev/null 2>&1 || { \
+		echo "The Pulumi CLI is not installed. Install it (https://www.pulumi.com/docs/install/), then run make again."; \
+		echo "Without a cluster or the CLI, 'make manifests STACK=$(STACK)' still renders the Kubernetes objects."; \
+		exit 1; }
+endef
+
+up: venv
+	$(require_pulumi)
+	pulumi login --local
+	pulumi stack select $(STACK) --create --secrets-provider passphrase
+	pulumi up --stack $(STACK)
+
+preview: venv
+	$(require_pulumi)
+	pulumi login --local
+	pulumi preview --stack $(STACK) --diff
+
+manifests: venv
+	$(PY) -m tools.render --stack $(STACK)
+
+test: venv checkov
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,131 @@
+"""NetworkPolicy semantics, evaluated over the rendered policies: exactly the platform's flows are open."""
+
+import pytest
+
+from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs
+from components.platform import FLOWS
+from tests.harness import pod_labels, run_component
+
+NAMESPACE = "real-estate"
+
+
+def _matches(selector, labels):
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+def _peer_matches(peer, labels, namespace_labels, same_namespace):
+    if "namespaceSelector" in peer:
+        if not _matches(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif not same_namespace:
+        return False
+    return _matches(peer.get("podSelector", {}), labels)
+
+
+def _port_matches(rule, port, protocol):
+    ports = rule.get("ports")
+    return not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def allowed(policies, source, target, port, protocol="TCP"):
+    """Kubernetes semantics: a connection needs egress allowed at the source and ingress at the target.
+
+    `source`/`target` are (pod labels, namespace labels, managed) where managed says the pod lives in
+    the platform namespace (so its policies apply)."""
+    src_labels, src_ns, src_managed = source
+    dst_labels, dst_ns, dst_managed = target
+    same_ns = src_ns == dst_ns
+
+    def permitted(direction, pod_labels_, peer_labels, peer_ns):
+        selecting = [p for p in policies if direction in p["spec"]["policyTypes"] and _matches(p["spec"]["podSelector"], pod_labels_)]
+        if not selecting:
+            return True
+        key, peers_key = ("egress", "to") if direction == "Egress" else ("ingress", "from")
+        return any(
+            _port_matches(rule, port, protocol)
+            and any(_peer_matches(peer, peer_labels, peer_ns, same_ns) for peer in rule.get(peers_key, []))
+            for policy in selecting
+            for rule in policy["spec"].get(key, [])
+        )
+
+    egress_ok = permitted("Egress", src_labels, dst_labels, dst_ns) if src_managed else True
+    ingress_ok = permitted("Ingress", dst_labels, src_labels, src_ns) if dst_managed else True
+    return egress_ok and ingress_ok
+
+
+@pytest.fixture(scope="module")
+def prod(rendered_stacks):
+    rendered = rendered_stacks["prod"]
+    policies = [o for o in rendered.objects if o["kind"] == "NetworkPolicy"]
+    pods = {
+        labels["app.kubernetes.io/name"]: labels
+        for labels in (pod_labels(o) for o in rendered.objects if o["kind"] in ("Deployment", "StatefulSet"))
+    }
+    return policies, pods
+
+
+def _pod(pods, name):
+    return (pods[name], {"kubernetes.io/metadata.name": NAMESPACE}, True)
+
+
+def test_default_deny_selects_every_pod(prod):
+    policies, _ = prod
+    deny = next(p for p in policies if p["metadata"]["name"] == "default-deny")
+    assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+
+
+@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f"{f.source}->{f.target}:{f.port}")
+def test_platform_flows_are_open(prod, flow):
+    policies, pods = prod
+    assert allowed(policies, _pod(pods, flow.source), _pod(pods, flow.target), flow.port)
+
+
+DENIED = [
+    ("api", "milvus-etcd", 2379),
+    ("api", "milvus-minio", 9000),
+    ("milvus", "postgres", 5432),
+    ("postgres", "api", 8000),
+    ("redis", "postgres", 5432),
+    ("api", "postgres", 6379),
+    ("postgres", "redis", 6379),
+    ("milvus-minio", "milvus-etcd", 2379),
+]
+
+
+@pytest.mark.parametrize("source,target,port", DENIED)
+def test_everything_else_inside_the_namespace_is_denied(prod, source, target, port):
+    policies, pods = prod
+    assert not allowed(policies, _pod(pods, source), _pod(pods, target), port)
+
+
+def test_ingress_controller_reaches_only_the_api(prod):
+    policies, pods = prod
+    controller = ({"app.kubernetes.io/name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "ingress-nginx"}, False)
+    other = ({"app": "anything"}, {"kubernetes.io/metadata.name": "default"}, False)
+    assert allowed(policies, controller, _pod(pods, "api"), 8000)
+    assert not allowed(policies, controller, _pod(pods, "postgres"), 5432)
+    assert not allowed(policies, other, _pod(pods, "api"), 8000)
+
+
+def test_every_pod_may_resolve_names_and_nothing_else_outside(prod):
+    policies, pods = prod
+    dns = ({"k8s-app": "kube-dns"}, {"kubernetes.io/metadata.name": "kube-system"}, False)
+    internet = ({}, {"kubernetes.io/metadata.name": "elsewhere"}, False)
+    for name in pods:
+        assert allowed(policies, _pod(pods, name), dns, 53, "UDP"), name
+        assert not allowed(policies, _pod(pods, name), internet, 443), name
+
+
+def test_component_renders_both_ends_of_each_flow():
+    flows = [Flow("a", "b", 1234)]
+    rendered, _ = run_component(
+        lambda: NetworkPolicies(
+            "np",
+            NetworkPoliciesArgs("estate", "test", flows, ingress_target="a", ingress_port=80, ingress_controller_namespace="edge"),
+        )
+    )
+    names = sorted(o["metadata"]["name"] for o in rendered.objects)
+    assert names == sorted(["default-deny", "allow-dns", "allow-ingress-controller-to-a", "allow-a-to-b", "allow-a-egress-to-b"])
+    edge = rendered.find("NetworkPolicy", "allow-ingress-controller-to-a")["spec"]["ingress"][0]
+    assert edge["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "edge"}
+    assert edge["ports"] == [{"protocol": "TCP", "port": 80}]

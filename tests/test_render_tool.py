@@ -1,0 +1,62 @@
+"""`make manifests` — the render tool run as a person runs it."""
+
+import subprocess
+import sys
+
+import yaml
+
+from tools.render import PROJECT_DIR, REDACTED
+
+
+def _render(*args, cwd=PROJECT_DIR):
+    return subprocess.run([sys.executable, "-m", "tools.render", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_writes_one_file_per_object_with_secrets_redacted_and_integers(tmp_path):
+    out = tmp_path / "prod"
+    result = _render("--stack", "prod", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "pulumi preview" in result.stdout
+    files = sorted(p.name for p in out.glob("*.yaml"))
+    assert "deployment-api.yaml" in files and "namespace-real-estate.yaml" in files
+    deployment = yaml.safe_load((out / "deployment-api.yaml").read_text())
+    assert deployment["apiVersion"] == "apps/v1" and deployment["kind"] == "Deployment"
+    replicas = deployment["spec"]["replicas"]
+    assert type(replicas) is int and replicas == 3
+    port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert type(port) is int
+    for name in files:
+        obj = yaml.safe_load((out / name).read_text())
+        if obj["kind"] == "Secret":
+            assert set(obj["stringData"].values()) == {REDACTED}, name
+    assert "\nmetadata:" in (out / "deployment-api.yaml").read_text()
+
+
+def test_rerender_replaces_stale_files(tmp_path):
+    (tmp_path / "deployment-removed.yaml").write_text("kind: Deployment\n")
+    assert _render("--stack", "dev", "--out", str(tmp_path)).returncode == 0
+    assert not (tmp_path / "deployment-removed.yaml").exists()
+
+
+def test_bad_config_fails_clearly_and_writes_nothing(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("components", "tools"):
+        subprocess.run(["cp", "-r", str(PROJECT_DIR / name), str(project / name)], check=True)
+    for name in ("__main__.py", "settings.py", "Pulumi.yaml"):
+        (project / name).write_text((PROJECT_DIR / name).read_text())
+    (project / "Pulumi.prod.yaml").write_text(
+        (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("replicas: 3", "replicas: 0", 1)
+    )
+    out = tmp_path / "out"
+    result = _render("--stack", "prod", "--out", str(out), cwd=project)
+    assert result.returncode == 1
+    assert "invalid configuration for stack 'prod'" in result.stderr
+    assert "real-estate-ai:api.replicas" in result.stderr
+    assert not out.exists()
+
+
+def test_unknown_stack_is_named(tmp_path):
+    result = _render("--stack", "staging", "--out", str(tmp_path / "x"))
+    assert result.returncode != 0
+    assert "Pulumi.staging.yaml" in result.stderr and "dev, prod, test" in result.stderr

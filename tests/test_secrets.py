@@ -1,0 +1,68 @@
+from urllib.parse import urlparse
+
+from components.secrets import PlatformSecrets, SecretsArgs
+from settings import SecretOverrides
+import pulumi
+from tests.harness import is_secret, run_component, value
+
+
+def _secrets(overrides=None, protect=True):
+    return PlatformSecrets(
+        "secrets",
+        SecretsArgs(
+            namespace="estate",
+            stack="test",
+            overrides=SecretOverrides(overrides or {}),
+            postgres_user="estate_user",
+            postgres_database="estate_db",
+            postgres_host="postgres.estate.svc.cluster.local",
+            redis_host="redis.estate.svc.cluster.local",
+            milvus_host="milvus.estate.svc.cluster.local",
+            minio_host="milvus-minio.estate.svc.cluster.local",
+            protect=protect,
+        ),
+    )
+
+
+def test_passwords_are_generated_long_and_url_safe():
+    rendered, _ = run_component(_secrets)
+    passwords = [r for r in rendered.registrations if r.type == "random:index/randomPassword:RandomPassword"]
+    assert sorted(r.name for r in passwords) == ["api-key", "minio-root-password", "postgres-password", "redis-password"]
+    for r in passwords:
+        assert r.inputs["length"] >= 32 and r.inputs["special"] is False
+        assert r.protect is True
+
+
+def test_api_secret_carries_the_spec_keys_built_from_the_credentials():
+    rendered, secrets = run_component(_secrets)
+    api = rendered.find("Secret", "api-secrets")["stringData"]
+    assert set(api) == {"database-url", "redis-url", "milvus-url", "api-key"}
+    postgres = rendered.find("Secret", "postgres-credentials")["stringData"]
+    db = urlparse(api["database-url"])
+    assert (db.scheme, db.username, db.password, db.hostname, db.port, db.path) == (
+        "postgresql", "estate_user", postgres["password"], "postgres.estate.svc.cluster.local", 5432, "/estate_db",
+    )
+    redis = urlparse(api["redis-url"])
+    assert redis.password == rendered.find("Secret", "redis-credentials")["stringData"]["password"]
+    assert redis.hostname == "redis.estate.svc.cluster.local" and redis.port == 6379
+    assert api["milvus-url"] == "http://milvus.estate.svc.cluster.local:19530"
+    assert is_secret(secrets.api_key) and value(secrets.api_key) == api["api-key"]
+
+
+def test_redis_and_milvus_files_hold_the_same_credentials():
+    rendered, _ = run_component(_secrets)
+    redis = rendered.find("Secret", "redis-credentials")["stringData"]
+    assert redis["requirepass.conf"] == f"requirepass {redis['password']}\n"
+    minio = rendered.find("Secret", "minio-credentials")["stringData"]
+    user_yaml = rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"]
+    assert f"accessKeyID: {minio['root-user']}" in user_yaml
+    assert f"secretAccessKey: {minio['root-password']}" in user_yaml
+    assert "minioadmin" not in user_yaml and minio["root-user"] != "minioadmin"
+
+
+def test_override_replaces_generation():
+    chosen = "x" * 40
+    rendered, _ = run_component(lambda: _secrets({"postgresPassword": pulumi.Output.secret(chosen)}))
+    assert "postgres-password" not in [r.name for r in rendered.registrations]
+    assert rendered.find("Secret", "postgres-credentials")["stringData"]["password"] == chosen
+    assert f":{chosen}@" in rendered.find("Secret", "api-secrets")["stringData"]["database-url"]
