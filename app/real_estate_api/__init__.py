@@ -1,0 +1,1 @@
+"""The real-estate API service: recommendations and valuations, with health, readiness and metrics."""

@@ -1,0 +1,261 @@
+"""The API against real PostgreSQL, Redis and milvus-lite servers."""
+
+import logging
+import re
+import time
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from real_estate_api.app import create_app
+from real_estate_api.config import load_settings
+from tests.app.conftest import API_KEY
+
+AUTH = {"X-API-Key": API_KEY}
+SHANGHAI = {"latitude": 31.23, "longitude": 121.47}
+BEIJING = {"latitude": 39.90, "longitude": 116.40}
+
+
+@pytest.fixture
+def client(env):
+    with TestClient(create_app(load_settings(env))) as test_client:
+        yield test_client
+
+
+def metric(client, name, **labels):
+    """Read one sample back from /metrics (0 when the series does not exist yet)."""
+    text = client.get("/metrics").text
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = re.compile(rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$" if wanted else rf"^{re.escape(name)} (\S+)$", re.M)
+    match = pattern.search(text)
+    return float(match.group(1)) if match else 0.0
+
+
+def wait_until_ready(client, seconds=30):
+    """After a dependency comes back, clients reconnect on their own schedule (pymilvus takes ~1-2 s)."""
+    deadline = time.monotonic() + seconds
+    while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.get("/ready").json()["status"] == "ready"
+
+
+def add_listings(client, city, coords, prices, area=100.0, district=None):
+    ids = []
+    for price in prices:
+        body = {"city": city, "area_sqm": area, "bedrooms": 3, "price": price, **coords}
+        if district:
+            body["district"] = district
+        response = client.post("/v1/listings", json=body, headers=AUTH)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids
+
+
+def test_health_version_and_request_id(client):
+    response = client.get("/health", headers={"X-Request-ID": "trace-42"})
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.headers["X-Request-ID"] == "trace-42"
+    assert client.get("/version").json() == {"name": "real-estate-ai", "version": "1.4.2", "revision": "abc1234"}
+    assert len(client.get("/health").headers["X-Request-ID"]) == 32
+
+
+def test_ready_when_all_dependencies_answer(client):
+    response = client.get("/ready")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"status": "ready", "dependencies": {"postgres": "ok", "redis": "ok", "milvus": "ok"}}
+    assert metric(client, "dependency_up", dependency="milvus") == 1.0
+
+
+@pytest.mark.parametrize("dependency", ["postgres", "redis", "milvus"])
+def test_ready_names_a_stopped_dependency_and_recovers(client, dependency, postgres, redis_server, milvus):
+    server = {"postgres": postgres, "redis": redis_server, "milvus": milvus}[dependency]
+    assert client.get("/ready").status_code == 200
+    server.stop()
+    try:
+        response = client.get("/ready")
+        assert response.status_code == 503
+        body = response.json()
+        assert body["status"] == "not ready"
+        assert list(body["failed"]) == [dependency]
+        assert body["dependencies"][dependency] == "unavailable"
+        assert metric(client, "dependency_up", dependency=dependency) == 0.0
+        assert client.get("/health").status_code == 200
+    finally:
+        server.start()
+    wait_until_ready(client)
+    assert metric(client, "dependency_up", dependency=dependency) == 1.0
+
+
+def test_business_endpoints_need_the_api_key(client):
+    wish = {"user_id": "u1", "budget": 1e6, "area_sqm": 90, "bedrooms": 2, **SHANGHAI}
+    assert client.post("/v1/recommendations", json=wish).status_code == 401
+    assert client.post("/v1/recommendations", json=wish, headers={"X-API-Key": "wrong" * 5}).status_code == 401
+    assert client.post("/v1/valuations", json={"city": "X", "area_sqm": 50, "bedrooms": 1}).status_code == 401
+    assert "X-API-Key" in client.post("/v1/listings", json={}).json()["error"]
+
+
+def test_recommendations_rank_by_similarity_within_budget_and_use_the_cache(client):
+    city = f"Shanghai-{uuid.uuid4().hex[:6]}"
+    cheap, mid, expensive = add_listings(client, city, SHANGHAI, [800_000, 1_000_000, 5_000_000])
+    add_listings(client, f"Beijing-{uuid.uuid4().hex[:6]}", BEIJING, [1_000_000])
+    wish = {"user_id": "buyer-1", "city": city, "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, **SHANGHAI}
+    requests_before = metric(client, "recommendation_requests_total", model="hybrid")
+    success_before = metric(client, "recommendation_success_total", model="hybrid")
+
+    first = client.post("/v1/recommendations", json=wish, headers=AUTH)
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["model"] == "hybrid" and body["top_k"] == 3 and body["cache"] == "miss"
+    assert [item["listing_id"] for item in body["items"]] == [mid, cheap]  # 5M is over budget
+    assert all(item["city"] == city for item in body["items"])
+
+    second = client.post("/v1/recommendations", json=wish, headers=AUTH).json()
+    assert second["cache"] == "hit" and second["items"] == body["items"]
+    assert metric(client, "recommendation_requests_total", model="hybrid") == requests_before + 2
+    assert metric(client, "recommendation_success_total", model="hybrid") == success_before + 2
+    assert metric(client, "recommendation_cache_total", result="hit") >= 1
+
+    nothing = client.post("/v1/recommendations", json={**wish, "city": "Nowhere", "user_id": "b2"}, headers=AUTH).json()
+    assert nothing["items"] == []
+    assert metric(client, "recommendation_success_total", model="hybrid") == success_before + 2
+    assert metric(client, "recommendation_requests_total", model="hybrid") == requests_before + 3
+
+
+def test_cache_outage_degrades_instead_of_failing(client, redis_server):
+    city = f"Hangzhou-{uuid.uuid4().hex[:6]}"
+    add_listings(client, city, SHANGHAI, [900_000])
+    wish = {"user_id": "buyer-2", "city": city, "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, **SHANGHAI}
+    redis_server.stop()
+    try:
+        response = client.post("/v1/recommendations", json=wish, headers=AUTH)
+    finally:
+        redis_server.start()
+        wait_until_ready(client)
+    assert response.status_code == 200, response.text
+    assert response.json()["cache"] == "unavailable" and len(response.json()["items"]) == 1
+    assert metric(client, "recommendation_cache_total", result="unavailable") >= 1
+
+
+def test_vector_store_outage_is_a_503_naming_it(client, milvus):
+    wish = {"user_id": "buyer-3", "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, **SHANGHAI}
+    milvus.stop()
+    try:
+        response = client.post("/v1/recommendations", json=wish, headers=AUTH)
+    finally:
+        milvus.start()
+        wait_until_ready(client)
+    assert response.status_code == 503
+    assert response.json()["dependency"] == "milvus"
+    assert metric(client, "http_requests_total", method="POST", route="/v1/recommendations", status="503") >= 1
+
+
+def test_valuation_from_comparables_and_accuracy_feedback(client):
+    city = f"Shenzhen-{uuid.uuid4().hex[:6]}"
+    # Price per square metre 10k, 10.5k, 11k, ... over 10 listings: median 12.25k.
+    add_listings(client, city, SHANGHAI, [100 * (10_000 + 500 * i) for i in range(10)], district="Nanshan")
+    success_before = metric(client, "valuation_success_total", model="xgboost")
+    response = client.post("/v1/valuations", json={"city": city, "district": "Nanshan", "area_sqm": 80, "bedrooms": 2}, headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["estimate"] == pytest.approx(12_250 * 80)
+    assert body["comparables"] == 10 and body["model"] == "xgboost" and body["method"] == "comparable-median"
+    assert 0.8 <= body["confidence"] <= 1 and body["low_confidence"] is False
+    assert metric(client, "valuation_success_total", model="xgboost") == success_before + 1
+
+    accurate_before = metric(client, "valuation_feedback_total", outcome="accurate")
+    feedback = client.post(f"/v1/valuations/{body['valuation_id']}/feedback", json={"actual_price": 1_000_000}, headers=AUTH)
+    assert feedback.status_code == 200
+    assert feedback.json()["absolute_percentage_error"] == pytest.approx(0.02)
+    assert metric(client, "valuation_feedback_total", outcome="accurate") == accurate_before + 1
+    assert metric(client, "valuation_absolute_percentage_error_count") >= 1
+
+    missing = client.post(f"/v1/valuations/{uuid.uuid4()}/feedback", json={"actual_price": 1}, headers=AUTH)
+    assert missing.status_code == 404
+
+
+def test_few_comparables_give_a_low_confidence_valuation(client):
+    city = f"Chengdu-{uuid.uuid4().hex[:6]}"
+    add_listings(client, city, SHANGHAI, [1_000_000, 2_000_000])
+    requests_before = metric(client, "valuation_requests_total", model="xgboost")
+    success_before = metric(client, "valuation_success_total", model="xgboost")
+    body = client.post("/v1/valuations", json={"city": city, "area_sqm": 100, "bedrooms": 3}, headers=AUTH).json()
+    assert body["low_confidence"] is True and body["confidence"] < 0.8
+    assert metric(client, "valuation_requests_total", model="xgboost") == requests_before + 1
+    assert metric(client, "valuation_success_total", model="xgboost") == success_before
+
+
+def test_valuation_without_comparables_is_a_clear_4xx(client):
+    response = client.post("/v1/valuations", json={"city": "Atlantis", "area_sqm": 100, "bedrooms": 3}, headers=AUTH)
+    assert response.status_code == 422
+    assert "no comparable listings in Atlantis" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "path,body,field",
+    [
+        ("/v1/valuations", {"city": "Shanghai", "area_sqm": -5, "bedrooms": 3}, "body.area_sqm"),
+        ("/v1/valuations", {"city": "Shanghai", "area_sqm": 50}, "body.bedrooms"),
+        ("/v1/valuations", {"city": "'; DROP TABLE listings; --", "area_sqm": 50, "bedrooms": 1}, "body.city"),
+        ("/v1/valuations", {"city": "Shanghai", "area_sqm": "big", "bedrooms": 1}, "body.area_sqm"),
+        ("/v1/recommendations", {"user_id": "u", "budget": 1, "area_sqm": 1, "bedrooms": 1, "latitude": 91, "longitude": 0}, "body.latitude"),
+        ("/v1/recommendations", {"user_id": "u", "budget": 1, "area_sqm": 1, "bedrooms": 1, "latitude": 0, "longitude": 0, "top_k": 500}, "body.top_k"),
+        ("/v1/recommendations", {"user_id": "u", "budget": 1, "area_sqm": 1, "bedrooms": 1, "latitude": 0, "longitude": 0, "extra": 1}, "body.extra"),
+        ("/v1/listings", {"city": "X", "area_sqm": 1, "bedrooms": 1, "price": 0, "latitude": 0, "longitude": 0}, "body.price"),
+        ("/v1/valuations/not-a-uuid/feedback", {"actual_price": 10}, "path.valuation_id"),
+    ],
+)
+def test_bad_input_is_a_4xx_naming_the_field(client, path, body, field):
+    response = client.post(path, json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert field in [d["field"] for d in response.json()["details"]]
+
+
+def test_malformed_json_is_a_4xx(client):
+    response = client.post("/v1/valuations", content=b"{not json", headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_database_outage_is_a_503_for_valuations(client, postgres):
+    postgres.stop()
+    try:
+        response = client.post("/v1/valuations", json={"city": "Shanghai", "area_sqm": 100, "bedrooms": 3}, headers=AUTH)
+    finally:
+        postgres.start()
+        wait_until_ready(client)
+    assert response.status_code == 503 and response.json()["dependency"] == "postgres"
+
+
+def test_disabled_feature_is_refused(env, properties_file):
+    properties_file.write_text(properties_file.read_text().replace("feature.valuation.enabled=true", "feature.valuation.enabled=false"))
+    with TestClient(create_app(load_settings(env))) as client:
+        response = client.post("/v1/valuations", json={"city": "Shanghai", "area_sqm": 100, "bedrooms": 3}, headers=AUTH)
+        assert response.status_code == 404 and response.json()["error"] == "feature 'valuation' is disabled"
+        assert client.post("/v1/recommendations", json={"user_id": "u"}, headers=AUTH).status_code == 422
+
+
+def test_request_metrics_by_route_and_status(client):
+    before = metric(client, "http_requests_total", method="GET", route="/health", status="200")
+    client.get("/health")
+    client.get("/health")
+    assert metric(client, "http_requests_total", method="GET", route="/health", status="200") == before + 2
+    client.get("/no-such-page")
+    assert metric(client, "http_requests_total", method="GET", route="unmatched", status="404") >= 1
+    assert metric(client, "http_request_duration_seconds_count", method="GET", route="/health") >= 2
+    assert 'app_build_info{revision="abc1234",version="1.4.2"} 1.0' in client.get("/metrics").text
+
+
+def test_secrets_never_reach_logs_or_error_bodies(client, env, postgres, caplog):
+    caplog.set_level(logging.DEBUG)
+    bodies = [client.post("/v1/valuations", json={}, headers={"X-API-Key": "x" * 20}).text]
+    postgres.stop()
+    try:
+        bodies.append(client.post("/v1/valuations", json={"city": "Shanghai", "area_sqm": 10, "bedrooms": 1}, headers=AUTH).text)
+        bodies.append(client.get("/ready").text)
+    finally:
+        postgres.start()
+        wait_until_ready(client)
+    text = caplog.text + "".join(bodies) + "".join(str(r.__dict__) for r in caplog.records)
+    assert "dependency unavailable" in text
+    for secret in (API_KEY, postgres.password, env["REDIS_URL"].split("@")[0].split(":")[-1]):
+        assert secret not in text

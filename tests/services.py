@@ -1,0 +1,160 @@
+"""Real servers for the tests, on free loopback ports: Debian's PostgreSQL and Redis, and milvus-lite.
+
+Each can be stopped and started again, so tests can take a dependency away and bring it back.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def postgres_bin_dir() -> Path:
+    """The newest PostgreSQL server installed from Debian's packages."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(Path(p).parent.parent.name))
+    if not found:
+        raise RuntimeError("PostgreSQL server binaries not found; install Debian's postgresql package")
+    return Path(found[-1]).parent
+
+
+class PostgresServer:
+    """A throwaway cluster. As root, the server runs as the `postgres` user, as initdb requires."""
+
+    def __init__(self, password: str = "test-password-0123456789abcdef", base: Optional[Path] = None):
+        self.bin = postgres_bin_dir()
+        self.port = free_port()
+        self.password = password
+        self.base = Path(tempfile.mkdtemp(prefix="re-pg-", dir=base or "/tmp"))
+        self.data = self.base / "data"
+        self.socket_dir = self.base / "run"
+        self.socket_dir.mkdir()
+        self._user = "postgres" if os.geteuid() == 0 else None
+        if self._user:
+            entry = pwd.getpwnam(self._user)
+            for path in (self.base, self.socket_dir):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def run(self, *command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        prefix = ["runuser", "-u", self._user, "--"] if self._user else []
+        return subprocess.run([*prefix, *command], check=check, capture_output=True, text=True, **kwargs)
+
+    def init(self, extra_conf: str = "") -> "PostgresServer":
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if self._user:
+            entry = pwd.getpwnam(self._user)
+            os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8")
+        pwfile.unlink()
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.socket_dir}'\n")
+            conf.write("fsync = on\n" + extra_conf)
+        return self
+
+    def start(self) -> "PostgresServer":
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "-t", "60", "start")
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=False)
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql],
+            capture_output=True, text=True, env={**os.environ, "PGPASSWORD": self.password}, check=True,
+        )
+        return result.stdout.strip()
+
+    def cleanup(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+class RedisServer:
+    def __init__(self, password: str = "redis-test-password-0123456789", base: Optional[Path] = None):
+        self.port = free_port()
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix="re-redis-", dir=base or "/tmp"))
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "RedisServer":
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.dir), "--requirepass", self.password, "--appendonly", "yes", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class MilvusLiteServer:
+    """milvus-lite's gRPC server: the Milvus protocol pymilvus speaks, from PyPI."""
+
+    def __init__(self, base: Optional[Path] = None):
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="re-milvus-", dir=base or "/tmp"))
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "MilvusLiteServer":
+        executable = Path(sys.executable).parent / "milvus-lite"
+        self.process = subprocess.Popen(
+            [str(executable), "server", "--data-dir", str(self.dir / "data"), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, 60)
+        return self
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
