@@ -44,7 +44,9 @@ def postgres_bin_dir() -> Path:
 
 
 class PostgresServer:
-    """A throwaway cluster. As root, the server runs as the `postgres` user, as initdb requires."""
+    """A throwaway cluster. As root, the server runs as the `postgres` user, as initdb requires.
+
+    Like the official image: the local socket trusts (for pgBackRest and probes), TCP needs the password."""
 
     def __init__(self, password: str = "test-password-0123456789abcdef", base: Optional[Path] = None):
         self.bin = postgres_bin_dir()
@@ -61,8 +63,17 @@ class PostgresServer:
                 os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def run(self, *command: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+        """Run as the server's user, from a directory it can read (PostgreSQL tools resolve the cwd)."""
         prefix = ["runuser", "-u", self._user, "--"] if self._user else []
+        kwargs.setdefault("cwd", self.base)
         return subprocess.run([*prefix, *command], check=check, capture_output=True, text=True, **kwargs)
+
+    def give(self, path: Path) -> None:
+        """Hand a file or directory tree to the server's user."""
+        if self._user:
+            entry = pwd.getpwnam(self._user)
+            for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+                os.chown(item, entry.pw_uid, entry.pw_gid)
 
     def init(self, extra_conf: str = "") -> "PostgresServer":
         pwfile = self.base / "pwfile"
@@ -70,7 +81,7 @@ class PostgresServer:
         if self._user:
             entry = pwd.getpwnam(self._user)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
-        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8")
+        self.run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8")
         pwfile.unlink()
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(f"port = {self.port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{self.socket_dir}'\n")
