@@ -28,7 +28,18 @@ from pydantic.alias_generators import to_camel
 PROJECT = "real-estate-ai"
 
 # Secret overrides: optional, read only as Pulumi secrets. A generated value is used otherwise.
-SECRET_KEYS = ("postgresPassword", "redisPassword", "apiKey", "minioRootPassword")
+SECRET_KEYS = (
+    "postgresPassword",
+    "redisPassword",
+    "apiKey",
+    "minioRootPassword",
+    "backupOffsiteAccessKeyId",
+    "backupOffsiteSecretAccessKey",
+)
+# Credentials of the off-site backup repository: needed, as secrets, whenever it is enabled.
+OFFSITE_SECRET_KEYS = ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey")
+# These identify an account at someone else's service; they are as long as that service makes them.
+EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS)
 MIN_SECRET_LENGTH = 32
 
 
@@ -138,6 +149,19 @@ Hostname = Annotated[str, AfterValidator(_check_hostname)]
 SqlIdentifier = Annotated[str, AfterValidator(_check_sql_identifier)]
 Registry = Annotated[str, AfterValidator(_check_registry)]
 Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+_CRON_FIELD = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?(,[0-9]{1,2}(-[0-9]{1,2})?)*)(/[0-9]{1,2})?"
+_CRON_RE = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
+
+
+def _check_cron(value: str) -> str:
+    if not _CRON_RE.match(value):
+        raise ValueError(f"'{value}' is not a five-field cron schedule like '0 2 * * *'")
+    return value
+
+
+Cron = Annotated[str, AfterValidator(_check_cron)]
 Environment = Literal["dev", "test", "prod"]
 
 
@@ -313,6 +337,71 @@ class MilvusSettings(_Settings):
     )
 
 
+class PostgresBackupSettings(_Settings):
+    full_schedule: Cron = "0 2 * * *"
+    incremental_schedule: Cron = "0 * * * *"
+    verify_schedule: Cron = "30 4 * * *"
+    restore_drill_schedule: Cron = "0 5 * * 0"
+    full_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    incremental_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    # Upper bound on the WAL a crash can lose: PostgreSQL switches segments at least this often.
+    archive_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
+    # Scratch space for the restore drill: at least the database's size.
+    drill_storage: Bytes = "20Gi"
+    drill_min_tables: Annotated[int, Field(ge=0)] = 1
+    pgbackrest_version: str = "2.56.0"
+
+
+class BackupStorageSettings(_Settings):
+    """The in-cluster S3-compatible repository (MinIO): pgBackRest's repo1 and Milvus backups."""
+
+    image: Image = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
+    # The MinIO client that creates the buckets.
+    mc_image: Image = "minio/mc:RELEASE.2024-11-21T17-21-54Z"
+    storage: Storage = Storage(size="50Gi")
+    resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+
+
+class OffsiteSettings(_Settings):
+    """pgBackRest's repo2: S3-compatible object storage outside the cluster."""
+
+    enabled: bool = False
+    endpoint: Optional[Hostname] = None
+    bucket: Optional[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]] = None
+    region: str = "us-east-1"
+    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")] = "/pgbackrest"
+    uri_style: Literal["host", "path"] = "host"
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> "OffsiteSettings":
+        if self.enabled and not (self.endpoint and self.bucket):
+            raise ValueError("an enabled off-site repository needs endpoint and bucket")
+        return self
+
+
+class RedisBackupSettings(_Settings):
+    schedule: Cron = "15 * * * *"
+    retention_days: Annotated[int, Field(ge=1, le=365)] = 7
+    storage: Storage = Storage(size="10Gi")
+
+
+class MilvusBackupSettings(_Settings):
+    enabled: bool = True
+    schedule: Cron = "0 3 * * *"
+    image: Image = "milvusdb/milvus-backup:v0.5.9"
+
+
+class BackupSettings(_Settings):
+    enabled: bool = True
+    postgres: PostgresBackupSettings = PostgresBackupSettings()
+    storage: BackupStorageSettings = BackupStorageSettings()
+    offsite: OffsiteSettings = OffsiteSettings()
+    redis: RedisBackupSettings = RedisBackupSettings()
+    milvus: MilvusBackupSettings = MilvusBackupSettings()
+    # Image with pgBackRest for PostgreSQL and the backup jobs; unset builds images/postgres-pgbackrest.
+    postgres_image: Optional[Image] = None
+
+
 class RecommendationSettings(_Settings):
     model: Literal["hybrid", "collaborative", "content"] = "hybrid"
     top_k: Annotated[int, Field(ge=1, le=100)] = 10
@@ -373,6 +462,7 @@ class PlatformConfig(_Settings):
     redis: RedisSettings = RedisSettings()
     milvus: MilvusSettings = MilvusSettings()
     app_config: AppConfigSettings = AppConfigSettings()
+    backups: BackupSettings = BackupSettings()
 
 
 
@@ -384,6 +474,10 @@ def _environment_problems(config: PlatformConfig) -> list[str]:
             problems.append(f"{PROJECT}:api.replicas: is {config.api.replicas}; prod needs at least 2 API replicas")
         if config.namespace.pod_security != "restricted":
             problems.append(f"{PROJECT}:namespace.podSecurity: must be 'restricted' in prod")
+        if not config.backups.enabled:
+            problems.append(f"{PROJECT}:backups.enabled: prod cannot run without backups")
+        elif not config.backups.offsite.enabled:
+            problems.append(f"{PROJECT}:backups.offsite.enabled: prod keeps an off-site copy of its backups")
     if config.ingress.tls.enabled and not config.ingress.enabled:
         problems.append(f"{PROJECT}:ingress.tls.enabled: TLS needs ingress.enabled to be true")
     grey = config.app_config.grey_release
@@ -478,6 +572,13 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
+def required_secret_keys(config: Optional[PlatformConfig]) -> list[str]:
+    """Secret config keys this configuration cannot deploy without."""
+    if config is not None and config.backups.enabled and config.backups.offsite.enabled:
+        return list(OFFSITE_SECRET_KEYS)
+    return []
+
+
 def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = None) -> PlatformSettings:
     """Validate the stack's config. Raises StackConfigError naming every bad key path."""
     stack = stack or pulumi.get_stack()
@@ -497,6 +598,12 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
         problems.extend(_environment_problems(config))
 
     secrets: dict[str, pulumi.Output[str]] = {}
+    for key in required_secret_keys(config):
+        if key not in raw:
+            problems.append(
+                f"{PROJECT}:{key}: is required while backups.offsite.enabled is true; "
+                f"set it with `pulumi config set --secret {key}`"
+            )
     for key in SECRET_KEYS:
         if key not in raw:
             continue
@@ -506,9 +613,10 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
             problems.append(
                 f"{full_key}: is stored in plain text; set it with `pulumi config set --secret {key}` or remove it"
             )
-        elif not isinstance(value, str) or len(value) < MIN_SECRET_LENGTH:
+        elif not isinstance(value, str) or len(value) < (1 if key in EXTERNAL_SECRET_KEYS else MIN_SECRET_LENGTH):
             # The value itself is never echoed.
-            problems.append(f"{full_key}: must be a string of at least {MIN_SECRET_LENGTH} characters")
+            minimum = 1 if key in EXTERNAL_SECRET_KEYS else MIN_SECRET_LENGTH
+            problems.append(f"{full_key}: must be a string of at least {minimum} characters")
         else:
             secrets[key] = pulumi.Output.secret(value)
 

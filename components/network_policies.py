@@ -6,7 +6,7 @@ and its tests read the same list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -24,6 +24,18 @@ class Flow:
     port: int
 
 
+@dataclass(frozen=True)
+class ExternalFlow:
+    """Pods of `source` may open TCP connections to `port` outside the cluster's private ranges (off-site storage)."""
+
+    source: str
+    port: int
+
+
+# Addresses that are never "outside": pod, service and node networks of common clusters.
+PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+
+
 @dataclass
 class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
@@ -33,6 +45,7 @@ class NetworkPoliciesArgs:
     ingress_target: str
     ingress_port: int
     ingress_controller_namespace: str
+    external_flows: list[ExternalFlow] = field(default_factory=list)
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -104,6 +117,20 @@ class NetworkPolicies(pulumi.ComponentResource):
                         {
                             "to": [{"podSelector": {"matchLabels": selector_labels(flow.target, args.stack)}}],
                             "ports": [{"protocol": "TCP", "port": flow.port}],
+                        }
+                    ],
+                },
+            )
+        for external in args.external_flows:
+            self._policy(
+                f"allow-{external.source}-egress-offsite",
+                {
+                    "podSelector": {"matchLabels": selector_labels(external.source, args.stack)},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {
+                            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+                            "ports": [{"protocol": "TCP", "port": external.port}],
                         }
                     ],
                 },

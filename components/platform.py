@@ -17,10 +17,14 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components.namespace import Namespace, NamespaceArgs
-from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs
+from components import backups as backups_module
+from components.backups import Backups, BackupsArgs
+from components.network_policies import ExternalFlow, Flow, NetworkPolicies, NetworkPoliciesArgs
+from components.pgbackrest import TLS_PORT, PgBackRest, PgBackRestArgs
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from components.secrets import PlatformSecrets, SecretsArgs
+from components.workload import SecretKeyRef, container_security_context, image_version
 
 # Every connection the platform makes inside its namespace; everything else is denied.
 FLOWS = [
@@ -30,6 +34,31 @@ FLOWS = [
     Flow(milvus_module.NAME, milvus_module.ETCD_NAME, milvus_module.ETCD_PORT),
     Flow(milvus_module.NAME, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
 ]
+
+
+# The backup jobs' connections, when backups are on.
+BACKUP_FLOWS = [
+    Flow(postgres_module.NAME, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),  # WAL archiving
+    Flow(backups_module.PG_BACKUP, postgres_module.NAME, TLS_PORT),
+    Flow(backups_module.PG_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+    Flow(backups_module.PG_DRILL, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+    Flow(backups_module.STORAGE_INIT, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+    Flow(backups_module.REDIS_BACKUP, redis_module.NAME, redis_module.PORT),
+    Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.GRPC_PORT),
+    Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.HEALTH_PORT),
+    Flow(backups_module.MILVUS_BACKUP, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
+    Flow(backups_module.MILVUS_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+]
+# Who talks to the off-site repository (HTTPS).
+OFFSITE_FLOWS = [
+    ExternalFlow(postgres_module.NAME, 443),
+    ExternalFlow(backups_module.PG_BACKUP, 443),
+    ExternalFlow(backups_module.PG_DRILL, 443),
+]
+
+
+def flows(backups_enabled: bool) -> list[Flow]:
+    return FLOWS + (BACKUP_FLOWS if backups_enabled else [])
 
 
 @dataclass
@@ -85,17 +114,46 @@ class Platform(pulumi.ComponentResource):
                 milvus_host=milvus_module.host(ns_name),
                 minio_host=milvus_module.minio_host(ns_name),
                 protect=c.protect_data,
+                backup_storage_host=backups_module.storage_host(ns_name) if c.backups.enabled else None,
             ),
             opts=child,
         )
+        pgbackrest = None
+        if c.backups.enabled:
+            pgbackrest = PgBackRest(
+                "pgbackrest",
+                PgBackRestArgs(
+                    namespace=ns,
+                    namespace_name=ns_name,
+                    stack=stack,
+                    settings=c.backups,
+                    postgres_version=image_version(c.postgres.image),
+                    registry=c.api.registry,
+                    postgres_host=postgres_module.pod_host(ns_name),
+                    postgres_user=c.postgres.user,
+                    storage_host=backups_module.storage_host(ns_name),
+                    storage_user=secrets.backup_storage_user,
+                    storage_password=secrets.backup_storage_password,
+                    offsite_key=settings.secrets.get("backupOffsiteAccessKeyId"),
+                    offsite_key_secret=settings.secrets.get("backupOffsiteSecretAccessKey"),
+                ),
+                opts=child,
+            )
         app_config = AppConfig(
             "app-config",
             AppConfigArgs(ns, stack, c.environment, c.api.version, c.app_config),
             opts=child,
         )
+        backup_wiring = (
+            pgbackrest.postgres_wiring(
+                c.backups.postgres.archive_timeout_seconds, c.postgres.resources.to_kubernetes(), container_security_context()
+            )
+            if pgbackrest
+            else None
+        )
         postgres = Postgres(
             "postgres",
-            PostgresArgs(ns, stack, c.postgres, secrets.postgres_password, c.protect_data),
+            PostgresArgs(ns, stack, c.postgres, secrets.postgres_password, c.protect_data, backup_wiring),
             opts=child,
         )
         redis = Redis("redis", RedisArgs(ns, stack, c.redis, secrets.redis_credentials, c.protect_data), opts=child)
@@ -128,6 +186,32 @@ class Platform(pulumi.ComponentResource):
             # The API's readiness needs all three stores; ordering them first keeps the first rollout clean.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[postgres, redis, milvus]),
         )
+        if pgbackrest:
+            Backups(
+                "backups",
+                BackupsArgs(
+                    namespace=ns,
+                    namespace_name=ns_name,
+                    stack=stack,
+                    settings=c.backups,
+                    pgbackrest=pgbackrest,
+                    postgres_database=c.postgres.database,
+                    postgres_user=c.postgres.user,
+                    storage_credentials_secret=secrets.backup_storage.metadata.name,
+                    storage_user=secrets.backup_storage_user,
+                    storage_password=secrets.backup_storage_password,
+                    redis=c.redis,
+                    redis_host=redis_module.host(ns_name),
+                    redis_password=SecretKeyRef(secrets.redis.metadata.name, "password"),
+                    milvus_host=milvus_module.host(ns_name),
+                    minio_host=milvus_module.minio_host(ns_name),
+                    minio_user=secrets.minio_user,
+                    minio_password=secrets.minio_password,
+                    protect=c.protect_data,
+                    postgres=postgres.stateful_set,
+                ),
+                opts=child,
+            )
         self.ingress_url = None
         if c.ingress.enabled:
             ingress = Ingress(
@@ -141,7 +225,8 @@ class Platform(pulumi.ComponentResource):
             NetworkPoliciesArgs(
                 namespace=ns,
                 stack=stack,
-                flows=FLOWS,
+                flows=flows(c.backups.enabled),
+                external_flows=OFFSITE_FLOWS if c.backups.enabled and c.backups.offsite.enabled else [],
                 ingress_target="api",
                 ingress_port=HTTP_PORT,
                 ingress_controller_namespace=c.ingress.controller_namespace,

@@ -8,6 +8,7 @@ from typing import Optional
 import pulumi
 
 from settings import PostgresSettings
+from components.pgbackrest import PostgresBackupWiring
 from components.stateful import StatefulService, StatefulServiceArgs
 from components.workload import (
     SecretKeyRef,
@@ -31,6 +32,11 @@ def host(namespace: str) -> str:
     return service_dns(NAME, namespace)
 
 
+def pod_host(namespace: str) -> str:
+    """The stable DNS name of the single PostgreSQL pod (through the headless Service)."""
+    return f"{NAME}-0.{NAME}-headless.{namespace}.svc.cluster.local"
+
+
 @dataclass
 class PostgresArgs:
     namespace: pulumi.Input[str]
@@ -38,6 +44,8 @@ class PostgresArgs:
     settings: PostgresSettings
     password: SecretKeyRef
     protect: bool
+    # WAL archiving with pgBackRest and its TLS server sidecar; None runs the stock image without archiving.
+    backup: Optional[PostgresBackupWiring] = None
 
 
 class Postgres(pulumi.ComponentResource):
@@ -47,10 +55,11 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("real-estate-ai:postgres:Postgres", name, None, opts)
         s = args.settings
         ready = exec_probe(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", s.user, "-d", s.database], 0, 10)
+        backup = args.backup
         container = {
             "name": NAME,
-            "image": s.image,
-            "imagePullPolicy": "Always",
+            "image": backup.image if backup else s.image,
+            "imagePullPolicy": backup.image_pull_policy if backup else "Always",
             "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
             "env": [
                 {"name": "POSTGRES_USER", "value": s.user},
@@ -69,8 +78,12 @@ class Postgres(pulumi.ComponentResource):
                 {"name": "run", "mountPath": "/var/run/postgresql"},
                 {"name": "tmp", "mountPath": "/tmp"},
                 {"name": "credentials", "mountPath": SECRETS_PATH, "readOnly": True},
+                *(backup.postgres_mounts if backup else []),
             ],
         }
+        if backup:
+            # The official entrypoint passes these to postgres.
+            container["args"] = ["postgres", *backup.postgres_args]
         stateful = StatefulService(
             StatefulServiceArgs(
                 name=NAME,
@@ -88,7 +101,9 @@ class Postgres(pulumi.ComponentResource):
                     empty_dir("run", "16Mi"),
                     empty_dir("tmp", "256Mi"),
                     args.password.volume("credentials"),
+                    *(backup.volumes if backup else []),
                 ],
+                sidecars=backup.sidecars if backup else [],
                 # A fast shutdown checkpoint on a busy database needs more than the default 30 s.
                 termination_grace_seconds=120,
             ),

@@ -21,6 +21,7 @@ REDIS_SECRET = "redis-credentials"
 MINIO_SECRET = "minio-credentials"
 MILVUS_CONFIG_SECRET = "milvus-user-config"
 API_SECRET = "api-secrets"
+BACKUP_STORAGE_SECRET = "backup-storage-credentials"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class SecretsArgs:
     milvus_host: str
     minio_host: str
     protect: bool
+    # In-cluster backup object store (pgBackRest repo1); None when backups are off.
+    backup_storage_host: Optional[str] = None
 
 
 class PlatformSecrets(pulumi.ComponentResource):
@@ -115,6 +118,28 @@ class PlatformSecrets(pulumi.ComponentResource):
             },
         )
 
+        self.backup_storage = None
+        if args.backup_storage_host:
+            self.backup_storage_user = random.RandomString(
+                "backup-storage-user", length=16, special=False, upper=False,
+                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            ).result
+            self.backup_storage_password = self._credential("backup-storage-password", None)
+            self.backup_storage = self._secret(
+                BACKUP_STORAGE_SECRET,
+                "backup-minio",
+                {
+                    "root-user": self.backup_storage_user,
+                    "root-password": self.backup_storage_password,
+                    # mc reads a whole alias from MC_HOST_<alias>: the bucket-init job's only credential.
+                    "mc-host": pulumi.Output.format(
+                        "https://{0}:{1}@{2}:9000", self.backup_storage_user, self.backup_storage_password, args.backup_storage_host
+                    ),
+                },
+            )
+        self.minio_user = pulumi.Output.secret(minio_user)
+        self.minio_password = minio_password
+
         self.postgres_password = SecretKeyRef(self.postgres.metadata.name, "password")
         self.redis_credentials = RedisCredentials(
             secret_name=self.redis.metadata.name, password_key="password", config_key="requirepass.conf"
@@ -131,8 +156,8 @@ class PlatformSecrets(pulumi.ComponentResource):
         self.api_key = pulumi.Output.secret(api_key)
         self.register_outputs({"api_key": self.api_key})
 
-    def _credential(self, resource_name: str, override_key: str) -> pulumi.Output[str]:
-        override = self._args.overrides.get(override_key)
+    def _credential(self, resource_name: str, override_key: Optional[str]) -> pulumi.Output[str]:
+        override = self._args.overrides.get(override_key) if override_key else None
         if override is not None:
             return override
         # Alphanumeric only: these values are embedded in connection URLs without escaping.

@@ -32,6 +32,8 @@ class StatefulServiceArgs:
     extra_volumes: list[dict] = field(default_factory=list)
     termination_grace_seconds: int = 30
     pod_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Further containers in the pod (they may mount "data" too).
+    sidecars: list[dict] = field(default_factory=list)
 
 
 class StatefulService:
@@ -85,7 +87,7 @@ class StatefulService:
                         "enableServiceLinks": False,
                         "securityContext": pod_security_context(),
                         "terminationGracePeriodSeconds": args.termination_grace_seconds,
-                        "containers": [container],
+                        "containers": [container, *args.sidecars],
                         "volumes": args.extra_volumes,
                     },
                 },

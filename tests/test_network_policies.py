@@ -3,7 +3,7 @@
 import pytest
 
 from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs
-from components.platform import FLOWS
+from components.platform import OFFSITE_FLOWS, flows
 from tests.harness import pod_labels, run_component
 
 NAMESPACE = "real-estate"
@@ -14,6 +14,11 @@ def _matches(selector, labels):
 
 
 def _peer_matches(peer, labels, namespace_labels, same_namespace):
+    """namespace_labels None stands for a public address outside the cluster."""
+    if "ipBlock" in peer:
+        return namespace_labels is None and peer["ipBlock"]["cidr"] == "0.0.0.0/0"
+    if namespace_labels is None:
+        return False
     if "namespaceSelector" in peer:
         if not _matches(peer["namespaceSelector"], namespace_labels):
             return False
@@ -59,7 +64,7 @@ def prod(rendered_stacks):
     policies = [o for o in rendered.objects if o["kind"] == "NetworkPolicy"]
     pods = {
         labels["app.kubernetes.io/name"]: labels
-        for labels in (pod_labels(o) for o in rendered.objects if o["kind"] in ("Deployment", "StatefulSet"))
+        for labels in (pod_labels(o) for o in rendered.objects if o["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"))
     }
     return policies, pods
 
@@ -74,7 +79,7 @@ def test_default_deny_selects_every_pod(prod):
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-@pytest.mark.parametrize("flow", FLOWS, ids=lambda f: f"{f.source}->{f.target}:{f.port}")
+@pytest.mark.parametrize("flow", flows(backups_enabled=True), ids=lambda f: f"{f.source}->{f.target}:{f.port}")
 def test_platform_flows_are_open(prod, flow):
     policies, pods = prod
     assert allowed(policies, _pod(pods, flow.source), _pod(pods, flow.target), flow.port)
@@ -89,6 +94,12 @@ DENIED = [
     ("api", "postgres", 6379),
     ("postgres", "redis", 6379),
     ("milvus-minio", "milvus-etcd", 2379),
+    ("api", "postgres", 8432),
+    ("redis-backup", "postgres", 5432),
+    ("pg-backup", "redis", 6379),
+    ("pg-restore-drill", "postgres", 8432),
+    ("api", "backup-minio", 9000),
+    ("milvus-backup", "postgres", 5432),
 ]
 
 
@@ -114,6 +125,15 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(prod):
     for name in pods:
         assert allowed(policies, _pod(pods, name), dns, 53, "UDP"), name
         assert not allowed(policies, _pod(pods, name), internet, 443), name
+
+
+def test_only_the_backup_writers_reach_off_site_storage(prod):
+    policies, pods = prod
+    offsite = ({}, None, False)  # a public address outside the cluster
+    writers = {f.source for f in OFFSITE_FLOWS}
+    assert writers == {"postgres", "pg-backup", "pg-restore-drill"}
+    for name in pods:
+        assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
 
 
 def test_component_renders_both_ends_of_each_flow():

@@ -4,7 +4,7 @@ import pytest
 
 from settings import StackConfigError, byte_count, cpu_millicores, load_settings
 from tests.harness import DELETE, STACKS, decoded_config, encode_config, with_value
-from tools.render import PROJECT, RenderedStack, render, run_program
+from tools.render import PROJECT, RenderedStack, render, run_program, with_stand_in_secrets
 
 
 def _raw(config):
@@ -12,23 +12,32 @@ def _raw(config):
     return {k.split(":", 1)[1]: v for k, v in encode_config(config).items() if k.startswith(f"{PROJECT}:")}
 
 
+def _load(stack, decoded):
+    """Validate a decoded config as `pulumi up` would, with the secrets it requires set as Pulumi secrets."""
+    config, secret_keys = with_stand_in_secrets(stack, encode_config(decoded))
+    _, settings = run_program(stack, load_settings, config, secret_keys)
+    return settings
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_files_load(stack):
-    settings = load_settings(stack, _raw(decoded_config(stack)))
+    settings = _load(stack, decoded_config(stack))
     assert settings.config.environment == stack
     assert settings.stack == stack
 
 
 def test_stack_specific_values():
-    dev = load_settings("dev", _raw(decoded_config("dev"))).config
-    test = load_settings("test", _raw(decoded_config("test"))).config
-    prod = load_settings("prod", _raw(decoded_config("prod"))).config
+    dev = _load("dev", decoded_config("dev")).config
+    test = _load("test", decoded_config("test")).config
+    prod = _load("prod", decoded_config("prod")).config
     assert (dev.api.replicas, test.api.replicas, prod.api.replicas) == (1, 2, 3)
     assert prod.api.resources.requests.cpu == "500m" and prod.api.resources.limits.memory == "2Gi"
     assert prod.ingress.host == "api.real-estate.example.com" and prod.ingress.tls.enabled
     assert not dev.ingress.tls.enabled
     assert prod.api.autoscaling is not None and dev.api.autoscaling is None
     assert byte_count(prod.postgres.storage.size) > byte_count(dev.postgres.storage.size)
+    assert prod.backups.offsite.enabled and test.backups.offsite.enabled and not dev.backups.offsite.enabled
+    assert (prod.backups.postgres.full_retention_days, prod.backups.postgres.incremental_retention_days) == (30, 7)
 
 
 # (what is wrong, key path to change, value; DELETE removes it) -> the key path the error must name
@@ -83,14 +92,23 @@ MALFORMED = [
     ("appConfig.features", {"valuation": "sometimes"}, "real-estate-ai:appConfig.features.valuation"),
     ("appConfig.greyRelease.percent", 120, "real-estate-ai:appConfig.greyRelease.percent"),
     ("appConfig.greyRelease", {"enabled": True, "percent": 0}, "real-estate-ai:appConfig.greyRelease.percent"),
+    ("backups.postgres.fullSchedule", "daily", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.incrementalSchedule", "0 * * *", "real-estate-ai:backups.postgres.incrementalSchedule"),
+    ("backups.postgres.fullRetentionDays", 0, "real-estate-ai:backups.postgres.fullRetentionDays"),
+    ("backups.postgres.archiveTimeoutSeconds", 5, "real-estate-ai:backups.postgres.archiveTimeoutSeconds"),
+    ("backups.offsite.endpoint", DELETE, "real-estate-ai:backups.offsite"),
+    ("backups.offsite.bucket", "Bad_Bucket", "real-estate-ai:backups.offsite.bucket"),
+    ("backups.offsite.enabled", False, "real-estate-ai:backups.offsite.enabled"),  # prod keeps an off-site copy
+    ("backups.enabled", False, "real-estate-ai:backups.enabled"),
+    ("backups.redis.retentionDays", -1, "real-estate-ai:backups.redis.retentionDays"),
+    ("backups.milvus.image", "milvusdb/milvus-backup", "real-estate-ai:backups.milvus.image"),
 ]
 
 
 @pytest.mark.parametrize("path,new,expected", MALFORMED, ids=[f"{p}={v!r}" for p, v, _ in MALFORMED])
 def test_malformed_config_names_key_path(path, new, expected):
-    raw = _raw(with_value(decoded_config("prod"), path, new))
     with pytest.raises(StackConfigError) as error:
-        load_settings("prod", raw)
+        _load("prod", with_value(decoded_config("prod"), path, new))
     message = str(error.value)
     assert "stack 'prod'" in message
     problem_paths = [line.split(": ", 1)[0].strip(" -") for line in message.splitlines()[1:]]
@@ -102,16 +120,15 @@ def test_malformed_table_is_large_enough():
 
 
 def test_unknown_key_lists_allowed_keys():
-    raw = _raw(with_value(decoded_config("prod"), "api.replica", 3))
     with pytest.raises(StackConfigError, match=r"api\.replica: unknown key; allowed here: .*replicas"):
-        load_settings("prod", raw)
+        _load("prod", with_value(decoded_config("prod"), "api.replica", 3))
 
 
 def test_all_problems_reported_at_once():
     config = with_value(decoded_config("prod"), "api.replicas", 0)
     config = with_value(config, "redis.maxmemory", "1GB")
     with pytest.raises(StackConfigError) as error:
-        load_settings("prod", _raw(config))
+        _load("prod", config)
     assert "api.replicas" in str(error.value) and "redis.maxmemory" in str(error.value)
 
 
@@ -121,6 +138,19 @@ def test_invalid_config_registers_no_resource():
     with pytest.raises(StackConfigError, match="api.version"):
         run_program("prod", lambda: __import__("runpy").run_path("__main__.py"), config, into=rendered)
     assert rendered.registrations == []
+
+
+def test_offsite_backups_need_their_credentials_as_secrets():
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(decoded_config("prod")))
+    message = str(error.value)
+    for key in ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey"):
+        assert f"real-estate-ai:{key}: is required while backups.offsite.enabled is true" in message
+
+
+def test_dev_needs_no_secret_at_all():
+    _, settings = run_program("dev", load_settings, encode_config(decoded_config("dev")))
+    assert settings.config.environment == "dev"
 
 
 def test_secret_override_must_be_a_pulumi_secret():

@@ -132,7 +132,10 @@ def test_every_container_is_bounded_probed_and_unprivileged(stack, rendered_stac
             resources = container["resources"]
             assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"]), name
             assert byte_count(resources["requests"]["memory"]) <= byte_count(resources["limits"]["memory"]), name
-            if workload["kind"] != "CronJob":
+            # Run-to-completion pods (Jobs, CronJobs) are bounded by activeDeadlineSeconds instead of probes.
+            if workload["kind"] in ("Job", "CronJob"):
+                assert workload_deadline(workload) > 0, name
+            else:
                 assert "livenessProbe" in container and "readinessProbe" in container, name
             security = container["securityContext"]
             assert security["runAsNonRoot"] is True and security["runAsUser"] >= 10000, name
@@ -143,6 +146,11 @@ def test_every_container_is_bounded_probed_and_unprivileged(stack, rendered_stac
             assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), name
             checked += 1
     assert checked >= 6
+
+
+def workload_deadline(workload: dict) -> int:
+    spec = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
+    return spec.get("activeDeadlineSeconds", 0)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -201,7 +209,8 @@ def test_environment_shapes(rendered_stacks):
 def test_stateful_data_protection(stack, protected, rendered_stacks):
     rendered = rendered_stacks[stack]
     stateful = [r for r in rendered.registrations if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace")]
-    assert len(stateful) == 6
+    # namespace, 5 StatefulSets (postgres, redis, milvus-etcd, milvus-minio, backup-minio), 2 PVCs (milvus, redis backups)
+    assert len(stateful) == 8
     assert all(r.protect is protected for r in stateful), [(r.name, r.protect) for r in stateful]
     namespace = next(r for r in stateful if r.inputs["kind"] == "Namespace")
     assert namespace.retain_on_delete is protected

@@ -90,12 +90,23 @@ class _Mocks(pulumi.runtime.Mocks):
         self._rendered.secret_values.append(value)
         return value
 
+    def _pem(self, kind: str, name: str) -> str:
+        body = self._stand_in(f"pem/{name}", 48, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n"
+
     def new_resource(self, args: pulumi_mocks.MockResourceArgs):
         outputs = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             outputs["result"] = self._stand_in(args.name, int(args.inputs["length"]), "abcdefghkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
         elif args.typ == "random:index/randomString:RandomString":
             outputs["result"] = self._stand_in(args.name, int(args.inputs["length"]), "abcdefghijklmnopqrstuvwxyz0123456789")
+        elif args.typ == "tls:index/privateKey:PrivateKey":
+            outputs["privateKeyPem"] = self._pem("PRIVATE KEY", args.name)
+            outputs["publicKeyPem"] = f"-----BEGIN PUBLIC KEY-----\nstand-in for {args.name}\n-----END PUBLIC KEY-----\n"
+        elif args.typ in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\nstand-in for {args.name}\n-----END CERTIFICATE-----\n"
+        elif args.typ == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\nstand-in for {args.name}\n-----END CERTIFICATE REQUEST-----\n"
         elif args.typ == "docker:index/image:Image":
             digest = hashlib.sha256(args.inputs["imageName"].encode()).hexdigest()
             outputs["repoDigest"] = f"{args.inputs['imageName']}@sha256:{digest}"
@@ -131,7 +142,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
 
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
-    """The `config:` map of Pulumi.<stack>.yaml, as the engine hands it to the program."""
+    """The `config:` map of Pulumi.<stack>.yaml, as the engine hands it to the program (secure values left out)."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise SystemExit(f"no stack file {path.name}; stacks: {', '.join(available_stacks(project_dir))}")
@@ -139,12 +150,41 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
     config: dict[str, Any] = {}
     for key, value in (document.get("config") or {}).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
-            # Encrypted values need the stack's secrets provider; the render uses generated stand-ins.
-            print(f"render: {key} is encrypted; rendering with a generated stand-in", file=sys.stderr)
+            # Encrypted values need the stack's secrets provider; with_stand_in_secrets fills them in.
             continue
         full_key = key if ":" in key else f"{PROJECT}:{key}"
         config[full_key] = json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value)
     return config
+
+
+def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Add a marked stand-in for each secret the configuration requires but the render cannot have
+    (absent, or encrypted in the stack file). `pulumi up` still requires the real ones."""
+    import json as _json
+
+    from settings import SECRET_KEYS, PlatformConfig, required_secret_keys
+
+    prefix = f"{PROJECT}:"
+    plain = {}
+    for key, value in config.items():
+        if key.startswith(prefix):
+            try:
+                plain[key[len(prefix):]] = _json.loads(value)
+            except ValueError:
+                plain[key[len(prefix):]] = value
+    try:
+        parsed = PlatformConfig.model_validate({k: v for k, v in plain.items() if k not in SECRET_KEYS})
+    except Exception:
+        return config, []  # the program itself reports the invalid config
+    config = dict(config)
+    secret_keys = []
+    for key in required_secret_keys(parsed):
+        full_key = prefix + key
+        if full_key not in config:
+            print(f"render: {full_key} is a secret the render cannot read; using a stand-in", file=sys.stderr)
+            config[full_key] = f"render-stand-in-{key}".ljust(40, "x")
+        secret_keys.append(full_key)
+    return config, secret_keys
 
 
 def _scalar(value: Any) -> str:
@@ -160,6 +200,8 @@ def available_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
 def render(stack: str, config: Optional[dict[str, Any]] = None, secret_keys: Optional[list[str]] = None) -> RenderedStack:
     """Run __main__.py for `stack` under the Pulumi test runtime; `config` defaults to the stack file."""
     config = load_stack_config(stack) if config is None else config
+    config, stand_in_keys = with_stand_in_secrets(stack, config)
+    secret_keys = sorted(set(secret_keys or []) | set(stand_in_keys))
     rendered, _ = run_program(stack, lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py")), config, secret_keys)
     return rendered
 

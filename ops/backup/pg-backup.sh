@@ -26,3 +26,8 @@ for repo in $repos; do
   pgbackrest backup --type="$type" --repo="$repo"
   log "\"repo\":${repo},\"status\":\"ok\",\"seconds\":$(( $(date +%s) - started ))"
 done
+
+# Fulls expire with pgBackRest's own retention; the hourly incrementals get a shorter one (repo1 only holds them).
+if [[ "$type" == full && -n "${INCR_RETENTION_DAYS:-}" ]]; then
+  BACKUP_REPO=1 "$(dirname "${BASH_SOURCE[0]}")/pg-expire-incr.sh"
+fi
