@@ -17,6 +17,7 @@ import yaml
 from settings import BackupSettings, RedisSettings, Resources, _resources
 from components.pgbackrest import (
     DRILL_DIR,
+    PGDATA,
     REPO1_BUCKET,
     SCRIPTS_DIR,
     TLS_DIR,
@@ -43,6 +44,8 @@ SERVICE_ACCOUNT = "backup"
 # Pod names (app.kubernetes.io/name) of the backup jobs, used by the NetworkPolicies.
 PG_BACKUP = "pg-backup"
 PG_DRILL = "pg-restore-drill"
+PG_RESTORE = "pg-restore"
+REDIS_RESTORE = "redis-restore"
 REDIS_BACKUP = "redis-backup"
 MILVUS_BACKUP = "milvus-backup"
 STORAGE_INIT = "backup-storage-init"
@@ -158,6 +161,9 @@ class Backups(pulumi.ComponentResource):
         }
         if s.milvus.enabled:
             self.cron_jobs["milvus-backup"] = self._milvus_cron()
+        # Templates for ops/backup/k8s-recover-*.sh: suspended, never scheduled, copied into a Job on demand.
+        self._postgres_restore_template()
+        self._redis_restore_template()
         self.register_outputs({})
 
     # --- helpers -----------------------------------------------------------------------------
@@ -186,12 +192,13 @@ class Backups(pulumi.ComponentResource):
     def _job_spec(self, pod: dict, deadline: int, backoff: int = 1) -> dict:
         return {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": pod}
 
-    def _cron(self, name: str, schedule: str, pod: dict, deadline: int, backoff: int = 1) -> k8s.batch.v1.CronJob:
+    def _cron(self, name: str, schedule: str, pod: dict, deadline: int, backoff: int = 1, suspend: bool = False) -> k8s.batch.v1.CronJob:
         return k8s.batch.v1.CronJob(
             name,
             metadata=self._meta(name, "backup", pod["metadata"]["labels"]["app.kubernetes.io/name"]),
             spec={
                 "schedule": schedule,
+                "suspend": suspend,
                 "timeZone": "Etc/UTC",
                 # Never two of the same job at once: pgBackRest would refuse the second anyway.
                 "concurrencyPolicy": "Forbid",
@@ -262,6 +269,52 @@ class Backups(pulumi.ComponentResource):
         )
         pod["spec"]["containers"][0]["resources"] = _resources("500m", "1Gi", "2", "4Gi").to_kubernetes()
         return self._cron("postgres-restore-drill", s.restore_drill_schedule, pod, deadline=6 * 3600)
+
+    def _restore_source(self, name: str, key: str, default: str) -> pulumi.Output[str]:
+        """The ConfigMap the recovery script writes its target into (Pulumi leaves the value alone)."""
+        config_map = k8s.core.v1.ConfigMap(
+            name,
+            metadata=self._meta(name, "restore"),
+            data={key: default},
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["data"]),
+        )
+        return config_map.metadata.name
+
+    def _postgres_restore_template(self) -> k8s.batch.v1.CronJob:
+        source = self._restore_source("postgres-restore-target", "target", "latest")
+        pod = self._pg_pod(
+            PG_RESTORE, "pg-restore.sh", ["--pgdata", PGDATA, "--target", "$(RESTORE_TARGET)"], {}, "pg-host", ["ca.crt"],
+            extra_volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data-postgres-0"}}],
+            extra_mounts=[{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
+        )
+        container = pod["spec"]["containers"][0]
+        container["env"].append({"name": "RESTORE_TARGET", "valueFrom": {"configMapKeyRef": {"name": source, "key": "target"}}})
+        container["resources"] = _resources("500m", "1Gi", "2", "4Gi").to_kubernetes()
+        return self._suspended("postgres-restore", pod, deadline=4 * 3600)
+
+    def _redis_restore_template(self) -> k8s.batch.v1.CronJob:
+        a = self._args
+        source = self._restore_source("redis-restore-source", "path", "/backups/")
+        container = self._container(
+            "redis-restore", a.redis.image, [f"{SCRIPTS_DIR}/redis-restore.sh", "$(RESTORE_SOURCE)", "/data"], {},
+            [
+                {"name": "data", "mountPath": "/data"},
+                {"name": "backups", "mountPath": "/backups", "readOnly": True},
+                {"name": "backup-scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+            ],
+        )
+        container["env"].append({"name": "RESTORE_SOURCE", "valueFrom": {"configMapKeyRef": {"name": source, "key": "path"}}})
+        pod = self._pod(REDIS_RESTORE, "restore", container, [
+            {"name": "data", "persistentVolumeClaim": {"claimName": "data-redis-0"}},
+            {"name": "backups", "persistentVolumeClaim": {"claimName": "redis-backups"}},
+            {"name": "backup-scripts", "configMap": {"name": a.pgbackrest.scripts_config_map_name, "defaultMode": 0o555}},
+            empty_dir("tmp", "64Mi"),
+        ])
+        return self._suspended("redis-restore", pod, deadline=3600)
+
+    def _suspended(self, name: str, pod: dict, deadline: int) -> k8s.batch.v1.CronJob:
+        # February 31st never comes; suspend makes sure of it.
+        return self._cron(name, "0 0 31 2 *", pod, deadline, backoff=0, suspend=True)
 
     # --- backup object store ------------------------------------------------------------------
 

@@ -76,8 +76,6 @@ def render_pgbackrest_conf(
         "compress-type=zst",
         "process-max=2",
         "start-fast=y",
-        # Small files bundled into larger objects: far fewer S3 requests per backup.
-        "repo-bundle=y",
     ]
     for repo in repos:
         n = repo.index
@@ -91,6 +89,8 @@ def render_pgbackrest_conf(
             f"repo{n}-path={repo.path}",
             f"repo{n}-retention-full-type=time",
             f"repo{n}-retention-full={pg.full_retention_days}",
+            # Small files bundled into larger objects: far fewer S3 requests per backup.
+            f"repo{n}-bundle=y",
         ]
         if repo.ca_file:
             lines.append(f"repo{n}-storage-ca-file={repo.ca_file}")

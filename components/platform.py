@@ -43,6 +43,7 @@ BACKUP_FLOWS = [
     Flow(backups_module.PG_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.PG_DRILL, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.STORAGE_INIT, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+    Flow(backups_module.PG_RESTORE, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.REDIS_BACKUP, redis_module.NAME, redis_module.PORT),
     Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.HEALTH_PORT),
@@ -54,6 +55,7 @@ OFFSITE_FLOWS = [
     ExternalFlow(postgres_module.NAME, 443),
     ExternalFlow(backups_module.PG_BACKUP, 443),
     ExternalFlow(backups_module.PG_DRILL, 443),
+    ExternalFlow(backups_module.PG_RESTORE, 443),
 ]
 
 

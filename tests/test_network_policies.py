@@ -131,7 +131,7 @@ def test_only_the_backup_writers_reach_off_site_storage(prod):
     policies, pods = prod
     offsite = ({}, None, False)  # a public address outside the cluster
     writers = {f.source for f in OFFSITE_FLOWS}
-    assert writers == {"postgres", "pg-backup", "pg-restore-drill"}
+    assert writers == {"postgres", "pg-backup", "pg-restore-drill", "pg-restore"}
     for name in pods:
         assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
 

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Put a Redis snapshot taken by redis-backup.sh into a (stopped) server's data directory.
 #
-#   redis-restore.sh BACKUP_FILE.rdb.gz DATA_DIR
+#   redis-restore.sh BACKUP_FILE.rdb.gz|BACKUP_DIR DATA_DIR
 #
+# Given a directory, the newest snapshot in it is restored.
 # The checksum and the RDB are checked first; nothing in DATA_DIR changes unless both pass. The old
 # append-only files are moved aside. With appendonly on and no AOF, Redis would start empty and ignore
 # dump.rdb, so a private redis-server (unix socket only) loads the snapshot, rewrites it as the AOF and
 # shuts down: the platform's Redis then starts from the restored data as it always does.
 set -euo pipefail
 
-backup="${1:?usage: redis-restore.sh BACKUP_FILE.rdb.gz DATA_DIR}"
-data="${2:?usage: redis-restore.sh BACKUP_FILE.rdb.gz DATA_DIR}"
+backup="${1:?usage: redis-restore.sh BACKUP_FILE.rdb.gz|BACKUP_DIR DATA_DIR}"
+data="${2:?usage: redis-restore.sh BACKUP_FILE.rdb.gz|BACKUP_DIR DATA_DIR}"
+if [[ -d "$backup" ]]; then
+  newest=$(find "$backup" -maxdepth 1 -name 'dump-*.rdb.gz' | sort | tail -n 1)
+  [[ -n "$newest" ]] || { echo "redis-restore: no snapshot (dump-*.rdb.gz) in $backup" >&2; exit 1; }
+  backup="$newest"
+fi
 [[ -f "$backup" ]] || { echo "redis-restore: no backup file $backup" >&2; exit 1; }
 [[ -f "$backup.sha256" ]] || { echo "redis-restore: no checksum file $backup.sha256" >&2; exit 1; }
 (cd "$(dirname "$backup")" && sha256sum --check --status "$(basename "$backup").sha256") \

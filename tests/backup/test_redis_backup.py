@@ -106,7 +106,10 @@ def test_snapshot_restores_into_a_fresh_server_with_the_same_data(source, tmp_pa
 
     client.flushall()  # the disaster
     target = PlatformRedis(tmp_path, "restored")
-    restore = _run("redis-restore.sh", str(archive), str(target.data))
+    # Given the backup directory, the newest snapshot is restored.
+    older = backups / "dump-20200101T000000Z.rdb.gz"
+    older.write_bytes(b"not even gzip")
+    restore = _run("redis-restore.sh", str(backups), str(target.data))
     assert restore.returncode == 0, restore.stderr
     assert json.loads(restore.stdout.splitlines()[-1])["keys"] == len(expected)
     restored = target.start()

@@ -1,0 +1,161 @@
+"""RPO and RTO of the PostgreSQL backups, measured with the platform's scripts, pgBackRest and PostgreSQL.
+
+RPO: a writer commits a row every 50 ms while WAL is archived with the platform's archive_timeout;
+PostgreSQL is killed (the data directory counts as lost) and the latest state is restored from the
+repository. Reported: seconds of acknowledged commits that did not come back.
+
+RTO: a generated database of at least 1 GB (pgbench) is restored three ways in the same run:
+pgBackRest restore + recovery, pg_dump/pg_restore of the same database, and a plain copy of the
+stopped data directory (the physical limit). Reported: seconds, ratios, and a linear projection to 100 GB.
+
+    .venv/bin/python -m bench.backup_rpo_rto [--archive-timeout 60] [--rpo-seconds 75] [--scale 70]
+
+Prints numbers; asserts nothing. Runs as root (PostgreSQL runs as the postgres user) or as that user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import threading
+import time
+
+import psycopg
+
+from tests.backup.conftest import BackedUpPostgres
+from tests.services import free_port
+
+
+def _seconds(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _start_restored(cluster: BackedUpPostgres, pgdata, name: str) -> tuple[int, float]:
+    """Start a restored data directory, wait until recovery has finished; returns (port, seconds)."""
+    port = free_port()
+    options = f"-p {port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='{pgdata.parent}' -c archive_mode=off"
+    started = time.perf_counter()
+    cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata.parent / f"{name}.log"), "-w", "-t", "3600",
+                   "-o", options, "start", env=cluster.env())
+    url = f"postgresql://postgres:{cluster.pg.password}@127.0.0.1:{port}/postgres"
+    while True:
+        with psycopg.connect(url) as conn:
+            if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                break
+        time.sleep(0.2)
+    return port, time.perf_counter() - started
+
+
+def _stop(cluster: BackedUpPostgres, pgdata) -> None:
+    cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop", check=False)
+
+
+def rpo(archive_timeout: int, seconds: int) -> None:
+    cluster = BackedUpPostgres(archive_timeout=archive_timeout)
+    try:
+        url = cluster.pg.url("real_estate")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE heartbeat (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
+        assert cluster.script("pg-backup.sh", "full").returncode == 0
+        acknowledged: list[tuple[int, float]] = []
+        stop = threading.Event()
+
+        def writer():
+            with psycopg.connect(url, autocommit=True) as conn:
+                i = 0
+                while not stop.is_set():
+                    i += 1
+                    try:
+                        conn.execute("INSERT INTO heartbeat (id) VALUES (%s)", (i,))
+                    except psycopg.Error:
+                        return
+                    acknowledged.append((i, time.time()))
+                    time.sleep(0.05)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        time.sleep(seconds)
+        crash_at = time.time()
+        # The disaster: the server dies and its data directory is gone; only the repository is left.
+        cluster.pg.stop("immediate")
+        stop.set()
+        thread.join()
+        pgdata = cluster.scratch("rpo") / "pgdata"
+        restore_seconds = _seconds(lambda: cluster.script("pg-restore.sh", "--pgdata", str(pgdata), check=True))
+        port, recovery_seconds = _start_restored(cluster, pgdata, "rpo")
+        restored_url = f"postgresql://postgres:{cluster.pg.password}@127.0.0.1:{port}/real_estate"
+        with psycopg.connect(restored_url) as conn:
+            last_restored = conn.execute("SELECT coalesce(max(id), 0) FROM heartbeat").fetchone()[0]
+        _stop(cluster, pgdata)
+        last_id, last_time = acknowledged[-1]
+        restored_time = next((t for i, t in acknowledged if i == last_restored), acknowledged[0][1])
+        print(f"RPO  archive_timeout={archive_timeout}s, {seconds}s of writes every 50 ms, then an immediate stop (a crash) and restore latest:")
+        print(f"     acknowledged commits {last_id}, restored {last_restored}, lost {last_id - last_restored} "
+              f"= {last_time - restored_time:.1f} s of writes (crash {crash_at - last_time:.2f} s after the last commit)")
+        print(f"     restore {restore_seconds:.1f} s + recovery {recovery_seconds:.1f} s")
+    finally:
+        cluster.cleanup()
+
+
+def rto(scale: int) -> None:
+    cluster = BackedUpPostgres()
+    try:
+        env = cluster.env(PGPASSWORD=cluster.pg.password)
+        pgbench = [str(cluster.pg.bin / "pgbench"), "-h", "127.0.0.1", "-p", str(cluster.pg.port), "-U", "postgres"]
+        generate = _seconds(lambda: subprocess.run([*pgbench, "-i", "-q", "-s", str(scale), "real_estate"], env=env, check=True, capture_output=True))
+        size = int(cluster.pg.psql("SELECT pg_database_size('real_estate')"))
+        gib = size / 2**30
+        print(f"RTO  pgbench scale {scale}: database {size / 2**30:.2f} GiB (generated in {generate:.0f} s)")
+        backup = _seconds(lambda: cluster.script("pg-backup.sh", "full", check=True))
+        cluster.pg.psql("CHECKPOINT")
+
+        base = cluster.scratch("rto")
+        pgdata = base / "pgbackrest"
+        restore = _seconds(lambda: cluster.script("pg-restore.sh", "--pgdata", str(pgdata), check=True))
+        _, recovery = _start_restored(cluster, pgdata, "pgbackrest")
+        _stop(cluster, pgdata)
+        pgbackrest_total = restore + recovery
+
+        dump = base / "dump"
+        dump_seconds = _seconds(lambda: cluster.pg.run(str(cluster.pg.bin / "pg_dump"), "-h", "127.0.0.1", "-p", str(cluster.pg.port),
+                                                       "-U", "postgres", "-Fd", "-j", "2", "-f", str(dump), "real_estate", env=env))
+        cluster.pg.psql("CREATE DATABASE restored")
+        pg_restore_seconds = _seconds(lambda: cluster.pg.run(str(cluster.pg.bin / "pg_restore"), "-h", "127.0.0.1", "-p", str(cluster.pg.port),
+                                                            "-U", "postgres", "-j", "2", "-d", "restored", str(dump), env=env))
+
+        cluster.pg.stop("fast")
+        copy_target = base / "copy"
+        copy_seconds = _seconds(lambda: shutil.copytree(cluster.pg.data, copy_target, symlinks=True))
+        cluster.pg.start()
+
+        def line(name: str, seconds: float) -> str:
+            return f"     {name:<34}{seconds:>8.1f} s{seconds / copy_seconds:>8.1f}x copy{seconds / gib * 100 / 60:>9.1f} min per 100 GB"
+
+        print(f"     pgBackRest full backup {backup:.1f} s; pg_dump -Fd -j2 {dump_seconds:.1f} s (the dump-based backup)")
+        print(f"     {'restore path':<34}{'time':>10}{'vs copy':>13}{'projected':>22}")
+        print(line("plain copy of the data directory", copy_seconds))
+        print(line("pgBackRest restore + recovery", pgbackrest_total))
+        print(line("pg_restore -j2 of a pg_dump", pg_restore_seconds))
+        print(f"     pg_restore / pgBackRest = {pg_restore_seconds / pgbackrest_total:.2f}")
+    finally:
+        cluster.cleanup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archive-timeout", type=int, default=60)
+    parser.add_argument("--rpo-seconds", type=int, default=75)
+    parser.add_argument("--scale", type=int, default=70, help="pgbench scale; 70 is about 1 GiB")
+    parser.add_argument("--skip-rto", action="store_true")
+    args = parser.parse_args()
+    rpo(args.archive_timeout, args.rpo_seconds)
+    if not args.skip_rto:
+        rto(args.scale)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
