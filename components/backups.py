@@ -23,18 +23,16 @@ from components.pgbackrest import (
     TLS_DIR,
     PgBackRest,
 )
-from components.stateful import StatefulService, StatefulServiceArgs
+from components.minio import MinioArgs, minio
+from components.stateful import StatefulService
 from components.workload import (
     SecretKeyRef,
     container_security_context,
     empty_dir,
-    http_probe,
-    image_version,
     labels,
     pod_security_context,
     secret_volume,
     service_dns,
-    startup_probe,
 )
 
 STORAGE_NAME = "backup-minio"
@@ -321,47 +319,20 @@ class Backups(pulumi.ComponentResource):
     def _storage(self) -> StatefulService:
         a = self._args
         s = a.settings.storage
-        scheme_probe = lambda path, period: {**http_probe(path, STORAGE_PORT, 0, period), "httpGet": {"path": path, "port": STORAGE_PORT, "scheme": "HTTPS"}}  # noqa: E731
-        container = {
-            "name": "minio",
-            "image": s.image,
-            "imagePullPolicy": "Always",
-            "command": ["minio"],
-            "args": ["server", "/data", "--address", f":{STORAGE_PORT}", "--certs-dir", "/etc/minio/certs"],
-            "env": [
-                {"name": "MINIO_ROOT_USER_FILE", "value": "access_key"},
-                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": "secret_key"},
-            ],
-            "ports": [{"name": "s3", "containerPort": STORAGE_PORT, "protocol": "TCP"}],
-            "resources": s.resources.to_kubernetes(),
-            "securityContext": container_security_context(),
-            "startupProbe": startup_probe(scheme_probe("/minio/health/live", 10), 120),
-            "livenessProbe": scheme_probe("/minio/health/live", 10),
-            "readinessProbe": scheme_probe("/minio/health/ready", 5),
-            "volumeMounts": [
-                {"name": "tmp", "mountPath": "/tmp"},
-                {"name": "credentials", "mountPath": "/run/secrets", "readOnly": True},
-                {"name": "certs", "mountPath": "/etc/minio/certs", "readOnly": True},
-            ],
-        }
-        return StatefulService(
-            StatefulServiceArgs(
+        return minio(
+            MinioArgs(
                 name=STORAGE_NAME,
                 component="backup-storage",
                 namespace=a.namespace,
                 stack=a.stack,
-                version=image_version(s.image),
-                port=STORAGE_PORT,
-                port_name="s3",
-                container=container,
+                image=s.image,
                 storage=s.storage,
-                data_path="/data",
+                resources=s.resources,
+                credentials_secret=a.storage_credentials_secret,
+                user_key="root-user",
+                password_key="root-password",
                 protect=a.protect,
-                extra_volumes=[
-                    empty_dir("tmp", "64Mi"),
-                    secret_volume("credentials", a.storage_credentials_secret, {"root-user": "access_key", "root-password": "secret_key"}),
-                    secret_volume("certs", a.pgbackrest.tls_secret_name, {"public.crt": "public.crt", "private.key": "private.key"}),
-                ],
+                tls_secret=a.pgbackrest.tls_secret_name,
             ),
             parent=self,
         )

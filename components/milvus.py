@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from settings import MilvusSettings
 from components.stateful import StatefulService, StatefulServiceArgs
+from components.minio import MinioArgs, minio
 from components.secrets import MinioCredentials
 from components.workload import (
     container_security_context,
@@ -18,7 +19,6 @@ from components.workload import (
     image_version,
     labels,
     pod_security_context,
-    secret_volume,
     selector_labels,
     service_dns,
     startup_probe,
@@ -114,50 +114,20 @@ class Milvus(pulumi.ComponentResource):
 
     def _minio(self) -> StatefulService:
         s = self._args.settings.minio
-        container = {
-            "name": "minio",
-            "image": s.image,
-            "imagePullPolicy": "Always",
-            "command": ["minio"],
-            # The certificate directory defaults to $HOME, which a read-only root cannot hold.
-            "args": ["server", "/data", "--address", f":{MINIO_PORT}", "--certs-dir", "/tmp/certs"],
-            # MinIO reads *_FILE names relative to /run/secrets: credentials stay out of the environment.
-            "env": [
-                {"name": "MINIO_ROOT_USER_FILE", "value": "access_key"},
-                {"name": "MINIO_ROOT_PASSWORD_FILE", "value": "secret_key"},
-            ],
-            "ports": [{"name": "s3", "containerPort": MINIO_PORT, "protocol": "TCP"}],
-            "resources": s.resources.to_kubernetes(),
-            "securityContext": container_security_context(),
-            "startupProbe": startup_probe(http_probe("/minio/health/live", MINIO_PORT, 0, 10), 120),
-            "livenessProbe": http_probe("/minio/health/live", MINIO_PORT, 0, 10),
-            "readinessProbe": http_probe("/minio/health/ready", MINIO_PORT, 0, 5),
-            "volumeMounts": [
-                {"name": "tmp", "mountPath": "/tmp"},
-                {"name": "credentials", "mountPath": "/run/secrets", "readOnly": True},
-            ],
-        }
-        return StatefulService(
-            StatefulServiceArgs(
+        credentials = self._args.minio_credentials
+        return minio(
+            MinioArgs(
                 name=MINIO_NAME,
                 component="vector-storage",
                 namespace=self._args.namespace,
                 stack=self._args.stack,
-                version=image_version(s.image),
-                port=MINIO_PORT,
-                port_name="s3",
-                container=container,
+                image=s.image,
                 storage=s.storage,
-                data_path="/data",
+                resources=s.resources,
+                credentials_secret=credentials.secret_name,
+                user_key=credentials.user_key,
+                password_key=credentials.password_key,
                 protect=self._args.protect,
-                extra_volumes=[
-                    empty_dir("tmp", "64Mi"),
-                    secret_volume(
-                        "credentials",
-                        self._args.minio_credentials.secret_name,
-                        {self._args.minio_credentials.user_key: "access_key", self._args.minio_credentials.password_key: "secret_key"},
-                    ),
-                ],
             ),
             parent=self,
         )

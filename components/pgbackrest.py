@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from settings import BackupSettings
-from components.workload import labels, service_dns
+from components.workload import labels
 
 STANZA = "main"
 TLS_PORT = 8432

@@ -6,8 +6,6 @@ PostgreSQL, Redis, etcd and MinIO share this shape; each component supplies its 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
-
 import pulumi
 import pulumi_kubernetes as k8s
 

@@ -110,7 +110,24 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-class RedisServer:
+class _ProcessServer:
+    """A server this test run started as a child process, with a scratch directory of its own."""
+
+    process: Optional[subprocess.Popen] = None
+    dir: Path
+
+    def stop(self) -> None:
+        if self.process:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisServer(_ProcessServer):
     def __init__(self, password: str = "redis-test-password-0123456789", base: Optional[Path] = None):
         self.port = free_port()
         self.password = password
@@ -126,21 +143,11 @@ class RedisServer:
         wait_for_port(self.port)
         return self
 
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
-
-class MilvusLiteServer:
+class MilvusLiteServer(_ProcessServer):
     """milvus-lite's gRPC server: the Milvus protocol pymilvus speaks, from PyPI."""
 
     def __init__(self, base: Optional[Path] = None):
@@ -157,15 +164,5 @@ class MilvusLiteServer:
         wait_for_port(self.port, 60)
         return self
 
-    def stop(self) -> None:
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,9 +2,7 @@
 host reaching it over mutual TLS, with the TLS options taken from the rendered pgbackrest.conf."""
 
 import json
-import os
 import subprocess
-import time
 
 import pytest
 
