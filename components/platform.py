@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from settings import KubernetesSettings, PlatformSettings
+from settings import KubernetesSettings, PlatformSettings, _resources
 from components import milvus as milvus_module
 from components import postgres as postgres_module
 from components import redis as redis_module
@@ -147,8 +147,11 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         backup_wiring = (
+            # The TLS server idles between backups; during one it reads and compresses the files, within its 1-CPU limit.
             pgbackrest.postgres_wiring(
-                c.backups.postgres.archive_timeout_seconds, c.postgres.resources.to_kubernetes(), container_security_context()
+                c.backups.postgres.archive_timeout_seconds,
+                _resources("50m", "64Mi", "1", "512Mi").to_kubernetes(),
+                container_security_context(),
             )
             if pgbackrest
             else None
