@@ -226,3 +226,15 @@ def test_recovery_templates_are_suspended_and_restore_the_right_volumes(stack, r
     for script in ("k8s-recover-postgres.sh", "k8s-recover-redis.sh"):
         text = (SCRIPTS_SOURCE / script).read_text()
         assert "--from=cronjob/" + ("postgres-restore" if "postgres" in script else "redis-restore") in text
+
+
+def test_backup_store_serves_only_https_with_the_backup_certificate(rendered_stacks):
+    sts = rendered_stacks["prod"].find("StatefulSet", "backup-minio")
+    minio = _job_container(sts)
+    assert minio["args"][-2:] == ["--certs-dir", "/etc/minio/certs"]
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert minio[probe]["httpGet"]["scheme"] == "HTTPS"
+    certs = {v["name"]: v for v in pod_spec(sts)["volumes"]}["certs"]["secret"]
+    assert certs["secretName"] == "backup-tls"
+    assert [i["key"] for i in certs["items"]] == ["public.crt", "private.key"]
+    assert _options(_conf(rendered_stacks["prod"], "pg-host"))["repo1-storage-ca-file"] == "/etc/pgbackrest/tls/ca.crt"

@@ -52,6 +52,6 @@ def test_etcd_and_minio_are_persistent_and_minio_reads_credentials_from_files():
     assert {e["name"]: e["value"] for e in minio["env"]} == {"MINIO_ROOT_USER_FILE": "access_key", "MINIO_ROOT_PASSWORD_FILE": "secret_key"}
     credentials = next(v for v in pod_spec(rendered.find("StatefulSet", "milvus-minio"))["volumes"] if v["name"] == "credentials")
     assert credentials["secret"]["items"] == [{"key": "root-user", "path": "access_key"}, {"key": "root-password", "path": "secret_key"}]
-    assert minio["readinessProbe"]["httpGet"] == {"path": "/minio/health/ready", "port": 9000}
+    assert minio["readinessProbe"]["httpGet"] == {"path": "/minio/health/ready", "port": 9000, "scheme": "HTTP"}
     (etcd,) = containers(rendered.find("StatefulSet", "milvus-etcd"))
     assert "--advertise-client-urls=http://milvus-etcd.estate.svc.cluster.local:2379" in etcd["args"]
