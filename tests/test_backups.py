@@ -97,7 +97,7 @@ def test_postgres_archives_wal_and_serves_the_backup_jobs(stack, rendered_stacks
     options = _options(_conf(rendered, "pg-host"))
     assert options["tls-server-auth"] == f"{CLIENT_CN}=main" and options["archive-async"] == "y"
     repo_host = _options(_conf(rendered, "repo-host"))
-    assert repo_host["pg1-host"] == f"postgres-0.postgres-headless.{rendered.find('Namespace', sts['metadata']['namespace'])['metadata']['name']}.svc.cluster.local"
+    assert repo_host["pg1-host"] == f"postgres-0.postgres-headless.{sts['metadata']['namespace']}.svc.cluster.local"
     assert repo_host["pg1-host-type"] == "tls" and repo_host["pg1-host-port"] == str(TLS_PORT)
 
 

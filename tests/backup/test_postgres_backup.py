@@ -125,6 +125,7 @@ def test_restore_drill_restores_checks_and_leaves_the_repository_alone(cluster):
     assert drill.returncode == 0, drill.stderr
     report = _json_lines(drill.stdout)[-1]
     assert report["status"] == "ok" and report["step"] == "done" and report["tables"] >= 2
+    assert report["estimated_rows"] >= 0
     archive_after = cluster.pgbackrest("info").split("wal archive min/max")[1].splitlines()[0]
     assert archive_after == archive_before
     assert not (cluster.pg.base / "drill" / "pgdata").exists()
