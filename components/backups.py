@@ -26,6 +26,7 @@ from components.pgbackrest import (
 from components.minio import MinioArgs, minio
 from components.stateful import StatefulService
 from components.workload import (
+    claim_spec,
     SecretKeyRef,
     container_security_context,
     empty_dir,
@@ -363,13 +364,10 @@ class Backups(pulumi.ComponentResource):
     def _redis_cron(self) -> k8s.batch.v1.CronJob:
         a = self._args
         s = a.settings.redis
-        claim_spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": s.storage.size}}}
-        if s.storage.storage_class:
-            claim_spec["storageClassName"] = s.storage.storage_class
         claim = k8s.core.v1.PersistentVolumeClaim(
             "redis-backups",
             metadata={**self._meta("redis-backups", "backup", REDIS_BACKUP), "annotations": {"pulumi.com/skipAwait": "true"}},
-            spec=claim_spec,
+            spec=claim_spec(s.storage),
             opts=pulumi.ResourceOptions(parent=self, protect=a.protect),
         )
         container = self._container(

@@ -13,6 +13,7 @@ from components.stateful import StatefulService, StatefulServiceArgs
 from components.minio import MinioArgs, minio
 from components.secrets import MinioCredentials
 from components.workload import (
+    claim_spec,
     container_security_context,
     empty_dir,
     http_probe,
@@ -144,9 +145,6 @@ class Milvus(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child,
         )
-        claim_spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": s.storage.size}}}
-        if s.storage.storage_class:
-            claim_spec["storageClassName"] = s.storage.storage_class
         claim = k8s.core.v1.PersistentVolumeClaim(
             "milvus-data",
             metadata={
@@ -156,7 +154,7 @@ class Milvus(pulumi.ComponentResource):
                 # Bound on first consumer: do not wait for a Bound phase before the Deployment exists.
                 "annotations": {"pulumi.com/skipAwait": "true"},
             },
-            spec=claim_spec,
+            spec=claim_spec(s.storage),
             opts=pulumi.ResourceOptions(parent=self, protect=a.protect),
         )
         service = k8s.core.v1.Service(

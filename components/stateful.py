@@ -90,7 +90,7 @@ class StatefulService:
                     },
                 },
                 "volumeClaimTemplates": [
-                    volume_claim_template("data", args.storage.size, args.storage.storage_class, meta_labels)
+                    volume_claim_template("data", args.storage, meta_labels)
                 ],
             },
             opts=pulumi.ResourceOptions(parent=parent, protect=args.protect, depends_on=[self.service_account]),

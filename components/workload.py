@@ -12,7 +12,7 @@ from typing import Optional
 
 import pulumi
 
-from settings import byte_count
+from settings import Storage, byte_count
 
 PART_OF = "real-estate-ai"
 # A UID above 10000 cannot collide with a host user; every image used here runs as any UID.
@@ -123,11 +123,16 @@ def empty_dir(name: str, size_limit: str = "64Mi", medium: Optional[str] = None)
     return {"name": name, "emptyDir": spec}
 
 
-def volume_claim_template(name: str, size: str, storage_class: Optional[str], labels_: dict) -> dict:
-    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
-    if storage_class:
-        spec["storageClassName"] = storage_class
-    return {"metadata": {"name": name, "labels": labels_}, "spec": spec}
+def claim_spec(storage: Storage) -> dict:
+    """A single-writer volume of the configured size; no storage class means the cluster's default."""
+    spec: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage.size}}}
+    if storage.storage_class:
+        spec["storageClassName"] = storage.storage_class
+    return spec
+
+
+def volume_claim_template(name: str, storage: Storage, labels_: dict) -> dict:
+    return {"metadata": {"name": name, "labels": labels_}, "spec": claim_spec(storage)}
 
 
 def service_dns(name: str, namespace: str) -> str:
