@@ -274,13 +274,14 @@ def write_manifests(rendered: RenderedStack, out_dir: Path) -> list[Path]:
 
 def _plain(value: Any) -> Any:
     """Wire values back to manifest values: secret envelopes unwrapped, integral floats to ints
-    (the protobuf wire format carries every number as a double), apiVersion/kind/metadata first."""
+    (the protobuf wire format carries every number as a double), apiVersion/kind/metadata first, the rest sorted."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
         if value.get(_SIG_KEY) == _SECRET_SIG:
             return _plain(value["value"])
-        ordered = sorted(value, key=lambda k: _FIRST_KEYS.index(k) if k in _FIRST_KEYS else len(_FIRST_KEYS))
+        # Keys arrive from the wire in no stable order; a fixed order keeps re-renders diffable.
+        ordered = sorted(value, key=lambda k: (_FIRST_KEYS.index(k) if k in _FIRST_KEYS else len(_FIRST_KEYS), k))
         return {k: _plain(value[k]) for k in ordered}
     if isinstance(value, list):
         return [_plain(v) for v in value]
