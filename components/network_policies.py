@@ -36,6 +36,15 @@ class ExternalFlow:
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
 
 
+def _ports_by_pair(flows: list[Flow]) -> dict[tuple[str, str], list[int]]:
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for flow in flows:
+        ports = pairs.setdefault((flow.source, flow.target), [])
+        if flow.port not in ports:
+            ports.append(flow.port)
+    return pairs
+
+
 @dataclass
 class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
@@ -93,32 +102,24 @@ class NetworkPolicies(pulumi.ComponentResource):
                 ],
             },
         )
-        # Each flow needs both ends opened: egress from the source and ingress to the target.
-        for flow in args.flows:
+        # Each pair of pods needs both ends opened: egress from the source and ingress to the target,
+        # one policy per end listing every port of the pair (a policy name can exist only once).
+        for (source, target), ports in _ports_by_pair(args.flows).items():
+            port_list = [{"protocol": "TCP", "port": port} for port in ports]
             self._policy(
-                f"allow-{flow.source}-to-{flow.target}",
+                f"allow-{source}-to-{target}",
                 {
-                    "podSelector": {"matchLabels": selector_labels(flow.target, args.stack)},
+                    "podSelector": {"matchLabels": selector_labels(target, args.stack)},
                     "policyTypes": ["Ingress"],
-                    "ingress": [
-                        {
-                            "from": [{"podSelector": {"matchLabels": selector_labels(flow.source, args.stack)}}],
-                            "ports": [{"protocol": "TCP", "port": flow.port}],
-                        }
-                    ],
+                    "ingress": [{"from": [{"podSelector": {"matchLabels": selector_labels(source, args.stack)}}], "ports": port_list}],
                 },
             )
             self._policy(
-                f"allow-{flow.source}-egress-to-{flow.target}",
+                f"allow-{source}-egress-to-{target}",
                 {
-                    "podSelector": {"matchLabels": selector_labels(flow.source, args.stack)},
+                    "podSelector": {"matchLabels": selector_labels(source, args.stack)},
                     "policyTypes": ["Egress"],
-                    "egress": [
-                        {
-                            "to": [{"podSelector": {"matchLabels": selector_labels(flow.target, args.stack)}}],
-                            "ports": [{"protocol": "TCP", "port": flow.port}],
-                        }
-                    ],
+                    "egress": [{"to": [{"podSelector": {"matchLabels": selector_labels(target, args.stack)}}], "ports": port_list}],
                 },
             )
         for external in args.external_flows:

@@ -136,6 +136,19 @@ def test_only_the_backup_writers_reach_off_site_storage(prod):
         assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
 
 
+def test_flows_between_the_same_pods_share_one_policy_per_end():
+    flows = [Flow("a", "b", 80), Flow("a", "b", 9091), Flow("a", "c", 80)]
+    rendered, _ = run_component(
+        lambda: NetworkPolicies(
+            "np", NetworkPoliciesArgs("estate", "test", flows, ingress_target="a", ingress_port=80, ingress_controller_namespace="edge"),
+        )
+    )
+    for name, direction in (("allow-a-to-b", "ingress"), ("allow-a-egress-to-b", "egress")):
+        rule = rendered.find("NetworkPolicy", name)["spec"][direction][0]
+        assert rule["ports"] == [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 9091}]
+    assert rendered.find("NetworkPolicy", "allow-a-to-c")["spec"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 80}]
+
+
 def test_component_renders_both_ends_of_each_flow():
     flows = [Flow("a", "b", 1234)]
     rendered, _ = run_component(

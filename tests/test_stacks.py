@@ -44,6 +44,16 @@ def test_schema_validation_catches_an_unknown_field(rendered_stacks, tmp_path):
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_every_resource_name_is_unique(stack, rendered_stacks):
+    """Pulumi refuses two resources with one URN; the mocks do not, so the program is checked here."""
+    seen = [(r.type, r.parent.split("::")[-1] if r.parent else "", r.name) for r in rendered_stacks[stack].registrations]
+    duplicates = sorted({key for key in seen if seen.count(key) > 1})
+    assert not duplicates
+    objects = [(o["kind"], o["metadata"]["name"]) for o in rendered_stacks[stack].objects]
+    assert len(objects) == len(set(objects)), sorted({o for o in objects if objects.count(o) > 1})
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_every_object_is_in_the_stack_namespace(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     namespace = next(o for o in rendered.objects if o["kind"] == "Namespace")["metadata"]["name"]
