@@ -17,6 +17,7 @@ from components.workload import (
     http_probe,
     labels,
     pod_security_context,
+    pull_policy,
     selector_labels,
 )
 
@@ -48,10 +49,6 @@ class ApiArgs:
     build_context: str
 
 
-def _local_image(settings: ApiSettings) -> bool:
-    return settings.image is None and settings.registry is None
-
-
 def image_name(settings: ApiSettings) -> str:
     repository = f"{settings.registry}/{IMAGE_REPOSITORY}" if settings.registry else IMAGE_REPOSITORY
     return f"{repository}:{settings.version}"
@@ -78,8 +75,7 @@ class Api(pulumi.ComponentResource):
         container = {
             "name": NAME,
             "image": self.image,
-            # A local build (kind, no registry) exists only on the node; anything from a registry is re-checked.
-            "imagePullPolicy": "IfNotPresent" if _local_image(s) else "Always",
+            "imagePullPolicy": pull_policy(built_locally=s.image is None and s.registry is None),
             "ports": [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}],
             "env": [
                 args.secrets.database_url.env("DATABASE_URL"),

@@ -228,21 +228,23 @@ class Backups(pulumi.ComponentResource):
     def _pg_pod(self, pod_name: str, script: str, script_args: list[str], env: dict[str, str], role: str,
                 tls_items: list[str], extra_volumes: list[dict] = (), extra_mounts: list[dict] = ()) -> dict:
         pgbackrest = self._args.pgbackrest
-        pull = pgbackrest.pull_policy
         container = self._container(
             "pgbackrest", pgbackrest.image, [f"{SCRIPTS_DIR}/{script}", *script_args],
-            {"PGBACKREST_STANZA": "main", **env}, [*PgBackRest.mounts(), *extra_mounts], pull=pull,
+            {"PGBACKREST_STANZA": "main", **env}, [*PgBackRest.mounts(), *extra_mounts], pull=pgbackrest.pull_policy,
         )
         volumes = [*pgbackrest.volumes(role, tls_items), empty_dir("tmp", "256Mi"), *extra_volumes]
         return self._pod(pod_name, "backup", container, volumes)
 
+    def _repository_host_pod(self, script: str, script_args: list[str], env: dict[str, str]) -> dict:
+        """A backup or verify pod: a pgBackRest repository host reaching PostgreSQL with the client certificate."""
+        return self._pg_pod(PG_BACKUP, script, script_args, env, "repo-host", ["ca.crt", "client.crt", "client.key"])
+
     def _pg_cron(self, name: str, schedule: str, script_args: list[str], env: dict[str, str],
                  script: str = "pg-backup.sh", deadline: int = 3600) -> k8s.batch.v1.CronJob:
-        pod = self._pg_pod(PG_BACKUP, script, script_args, env, "repo-host", ["ca.crt", "client.crt", "client.key"])
-        return self._cron(name, schedule, pod, deadline)
+        return self._cron(name, schedule, self._repository_host_pod(script, script_args, env), deadline)
 
     def _pg_job(self, name: str, script_args: list[str], env: dict[str, str], depends_on: list[pulumi.Resource]) -> k8s.batch.v1.Job:
-        pod = self._pg_pod(PG_BACKUP, "pg-backup.sh", script_args, env, "repo-host", ["ca.crt", "client.crt", "client.key"])
+        pod = self._repository_host_pod("pg-backup.sh", script_args, env)
         return k8s.batch.v1.Job(
             name,
             metadata=self._meta(name, "backup", PG_BACKUP),

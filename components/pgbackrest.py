@@ -20,7 +20,7 @@ import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
 from settings import BackupSettings
-from components.workload import labels
+from components.workload import labels, pull_policy
 
 STANZA = "main"
 TLS_PORT = 8432
@@ -209,8 +209,7 @@ class PgBackRest(pulumi.ComponentResource):
 
     @property
     def pull_policy(self) -> str:
-        """A local build (kind, no registry) exists only on the node; anything from a registry is re-checked."""
-        return "Always" if self._args.registry or self._args.settings.postgres_image else "IfNotPresent"
+        return pull_policy(built_locally=self._args.settings.postgres_image is None and self._args.registry is None)
 
     def _image(self) -> pulumi.Output[str]:
         a = self._args

@@ -139,6 +139,11 @@ def service_dns(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.svc.cluster.local"
 
 
+def pull_policy(built_locally: bool) -> str:
+    """A local build without a registry (kind) exists only on the node; anything from a registry is re-checked."""
+    return "IfNotPresent" if built_locally else "Always"
+
+
 def image_version(image: str) -> str:
     """The tag of a pinned image, for the app.kubernetes.io/version label (a valid label value)."""
     reference = image.split("@", 1)[0]
