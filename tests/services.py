@@ -17,6 +17,11 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import redis
+
+from components.redis import DATA_PATH, PORT, SECRET_PATH, render_redis_conf
+from settings import RedisSettings
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -145,6 +150,35 @@ class RedisServer(_ProcessServer):
 
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+
+class PlatformRedis(_ProcessServer):
+    """redis-server with the platform's rendered redis.conf (AOF on), its paths moved under `root/name`."""
+
+    def __init__(self, root: Path, name: str, password: str):
+        self.port = free_port()
+        self.password = password
+        self.dir = root / name
+        self.data = self.dir / "data"
+        self.data.mkdir(parents=True)
+        secret = self.dir / "requirepass.conf"
+        secret.write_text(f"requirepass {password}\n")
+        conf = render_redis_conf(RedisSettings(maxmemory="64Mi"))
+        conf = conf.replace(f"port {PORT}", f"port {self.port}").replace(f"dir {DATA_PATH}", f"dir {self.data}")
+        conf = conf.replace(f"{SECRET_PATH}/requirepass.conf", str(secret))
+        self.conf = self.dir / "redis.conf"
+        self.conf.write_text(conf + "bind 127.0.0.1\n")
+
+    def start(self):
+        """Start and wait until the dataset is loaded; returns a client logged in with the password."""
+        self.process = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", str(self.conf)], stdout=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        client = redis.Redis(port=self.port, password=self.password)
+        deadline = time.monotonic() + 30
+        while client.info("persistence")["loading"]:
+            assert time.monotonic() < deadline, "redis-server did not finish loading"
+            time.sleep(0.1)
+        return client
 
 
 class MilvusLiteServer(_ProcessServer):

@@ -1,21 +1,16 @@
 """The Redis component, and its rendered redis.conf run by a real redis-server."""
 
-import shutil
-import socket
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import redis as redis_client
 
-from components.redis import DATA_PATH, PORT, SECRET_PATH, Redis, RedisArgs, render_redis_conf
+from components.redis import DATA_PATH, SECRET_PATH, Redis, RedisArgs, render_redis_conf
 from components.secrets import RedisCredentials
 from settings import RedisSettings, Storage
 from tests.harness import containers, run_component, value
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
+from tests.services import PlatformRedis
 
 def _redis():
     settings = RedisSettings(storage=Storage(size="3Gi"), maxmemory="256Mi")
@@ -45,37 +40,17 @@ def test_config_persists_with_aof_every_second():
     assert {"appendonly yes", "appendfsync everysec", f"maxmemory {256 * 2**20}", f"include {SECRET_PATH}/requirepass.conf"} <= lines
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def real_redis(tmp_path: Path):
-    """redis-server started with the component's redis.conf, paths moved into tmp_path."""
-    port = _free_port()
-    (tmp_path / "data").mkdir()
-    (tmp_path / "requirepass.conf").write_text("requirepass s3cret-from-the-secret-file\n")
-    conf = render_redis_conf(RedisSettings(maxmemory="64Mi"))
-    conf = conf.replace(f"port {PORT}", f"port {port}").replace(f"dir {DATA_PATH}", f"dir {tmp_path / 'data'}")
-    conf = conf.replace(f"{SECRET_PATH}/requirepass.conf", str(tmp_path / "requirepass.conf"))
-    (tmp_path / "redis.conf").write_text(conf + "bind 127.0.0.1\n")
-    process = subprocess.Popen([REDIS_SERVER, str(tmp_path / "redis.conf")], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    yield port, tmp_path
-    process.terminate()
-    process.wait(10)
+    """redis-server started with the component's redis.conf and a password file, paths moved into tmp_path."""
+    server = PlatformRedis(tmp_path, "redis", "s3cret-from-the-secret-file")
+    server.start()
+    yield server.port, server.data
+    server.stop()
 
 
 def test_real_redis_requires_the_password_and_writes_the_aof(real_redis):
-    port, tmp_path = real_redis
+    port, data = real_redis
     anonymous = redis_client.Redis(port=port)
     with pytest.raises(redis_client.AuthenticationError):
         anonymous.set("k", "v")
@@ -85,5 +60,5 @@ def test_real_redis_requires_the_password_and_writes_the_aof(real_redis):
     assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
     time.sleep(1.5)
-    aof_files = list((tmp_path / "data").rglob("*.aof"))
+    aof_files = list(data.rglob("*.aof"))
     assert aof_files and any(b"listing:1" in f.read_bytes() for f in aof_files)

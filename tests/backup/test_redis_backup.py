@@ -8,51 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
-from components.redis import PORT, SECRET_PATH, render_redis_conf
-from settings import RedisSettings
-from tests.services import free_port, wait_for_port
+from tests.services import PlatformRedis, free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "ops" / "backup"
 PASSWORD = "redis-backup-test-password-0123456789"
 
 
-class PlatformRedis:
-    """redis-server with the platform's rendered redis.conf (AOF on), paths moved into a temp dir."""
-
-    def __init__(self, root: Path, name: str):
-        self.port = free_port()
-        self.data = root / name / "data"
-        self.data.mkdir(parents=True)
-        secret = root / name / "requirepass.conf"
-        secret.write_text(f"requirepass {PASSWORD}\n")
-        conf = render_redis_conf(RedisSettings(maxmemory="64Mi"))
-        conf = conf.replace(f"port {PORT}", f"port {self.port}").replace("dir /data", f"dir {self.data}")
-        conf = conf.replace(f"{SECRET_PATH}/requirepass.conf", str(secret))
-        self.conf = root / name / "redis.conf"
-        self.conf.write_text(conf + "bind 127.0.0.1\n")
-        self.process = None
-
-    def start(self):
-        self.process = subprocess.Popen(["redis-server", str(self.conf)], stdout=subprocess.DEVNULL)
-        wait_for_port(self.port)
-        client = redis.Redis(port=self.port, password=PASSWORD)
-        deadline = time.monotonic() + 30
-        while client.info("persistence")["loading"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-        return client
-
-    def stop(self):
-        if self.process:
-            self.process.terminate()
-            self.process.wait(10)
-
-
 @pytest.fixture
 def source(tmp_path):
-    server = PlatformRedis(tmp_path, "source")
+    server = PlatformRedis(tmp_path, "source", PASSWORD)
     client = server.start()
     yield server, client
     server.stop()
@@ -105,7 +70,7 @@ def test_snapshot_restores_into_a_fresh_server_with_the_same_data(source, tmp_pa
     assert PASSWORD not in backup.stdout + backup.stderr
 
     client.flushall()  # the disaster
-    target = PlatformRedis(tmp_path, "restored")
+    target = PlatformRedis(tmp_path, "restored", PASSWORD)
     # Given the backup directory, the newest snapshot is restored.
     older = backups / "dump-20200101T000000Z.rdb.gz"
     older.write_bytes(b"not even gzip")
