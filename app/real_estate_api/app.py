@@ -35,40 +35,49 @@ BUDGET_TOLERANCE = 1.1
 ACCURATE_WITHIN = 0.10
 
 
+# One definition per kind of value, shared by every request body.
+Place = Annotated[str, Field(pattern=PLACE)]
+Area = Annotated[float, Field(gt=0, le=100_000)]
+Bedrooms = Annotated[int, Field(ge=0, le=50)]
+Money = Annotated[float, Field(gt=0, le=1e11)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class ListingIn(_Body):
-    city: str = Field(pattern=PLACE)
-    district: Optional[str] = Field(None, pattern=PLACE)
-    area_sqm: float = Field(gt=0, le=100_000)
-    bedrooms: int = Field(ge=0, le=50)
-    price: float = Field(gt=0, le=1e11)
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    city: Place
+    district: Optional[Place] = None
+    area_sqm: Area
+    bedrooms: Bedrooms
+    price: Money
+    latitude: Latitude
+    longitude: Longitude
 
 
 class RecommendationIn(_Body):
     user_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
-    city: Optional[str] = Field(None, pattern=PLACE)
-    budget: float = Field(gt=0, le=1e11)
-    area_sqm: float = Field(gt=0, le=100_000)
-    bedrooms: int = Field(ge=0, le=50)
-    latitude: float = Field(ge=-90, le=90)
-    longitude: float = Field(ge=-180, le=180)
+    city: Optional[Place] = None
+    budget: Money
+    area_sqm: Area
+    bedrooms: Bedrooms
+    latitude: Latitude
+    longitude: Longitude
     top_k: Optional[int] = Field(None, ge=1, le=100)
 
 
 class ValuationIn(_Body):
-    city: str = Field(pattern=PLACE)
-    district: Optional[str] = Field(None, pattern=PLACE)
-    area_sqm: float = Field(gt=0, le=100_000)
-    bedrooms: int = Field(ge=0, le=50)
+    city: Place
+    district: Optional[Place] = None
+    area_sqm: Area
+    bedrooms: Bedrooms
 
 
 class FeedbackIn(_Body):
-    actual_price: float = Field(gt=0, le=1e11)
+    actual_price: Money
 
 
 def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
