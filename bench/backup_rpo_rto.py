@@ -23,33 +23,12 @@ import time
 import psycopg
 
 from tests.backup.conftest import BackedUpPostgres
-from tests.services import free_port
 
 
 def _seconds(fn) -> float:
     started = time.perf_counter()
     fn()
     return time.perf_counter() - started
-
-
-def _start_restored(cluster: BackedUpPostgres, pgdata, name: str) -> tuple[int, float]:
-    """Start a restored data directory, wait until recovery has finished; returns (port, seconds)."""
-    port = free_port()
-    options = f"-p {port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='{pgdata.parent}' -c archive_mode=off"
-    started = time.perf_counter()
-    cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-l", str(pgdata.parent / f"{name}.log"), "-w", "-t", "3600",
-                   "-o", options, "start", env=cluster.env())
-    url = f"postgresql://postgres:{cluster.pg.password}@127.0.0.1:{port}/postgres"
-    while True:
-        with psycopg.connect(url) as conn:
-            if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                break
-        time.sleep(0.2)
-    return port, time.perf_counter() - started
-
-
-def _stop(cluster: BackedUpPostgres, pgdata) -> None:
-    cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop", check=False)
 
 
 def _du(path) -> int:
@@ -88,11 +67,11 @@ def rpo(archive_timeout: int, seconds: int) -> None:
         thread.join()
         pgdata = cluster.scratch("rpo") / "pgdata"
         restore_seconds = _seconds(lambda: cluster.script("pg-restore.sh", "--pgdata", str(pgdata), check=True))
-        port, recovery_seconds = _start_restored(cluster, pgdata, "rpo")
-        restored_url = f"postgresql://postgres:{cluster.pg.password}@127.0.0.1:{port}/real_estate"
-        with psycopg.connect(restored_url) as conn:
-            last_restored = conn.execute("SELECT coalesce(max(id), 0) FROM heartbeat").fetchone()[0]
-        _stop(cluster, pgdata)
+        started = time.perf_counter()
+        restored = cluster.start_restored(pgdata, timeout=3600)
+        recovery_seconds = time.perf_counter() - started
+        last_restored = int(restored.psql("SELECT coalesce(max(id), 0) FROM heartbeat"))
+        restored.stop()
         last_id, last_time = acknowledged[-1]
         restored_time = next((t for i, t in acknowledged if i == last_restored), acknowledged[0][1])
         print(f"RPO  archive_timeout={archive_timeout}s, {seconds}s of writes every 50 ms, then an immediate stop (a crash) and restore latest:")
@@ -129,8 +108,10 @@ def rto(scale: int) -> None:
 
         pgdata = base / "pgbackrest"
         restore = _seconds(lambda: cluster.script("pg-restore.sh", "--pgdata", str(pgdata), check=True))
-        _, recovery = _start_restored(cluster, pgdata, "pgbackrest")
-        _stop(cluster, pgdata)
+        started = time.perf_counter()
+        restored = cluster.start_restored(pgdata, timeout=3600)
+        recovery = time.perf_counter() - started
+        restored.stop()
         pgbackrest_total = restore + recovery
 
         dump = base / "dump"

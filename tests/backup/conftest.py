@@ -5,13 +5,30 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.services import PostgresServer
+from tests.services import PostgresServer, free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "ops" / "backup"
+
+
+class RestoredCluster:
+    """A restored data directory running on its own port, archiving off (it must not write to the repository)."""
+
+    def __init__(self, owner: "BackedUpPostgres", pgdata: Path, port: int):
+        self.owner, self.pgdata, self.port = owner, pgdata, port
+
+    def psql(self, sql: str, database: str = "real_estate") -> str:
+        pg = self.owner.pg
+        return pg.run(
+            str(pg.bin / "psql"), "-X", "-At", "-h", str(self.pgdata.parent), "-p", str(self.port), "-U", "postgres", "-d", database, "-c", sql
+        ).stdout.strip()
+
+    def stop(self) -> None:
+        self.owner.pg.run(str(self.owner.pg.bin / "pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop", check=False)
 
 
 class BackedUpPostgres:
@@ -62,6 +79,23 @@ class BackedUpPostgres:
 
     def pgbackrest(self, *args: str) -> str:
         return self.pg.run("pgbackrest", *args, env=self.env()).stdout
+
+    def start_restored(self, pgdata: Path, timeout: float = 120) -> RestoredCluster:
+        """Start a restored data directory and wait until WAL replay has ended and it has promoted."""
+        port = free_port()
+        options = f"-p {port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='{pgdata.parent}' -c archive_mode=off"
+        log = pgdata.parent / f"{pgdata.name}.log"
+        started = self.pg.run(
+            str(self.pg.bin / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)), "-o", options, "start",
+            check=False, env=self.env(),
+        )
+        assert started.returncode == 0, log.read_text() if log.exists() else started.stderr
+        restored = RestoredCluster(self, pgdata, port)
+        deadline = time.monotonic() + timeout
+        while restored.psql("SELECT pg_is_in_recovery()", "postgres") != "f":
+            assert time.monotonic() < deadline, "restored cluster did not finish recovery"
+            time.sleep(0.1)
+        return restored
 
     def scratch(self, name: str) -> Path:
         path = self.pg.base / name

@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from tests.services import free_port
 
 CHECKSUM = "SELECT md5(coalesce(string_agg(id::text || ':' || note, ',' ORDER BY id), '')) FROM ledger"
 
@@ -22,22 +21,6 @@ def _labels(cluster) -> dict[str, list[str]]:
         if len(parts) == 3 and parts[1] == "backup:":
             labels[parts[0]].append(parts[2])
     return labels
-
-
-def _start_restored(cluster, pgdata):
-    port = free_port()
-    options = f"-p {port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='{pgdata.parent}' -c archive_mode=off"
-    log = pgdata.parent / "pg.log"
-    started = cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", "120", "-o", options, "start", check=False, env=cluster.env())
-    assert started.returncode == 0, log.read_text() if log.exists() else started.stderr
-    deadline = time.monotonic() + 60
-    psql = lambda sql: cluster.pg.run(  # noqa: E731
-        str(cluster.pg.bin / "psql"), "-X", "-At", "-h", str(pgdata.parent), "-p", str(port), "-U", "postgres", "-d", "real_estate", "-c", sql
-    ).stdout.strip()
-    while psql("SELECT pg_is_in_recovery()") != "f":
-        assert time.monotonic() < deadline, "restored cluster did not finish recovery"
-        time.sleep(0.5)
-    return psql, lambda: cluster.pg.run(str(cluster.pg.bin / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop")
 
 
 def test_bad_backup_type_is_refused(cluster):
@@ -86,11 +69,11 @@ def test_point_in_time_restore_returns_exactly_what_existed_then(cluster):
     restore = cluster.script("pg-restore.sh", "--pgdata", str(pgdata), "--target", between)
     assert restore.returncode == 0, restore.stderr
     assert _json_lines(restore.stdout)[-1]["target"] == between
-    psql, stop = _start_restored(cluster, pgdata)
+    restored = cluster.start_restored(pgdata)
     try:
-        assert psql(CHECKSUM) == at_step_one
+        assert restored.psql(CHECKSUM) == at_step_one
     finally:
-        stop()
+        restored.stop()
 
 
 def test_restore_to_latest_has_every_committed_transaction(cluster):
@@ -101,11 +84,11 @@ def test_restore_to_latest_has_every_committed_transaction(cluster):
     cluster.pgbackrest("check")
     pgdata = cluster.scratch("latest") / "pgdata"
     assert cluster.script("pg-restore.sh", "--pgdata", str(pgdata)).returncode == 0
-    psql, stop = _start_restored(cluster, pgdata)
+    restored = cluster.start_restored(pgdata)
     try:
-        assert psql("SELECT count(*) FROM latest_check") == "777"
+        assert restored.psql("SELECT count(*) FROM latest_check") == "777"
     finally:
-        stop()
+        restored.stop()
 
 
 def test_restore_refuses_a_running_cluster_and_a_bad_target(cluster):
