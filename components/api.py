@@ -83,6 +83,7 @@ class Api(pulumi.ComponentResource):
                 args.secrets.milvus_url.env("MILVUS_URL"),
                 args.secrets.api_key.env("API_KEY"),
                 {"name": "APP_PROPERTIES", "value": f"{CONFIG_DIR}/app.properties"},
+                {"name": "DATABASE_POOL_SIZE", "value": str(s.database_pool_size)},
             ],
             "resources": s.resources.to_kubernetes(),
             "securityContext": container_security_context(),

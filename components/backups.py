@@ -1,4 +1,5 @@
-"""Backups: the in-cluster backup object store, and the scheduled jobs for PostgreSQL, Redis and Milvus.
+"""Backups beside the operator's: checks of the PostgreSQL repositories (verify, restore drill), Redis snapshots,
+Milvus backups into an in-cluster object store, and the Redis restore template.
 
 Every job runs a script from ops/backup (mounted from the `backup-scripts` ConfigMap) and leaves its
 outcome where kube-state-metrics reads it: `kube_cronjob_status_last_successful_time` per CronJob and
@@ -8,26 +9,23 @@ outcome where kube-state-metrics reads it: `kube_cronjob_status_last_successful_
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from settings import BackupSettings, RedisSettings, Resources, _resources
-from components.pgbackrest import (
-    DRILL_DIR,
-    PGDATA,
-    REPO1_BUCKET,
-    SCRIPTS_DIR,
-    TLS_DIR,
-    PgBackRest,
-)
+import pulumi_tls as tls
+
+from settings import BackupSettings, PostgresSettings, RedisSettings, Resources, make_resources
+from components import pgbackrest
 from components.minio import MinioArgs, minio
+from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from components.stateful import StatefulService
 from components.workload import (
-    claim_spec,
     SecretKeyRef,
+    claim_spec,
     container_security_context,
     empty_dir,
     labels,
@@ -36,19 +34,26 @@ from components.workload import (
     service_dns,
 )
 
+# The object store for Milvus backups (PostgreSQL's repositories are the operator's).
 STORAGE_NAME = "backup-minio"
 STORAGE_PORT = 9000
 MILVUS_BACKUP_BUCKET = "milvus-backup"
 SERVICE_ACCOUNT = "backup"
 # Pod names (app.kubernetes.io/name) of the backup jobs, used by the NetworkPolicies.
-PG_BACKUP = "pg-backup"
+PG_VERIFY = "pg-verify"
 PG_DRILL = "pg-restore-drill"
-PG_RESTORE = "pg-restore"
 REDIS_RESTORE = "redis-restore"
 REDIS_BACKUP = "redis-backup"
 MILVUS_BACKUP = "milvus-backup"
 STORAGE_INIT = "backup-storage-init"
-JOB_RESOURCES = _resources("100m", "256Mi", "1", "1Gi")
+JOB_RESOURCES = make_resources("100m", "256Mi", "1", "1Gi")
+SCRIPTS_DIR = "/opt/backup"
+TLS_DIR = "/etc/backup-tls"
+SCRIPTS_SOURCE = Path(__file__).resolve().parent.parent / "ops" / "backup"
+PGBACKREST_CONF_DIR = "/etc/pgbackrest"
+DRILL_DIR = "/drill"
+# The Percona PostgreSQL image runs as the postgres user, UID 26, which owns the repository's files.
+POSTGRES_UID = 26
 
 
 def storage_host(namespace: str) -> str:
@@ -103,9 +108,7 @@ class BackupsArgs:
     namespace_name: str
     stack: str
     settings: BackupSettings
-    pgbackrest: PgBackRest
-    postgres_database: str
-    postgres_user: str
+    postgres: PostgresSettings
     storage_credentials_secret: pulumi.Input[str]
     storage_user: pulumi.Input[str]
     storage_password: pulumi.Input[str]
@@ -117,8 +120,8 @@ class BackupsArgs:
     minio_user: pulumi.Input[str]
     minio_password: pulumi.Input[str]
     protect: bool
-    # PostgreSQL's StatefulSet: the first backup waits for it.
-    postgres: pulumi.Resource
+    # offsite.conf for repo2 (a Secret the cluster also mounts); None without an off-site repository.
+    offsite_secret: Optional[pulumi.Input[str]] = None
 
 
 class Backups(pulumi.ComponentResource):
@@ -133,35 +136,24 @@ class Backups(pulumi.ComponentResource):
             automount_service_account_token=False,
             opts=child,
         )
+        self.scripts_config_map_name = k8s.core.v1.ConfigMap(
+            "backup-scripts",
+            metadata=self._meta("backup-scripts", "backup"),
+            data={p.name: p.read_text() for p in sorted(SCRIPTS_SOURCE.glob("*.sh"))},
+            opts=child,
+        ).metadata.name
+        self.tls_secret_name = self._tls()
         storage = self._storage()
-        init = self._storage_init(depends_on=[storage.stateful_set])
-        repos = " ".join(str(r.index) for r in args.pgbackrest.repos)
-
-        # The first full backup right after deployment: the stanza exists and archiving works from day one.
-        self._pg_job(
-            "postgres-backup-init", ["full"], {"BACKUP_REPOS": repos},
-            depends_on=[init, args.postgres],
-        )
+        self._storage_init(depends_on=[storage.stateful_set])
+        # Full and incremental backups, WAL archiving, retention: the operator's (spec.backups of the cluster).
         self.cron_jobs = {
-            "postgres-backup-full": self._pg_cron(
-                "postgres-backup-full", s.postgres.full_schedule, ["full"],
-                {"BACKUP_REPOS": repos, "INCR_RETENTION_DAYS": str(s.postgres.incremental_retention_days)},
-                deadline=6 * 3600,
-            ),
-            "postgres-backup-incremental": self._pg_cron(
-                "postgres-backup-incremental", s.postgres.incremental_schedule, ["incr"], {"BACKUP_REPOS": "1"}, deadline=3000,
-            ),
-            "postgres-backup-verify": self._pg_cron(
-                "postgres-backup-verify", s.postgres.verify_schedule, [], {"BACKUP_REPOS": repos},
-                script="pg-verify.sh", deadline=6 * 3600,
-            ),
+            "postgres-backup-verify": self._verify_cron(),
             "postgres-restore-drill": self._drill_cron(),
             "redis-backup": self._redis_cron(),
         }
         if s.milvus.enabled:
             self.cron_jobs["milvus-backup"] = self._milvus_cron()
-        # Templates for ops/backup/k8s-recover-*.sh: suspended, never scheduled, copied into a Job on demand.
-        self._postgres_restore_template()
+        # Template for ops/backup/k8s-recover-redis.sh: suspended, never scheduled, copied into a Job on demand.
         self._redis_restore_template()
         self.register_outputs({})
 
@@ -174,7 +166,7 @@ class Backups(pulumi.ComponentResource):
             "labels": labels(pod_name or name, self._args.stack, component),
         }
 
-    def _pod(self, pod_name: str, component: str, container: dict, volumes: list[dict]) -> dict:
+    def _pod(self, pod_name: str, component: str, container: dict, volumes: list[dict], uid: Optional[int] = None) -> dict:
         return {
             "metadata": {"labels": labels(pod_name, self._args.stack, component)},
             "spec": {
@@ -182,7 +174,7 @@ class Backups(pulumi.ComponentResource):
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
                 "restartPolicy": "Never",
-                "securityContext": pod_security_context(),
+                "securityContext": pod_security_context(uid) if uid else pod_security_context(),
                 "containers": [container],
                 "volumes": volumes,
             },
@@ -211,7 +203,7 @@ class Backups(pulumi.ComponentResource):
         )
 
     def _container(self, name: str, image: pulumi.Input[str], command: list[str], env: dict[str, str], mounts: list[dict],
-                   resources: Resources = JOB_RESOURCES, pull: str = "Always") -> dict:
+                   resources: Resources = JOB_RESOURCES, pull: str = "Always", uid: Optional[int] = None) -> dict:
         return {
             "name": name,
             "image": image,
@@ -219,60 +211,88 @@ class Backups(pulumi.ComponentResource):
             "command": command,
             "env": [{"name": k, "value": v} for k, v in env.items()],
             "resources": resources.to_kubernetes(),
-            "securityContext": container_security_context(),
+            "securityContext": container_security_context(uid) if uid else container_security_context(),
             "volumeMounts": [*mounts, {"name": "tmp", "mountPath": "/tmp"}],
         }
 
-    # --- PostgreSQL --------------------------------------------------------------------------
+    # --- PostgreSQL: checks against the operator's repositories ------------------------------
 
-    def _pg_pod(self, pod_name: str, script: str, script_args: list[str], env: dict[str, str], role: str,
-                tls_items: list[str], extra_volumes: list[dict] = (), extra_mounts: list[dict] = ()) -> dict:
-        pgbackrest = self._args.pgbackrest
+    def _pg_check_pod(self, pod_name: str, script: str, env: dict[str, str], extra_volumes: list[dict] = (),
+                      extra_mounts: list[dict] = (), resources: Resources = JOB_RESOURCES) -> dict:
+        """A pod on the repository host's node with repo1 mounted read-only: it reads backups, never writes them."""
+        a = self._args
+        config = k8s.core.v1.ConfigMap(
+            f"{pod_name}-pgbackrest",
+            metadata=self._meta(f"{pod_name}-pgbackrest", "backup", pod_name),
+            data={"pgbackrest.conf": pgbackrest.job_conf(a.settings, f"{DRILL_DIR}/pgdata")},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         container = self._container(
-            "pgbackrest", pgbackrest.image, [f"{SCRIPTS_DIR}/{script}", *script_args],
-            {"PGBACKREST_STANZA": "main", **env}, [*PgBackRest.mounts(), *extra_mounts], pull=pgbackrest.pull_policy,
+            "pgbackrest", a.postgres.image, [f"{SCRIPTS_DIR}/{script}"],
+            {"PGBACKREST_STANZA": pgbackrest.STANZA, **env},
+            [
+                # A directory mount, not subPath: a changed ConfigMap reaches the next run.
+                {"name": "pgbackrest-config", "mountPath": PGBACKREST_CONF_DIR, "readOnly": True},
+                {"name": "repo1", "mountPath": pgbackrest.REPO_MOUNT, "readOnly": True},
+                {"name": "backup-scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+                *extra_mounts,
+            ],
+            resources=resources, uid=POSTGRES_UID,
         )
-        volumes = [*pgbackrest.volumes(role, tls_items), empty_dir("tmp", "256Mi"), *extra_volumes]
-        return self._pod(pod_name, "backup", container, volumes)
+        volumes = [
+            {"name": "pgbackrest-config", "projected": {"defaultMode": 0o440, "sources": [
+                {"configMap": {"name": config.metadata.name, "items": [{"key": "pgbackrest.conf", "path": "pgbackrest.conf"}]}},
+                *([{"secret": {"name": a.offsite_secret, "items": [
+                    {"key": pgbackrest.OFFSITE_CONFIG_FILE, "path": f"conf.d/{pgbackrest.OFFSITE_CONFIG_FILE}"}]}}]
+                  if a.offsite_secret else []),
+            ]}},
+            {"name": "repo1", "persistentVolumeClaim": {"claimName": repo1_claim_name(), "readOnly": True}},
+            {"name": "backup-scripts", "configMap": {"name": self.scripts_config_map_name, "defaultMode": 0o555}},
+            empty_dir("tmp", "256Mi"),
+            *extra_volumes,
+        ]
+        pod = self._pod(pod_name, "backup", container, volumes, uid=POSTGRES_UID)
+        # repo1 is a ReadWriteOnce volume: a second pod may mount it only on the node that already has it.
+        pod["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": REPO_HOST_PODS}, "topologyKey": "kubernetes.io/hostname"}
+        ]}}
+        return pod
 
-    def _repository_host_pod(self, script: str, script_args: list[str], env: dict[str, str]) -> dict:
-        """A backup or verify pod: a pgBackRest repository host reaching PostgreSQL with the client certificate."""
-        return self._pg_pod(PG_BACKUP, script, script_args, env, "repo-host", ["ca.crt", "client.crt", "client.key"])
+    def _repos(self) -> str:
+        return "1 2" if self._args.settings.offsite.enabled else "1"
 
-    def _pg_cron(self, name: str, schedule: str, script_args: list[str], env: dict[str, str],
-                 script: str = "pg-backup.sh", deadline: int = 3600) -> k8s.batch.v1.CronJob:
-        return self._cron(name, schedule, self._repository_host_pod(script, script_args, env), deadline)
-
-    def _pg_job(self, name: str, script_args: list[str], env: dict[str, str], depends_on: list[pulumi.Resource]) -> k8s.batch.v1.Job:
-        pod = self._repository_host_pod("pg-backup.sh", script_args, env)
-        return k8s.batch.v1.Job(
-            name,
-            metadata=self._meta(name, "backup", PG_BACKUP),
-            # PostgreSQL may still be starting: retry for a while before the deployment reports failure.
-            spec=self._job_spec(pod, deadline=3 * 3600, backoff=6),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
-        )
+    def _verify_cron(self) -> k8s.batch.v1.CronJob:
+        pod = self._pg_check_pod(PG_VERIFY, "pg-verify.sh", {"BACKUP_REPOS": self._repos()})
+        return self._cron("postgres-backup-verify", self._args.settings.postgres.verify_schedule, pod, deadline=6 * 3600)
 
     def _drill_cron(self) -> k8s.batch.v1.CronJob:
-        s = self._args.settings.postgres
-        pod = self._pg_pod(
-            PG_DRILL, "pg-restore-drill.sh", [],
+        a = self._args
+        s = a.settings.postgres
+        scratch = {
+            "name": "drill",
+            # A volume of its own, sized for a copy of the database: not the node's disk.
+            "ephemeral": {"volumeClaimTemplate": {
+                "metadata": {"labels": labels(PG_DRILL, a.stack, "backup")},
+                "spec": claim_spec(s.drill_storage),
+            }},
+        }
+        pod = self._pg_check_pod(
+            PG_DRILL, "pg-restore-drill.sh",
             {
                 "DRILL_DIR": DRILL_DIR,
-                "DRILL_DATABASE": self._args.postgres_database,
-                "DRILL_USER": self._args.postgres_user,
+                "DRILL_DATABASE": a.postgres.database,
+                "DRILL_USER": "postgres",
                 "DRILL_MIN_TABLES": str(s.drill_min_tables),
                 "BACKUP_REPO": "1",
             },
-            "drill", ["ca.crt"],
-            extra_volumes=[empty_dir("drill", s.drill_storage)],
+            extra_volumes=[scratch],
             extra_mounts=[{"name": "drill", "mountPath": DRILL_DIR}],
+            resources=make_resources("500m", "1Gi", "2", "4Gi"),
         )
-        pod["spec"]["containers"][0]["resources"] = _resources("500m", "1Gi", "2", "4Gi").to_kubernetes()
         return self._cron("postgres-restore-drill", s.restore_drill_schedule, pod, deadline=6 * 3600)
 
     def _restore_source(self, name: str, key: str, default: str) -> pulumi.Output[str]:
-        """The ConfigMap the recovery script writes its target into (Pulumi leaves the value alone)."""
+        """The ConfigMap the recovery script writes its source into (Pulumi leaves the value alone)."""
         config_map = k8s.core.v1.ConfigMap(
             name,
             metadata=self._meta(name, "restore"),
@@ -280,18 +300,6 @@ class Backups(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["data"]),
         )
         return config_map.metadata.name
-
-    def _postgres_restore_template(self) -> k8s.batch.v1.CronJob:
-        source = self._restore_source("postgres-restore-target", "target", "latest")
-        pod = self._pg_pod(
-            PG_RESTORE, "pg-restore.sh", ["--pgdata", PGDATA, "--target", "$(RESTORE_TARGET)"], {}, "pg-host", ["ca.crt"],
-            extra_volumes=[{"name": "data", "persistentVolumeClaim": {"claimName": "data-postgres-0"}}],
-            extra_mounts=[{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-        )
-        container = pod["spec"]["containers"][0]
-        container["env"].append({"name": "RESTORE_TARGET", "valueFrom": {"configMapKeyRef": {"name": source, "key": "target"}}})
-        container["resources"] = _resources("500m", "1Gi", "2", "4Gi").to_kubernetes()
-        return self._suspended("postgres-restore", pod, deadline=4 * 3600)
 
     def _redis_restore_template(self) -> k8s.batch.v1.CronJob:
         a = self._args
@@ -308,7 +316,7 @@ class Backups(pulumi.ComponentResource):
         pod = self._pod(REDIS_RESTORE, "restore", container, [
             {"name": "data", "persistentVolumeClaim": {"claimName": "data-redis-0"}},
             {"name": "backups", "persistentVolumeClaim": {"claimName": "redis-backups"}},
-            {"name": "backup-scripts", "configMap": {"name": a.pgbackrest.scripts_config_map_name, "defaultMode": 0o555}},
+            {"name": "backup-scripts", "configMap": {"name": self.scripts_config_map_name, "defaultMode": 0o555}},
             empty_dir("tmp", "64Mi"),
         ])
         return self._suspended("redis-restore", pod, deadline=3600)
@@ -318,6 +326,47 @@ class Backups(pulumi.ComponentResource):
         return self._cron(name, "0 0 31 2 *", pod, deadline, backoff=0, suspend=True)
 
     # --- backup object store ------------------------------------------------------------------
+
+    def _tls(self) -> pulumi.Output[str]:
+        """A private CA and the backup store's certificate: Milvus backups travel over TLS inside the cluster."""
+        child = pulumi.ResourceOptions(parent=self)
+        a = self._args
+        ca_key = tls.PrivateKey("backup-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca = tls.SelfSignedCert(
+            "backup-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject={"common_name": f"real-estate-ai backup CA ({a.stack})"},
+            validity_period_hours=10 * 8760,
+            allowed_uses=["cert_signing", "crl_signing"],
+            opts=child,
+        )
+        host = storage_host(a.namespace_name)
+        key = tls.PrivateKey("backup-storage-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        request = tls.CertRequest(
+            "backup-storage-csr", private_key_pem=key.private_key_pem, subject={"common_name": host},
+            dns_names=[host, STORAGE_NAME], opts=child,
+        )
+        cert = tls.LocallySignedCert(
+            "backup-storage-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            validity_period_hours=2 * 8760,
+            # Replaced by the first `pulumi up` in the last 30 days of its life.
+            early_renewal_hours=30 * 24,
+            allowed_uses=["digital_signature", "key_encipherment", "server_auth"],
+            opts=child,
+        )
+        secret = k8s.core.v1.Secret(
+            "backup-tls",
+            metadata=self._meta("backup-tls", "backup-storage", STORAGE_NAME),
+            type="Opaque",
+            # MinIO's names for its certificate and key.
+            string_data={"ca.crt": ca.cert_pem, "public.crt": cert.cert_pem, "private.key": pulumi.Output.secret(key.private_key_pem)},
+            opts=child,
+        )
+        return secret.metadata.name
 
     def _storage(self) -> StatefulService:
         a = self._args
@@ -335,7 +384,7 @@ class Backups(pulumi.ComponentResource):
                 user_key="root-user",
                 password_key="root-password",
                 protect=a.protect,
-                tls_secret=a.pgbackrest.tls_secret_name,
+                tls_secret=self.tls_secret_name,
             ),
             parent=self,
         )
@@ -345,14 +394,14 @@ class Backups(pulumi.ComponentResource):
         a = self._args
         container = self._container(
             "mc", a.settings.storage.mc_image,
-            ["mc", "mb", "--ignore-existing", f"backup/{REPO1_BUCKET}", f"backup/{MILVUS_BACKUP_BUCKET}"],
+            ["mc", "mb", "--ignore-existing", f"backup/{MILVUS_BACKUP_BUCKET}"],
             {"MC_CONFIG_DIR": "/tmp/.mc", "SSL_CERT_FILE": f"{TLS_DIR}/ca.crt"},
             [{"name": "ca", "mountPath": TLS_DIR, "readOnly": True}],
-            resources=_resources("50m", "64Mi", "200m", "128Mi"),
+            resources=make_resources("50m", "64Mi", "200m", "128Mi"),
         )
         container["env"].append(SecretKeyRef(a.storage_credentials_secret, "mc-host").env("MC_HOST_backup"))
         pod = self._pod(STORAGE_INIT, "backup-storage", container, [
-            secret_volume("ca", a.pgbackrest.tls_secret_name, {"ca.crt": "ca.crt"}), empty_dir("tmp", "16Mi"),
+            secret_volume("ca", self.tls_secret_name, {"ca.crt": "ca.crt"}), empty_dir("tmp", "16Mi"),
         ])
         return k8s.batch.v1.Job(
             STORAGE_INIT,
@@ -390,7 +439,7 @@ class Backups(pulumi.ComponentResource):
         pod = self._pod(REDIS_BACKUP, "backup", container, [
             {"name": "backups", "persistentVolumeClaim": {"claimName": claim.metadata.name}},
             a.redis_password.volume("redis-credentials", "password"),
-            {"name": "backup-scripts", "configMap": {"name": a.pgbackrest.scripts_config_map_name, "defaultMode": 0o555}},
+            {"name": "backup-scripts", "configMap": {"name": self.scripts_config_map_name, "defaultMode": 0o555}},
             empty_dir("tmp", "64Mi"),
         ])
         return self._cron("redis-backup", s.schedule, pod, deadline=1800)
@@ -423,7 +472,7 @@ class Backups(pulumi.ComponentResource):
         )
         pod = self._pod(MILVUS_BACKUP, "backup", container, [
             secret_volume("config", secret.metadata.name, {"backup.yaml": "backup.yaml"}),
-            secret_volume("ca", a.pgbackrest.tls_secret_name, {"ca.crt": "ca.crt"}),
+            secret_volume("ca", self.tls_secret_name, {"ca.crt": "ca.crt"}),
             empty_dir("tmp", "1Gi"),
         ])
         return self._cron("milvus-backup", s.schedule, pod, deadline=6 * 3600)

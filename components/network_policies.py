@@ -7,7 +7,7 @@ and its tests read the same list.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,11 +16,27 @@ from components.workload import labels, selector_labels
 
 
 @dataclass(frozen=True)
-class Flow:
-    """Pods of `source` may open TCP connections to `port` on pods of `target` (app.kubernetes.io/name)."""
+class Pods:
+    """Pods chosen by their labels: the operator's pods carry its labels, not ours."""
 
-    source: str
-    target: str
+    name: str
+    match_labels: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def labelled(cls, name: str, match: dict[str, str]) -> "Pods":
+        return cls(name, tuple(sorted(match.items())))
+
+
+# A peer is our own workload (its app.kubernetes.io/name) or a labelled group of pods.
+Peer = Union[str, Pods]
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Pods of `source` may open TCP connections to `port` on pods of `target`."""
+
+    source: Peer
+    target: Peer
     port: int
 
 
@@ -28,15 +44,34 @@ class Flow:
 class ExternalFlow:
     """Pods of `source` may open TCP connections to `port` outside the cluster's private ranges (off-site storage)."""
 
-    source: str
+    source: Peer
     port: int
+
+
+@dataclass(frozen=True)
+class ApiServerFlow:
+    """Pods of `source` talk to the Kubernetes API (Patroni's consensus store, the operator's backup jobs)."""
+
+    source: Peer
+
+
+# The API server's ports on common distributions (443 behind the kubernetes Service, 6443 on the nodes).
+API_SERVER_PORTS = (443, 6443)
+
+
+def peer_name(peer: Peer) -> str:
+    return peer if isinstance(peer, str) else peer.name
+
+
+def peer_selector(peer: Peer, stack: str) -> dict[str, str]:
+    return selector_labels(peer, stack) if isinstance(peer, str) else dict(peer.match_labels)
 
 
 # Addresses that are never "outside": pod, service and node networks of common clusters.
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
 
 
-def _ports_by_pair(flows: list[Flow]) -> dict[tuple[str, str], list[int]]:
+def _ports_by_pair(flows: list[Flow]) -> dict[tuple[Peer, Peer], list[int]]:
     pairs: dict[tuple[str, str], list[int]] = {}
     for flow in flows:
         ports = pairs.setdefault((flow.source, flow.target), [])
@@ -55,6 +90,9 @@ class NetworkPoliciesArgs:
     ingress_port: int
     ingress_controller_namespace: str
     external_flows: list[ExternalFlow] = field(default_factory=list)
+    api_server_flows: list[ApiServerFlow] = field(default_factory=list)
+    # Where the API server answers; 0.0.0.0/0 unless the stack narrows it.
+    api_server_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -106,27 +144,28 @@ class NetworkPolicies(pulumi.ComponentResource):
         # one policy per end listing every port of the pair (a policy name can exist only once).
         for (source, target), ports in _ports_by_pair(args.flows).items():
             port_list = [{"protocol": "TCP", "port": port} for port in ports]
+            source_pods, target_pods = peer_selector(source, args.stack), peer_selector(target, args.stack)
             self._policy(
-                f"allow-{source}-to-{target}",
+                f"allow-{peer_name(source)}-to-{peer_name(target)}",
                 {
-                    "podSelector": {"matchLabels": selector_labels(target, args.stack)},
+                    "podSelector": {"matchLabels": target_pods},
                     "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [{"podSelector": {"matchLabels": selector_labels(source, args.stack)}}], "ports": port_list}],
+                    "ingress": [{"from": [{"podSelector": {"matchLabels": source_pods}}], "ports": port_list}],
                 },
             )
             self._policy(
-                f"allow-{source}-egress-to-{target}",
+                f"allow-{peer_name(source)}-egress-to-{peer_name(target)}",
                 {
-                    "podSelector": {"matchLabels": selector_labels(source, args.stack)},
+                    "podSelector": {"matchLabels": source_pods},
                     "policyTypes": ["Egress"],
-                    "egress": [{"to": [{"podSelector": {"matchLabels": selector_labels(target, args.stack)}}], "ports": port_list}],
+                    "egress": [{"to": [{"podSelector": {"matchLabels": target_pods}}], "ports": port_list}],
                 },
             )
         for external in args.external_flows:
             self._policy(
-                f"allow-{external.source}-egress-offsite",
+                f"allow-{peer_name(external.source)}-egress-offsite",
                 {
-                    "podSelector": {"matchLabels": selector_labels(external.source, args.stack)},
+                    "podSelector": {"matchLabels": peer_selector(external.source, args.stack)},
                     "policyTypes": ["Egress"],
                     "egress": [
                         {
@@ -134,6 +173,18 @@ class NetworkPolicies(pulumi.ComponentResource):
                             "ports": [{"protocol": "TCP", "port": external.port}],
                         }
                     ],
+                },
+            )
+        for flow in args.api_server_flows:
+            self._policy(
+                f"allow-{peer_name(flow.source)}-egress-api-server",
+                {
+                    "podSelector": {"matchLabels": peer_selector(flow.source, args.stack)},
+                    "policyTypes": ["Egress"],
+                    "egress": [{
+                        "to": [{"ipBlock": {"cidr": cidr}} for cidr in args.api_server_cidrs],
+                        "ports": [{"protocol": "TCP", "port": port} for port in API_SERVER_PORTS],
+                    }],
                 },
             )
         self.register_outputs({})

@@ -8,59 +8,74 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from settings import KubernetesSettings, PlatformSettings, _resources
+from settings import KubernetesSettings, PlatformConfig, PlatformSettings
+from components import backups as backups_module
 from components import milvus as milvus_module
+from components import pgbackrest
 from components import postgres as postgres_module
 from components import redis as redis_module
 from components.api import HTTP_PORT, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
 from components.app_config import AppConfig, AppConfigArgs
+from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components.namespace import Namespace, NamespaceArgs
-from components import backups as backups_module
-from components.backups import Backups, BackupsArgs
-from components.network_policies import ExternalFlow, Flow, NetworkPolicies, NetworkPoliciesArgs
-from components.pgbackrest import TLS_PORT, PgBackRest, PgBackRestArgs
+from components.network_policies import ApiServerFlow, ExternalFlow, Flow, NetworkPolicies, NetworkPoliciesArgs, Pods
 from components.postgres import Postgres, PostgresArgs
+from components.postgres_operator import PostgresOperator, PostgresOperatorArgs
 from components.redis import Redis, RedisArgs
 from components.secrets import PlatformSecrets, SecretsArgs
-from components.workload import SecretKeyRef, container_security_context, image_version
+from components.workload import SecretKeyRef
+
+# The operator's PostgreSQL pods, by the labels it gives them.
+PG_INSTANCES = Pods.labelled("postgres", postgres_module.INSTANCE_PODS)
+PG_BOUNCER = Pods.labelled("pgbouncer", postgres_module.PGBOUNCER_PODS)
+PG_REPO_HOST = Pods.labelled("pgbackrest-repo-host", postgres_module.REPO_HOST_PODS)
+# Backup and restore Jobs (and the repository host, which carries the same label).
+PG_BACKREST_PODS = Pods.labelled("pgbackrest", postgres_module.BACKUP_JOB_PODS)
 
 # Every connection the platform makes inside its namespace; everything else is denied.
 FLOWS = [
-    Flow("api", postgres_module.NAME, postgres_module.PORT),
     Flow("api", redis_module.NAME, redis_module.PORT),
     Flow("api", milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(milvus_module.NAME, milvus_module.ETCD_NAME, milvus_module.ETCD_PORT),
     Flow(milvus_module.NAME, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
+    # Replication, Patroni's REST API between members, pgBackRest between members and the repository host.
+    Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PORT),
+    Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PATRONI_PORT),
+    Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PGBACKREST_PORT),
+    Flow(PG_INSTANCES, PG_REPO_HOST, postgres_module.PGBACKREST_PORT),
+    Flow(PG_REPO_HOST, PG_INSTANCES, postgres_module.PGBACKREST_PORT),
+    Flow(PG_BACKREST_PODS, PG_REPO_HOST, postgres_module.PGBACKREST_PORT),
 ]
-
+# The API reaches PostgreSQL through PgBouncer where it runs.
+API_TO_BOUNCER = [Flow("api", PG_BOUNCER, postgres_module.PORT), Flow(PG_BOUNCER, PG_INSTANCES, postgres_module.PORT)]
+API_TO_PRIMARY = [Flow("api", PG_INSTANCES, postgres_module.PORT)]
+# Patroni keeps its leader lease in the Kubernetes API; the operator's backup Jobs exec into the repository host.
+API_SERVER_FLOWS = [ApiServerFlow(PG_INSTANCES), ApiServerFlow(PG_BACKREST_PODS)]
 
 # The backup jobs' connections, when backups are on.
 BACKUP_FLOWS = [
-    Flow(postgres_module.NAME, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),  # WAL archiving
-    Flow(backups_module.PG_BACKUP, postgres_module.NAME, TLS_PORT),
-    Flow(backups_module.PG_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
-    Flow(backups_module.PG_DRILL, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.STORAGE_INIT, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
-    Flow(backups_module.PG_RESTORE, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.REDIS_BACKUP, redis_module.NAME, redis_module.PORT),
     Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.HEALTH_PORT),
     Flow(backups_module.MILVUS_BACKUP, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
     Flow(backups_module.MILVUS_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
 ]
-# Who talks to the off-site repository (HTTPS).
+# Who talks to the off-site repository (HTTPS): WAL from the instances, backups from the repository host,
+# restores from the operator's Jobs, and our checks.
 OFFSITE_FLOWS = [
-    ExternalFlow(postgres_module.NAME, 443),
-    ExternalFlow(backups_module.PG_BACKUP, 443),
+    ExternalFlow(PG_INSTANCES, 443),
+    ExternalFlow(PG_BACKREST_PODS, 443),
+    ExternalFlow(backups_module.PG_VERIFY, 443),
     ExternalFlow(backups_module.PG_DRILL, 443),
-    ExternalFlow(backups_module.PG_RESTORE, 443),
 ]
 
 
-def flows(backups_enabled: bool) -> list[Flow]:
-    return FLOWS + (BACKUP_FLOWS if backups_enabled else [])
+def flows(config: PlatformConfig) -> list[Flow]:
+    result = FLOWS + (API_TO_BOUNCER if config.postgres.pgbouncer.enabled else API_TO_PRIMARY)
+    return result + (BACKUP_FLOWS if config.backups.enabled else [])
 
 
 @dataclass
@@ -98,6 +113,7 @@ class Platform(pulumi.ComponentResource):
         provider = k8s.Provider("kubernetes", **provider_args(c.kubernetes), opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         ns_name = c.namespace.name
+        offsite = c.backups.enabled and c.backups.offsite.enabled
 
         namespace = Namespace(
             "namespace", NamespaceArgs(c.namespace, c.environment, c.protect_data), opts=child
@@ -109,56 +125,36 @@ class Platform(pulumi.ComponentResource):
                 namespace=ns,
                 stack=stack,
                 overrides=settings.secrets,
-                postgres_user=c.postgres.user,
-                postgres_database=c.postgres.database,
-                postgres_host=postgres_module.host(ns_name),
                 redis_host=redis_module.host(ns_name),
                 milvus_host=milvus_module.host(ns_name),
                 minio_host=milvus_module.minio_host(ns_name),
                 protect=c.protect_data,
                 backup_storage_host=backups_module.storage_host(ns_name) if c.backups.enabled else None,
+                offsite_backups=offsite,
             ),
             opts=child,
         )
-        pgbackrest = None
-        if c.backups.enabled:
-            pgbackrest = PgBackRest(
-                "pgbackrest",
-                PgBackRestArgs(
-                    namespace=ns,
-                    namespace_name=ns_name,
-                    stack=stack,
-                    settings=c.backups,
-                    postgres_version=image_version(c.postgres.image),
-                    registry=c.api.registry,
-                    postgres_host=postgres_module.pod_host(ns_name),
-                    postgres_user=c.postgres.user,
-                    storage_host=backups_module.storage_host(ns_name),
-                    storage_user=secrets.backup_storage_user,
-                    storage_password=secrets.backup_storage_password,
-                    offsite_key=settings.secrets.get("backupOffsiteAccessKeyId"),
-                    offsite_key_secret=settings.secrets.get("backupOffsiteSecretAccessKey"),
-                ),
-                opts=child,
+        cluster_dependencies: list[pulumi.Resource] = []
+        if c.postgres.operator.install:
+            operator = PostgresOperator(
+                "postgres-operator", PostgresOperatorArgs(c.postgres.operator, ns, stack), opts=child
             )
+            cluster_dependencies.append(operator)
+        offsite_config = None
+        if offsite:
+            offsite_config = pulumi.Output.all(
+                settings.secrets.get("backupOffsiteAccessKeyId"),
+                settings.secrets.get("backupOffsiteSecretAccessKey"),
+                secrets.offsite_cipher_pass,
+            ).apply(lambda values: pgbackrest.offsite_credentials(*values))
+        postgres = Postgres(
+            "postgres",
+            PostgresArgs(ns, stack, c.postgres, c.backups, c.protect_data, offsite_config),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=cluster_dependencies),
+        )
         app_config = AppConfig(
             "app-config",
             AppConfigArgs(ns, stack, c.environment, c.api.version, c.app_config),
-            opts=child,
-        )
-        backup_wiring = (
-            # The TLS server idles between backups; during one it reads and compresses the files, within its 1-CPU limit.
-            pgbackrest.postgres_wiring(
-                c.backups.postgres.archive_timeout_seconds,
-                _resources("50m", "64Mi", "1", "512Mi").to_kubernetes(),
-                container_security_context(),
-            )
-            if pgbackrest
-            else None
-        )
-        postgres = Postgres(
-            "postgres",
-            PostgresArgs(ns, stack, c.postgres, secrets.postgres_password, c.protect_data, backup_wiring),
             opts=child,
         )
         redis = Redis("redis", RedisArgs(ns, stack, c.redis, secrets.redis_credentials, c.protect_data), opts=child)
@@ -182,7 +178,9 @@ class Platform(pulumi.ComponentResource):
                 stack=stack,
                 settings=c.api,
                 secrets=ApiSecretRefs(
-                    secrets.api_database_url, secrets.api_redis_url, secrets.api_milvus_url, secrets.api_key_ref
+                    # The operator writes the role's Secret; the cluster is ready (awaited) before the API starts.
+                    SecretKeyRef(postgres.user_secret, postgres.uri_key),
+                    secrets.api_redis_url, secrets.api_milvus_url, secrets.api_key_ref,
                 ),
                 config_map_name=app_config.config_map_name,
                 config_checksum=app_config.checksum,
@@ -191,7 +189,7 @@ class Platform(pulumi.ComponentResource):
             # The API's readiness needs all three stores; ordering them first keeps the first rollout clean.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[postgres, redis, milvus]),
         )
-        if pgbackrest:
+        if c.backups.enabled:
             Backups(
                 "backups",
                 BackupsArgs(
@@ -199,9 +197,7 @@ class Platform(pulumi.ComponentResource):
                     namespace_name=ns_name,
                     stack=stack,
                     settings=c.backups,
-                    pgbackrest=pgbackrest,
-                    postgres_database=c.postgres.database,
-                    postgres_user=c.postgres.user,
+                    postgres=c.postgres,
                     storage_credentials_secret=secrets.backup_storage.metadata.name,
                     storage_user=secrets.backup_storage_user,
                     storage_password=secrets.backup_storage_password,
@@ -213,7 +209,7 @@ class Platform(pulumi.ComponentResource):
                     minio_user=secrets.minio_user,
                     minio_password=secrets.minio_password,
                     protect=c.protect_data,
-                    postgres=postgres.stateful_set,
+                    offsite_secret=postgres_module.OFFSITE_SECRET if offsite else None,
                 ),
                 opts=child,
             )
@@ -230,8 +226,10 @@ class Platform(pulumi.ComponentResource):
             NetworkPoliciesArgs(
                 namespace=ns,
                 stack=stack,
-                flows=flows(c.backups.enabled),
-                external_flows=OFFSITE_FLOWS if c.backups.enabled and c.backups.offsite.enabled else [],
+                flows=flows(c),
+                external_flows=OFFSITE_FLOWS if offsite else [],
+                api_server_flows=API_SERVER_FLOWS,
+                api_server_cidrs=list(c.kubernetes.api_server_cidrs),
                 ingress_target="api",
                 ingress_port=HTTP_PORT,
                 ingress_controller_namespace=c.ingress.controller_namespace,
@@ -246,6 +244,10 @@ class Platform(pulumi.ComponentResource):
         self.redis_service = redis.service_name
         self.milvus_service = milvus.service_name
         self.api_key = secrets.api_key
+        # Off-site backups cannot be restored without it: kept in state (secret) and shown only on request.
+        self.offsite_cipher_pass = (
+            pulumi.Output.secret(secrets.offsite_cipher_pass) if secrets.offsite_cipher_pass is not None else None
+        )
         self.register_outputs(
             {
                 "namespace": self.namespace,

@@ -1,4 +1,9 @@
-"""PostgreSQL: a single-instance StatefulSet with persistent storage and `pg_isready` probes."""
+"""PostgreSQL as a PerconaPGCluster: Patroni failover, PgBouncer, pgBackRest backups to repo1 (a volume on the
+operator's repository host) and repo2 (off-site S3, encrypted), all run by the Percona operator.
+
+The program declares the cluster; the operator owns its StatefulSets, Services, Secrets, backup CronJobs and
+restores. Pulumi waits until the operator reports the cluster ready.
+"""
 
 from __future__ import annotations
 
@@ -6,35 +11,183 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
+import pulumi_kubernetes as k8s
 
-from settings import PostgresSettings
-from components.pgbackrest import PostgresBackupWiring
-from components.stateful import StatefulService, StatefulServiceArgs
-from components.workload import (
-    SecretKeyRef,
-    container_security_context,
-    empty_dir,
-    exec_probe,
-    image_version,
-    service_dns,
-    startup_probe,
-)
+from settings import BackupSettings, PostgresSettings, byte_count, make_resources
+from settings.postgres import OPERATOR_VERSION
+from components import pgbackrest
+from components.workload import claim_spec, labels
 
 NAME = "postgres"
 PORT = 5432
-DATA_PATH = "/var/lib/postgresql/data"
-# A subdirectory, so initdb never meets the volume's lost+found.
-PGDATA = f"{DATA_PATH}/pgdata"
-SECRETS_PATH = "/run/secrets/postgres"
+PATRONI_PORT = 8008
+PGBACKREST_PORT = 8432
+INSTANCE_SET = "instance1"
+LABEL = "postgres-operator.crunchydata.com"
+CLUSTER_SELECTOR = {f"{LABEL}/cluster": NAME}
+# Pods the operator creates, by the labels it gives them (internal/naming/labels.go).
+INSTANCE_PODS = {**CLUSTER_SELECTOR, f"{LABEL}/data": "postgres"}
+PGBOUNCER_PODS = {**CLUSTER_SELECTOR, f"{LABEL}/role": "pgbouncer"}
+REPO_HOST_PODS = {**CLUSTER_SELECTOR, f"{LABEL}/data": "pgbackrest"}
+BACKUP_JOB_PODS = {**CLUSTER_SELECTOR, f"{LABEL}/pgbackrest": ""}
+OFFSITE_SECRET = "pgbackrest-offsite"
+READY_TIMEOUT_SECONDS = 1800
+ZONE = "topology.kubernetes.io/zone"
+HOST = "kubernetes.io/hostname"
+MiB = 2**20
 
 
-def host(namespace: str) -> str:
-    return service_dns(NAME, namespace)
+def user_secret_name(user: str) -> str:
+    """The Secret the operator writes for the API's role: user, password, host, port, dbname, uri, pgbouncer-uri."""
+    return f"{NAME}-pguser-{user}"
 
 
-def pod_host(namespace: str) -> str:
-    """The stable DNS name of the single PostgreSQL pod (through the headless Service)."""
-    return f"{NAME}-0.{NAME}-headless.{namespace}.svc.cluster.local"
+def repo1_claim_name() -> str:
+    return f"{NAME}-repo1"
+
+
+def parameters(pg: PostgresSettings, backups: BackupSettings) -> dict[str, str]:
+    """PostgreSQL sized to the instance's memory limit and connection budget."""
+    memory = byte_count(pg.resources.limits.memory)
+    shared_buffers = memory // 4
+    return {
+        "max_connections": str(pg.max_connections),
+        "shared_buffers": f"{shared_buffers // MiB}MB",
+        "effective_cache_size": f"{memory * 3 // 4 // MiB}MB",
+        "maintenance_work_mem": f"{min(memory // 16, 1024 * MiB) // MiB}MB",
+        # A quarter of what shared buffers leave, shared by every connection at once.
+        "work_mem": f"{max(4, (memory - shared_buffers) // 4 // pg.max_connections // MiB)}MB",
+        "archive_timeout": f"{backups.postgres.archive_timeout_seconds}s",
+        "wal_compression": "zstd",
+        "password_encryption": "scram-sha-256",
+        # A transaction left open holds locks and connections; end it.
+        "idle_in_transaction_session_timeout": "10min",
+    }
+
+
+def patroni_dcs(pg: PostgresSettings) -> dict:
+    """What Patroni's consensus store holds for this cluster (the operator maps ttl and loop_wait from the spec)."""
+    p = pg.patroni
+    dcs = {
+        "ttl": p.leader_lease_duration_seconds,
+        "loop_wait": p.sync_period_seconds,
+        "retry_timeout": p.retry_timeout_seconds,
+        "maximum_lag_on_failover": byte_count(p.maximum_lag_on_failover),
+        "synchronous_mode": p.synchronous,
+    }
+    if p.synchronous:
+        dcs["synchronous_node_count"] = 1
+    return dcs
+
+
+def _spread(selector: dict, required: bool) -> list[dict]:
+    return [{
+        "maxSkew": 1,
+        "topologyKey": ZONE,
+        "whenUnsatisfiable": "DoNotSchedule" if required else "ScheduleAnyway",
+        "labelSelector": {"matchLabels": selector},
+    }]
+
+
+def _apart_from(selector: dict, required: bool) -> dict:
+    term = {"labelSelector": {"matchLabels": selector}, "topologyKey": HOST}
+    if required:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}}
+
+
+def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: Optional[str]) -> dict:
+    """spec of the PerconaPGCluster: instances, Patroni, PgBouncer, users, backups."""
+    dcs = patroni_dcs(pg)
+    instance_selector = {**CLUSTER_SELECTOR, f"{LABEL}/instance-set": INSTANCE_SET}
+    small = make_resources("10m", "32Mi", "100m", "64Mi").to_kubernetes()
+    instance = {
+        "name": INSTANCE_SET,
+        "replicas": pg.instances,
+        "resources": pg.resources.to_kubernetes(),
+        "dataVolumeClaimSpec": claim_spec(pg.storage),
+        # Two instances never share a node: one node's loss must leave a member to promote.
+        "affinity": _apart_from(INSTANCE_PODS, required=pg.instances > 1),
+        "topologySpreadConstraints": _spread(instance_selector, pg.zone_spread == "required"),
+        "containers": {"replicaCertCopy": {"resources": small}},
+    }
+    if pg.instances > 1:
+        # Drains take one instance at a time.
+        instance["minAvailable"] = pg.instances - 1
+    spec: dict = {
+        "crVersion": OPERATOR_VERSION,
+        "image": pg.image,
+        "imagePullPolicy": "Always",
+        "postgresVersion": pg.version,
+        "port": PORT,
+        "users": [{"name": pg.user, "databases": [pg.database], "grantPublicSchemaAccess": True}],
+        "instances": [instance],
+        "patroni": {
+            "syncPeriodSeconds": dcs["loop_wait"],
+            "leaderLeaseDurationSeconds": dcs["ttl"],
+            "dynamicConfiguration": {
+                **{k: v for k, v in dcs.items() if k not in ("ttl", "loop_wait")},
+                "postgresql": {"parameters": parameters(pg, backups)},
+            },
+        },
+        "backups": {"pgbackrest": _pgbackrest_spec(pg, backups, offsite_secret)},
+    }
+    if pg.pgbouncer.enabled:
+        bouncer = pg.pgbouncer
+        spec["proxy"] = {
+            "pgBouncer": {
+                "replicas": bouncer.replicas,
+                "image": bouncer.image,
+                "port": PORT,
+                "resources": bouncer.resources.to_kubernetes(),
+                "affinity": _apart_from(PGBOUNCER_PODS, required=False),
+                "containers": {"pgbouncerConfig": {"resources": small}},
+                "config": {
+                    "global": {
+                        "pool_mode": bouncer.pool_mode,
+                        "default_pool_size": str(bouncer.default_pool_size),
+                        "max_client_conn": str(bouncer.max_client_conn),
+                        # psycopg prepares repeated statements; PgBouncer 1.21+ tracks them across transactions.
+                        "max_prepared_statements": "200",
+                    }
+                },
+            }
+        }
+    return spec
+
+
+def _pgbackrest_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: Optional[str]) -> dict:
+    b = backups.postgres
+    repos: list[dict] = [{
+        "name": "repo1",
+        "schedules": {"full": b.full_schedule, "incremental": b.incremental_schedule},
+        "volume": {"volumeClaimSpec": claim_spec(b.repository_storage)},
+    }]
+    remote = pgbackrest.offsite(backups)
+    if remote:
+        repos.append({
+            "name": "repo2",
+            "schedules": {"full": b.offsite_full_schedule},
+            "s3": {"bucket": remote.bucket, "endpoint": remote.endpoint, "region": remote.region},
+        })
+    small = make_resources("10m", "32Mi", "200m", "128Mi").to_kubernetes()
+    spec: dict = {
+        "image": pg.backup_image,
+        "global": pgbackrest.global_options(backups),
+        "repoHost": {
+            "resources": b.repository_resources.to_kubernetes(),
+            "affinity": _apart_from(INSTANCE_PODS, required=False),
+        },
+        "containers": {"pgbackrest": {"resources": small}, "pgbackrestConfig": {"resources": small}},
+        # Backup Jobs run pgBackRest on the repository host through the API; they need little themselves.
+        "jobs": {"resources": make_resources("50m", "64Mi", "500m", "256Mi").to_kubernetes(), "backoffLimit": 6, "restartPolicy": "OnFailure"},
+        # `kubectl annotate perconapgcluster postgres pgv2.percona.com/...` is not needed: PerconaPGBackup runs one.
+        "manual": {"repoName": "repo1", "options": ["--type=full"]},
+        "repos": repos,
+    }
+    if offsite_secret:
+        spec["configuration"] = [{"secret": {"name": offsite_secret}}]
+    return spec
 
 
 @dataclass
@@ -42,73 +195,52 @@ class PostgresArgs:
     namespace: pulumi.Input[str]
     stack: str
     settings: PostgresSettings
-    password: SecretKeyRef
+    backups: BackupSettings
     protect: bool
-    # WAL archiving with pgBackRest and its TLS server sidecar; None runs the stock image without archiving.
-    backup: Optional[PostgresBackupWiring] = None
+    # offsite.conf (repo2 credentials and cipher passphrase); None without an off-site repository.
+    offsite_config: Optional[pulumi.Input[str]] = None
 
 
 class Postgres(pulumi.ComponentResource):
-    service_name: pulumi.Output[str]
+    """The PerconaPGCluster and the Secret with its off-site repository credentials."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:postgres:Postgres", name, None, opts)
-        s = args.settings
-        ready = exec_probe(["pg_isready", "-h", "127.0.0.1", "-p", str(PORT), "-U", s.user, "-d", s.database], 0, 10)
-        backup = args.backup
-        container = {
-            "name": NAME,
-            "image": backup.image if backup else s.image,
-            "imagePullPolicy": backup.image_pull_policy if backup else "Always",
-            "ports": [{"name": "postgres", "containerPort": PORT, "protocol": "TCP"}],
-            "env": [
-                {"name": "POSTGRES_USER", "value": s.user},
-                # Read from the mounted Secret: the password never sits in the process environment.
-                {"name": "POSTGRES_PASSWORD_FILE", "value": f"{SECRETS_PATH}/{args.password.key}"},
-                {"name": "POSTGRES_DB", "value": s.database},
-                {"name": "PGDATA", "value": PGDATA},
-            ],
-            "resources": s.resources.to_kubernetes(),
-            "securityContext": container_security_context(),
-            # initdb and crash recovery on a large volume take time; liveness waits for them.
-            "startupProbe": startup_probe(ready, 600),
-            "livenessProbe": ready,
-            "readinessProbe": {**ready, "periodSeconds": 5},
-            "volumeMounts": [
-                {"name": "run", "mountPath": "/var/run/postgresql"},
-                {"name": "tmp", "mountPath": "/tmp"},
-                {"name": "credentials", "mountPath": SECRETS_PATH, "readOnly": True},
-                *(backup.postgres_mounts if backup else []),
-            ],
-        }
-        if backup:
-            # The official entrypoint passes these to postgres.
-            container["args"] = ["postgres", *backup.postgres_args]
-        stateful = StatefulService(
-            StatefulServiceArgs(
-                name=NAME,
-                component="database",
-                namespace=args.namespace,
-                stack=args.stack,
-                version=image_version(s.image),
-                port=PORT,
-                port_name="postgres",
-                container=container,
-                storage=s.storage,
-                data_path=DATA_PATH,
+        meta_labels = labels(NAME, args.stack, "database")
+        offsite_secret = None
+        if args.offsite_config is not None:
+            secret = k8s.core.v1.Secret(
+                f"{name}-offsite",
+                metadata={"name": OFFSITE_SECRET, "namespace": args.namespace, "labels": meta_labels},
+                type="Opaque",
+                string_data={pgbackrest.OFFSITE_CONFIG_FILE: pulumi.Output.secret(args.offsite_config)},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            offsite_secret = secret.metadata.name
+        spec = cluster_spec(args.settings, args.backups, OFFSITE_SECRET if offsite_secret else None)
+        self.cluster = k8s.apiextensions.CustomResource(
+            f"{name}-cluster",
+            api_version="pgv2.percona.com/v2",
+            kind="PerconaPGCluster",
+            metadata={
+                "name": NAME,
+                "namespace": args.namespace,
+                "labels": meta_labels,
+                "annotations": {
+                    # Pulumi waits for the operator's verdict, within a budget for a first start on new nodes.
+                    "pulumi.com/waitFor": "jsonpath={.status.state}=ready",
+                    "pulumi.com/timeoutSeconds": str(READY_TIMEOUT_SECONDS),
+                },
+            },
+            spec=spec,
+            opts=pulumi.ResourceOptions(
+                parent=self,
                 protect=args.protect,
-                extra_volumes=[
-                    empty_dir("run", "16Mi"),
-                    empty_dir("tmp", "256Mi"),
-                    args.password.volume("credentials"),
-                    *(backup.volumes if backup else []),
-                ],
-                sidecars=backup.sidecars if backup else [],
-                # A fast shutdown checkpoint on a busy database needs more than the default 30 s.
-                termination_grace_seconds=120,
+                depends_on=[secret] if offsite_secret else None,
             ),
-            parent=self,
         )
-        self.stateful_set = stateful.stateful_set
-        self.service_name = stateful.service.metadata.name
+        self.service_name = pulumi.Output.from_input(f"{NAME}-pgbouncer" if args.settings.pgbouncer.enabled else f"{NAME}-primary")
+        self.user_secret = user_secret_name(args.settings.user)
+        # Through PgBouncer where it runs; straight to the primary otherwise.
+        self.uri_key = "pgbouncer-uri" if args.settings.pgbouncer.enabled else "uri"
         self.register_outputs({"service_name": self.service_name})

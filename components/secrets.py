@@ -16,7 +16,6 @@ from components.workload import SecretKeyRef, labels
 PASSWORD_LENGTH = 40
 assert PASSWORD_LENGTH >= MIN_SECRET_LENGTH
 
-POSTGRES_SECRET = "postgres-credentials"
 REDIS_SECRET = "redis-credentials"
 MINIO_SECRET = "minio-credentials"
 MILVUS_CONFIG_SECRET = "milvus-user-config"
@@ -44,19 +43,18 @@ class SecretsArgs:
     namespace: pulumi.Input[str]
     stack: str
     overrides: SecretOverrides
-    postgres_user: str
-    postgres_database: str
-    postgres_host: str
     redis_host: str
     milvus_host: str
     minio_host: str
     protect: bool
-    # In-cluster backup object store (pgBackRest repo1); None when backups are off.
+    # In-cluster backup object store (Milvus backups); None when backups are off.
     backup_storage_host: Optional[str] = None
+    # PostgreSQL's off-site repository is on: its client-side encryption needs a passphrase.
+    offsite_backups: bool = False
 
 
 class PlatformSecrets(pulumi.ComponentResource):
-    """Secrets for PostgreSQL, Redis, MinIO, Milvus and the API, with typed references for their consumers."""
+    """Secrets for Redis, MinIO, Milvus, the API and the off-site backups (PostgreSQL's are the operator's), with typed references for their consumers."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:secrets:PlatformSecrets", name, None, opts)
@@ -64,7 +62,6 @@ class PlatformSecrets(pulumi.ComponentResource):
         # Replacing a generated password would lock the databases out of their own data.
         self._password_opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
 
-        postgres_password = self._credential("postgres-password", "postgresPassword")
         redis_password = self._credential("redis-password", "redisPassword")
         api_key = self._credential("api-key", "apiKey")
         minio_password = self._credential("minio-root-password", "minioRootPassword")
@@ -77,9 +74,6 @@ class PlatformSecrets(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         ).result
 
-        self.postgres = self._secret(
-            POSTGRES_SECRET, "postgres", {"username": pulumi.Output.from_input(args.postgres_user), "password": postgres_password}
-        )
         self.redis = self._secret(
             REDIS_SECRET,
             "redis",
@@ -105,13 +99,6 @@ class PlatformSecrets(pulumi.ComponentResource):
             API_SECRET,
             "api",
             {
-                "database-url": pulumi.Output.format(
-                    "postgresql://{0}:{1}@{2}:5432/{3}",
-                    args.postgres_user,
-                    postgres_password,
-                    args.postgres_host,
-                    args.postgres_database,
-                ),
                 "redis-url": pulumi.Output.format("redis://:{0}@{1}:6379/0", redis_password, args.redis_host),
                 "milvus-url": pulumi.Output.from_input(f"http://{args.milvus_host}:19530"),
                 "api-key": api_key,
@@ -137,17 +124,21 @@ class PlatformSecrets(pulumi.ComponentResource):
                     ),
                 },
             )
+        self.offsite_cipher_pass = None
+        if args.offsite_backups:
+            # Encrypts the off-site backups: losing it loses them, so it is protected whatever protectData says.
+            self.offsite_cipher_pass = self._credential(
+                "backup-offsite-cipher-pass", "backupOffsiteCipherPass", pulumi.ResourceOptions(parent=self, protect=True)
+            )
         self.minio_user = pulumi.Output.secret(minio_user)
         self.minio_password = minio_password
 
-        self.postgres_password = SecretKeyRef(self.postgres.metadata.name, "password")
         self.redis_credentials = RedisCredentials(
             secret_name=self.redis.metadata.name, password_key="password", config_key="requirepass.conf"
         )
         self.minio_credentials = MinioCredentials(
             secret_name=self.minio.metadata.name, user_key="root-user", password_key="root-password"
         )
-        self.api_database_url = SecretKeyRef(self.api.metadata.name, "database-url")
         self.api_redis_url = SecretKeyRef(self.api.metadata.name, "redis-url")
         self.api_milvus_url = SecretKeyRef(self.api.metadata.name, "milvus-url")
         self.api_key_ref = SecretKeyRef(self.api.metadata.name, "api-key")
@@ -156,14 +147,15 @@ class PlatformSecrets(pulumi.ComponentResource):
         self.api_key = pulumi.Output.secret(api_key)
         self.register_outputs({"api_key": self.api_key})
 
-    def _credential(self, resource_name: str, override_key: Optional[str]) -> pulumi.Output[str]:
+    def _credential(self, resource_name: str, override_key: Optional[str],
+                    opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Output[str]:
         override = self._args.overrides.get(override_key) if override_key else None
         if override is not None:
             return override
         # Alphanumeric only: these values are embedded in connection URLs without escaping.
         generated = random.RandomPassword(
             resource_name, length=PASSWORD_LENGTH, special=False, min_lower=4, min_upper=4, min_numeric=4,
-            opts=self._password_opts,
+            opts=opts or self._password_opts,
         )
         return pulumi.Output.secret(generated.result)
 

@@ -64,23 +64,23 @@ def labels(name: str, stack: str, component: str, version: Optional[str] = None)
     return result
 
 
-def pod_security_context() -> dict:
+def pod_security_context(uid: int = RUN_AS_UID) -> dict:
     return {
         "runAsNonRoot": True,
-        "runAsUser": RUN_AS_UID,
-        "runAsGroup": RUN_AS_UID,
-        "fsGroup": RUN_AS_UID,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
         # Only chown a volume on first mount, not on every restart of a large data directory.
         "fsGroupChangePolicy": "OnRootMismatch",
         "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
-def container_security_context() -> dict:
+def container_security_context(uid: int = RUN_AS_UID) -> dict:
     return {
         "runAsNonRoot": True,
-        "runAsUser": RUN_AS_UID,
-        "runAsGroup": RUN_AS_UID,
+        "runAsUser": uid,
+        "runAsGroup": uid,
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "readOnlyRootFilesystem": True,

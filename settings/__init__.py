@@ -3,38 +3,60 @@
 Components never read Pulumi config: `__main__.py` calls `load_settings()` and hands the
 resulting `PlatformSettings` to the components. Every problem in a stack's config is
 reported in one `StackConfigError` that names the stack, the key path and what is allowed,
-and it is raised before any resource is registered.
+and it is raised before any resource is registered. The rules live here and in the modules
+beside it (`values`, `cron`, `postgres`, `rules`); the program, the offline render and the tests share them.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from typing import Annotated, Any, Literal, Optional
 
 import pulumi
-import semver
 from pulumi.runtime import config as runtime_config
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
+
+from settings import rules
+from settings.postgres import (
+    OffsiteSettings,
+    OperatorSettings,
+    PatroniSettings,
+    PgBouncerSettings,
+    PostgresBackupSettings,
+    PostgresSettings,
 )
-from pydantic.alias_generators import to_camel
+from settings.values import (
+    Bytes,
+    ComputeResources,
+    Cron,
+    DnsLabel,
+    Environment,
+    Hostname,
+    Image,
+    Percent,
+    Registry,
+    Resources,
+    SemVer,
+    Settings,
+    Storage,
+    Text,
+    byte_count,
+    cpu_millicores,
+    make_resources,
+)
 
 PROJECT = "real-estate-ai"
 
 # Secret overrides: optional, read only as Pulumi secrets. A generated value is used otherwise.
 SECRET_KEYS = (
-    "postgresPassword",
     "redisPassword",
     "apiKey",
     "minioRootPassword",
     "backupOffsiteAccessKeyId",
     "backupOffsiteSecretAccessKey",
+    "backupOffsiteCipherPass",
 )
 # Credentials of the off-site backup repository: needed, as secrets, whenever it is enabled.
 OFFSITE_SECRET_KEYS = ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey")
@@ -47,178 +69,26 @@ class StackConfigError(pulumi.RunError):
     """A stack's configuration is invalid; Pulumi prints the message without a traceback."""
 
 
-# --- value types -----------------------------------------------------------------------------
 
-_CPU_RE = re.compile(r"^(?:[0-9]+m|[0-9]+(?:\.[0-9]{1,3})?)$")
-_BYTES_RE = re.compile(r"^([0-9]+)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$")
-_BYTE_UNITS = {
-    None: 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
-}
-_DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
-# repository[:port]/path[:tag][@sha256:digest], lower-case repository as the registry API requires.
-_IMAGE_RE = re.compile(
-    r"^(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-_REGISTRY_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-
-
-def cpu_millicores(quantity: str) -> int:
-    """'500m' -> 500, '2' -> 2000, '0.5' -> 500."""
-    if quantity.endswith("m"):
-        return int(quantity[:-1])
-    return round(float(quantity) * 1000)
-
-
-def byte_count(quantity: str) -> int:
-    """'1Gi' -> 1073741824; only the binary and decimal suffixes Kubernetes accepts."""
-    match = _BYTES_RE.match(quantity)
-    if match is None:
-        raise ValueError(quantity)
-    return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
-
-
-def _check_cpu(value: str) -> str:
-    if not _CPU_RE.match(value) or cpu_millicores(value) <= 0:
-        raise ValueError(f"'{value}' is not a CPU quantity; use millicores like '500m' or cores like '2' or '0.5'")
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a network like '10.0.0.1/32' (host bits must be zero)") from None
     return value
 
 
-def _check_bytes(value: str) -> str:
-    if not _BYTES_RE.match(value) or byte_count(value) <= 0:
-        raise ValueError(
-            f"'{value}' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '10Gi'"
-        )
-    return value
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
 
 
-def _check_image(value: str) -> str:
-    match = _IMAGE_RE.match(value)
-    if match is None:
-        raise ValueError(f"'{value}' is not an image reference like 'registry/name:1.2.3'")
-    if match.group("tag") is None and match.group("digest") is None:
-        raise ValueError(f"'{value}' has no tag; pin a version like 'name:1.2.3' or a digest '@sha256:…'")
-    if match.group("tag") == "latest":
-        raise ValueError(f"'{value}' uses ':latest'; pin a version so every rollout is reproducible")
-    return value
-
-
-def _check_semver(value: str) -> str:
-    if not semver.Version.is_valid(value):
-        raise ValueError(f"'{value}' is not a semantic version like '1.4.2'")
-    return value
-
-
-def _check_dns_label(value: str) -> str:
-    if not _DNS_LABEL_RE.match(value):
-        raise ValueError(f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
-    return value
-
-
-_SQL_IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-
-
-def _check_sql_identifier(value: str) -> str:
-    if not _SQL_IDENTIFIER_RE.match(value):
-        raise ValueError(f"'{value}' is not a plain SQL identifier (lower-case letters, digits and '_', at most 63)")
-    return value
-
-
-def _check_hostname(value: str) -> str:
-    if not _HOSTNAME_RE.match(value):
-        raise ValueError(f"'{value}' is not a fully qualified host name like 'api.example.com'")
-    return value
-
-
-def _check_registry(value: str) -> str:
-    if not _REGISTRY_RE.match(value):
-        raise ValueError(f"'{value}' is not a registry path like 'registry.example.com/team'")
-    return value
-
-
-Cpu = Annotated[str, AfterValidator(_check_cpu)]
-Bytes = Annotated[str, AfterValidator(_check_bytes)]
-Image = Annotated[str, AfterValidator(_check_image)]
-SemVer = Annotated[str, AfterValidator(_check_semver)]
-DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
-Hostname = Annotated[str, AfterValidator(_check_hostname)]
-SqlIdentifier = Annotated[str, AfterValidator(_check_sql_identifier)]
-Registry = Annotated[str, AfterValidator(_check_registry)]
-Percent = Annotated[int, Field(ge=0, le=100)]
-
-
-_CRON_FIELD = r"(\*|[0-9]{1,2}(-[0-9]{1,2})?(,[0-9]{1,2}(-[0-9]{1,2})?)*)(/[0-9]{1,2})?"
-_CRON_RE = re.compile(rf"^{_CRON_FIELD}( {_CRON_FIELD}){{4}}$")
-
-
-def _check_cron(value: str) -> str:
-    if not _CRON_RE.match(value):
-        raise ValueError(f"'{value}' is not a five-field cron schedule like '0 2 * * *'")
-    return value
-
-
-Cron = Annotated[str, AfterValidator(_check_cron)]
-Environment = Literal["dev", "test", "prod"]
-
-
-class _Settings(BaseModel):
-    """Base: camelCase keys as Pulumi config writes them, unknown keys rejected, immutable."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=False
-    )
-
-
-# --- component settings --------------------------------------------------------------------
-
-
-class ComputeResources(_Settings):
-    cpu: Cpu
-    memory: Bytes
-
-
-class Resources(_Settings):
-    requests: ComputeResources
-    limits: ComputeResources
-
-    @model_validator(mode="after")
-    def _requests_within_limits(self) -> "Resources":
-        if cpu_millicores(self.requests.cpu) > cpu_millicores(self.limits.cpu):
-            raise ValueError(f"requests.cpu {self.requests.cpu} exceeds limits.cpu {self.limits.cpu}")
-        if byte_count(self.requests.memory) > byte_count(self.limits.memory):
-            raise ValueError(f"requests.memory {self.requests.memory} exceeds limits.memory {self.limits.memory}")
-        return self
-
-    def to_kubernetes(self) -> dict[str, dict[str, str]]:
-        return {
-            "requests": {"cpu": self.requests.cpu, "memory": self.requests.memory},
-            "limits": {"cpu": self.limits.cpu, "memory": self.limits.memory},
-        }
-
-
-def _resources(req_cpu: str, req_mem: str, lim_cpu: str, lim_mem: str) -> Resources:
-    return Resources(
-        requests=ComputeResources(cpu=req_cpu, memory=req_mem),
-        limits=ComputeResources(cpu=lim_cpu, memory=lim_mem),
-    )
-
-
-class Storage(_Settings):
-    size: Bytes
-    # None uses the cluster's default StorageClass.
-    storage_class: Optional[DnsLabel] = None
-
-
-class KubernetesSettings(_Settings):
+class KubernetesSettings(Settings):
     """Where the provider sends objects: a kubeconfig context, or YAML files in a directory."""
 
-    context: Optional[str] = None
-    kubeconfig: Optional[str] = None
-    render_yaml_to_directory: Optional[str] = None
+    context: Optional[Text] = None
+    kubeconfig: Optional[Text] = None
+    render_yaml_to_directory: Optional[Text] = None
+    # Where the API server answers, for the egress of pods that use it (Patroni, the operator's backup jobs).
+    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1, max_length=16)] = ["0.0.0.0/0"]
 
     @model_validator(mode="after")
     def _one_target(self) -> "KubernetesSettings":
@@ -227,15 +97,15 @@ class KubernetesSettings(_Settings):
         return self
 
 
-class NamespaceSettings(_Settings):
+class NamespaceSettings(Settings):
     name: DnsLabel = "real-estate"
     # Pod Security admission level enforced on the namespace.
     pod_security: Literal["privileged", "baseline", "restricted"] = "restricted"
 
 
-class AutoscalingSettings(_Settings):
-    min_replicas: Annotated[int, Field(ge=1)]
-    max_replicas: Annotated[int, Field(ge=1)]
+class AutoscalingSettings(Settings):
+    min_replicas: Annotated[int, Field(ge=1, le=1000)]
+    max_replicas: Annotated[int, Field(ge=1, le=1000)]
     target_cpu_utilization: Annotated[int, Field(ge=10, le=95)] = 70
 
     @model_validator(mode="after")
@@ -245,30 +115,32 @@ class AutoscalingSettings(_Settings):
         return self
 
 
-class ProbeTiming(_Settings):
-    initial_delay_seconds: Annotated[int, Field(ge=0)]
-    period_seconds: Annotated[int, Field(ge=1)]
-    timeout_seconds: Annotated[int, Field(ge=1)] = 3
-    failure_threshold: Annotated[int, Field(ge=1)] = 3
+class ProbeTiming(Settings):
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)]
+    period_seconds: Annotated[int, Field(ge=1, le=3600)]
+    timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 3
+    failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
 
 
-class ApiSettings(_Settings):
-    replicas: Annotated[int, Field(ge=1)]
+class ApiSettings(Settings):
+    replicas: Annotated[int, Field(ge=1, le=1000)]
     # Semantic release version: the image tag and app.version.
     version: SemVer
     # A pinned image to deploy. When unset the image is built from app/ with pulumi-docker.
     image: Optional[Image] = None
     # Registry to push the built image to; without one the image is built locally and not pushed.
     registry: Optional[Registry] = None
-    resources: Resources = _resources("500m", "1Gi", "2", "2Gi")
+    resources: Resources = make_resources("500m", "1Gi", "2", "2Gi")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     # Wait for a LoadBalancer address on `pulumi up`; off by default as kind and bare clusters never assign one.
     await_load_balancer: bool = False
     autoscaling: Optional[AutoscalingSettings] = None
     # Minimum pods kept through voluntary disruptions; None creates no PodDisruptionBudget.
-    pod_disruption_budget_min_available: Optional[Annotated[int, Field(ge=1)]] = None
+    pod_disruption_budget_min_available: Optional[Annotated[int, Field(ge=1, le=1000)]] = None
     liveness: ProbeTiming = ProbeTiming(initial_delay_seconds=30, period_seconds=10)
     readiness: ProbeTiming = ProbeTiming(initial_delay_seconds=5, period_seconds=5)
+    # PostgreSQL connections each API pod may hold; times the most pods, this must fit the connection budget.
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = 10
 
     @model_validator(mode="after")
     def _consistent(self) -> "ApiSettings":
@@ -284,13 +156,13 @@ class ApiSettings(_Settings):
         return self
 
 
-class TlsSettings(_Settings):
+class TlsSettings(Settings):
     enabled: bool = False
-    cluster_issuer: str = "letsencrypt-prod"
+    cluster_issuer: DnsLabel = "letsencrypt-prod"
     secret_name: Optional[DnsLabel] = None
 
 
-class IngressSettings(_Settings):
+class IngressSettings(Settings):
     enabled: bool = True
     host: Hostname
     class_name: DnsLabel = "nginx"
@@ -301,142 +173,103 @@ class IngressSettings(_Settings):
     await_address: bool = False
 
 
-class PostgresSettings(_Settings):
-    image: Image = "postgres:17.6"
-    database: SqlIdentifier = "real_estate"
-    user: SqlIdentifier = "real_estate"
-    storage: Storage = Storage(size="10Gi")
-    resources: Resources = _resources("250m", "512Mi", "1", "1Gi")
 
-
-class RedisSettings(_Settings):
+class RedisSettings(Settings):
     image: Image = "redis:7.4.5"
     storage: Storage = Storage(size="2Gi")
-    resources: Resources = _resources("100m", "256Mi", "500m", "512Mi")
+    resources: Resources = make_resources("100m", "256Mi", "500m", "512Mi")
     # Redis evicts nothing by default; a cap below the container limit keeps it from being OOM-killed.
     maxmemory: Bytes = "384Mi"
 
 
-class MilvusComponent(_Settings):
+class MilvusComponent(Settings):
     image: Image
     storage: Storage
     resources: Resources
 
 
-class MilvusSettings(_Settings):
+class MilvusSettings(Settings):
     milvus: MilvusComponent = MilvusComponent(
-        image="milvusdb/milvus:v2.6.9", storage=Storage(size="10Gi"), resources=_resources("500m", "2Gi", "2", "4Gi")
+        image="milvusdb/milvus:v2.6.9", storage=Storage(size="10Gi"), resources=make_resources("500m", "2Gi", "2", "4Gi")
     )
     etcd: MilvusComponent = MilvusComponent(
-        image="quay.io/coreos/etcd:v3.5.21", storage=Storage(size="2Gi"), resources=_resources("100m", "256Mi", "500m", "512Mi")
+        image="quay.io/coreos/etcd:v3.5.21", storage=Storage(size="2Gi"), resources=make_resources("100m", "256Mi", "500m", "512Mi")
     )
     minio: MilvusComponent = MilvusComponent(
         image="minio/minio:RELEASE.2024-12-18T13-15-44Z",
         storage=Storage(size="20Gi"),
-        resources=_resources("100m", "256Mi", "1", "1Gi"),
+        resources=make_resources("100m", "256Mi", "1", "1Gi"),
     )
 
 
-class PostgresBackupSettings(_Settings):
-    full_schedule: Cron = "0 2 * * *"
-    incremental_schedule: Cron = "0 * * * *"
-    verify_schedule: Cron = "30 4 * * *"
-    restore_drill_schedule: Cron = "0 5 * * 0"
-    full_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
-    incremental_retention_days: Annotated[int, Field(ge=1, le=365)] = 7
-    # Upper bound on the WAL a crash can lose: PostgreSQL switches segments at least this often.
-    archive_timeout_seconds: Annotated[int, Field(ge=10, le=3600)] = 60
-    # Scratch space for the restore drill: at least the database's size.
-    drill_storage: Bytes = "20Gi"
-    drill_min_tables: Annotated[int, Field(ge=0)] = 1
-    pgbackrest_version: str = "2.56.0"
 
-
-class BackupStorageSettings(_Settings):
+class BackupStorageSettings(Settings):
     """The in-cluster S3-compatible repository (MinIO): pgBackRest's repo1 and Milvus backups."""
 
     image: Image = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
     # The MinIO client that creates the buckets.
     mc_image: Image = "minio/mc:RELEASE.2024-11-21T17-21-54Z"
     storage: Storage = Storage(size="50Gi")
-    resources: Resources = _resources("100m", "256Mi", "1", "1Gi")
+    resources: Resources = make_resources("100m", "256Mi", "1", "1Gi")
 
 
-class OffsiteSettings(_Settings):
-    """pgBackRest's repo2: S3-compatible object storage outside the cluster."""
 
-    enabled: bool = False
-    endpoint: Optional[Hostname] = None
-    bucket: Optional[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]] = None
-    region: str = "us-east-1"
-    path: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")] = "/pgbackrest"
-    uri_style: Literal["host", "path"] = "host"
-
-    @model_validator(mode="after")
-    def _complete_when_enabled(self) -> "OffsiteSettings":
-        if self.enabled and not (self.endpoint and self.bucket):
-            raise ValueError("an enabled off-site repository needs endpoint and bucket")
-        return self
-
-
-class RedisBackupSettings(_Settings):
+class RedisBackupSettings(Settings):
     schedule: Cron = "15 * * * *"
     retention_days: Annotated[int, Field(ge=1, le=365)] = 7
     storage: Storage = Storage(size="10Gi")
 
 
-class MilvusBackupSettings(_Settings):
+class MilvusBackupSettings(Settings):
     enabled: bool = True
     schedule: Cron = "0 3 * * *"
     image: Image = "milvusdb/milvus-backup:v0.5.9"
 
 
-class BackupSettings(_Settings):
+class BackupSettings(Settings):
     enabled: bool = True
     postgres: PostgresBackupSettings = PostgresBackupSettings()
     storage: BackupStorageSettings = BackupStorageSettings()
     offsite: OffsiteSettings = OffsiteSettings()
     redis: RedisBackupSettings = RedisBackupSettings()
     milvus: MilvusBackupSettings = MilvusBackupSettings()
-    # Image with pgBackRest for PostgreSQL and the backup jobs; unset builds images/postgres-pgbackrest.
-    postgres_image: Optional[Image] = None
 
 
-class RecommendationSettings(_Settings):
+class RecommendationSettings(Settings):
     model: Literal["hybrid", "collaborative", "content"] = "hybrid"
     top_k: Annotated[int, Field(ge=1, le=100)] = 10
 
 
-class EvaluationSettings(_Settings):
+class EvaluationSettings(Settings):
     model: Literal["xgboost", "lightgbm", "linear"] = "xgboost"
     confidence_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
 
 
-class AbTestSettings(_Settings):
+class AbTestSettings(Settings):
     enabled: bool = False
     # Share of traffic that sees variant B.
     variant_b_percent: Percent = 0
 
 
-class GreyReleaseSettings(_Settings):
+class GreyReleaseSettings(Settings):
     enabled: bool = False
     percent: Percent = 0
     # Requests carrying this header are always routed to the grey release.
-    header: str = "X-Grey-Release"
+    header: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")] = "X-Grey-Release"
 
 
-_FEATURE_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_FEATURE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 def _check_features(value: dict[str, bool]) -> dict[str, bool]:
     for name in value:
-        if not _FEATURE_NAME_RE.match(name):
+        if not _FEATURE_NAME_RE.fullmatch(name):
             raise ValueError(f"feature name '{name}' must be snake_case: lower-case letters, digits and '_'")
     return value
 
 
-class AppConfigSettings(_Settings):
-    name: str = "real-estate-ai"
+class AppConfigSettings(Settings):
+    name: Text = "real-estate-ai"
     recommendation: RecommendationSettings = RecommendationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     features: Annotated[dict[str, bool], AfterValidator(_check_features)] = {
@@ -448,7 +281,7 @@ class AppConfigSettings(_Settings):
     grey_release: GreyReleaseSettings = GreyReleaseSettings()
 
 
-class PlatformConfig(_Settings):
+class PlatformConfig(Settings):
     """Everything under the `real-estate-ai:` config namespace except the secret overrides."""
 
     environment: Environment
@@ -464,26 +297,6 @@ class PlatformConfig(_Settings):
     app_config: AppConfigSettings = AppConfigSettings()
     backups: BackupSettings = BackupSettings()
 
-
-
-def _environment_problems(config: PlatformConfig) -> list[str]:
-    """Rules that depend on more than one key, reported with the key path to change."""
-    problems = []
-    if config.environment == "prod":
-        if config.api.replicas < 2:
-            problems.append(f"{PROJECT}:api.replicas: is {config.api.replicas}; prod needs at least 2 API replicas")
-        if config.namespace.pod_security != "restricted":
-            problems.append(f"{PROJECT}:namespace.podSecurity: must be 'restricted' in prod")
-        if not config.backups.enabled:
-            problems.append(f"{PROJECT}:backups.enabled: prod cannot run without backups")
-        elif not config.backups.offsite.enabled:
-            problems.append(f"{PROJECT}:backups.offsite.enabled: prod keeps an off-site copy of its backups")
-    if config.ingress.tls.enabled and not config.ingress.enabled:
-        problems.append(f"{PROJECT}:ingress.tls.enabled: TLS needs ingress.enabled to be true")
-    grey = config.app_config.grey_release
-    if grey.enabled and grey.percent == 0:
-        problems.append(f"{PROJECT}:appConfig.greyRelease.percent: must be above 0 when the grey release is enabled")
-    return problems
 
 
 class SecretOverrides:
@@ -594,9 +407,6 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
             path = _key_path(error["loc"]) if error["loc"] else f"{PROJECT}:"
             problems.append(f"{path}: {_describe(error)}")
 
-    if config is not None:
-        problems.extend(_environment_problems(config))
-
     secrets: dict[str, pulumi.Output[str]] = {}
     for key in required_secret_keys(config):
         if key not in raw:
@@ -617,9 +427,14 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
             # The value itself is never echoed.
             minimum = 1 if key in EXTERNAL_SECRET_KEYS else MIN_SECRET_LENGTH
             problems.append(f"{full_key}: must be a string of at least {minimum} characters")
+        elif not value.isprintable() or len(value) > 1024:
+            # Secrets are written into configuration files: a line break would add a line of its own.
+            problems.append(f"{full_key}: must be one line of at most 1024 printable characters")
         else:
             secrets[key] = pulumi.Output.secret(value)
 
+    if config is not None:
+        problems.extend(rules.problems(config, stack))
     if problems:
         raise StackConfigError(
             f"invalid configuration for stack '{stack}':\n" + "\n".join(f"  - {p}" for p in problems)

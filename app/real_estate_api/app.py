@@ -86,7 +86,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     metrics.build.info({"version": props.app_version, "revision": settings.build_revision})
     timeout = settings.readiness_timeout
     stores = stores or Stores(
-        Postgres(settings.database_url, timeout), Cache(settings.redis_url, timeout), VectorStore(settings.milvus_url, timeout)
+        Postgres(settings.database_url, timeout, settings.database_pool_size), Cache(settings.redis_url, timeout), VectorStore(settings.milvus_url, timeout)
     )
 
     @asynccontextmanager

@@ -43,6 +43,8 @@ class Settings:
     database_url: str
     redis_url: str
     milvus_url: str
+    # Most PostgreSQL connections this process holds (the platform fits pods × pool into the connection budget).
+    database_pool_size: int
     api_key: str
     properties: Properties
     build_revision: str
@@ -154,6 +156,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         properties=load_properties(Path(env.get("APP_PROPERTIES", DEFAULT_PROPERTIES))),
         build_revision=env.get("BUILD_REVISION", "unknown"),
         readiness_timeout=_seconds(env, "READINESS_TIMEOUT_SECONDS", 1.0),
+        database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10),
     )
 
 
@@ -165,3 +168,10 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 30:
         raise SettingsError(f"{name} must be between 0 and 30 seconds")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise SettingsError(f"{name} must be a whole number from 1 to 100")
+    return int(raw)

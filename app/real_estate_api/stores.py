@@ -83,12 +83,12 @@ def listing_vector(price: float, area_sqm: float, bedrooms: int, latitude: float
 class Postgres:
     name = "postgres"
 
-    def __init__(self, url: str, timeout: float):
+    def __init__(self, url: str, timeout: float, pool_size: int = 10):
         self._timeout = timeout
         self._schema_ready = False
         # Opened lazily and kept trying in the background: the service starts while PostgreSQL is down.
         self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=10, open=False, timeout=timeout, kwargs={"connect_timeout": max(1, int(timeout))}
+            url, min_size=1, max_size=pool_size, open=False, timeout=timeout, kwargs={"connect_timeout": max(1, int(timeout))}
         )
 
     async def open(self) -> None:

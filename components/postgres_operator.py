@@ -1,0 +1,66 @@
+"""The Percona Operator for PostgreSQL, installed from its pinned Helm chart into a namespace of its own.
+
+It watches only the platform's namespace. One operator serves a namespace: a second stack on the same
+cluster and namespace sets `postgres.operator.install: false`. Helm installs the chart's CRDs on the first
+install only and never upgrades them: an operator upgrade applies the new CRDs first (docs/postgres.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from settings.postgres import OperatorSettings
+from components.workload import labels
+
+CHART = "pg-operator"
+CHART_REPOSITORY = "https://percona.github.io/percona-helm-charts/"
+# Helm waits for the operator Deployment; pulling its image on a fresh node takes a while.
+INSTALL_TIMEOUT_SECONDS = 600
+
+
+@dataclass
+class PostgresOperatorArgs:
+    settings: OperatorSettings
+    # The namespace whose PerconaPGClusters it reconciles.
+    watch_namespace: pulumi.Input[str]
+    stack: str
+
+
+class PostgresOperator(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PostgresOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:postgres:PostgresOperator", name, None, opts)
+        s = args.settings
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": s.namespace,
+                "labels": {
+                    **labels("percona-postgresql-operator", args.stack, "operator"),
+                    # The chart's pod is non-root, read-only, without capabilities; whether it also sets a seccomp
+                    # profile was not verified, so restricted is warned, baseline enforced.
+                    "pod-security.kubernetes.io/enforce": "baseline",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.release = k8s.helm.v3.Release(
+            f"{name}-release",
+            name="percona-postgresql-operator",
+            chart=CHART,
+            version=s.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
+            namespace=namespace.metadata.name,
+            values={
+                "watchNamespace": args.watch_namespace,
+                "disableTelemetry": True,
+            },
+            timeout=INSTALL_TIMEOUT_SECONDS,
+            atomic=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})

@@ -1,0 +1,119 @@
+"""Five-field cron schedules as Kubernetes CronJobs read them: parsed, range-checked, and compared.
+
+`parse` rejects what the controller would reject (out-of-range values, reversed ranges, zero steps) and
+accepts what it accepts (lists, ranges, steps, month and weekday names, 7 for Sunday). `collide` tells whether
+two schedules ever start in the same minute: backup jobs that take pgBackRest's stanza lock must not.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+_MONTHS = {name: i + 1 for i, name in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())}
+_WEEKDAYS = {name: i for i, name in enumerate("sun mon tue wed thu fri sat".split())}
+# name, lowest, highest, names allowed in place of numbers
+_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _WEEKDAYS),
+)
+_ITEM_RE = re.compile(r"(?P<range>\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(?P<step>[0-9]+))?")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]
+    # Cron's rule: when both day fields are restricted, a day matches either of them.
+    days_restricted: bool
+    weekdays_restricted: bool
+
+    def runs_on(self, date: datetime.date) -> bool:
+        if date.month not in self.months:
+            return False
+        by_day = date.day in self.days
+        by_weekday = (date.isoweekday() % 7) in self.weekdays
+        if self.days_restricted and self.weekdays_restricted:
+            return by_day or by_weekday
+        return by_day and by_weekday
+
+
+class CronError(ValueError):
+    pass
+
+
+def _value(token: str, field: str, low: int, high: int, names: dict[str, int]) -> int:
+    if token in names:
+        return names[token]
+    if not token.isdigit() or len(token) > 2:
+        raise CronError(f"{field} '{token}' is not a number from {low} to {high}")
+    number = int(token)
+    if not low <= number <= high:
+        raise CronError(f"{field} {number} is outside {low}-{high}")
+    return number
+
+
+def _field(text: str, field: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
+    values: set[int] = set()
+    for item in text.split(","):
+        match = _ITEM_RE.fullmatch(item)
+        if match is None:
+            raise CronError(f"{field} '{item}' is not a value, a range a-b, '*' or one of those with /step")
+        if match["range"] == "*":
+            first, last = low, high
+        else:
+            bounds = match["range"].split("-")
+            first = _value(bounds[0], field, low, high, names)
+            last = _value(bounds[-1], field, low, high, names) if len(bounds) == 2 else first
+            if first > last:
+                raise CronError(f"{field} range {match['range']} runs backwards")
+        step = 1
+        if match["step"] is not None:
+            step = int(match["step"])
+            if not 1 <= step <= high:
+                raise CronError(f"{field} step /{match['step']} must be from 1 to {high}")
+            if match["range"] != "*" and len(match["range"].split("-")) == 1:
+                last = high
+        values.update(range(first, last + 1, step))
+    return frozenset(values)
+
+
+@lru_cache(maxsize=256)
+def parse(expression: str) -> Schedule:
+    """A Schedule, or CronError saying which field is wrong."""
+    if not isinstance(expression, str) or not expression.isascii() or expression != expression.strip() or "  " in expression:
+        raise CronError("use five fields separated by single spaces, like '0 2 * * *'")
+    if expression.startswith("@"):
+        raise CronError("macros like @daily are not accepted; write the five fields, like '0 0 * * *'")
+    parts = expression.lower().split(" ")
+    if len(parts) != 5:
+        raise CronError(f"has {len(parts)} fields; a schedule has five: minute hour day-of-month month day-of-week")
+    fields = [_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
+    weekdays = frozenset(d % 7 for d in fields[4])
+    return Schedule(fields[0], fields[1], fields[2], fields[3], weekdays, parts[2] != "*", parts[4] != "*")
+
+
+# Four years from a leap year: every combination of weekday, day of month and month that can occur.
+_CALENDAR_START = datetime.date(2028, 1, 1)
+_CALENDAR = [_CALENDAR_START + datetime.timedelta(days=n) for n in range(4 * 365 + 1)]
+
+
+def ever_runs(expression: str) -> bool:
+    """False for schedules that name a day that never comes (February 30th)."""
+    return any(parse(expression).runs_on(day) for day in _CALENDAR)
+
+
+def collide(first: str, second: str) -> bool:
+    """True when both schedules start a run in the same minute on some day."""
+    a, b = parse(first), parse(second)
+    if not (a.minutes & b.minutes and a.hours & b.hours):
+        return False
+    return any(a.runs_on(day) and b.runs_on(day) for day in _CALENDAR)

@@ -1,0 +1,179 @@
+"""PostgreSQL settings: the Percona operator, the PerconaPGCluster it runs, and the cluster's backups."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Optional
+
+from pydantic import AfterValidator, Field, model_validator
+
+from settings.values import (
+    Bytes,
+    Cron,
+    DnsLabel,
+    Hostname,
+    Image,
+    Resources,
+    SemVer,
+    Settings,
+    SqlIdentifier,
+    Storage,
+    byte_count,
+    image_parts,
+    make_resources,
+)
+
+# The operator version this program's PerconaPGCluster is written for (spec.crVersion) and its chart.
+OPERATOR_VERSION = "3.0.0"
+# The app's role: a DNS label (the operator names its Secret after it) that is also a plain SQL identifier.
+_ROLE_RE = re.compile(r"[a-z][a-z0-9]{0,30}")
+_REGION_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+){0,5}")
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_REPO_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/?){0,16}")
+
+
+def _check_role(value: str) -> str:
+    if not _ROLE_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a role name: a lower-case letter, then lower-case letters and digits, at most 31")
+    return value
+
+
+def _check_region(value: str) -> str:
+    if not _REGION_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a region like 'eu-central-1'")
+    return value
+
+
+def _check_bucket(value: str) -> str:
+    if not _BUCKET_RE.fullmatch(value) or ".." in value:
+        raise ValueError(f"'{value}' is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')")
+    return value
+
+
+def _check_repo_path(value: str) -> str:
+    if not _REPO_PATH_RE.fullmatch(value) or "/../" in f"{value}/" or "/./" in f"{value}/":
+        raise ValueError(f"'{value}' is not an absolute path like '/pgbackrest/prod' (letters, digits, '.', '_', '-')")
+    return value
+
+
+RoleName = Annotated[str, AfterValidator(_check_role)]
+Region = Annotated[str, AfterValidator(_check_region)]
+Bucket = Annotated[str, AfterValidator(_check_bucket)]
+RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
+
+
+class OperatorSettings(Settings):
+    # Install the operator (Helm chart, pinned) with this stack; off where the cluster already runs one for this namespace.
+    install: bool = True
+    namespace: DnsLabel = "percona-postgresql-operator"
+    chart_version: SemVer = OPERATOR_VERSION
+
+
+class PatroniSettings(Settings):
+    """Failover timing. A dead primary is replaced once its leader lease runs out; the members renew it every sync period."""
+
+    leader_lease_duration_seconds: Annotated[int, Field(ge=8, le=300)] = 15
+    sync_period_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    # Commits wait for one synchronous standby, so a failover loses no acknowledged transaction.
+    synchronous: bool = False
+    # A replica further behind than this is never promoted (asynchronous mode only).
+    maximum_lag_on_failover: Bytes = "1Mi"
+
+    @property
+    def retry_timeout_seconds(self) -> int:
+        # Patroni requires loop_wait + 2 * retry_timeout <= ttl.
+        return (self.leader_lease_duration_seconds - self.sync_period_seconds) // 2
+
+    @model_validator(mode="after")
+    def _lease_outlasts_retries(self) -> "PatroniSettings":
+        if self.retry_timeout_seconds < 2:
+            raise ValueError(
+                f"leaderLeaseDurationSeconds {self.leader_lease_duration_seconds} must be at least syncPeriodSeconds "
+                f"{self.sync_period_seconds} + 4, so a member can retry the consensus store before its lease expires"
+            )
+        return self
+
+
+class PgBouncerSettings(Settings):
+    enabled: bool = False
+    replicas: Annotated[int, Field(ge=1, le=20)] = 2
+    image: Image = "docker.io/percona/percona-pgbouncer:1.25.2-1"
+    pool_mode: Literal["transaction", "session"] = "transaction"
+    # Server connections per database/user pair, per PgBouncer pod.
+    default_pool_size: Annotated[int, Field(ge=1, le=1000)] = 20
+    # Client connections one PgBouncer pod accepts.
+    max_client_conn: Annotated[int, Field(ge=10, le=100000)] = 1000
+    resources: Resources = make_resources("100m", "64Mi", "1", "256Mi")
+
+
+class PostgresSettings(Settings):
+    operator: OperatorSettings = OperatorSettings()
+    image: Image = "docker.io/percona/percona-distribution-postgresql:17.10-1"
+    # pgBackRest for the repository host and the backup jobs, released with the operator.
+    backup_image: Image = "docker.io/percona/percona-pgbackrest:2.58.0-2"
+    # Major version of the image; the operator needs it spelled out.
+    version: Annotated[int, Field(ge=15, le=18)] = 17
+    instances: Annotated[int, Field(ge=1, le=9)] = 1
+    database: SqlIdentifier = "real_estate"
+    # The API's role: owns the database's objects, not a superuser.
+    user: RoleName = "realestate"
+    storage: Storage = Storage(size="10Gi")
+    resources: Resources = make_resources("250m", "512Mi", "1", "1Gi")
+    max_connections: Annotated[int, Field(ge=25, le=5000)] = 200
+    # Spread instances over zones: "required" refuses to schedule two in one zone while another has fewer.
+    zone_spread: Literal["required", "preferred"] = "preferred"
+    patroni: PatroniSettings = PatroniSettings()
+    pgbouncer: PgBouncerSettings = PgBouncerSettings()
+
+    @model_validator(mode="after")
+    def _image_is_the_version(self) -> "PostgresSettings":
+        match = image_parts(self.image)
+        tag = match.group("tag") if match else None
+        if tag and tag[0].isdigit() and tag.split(".")[0].split("-")[0] != str(self.version):
+            raise ValueError(f"image {self.image} is not PostgreSQL {self.version}; set version to the image's major version")
+        return self
+
+
+class OffsiteSettings(Settings):
+    """pgBackRest's repo2: S3-compatible object storage outside the cluster, encrypted client-side."""
+
+    enabled: bool = False
+    endpoint: Optional[Hostname] = None
+    bucket: Optional[Bucket] = None
+    region: Region = "us-east-1"
+    path: RepoPath = "/pgbackrest"
+    uri_style: Literal["host", "path"] = "host"
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> "OffsiteSettings":
+        if self.enabled and not (self.endpoint and self.bucket):
+            raise ValueError("an enabled off-site repository needs endpoint and bucket")
+        return self
+
+
+class PostgresBackupSettings(Settings):
+    # repo1, the repository volume in the cluster.
+    full_schedule: Cron = "0 1 * * *"
+    incremental_schedule: Cron = "30 * * * *"
+    # repo2, off site: a full copy each day (WAL reaches it continuously).
+    offsite_full_schedule: Cron = "0 3 * * *"
+    # Our own checks against the repositories.
+    verify_schedule: Cron = "15 5 * * *"
+    restore_drill_schedule: Cron = "45 5 * * 0"
+    # Fulls are kept this many days; an incremental lives as long as the full it depends on.
+    full_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    # Upper bound on the WAL a lost cluster can lose: PostgreSQL switches segments at least this often.
+    archive_timeout_seconds: Annotated[int, Field(ge=10, le=60)] = 60
+    # WAL that may wait for an unreachable repository before pgBackRest drops it (and alerts) instead of filling pg_wal.
+    archive_push_queue_max: Bytes = "4Gi"
+    repository_storage: Storage = Storage(size="50Gi")
+    repository_resources: Resources = make_resources("100m", "128Mi", "1", "1Gi")
+    # Scratch volume for the restore drill: at least the database's size.
+    drill_storage: Storage = Storage(size="20Gi")
+    drill_min_tables: Annotated[int, Field(ge=0, le=100000)] = 1
+
+    @model_validator(mode="after")
+    def _queue_fits(self) -> "PostgresBackupSettings":
+        if byte_count(self.archive_push_queue_max) < 64 * 2**20:
+            raise ValueError(f"archivePushQueueMax {self.archive_push_queue_max} is below 64Mi, a handful of WAL segments")
+        return self

@@ -1,0 +1,152 @@
+"""Rules that span more than one key: prod guardrails, the PostgreSQL connection budget, backup schedules.
+
+Each problem names the key path to change. `problems` runs only on a config that passed field validation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from settings import cron
+from settings.values import byte_count
+
+if TYPE_CHECKING:
+    from settings import PlatformConfig
+
+PROJECT = "real-estate-ai"
+# Connections PostgreSQL keeps for everything but the API: superuser reserve, the operator, Patroni,
+# pgBackRest, exporters, and a person with psql during an incident.
+RESERVED_CONNECTIONS = 20
+# The product spec's retention floor for prod.
+PROD_FULL_RETENTION_DAYS = 30
+PROD_POSTGRES_INSTANCES = 3
+
+
+def _key(path: str) -> str:
+    return f"{PROJECT}:{path}"
+
+
+def max_api_pods(config: "PlatformConfig") -> int:
+    api = config.api
+    return max(api.replicas, api.autoscaling.max_replicas if api.autoscaling else 0)
+
+
+def connection_budget(config: "PlatformConfig") -> list[str]:
+    """Every connection the API can open must find a server slot, through PgBouncer or directly."""
+    pg = config.postgres
+    available = pg.max_connections - RESERVED_CONNECTIONS
+    api_connections = max_api_pods(config) * config.api.database_pool_size
+    problems = []
+    if pg.pgbouncer.enabled:
+        bouncer = pg.pgbouncer
+        server_side = bouncer.replicas * bouncer.default_pool_size
+        if server_side > available:
+            problems.append(
+                f"{_key('postgres.pgbouncer.defaultPoolSize')}: {bouncer.replicas} PgBouncer pods × {bouncer.default_pool_size} "
+                f"server connections = {server_side}, above the {available} that postgres.maxConnections "
+                f"{pg.max_connections} leaves after {RESERVED_CONNECTIONS} reserved"
+            )
+        # The Service may send every client to one PgBouncer pod.
+        if api_connections > bouncer.max_client_conn:
+            problems.append(
+                f"{_key('postgres.pgbouncer.maxClientConn')}: {max_api_pods(config)} API pods × databasePoolSize "
+                f"{config.api.database_pool_size} = {api_connections} client connections, above maxClientConn {bouncer.max_client_conn}"
+            )
+    elif api_connections > available:
+        problems.append(
+            f"{_key('api.databasePoolSize')}: {max_api_pods(config)} API pods × {config.api.database_pool_size} = "
+            f"{api_connections} connections, above the {available} that postgres.maxConnections {pg.max_connections} "
+            f"leaves after {RESERVED_CONNECTIONS} reserved; lower the pool, raise maxConnections or enable PgBouncer"
+        )
+    return problems
+
+
+def backup_schedules(config: "PlatformConfig") -> list[str]:
+    """pgBackRest takes one backup lock per cluster: two backups starting together make one of them fail."""
+    pg = config.backups.postgres
+    schedules = {"backups.postgres.fullSchedule": pg.full_schedule, "backups.postgres.incrementalSchedule": pg.incremental_schedule}
+    if config.backups.offsite.enabled:
+        schedules["backups.postgres.offsiteFullSchedule"] = pg.offsite_full_schedule
+    problems = []
+    keys = list(schedules)
+    for i, first in enumerate(keys):
+        for second in keys[i + 1:]:
+            if cron.collide(schedules[first], schedules[second]):
+                problems.append(
+                    f"{_key(second)}: '{schedules[second]}' starts in the same minute as {first} '{schedules[first]}'; "
+                    f"pgBackRest runs one backup at a time, so one of them would fail"
+                )
+    return problems
+
+
+def prod_guardrails(config: "PlatformConfig") -> list[str]:
+    problems = []
+    api, pg = config.api, config.postgres
+    if api.replicas < 2:
+        problems.append(f"{_key('api.replicas')}: is {api.replicas}; prod needs at least 2 API replicas")
+    if api.autoscaling and api.autoscaling.min_replicas < 2:
+        problems.append(f"{_key('api.autoscaling.minReplicas')}: is {api.autoscaling.min_replicas}; prod keeps at least 2")
+    if api.pod_disruption_budget_min_available is None:
+        problems.append(f"{_key('api.podDisruptionBudgetMinAvailable')}: prod needs a PodDisruptionBudget for the API")
+    if config.namespace.pod_security != "restricted":
+        problems.append(f"{_key('namespace.podSecurity')}: must be 'restricted' in prod")
+    if not config.protect_data:
+        problems.append(f"{_key('protectData')}: must be true in prod")
+    if not (config.ingress.enabled and config.ingress.tls.enabled):
+        problems.append(f"{_key('ingress.tls.enabled')}: prod serves the API over TLS only")
+    if not config.kubernetes.context:
+        problems.append(f"{_key('kubernetes.context')}: prod names its cluster explicitly, never the ambient kubeconfig context")
+    if pg.instances < PROD_POSTGRES_INSTANCES:
+        problems.append(f"{_key('postgres.instances')}: is {pg.instances}; prod runs at least {PROD_POSTGRES_INSTANCES} for failover")
+    if not pg.patroni.synchronous:
+        problems.append(f"{_key('postgres.patroni.synchronous')}: must be true in prod, so a failover loses no committed transaction")
+    if not pg.pgbouncer.enabled:
+        problems.append(f"{_key('postgres.pgbouncer.enabled')}: prod connects through PgBouncer")
+    backups = config.backups
+    if not backups.enabled:
+        problems.append(f"{_key('backups.enabled')}: prod cannot run without backups")
+    else:
+        if not backups.offsite.enabled:
+            problems.append(f"{_key('backups.offsite.enabled')}: prod keeps an off-site copy of its backups")
+        if backups.postgres.full_retention_days < PROD_FULL_RETENTION_DAYS:
+            problems.append(
+                f"{_key('backups.postgres.fullRetentionDays')}: is {backups.postgres.full_retention_days}; "
+                f"prod keeps full backups at least {PROD_FULL_RETENTION_DAYS} days"
+            )
+    return problems
+
+
+def problems(config: "PlatformConfig", stack: str) -> list[str]:
+    result = []
+    env = config.environment
+    # Pulumi.prod.yaml (or prod-<region>) must describe prod: the guardrails hang on this value.
+    for name in ("dev", "test", "prod"):
+        if (stack == name or stack.startswith(f"{name}-")) and env != name:
+            result.append(f"{_key('environment')}: is '{env}' but stack '{stack}' is a {name} stack")
+    if env == "prod":
+        result += prod_guardrails(config)
+    if config.kubernetes.render_yaml_to_directory and env != "dev":
+        result.append(
+            f"{_key('kubernetes.renderYamlToDirectory')}: only for dev; on a stack that was deployed it replaces the "
+            f"provider and deletes every object from the cluster"
+        )
+    if config.ingress.tls.enabled and not config.ingress.enabled:
+        result.append(f"{_key('ingress.tls.enabled')}: TLS needs ingress.enabled to be true")
+    grey = config.app_config.grey_release
+    if grey.enabled and grey.percent == 0:
+        result.append(f"{_key('appConfig.greyRelease.percent')}: must be above 0 when the grey release is enabled")
+    if byte_count(config.redis.maxmemory) >= byte_count(config.redis.resources.limits.memory):
+        result.append(
+            f"{_key('redis.maxmemory')}: {config.redis.maxmemory} must be below redis.resources.limits.memory "
+            f"{config.redis.resources.limits.memory}, or Redis is OOM-killed before it evicts"
+        )
+    queue = byte_count(config.backups.postgres.archive_push_queue_max)
+    if config.backups.enabled and queue * 2 > byte_count(config.postgres.storage.size):
+        result.append(
+            f"{_key('backups.postgres.archivePushQueueMax')}: {config.backups.postgres.archive_push_queue_max} is more than "
+            f"half of postgres.storage.size {config.postgres.storage.size}; pg_wal shares that volume with the data"
+        )
+    result += connection_budget(config)
+    if config.backups.enabled:
+        result += backup_schedules(config)
+    return result

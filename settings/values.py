@@ -1,0 +1,210 @@
+"""Value types of the stack config: each one validated completely, so no value can carry a second line,
+a unit Kubernetes does not know, or a number a field cannot hold.
+
+Every pattern is matched against the whole value (`fullmatch`): `$` alone would let a trailing newline through.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from settings import cron
+
+# Kubernetes' int32 fields (replicas, ports, seconds) stop here.
+INT32_MAX = 2**31 - 1
+
+_CPU_RE = re.compile(r"[0-9]{1,6}m|[0-9]{1,4}(?:\.[0-9]{1,3})?")
+_BYTES_RE = re.compile(r"([0-9]{1,15})(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
+_BYTE_UNITS = {
+    None: 1,
+    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+}
+DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
+# [registry[:port]/]path[:tag][@sha256:digest]; a port only where a path follows, so 'postgres:17' is a tag.
+_IMAGE_RE = re.compile(
+    r"(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5}(?=/))?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+_REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+_SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+# Label values: at most 63 of [A-Za-z0-9_.-], starting and ending alphanumeric (no '+', no spaces).
+LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
+
+
+def cpu_millicores(quantity: str) -> int:
+    """'500m' -> 500, '2' -> 2000, '0.5' -> 500."""
+    if quantity.endswith("m"):
+        return int(quantity[:-1])
+    whole, _, fraction = quantity.partition(".")
+    return int(whole) * 1000 + int((fraction + "000")[:3])
+
+
+def byte_count(quantity: str) -> int:
+    """'1Gi' -> 1073741824; only the binary and decimal suffixes Kubernetes accepts."""
+    match = _BYTES_RE.fullmatch(quantity)
+    if match is None:
+        raise ValueError(quantity)
+    return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+
+
+def _number_as_text(value: Any) -> Any:
+    """YAML's `cpu: 1` or `cpu: 0.5` is a number; Kubernetes takes it, so do we."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value == value and abs(value) < 1e6:
+        return format(value, "f").rstrip("0").rstrip(".")
+    return value
+
+
+def _check_cpu(value: str) -> str:
+    if not _CPU_RE.fullmatch(value) or cpu_millicores(value) <= 0:
+        raise ValueError(f"'{value}' is not a CPU quantity; use millicores like '500m' or cores like '2' or '0.5'")
+    return value
+
+
+def _check_bytes(value: str) -> str:
+    if not _BYTES_RE.fullmatch(value) or byte_count(value) <= 0:
+        raise ValueError(
+            f"'{value}' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '10Gi'"
+        )
+    return value
+
+
+def image_parts(value: str) -> Optional[re.Match]:
+    return _IMAGE_RE.fullmatch(value)
+
+
+def _check_image(value: str) -> str:
+    match = image_parts(value)
+    if match is None:
+        raise ValueError(f"'{value}' is not an image reference like 'registry/name:1.2.3'")
+    if match.group("tag") is None and match.group("digest") is None:
+        raise ValueError(f"'{value}' has no tag; pin a version like 'name:1.2.3' or a digest '@sha256:…'")
+    if match.group("tag") == "latest":
+        raise ValueError(f"'{value}' uses ':latest'; pin a version so every rollout is reproducible")
+    return value
+
+
+_SEMVER_RE = re.compile(
+    r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"
+    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+)
+
+
+def _check_semver(value: str) -> str:
+    # No build metadata ('+…'): the version becomes an image tag and a label value, where '+' is not allowed.
+    if not _SEMVER_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a semantic version like '1.4.2' (build metadata '+…' is not allowed)")
+    if len(value) > 63:
+        raise ValueError(f"'{value}' is longer than 63 characters, the most a label value can hold")
+    return value
+
+
+def _check_dns_label(value: str) -> str:
+    if not DNS_LABEL_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
+    return value
+
+
+def _check_sql_identifier(value: str) -> str:
+    if not _SQL_IDENTIFIER_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a plain SQL identifier (lower-case letters, digits and '_', at most 63)")
+    return value
+
+
+def _check_hostname(value: str) -> str:
+    if not _HOSTNAME_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a fully qualified host name like 'api.example.com'")
+    return value
+
+
+def _check_registry(value: str) -> str:
+    if not _REGISTRY_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a registry path like 'registry.example.com/team'")
+    return value
+
+
+def _check_cron(value: str) -> str:
+    try:
+        cron.parse(value)
+    except cron.CronError as error:
+        raise ValueError(f"'{value}' is not a cron schedule Kubernetes accepts: {error}") from None
+    if not cron.ever_runs(value):
+        raise ValueError(f"'{value}' names a day that never comes, so it would never run")
+    return value
+
+
+def _check_text(value: str) -> str:
+    """Free text that ends up in generated files: one printable line, nothing that could start another."""
+    if not value.isprintable() or len(value) > 128:
+        raise ValueError("must be one line of at most 128 printable characters")
+    return value
+
+
+Cpu = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu)]
+Bytes = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_bytes)]
+Image = Annotated[str, AfterValidator(_check_image)]
+SemVer = Annotated[str, AfterValidator(_check_semver)]
+DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
+Hostname = Annotated[str, AfterValidator(_check_hostname)]
+SqlIdentifier = Annotated[str, AfterValidator(_check_sql_identifier)]
+Registry = Annotated[str, AfterValidator(_check_registry)]
+Cron = Annotated[str, AfterValidator(_check_cron)]
+Text = Annotated[str, AfterValidator(_check_text)]
+Percent = Annotated[int, Field(ge=0, le=100)]
+Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+Environment = Literal["dev", "test", "prod"]
+
+
+class Settings(BaseModel):
+    """Base: camelCase keys as Pulumi config writes them, unknown keys rejected, immutable, defaults validated."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=False, validate_default=True
+    )
+
+
+class ComputeResources(Settings):
+    cpu: Cpu
+    memory: Bytes
+
+
+class Resources(Settings):
+    requests: ComputeResources
+    limits: ComputeResources
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> "Resources":
+        if cpu_millicores(self.requests.cpu) > cpu_millicores(self.limits.cpu):
+            raise ValueError(f"requests.cpu {self.requests.cpu} exceeds limits.cpu {self.limits.cpu}")
+        if byte_count(self.requests.memory) > byte_count(self.limits.memory):
+            raise ValueError(f"requests.memory {self.requests.memory} exceeds limits.memory {self.limits.memory}")
+        return self
+
+    def to_kubernetes(self) -> dict[str, dict[str, str]]:
+        return {
+            "requests": {"cpu": self.requests.cpu, "memory": self.requests.memory},
+            "limits": {"cpu": self.limits.cpu, "memory": self.limits.memory},
+        }
+
+
+def make_resources(req_cpu: str, req_mem: str, lim_cpu: str, lim_mem: str) -> Resources:
+    return Resources(
+        requests=ComputeResources(cpu=req_cpu, memory=req_mem),
+        limits=ComputeResources(cpu=lim_cpu, memory=lim_mem),
+    )
+
+
+class Storage(Settings):
+    size: Bytes
+    # None uses the cluster's default StorageClass.
+    storage_class: Optional[DnsLabel] = None
