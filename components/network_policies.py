@@ -91,8 +91,8 @@ class NetworkPoliciesArgs:
     ingress_controller_namespace: str
     external_flows: list[ExternalFlow] = field(default_factory=list)
     api_server_flows: list[ApiServerFlow] = field(default_factory=list)
-    # Where the API server answers; 0.0.0.0/0 unless the stack narrows it.
-    api_server_cidrs: list[str] = field(default_factory=lambda: ["0.0.0.0/0"])
+    # Where the API server answers.
+    api_server_cidrs: list[str] = field(default_factory=list)
 
 
 class NetworkPolicies(pulumi.ComponentResource):

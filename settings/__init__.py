@@ -88,7 +88,8 @@ class KubernetesSettings(Settings):
     kubeconfig: Optional[Text] = None
     render_yaml_to_directory: Optional[Text] = None
     # Where the API server answers, for the egress of pods that use it (Patroni, the operator's backup jobs).
-    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1, max_length=16)] = ["0.0.0.0/0"]
+    # The private ranges by default; a managed cluster with a public endpoint names its address.
+    api_server_cidrs: Annotated[list[Cidr], Field(min_length=1, max_length=16)] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
 
     @model_validator(mode="after")
     def _one_target(self) -> "KubernetesSettings":

@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs
+from components import postgres as pg
+from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs, peer_name
 from components.platform import OFFSITE_FLOWS, flows
 from tests.harness import pod_labels, run_component
 
@@ -66,7 +67,20 @@ def prod(rendered_stacks):
         labels["app.kubernetes.io/name"]: labels
         for labels in (pod_labels(o) for o in rendered.objects if o["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"))
     }
-    return policies, pods
+    return policies, {**pods, **OPERATOR_PODS}
+
+
+# The labels the Percona operator gives its pods (internal/naming/labels.go, v3.0.0), not only the ones we select on.
+_LABEL = pg.LABEL
+OPERATOR_PODS = {
+    "postgres": {**pg.CLUSTER_SELECTOR, f"{_LABEL}/instance-set": "instance1", f"{_LABEL}/instance": "postgres-instance1-abcd",
+                 f"{_LABEL}/data": "postgres", f"{_LABEL}/role": "primary"},
+    "pgbouncer": {**pg.CLUSTER_SELECTOR, f"{_LABEL}/role": "pgbouncer"},
+    "pgbackrest-repo-host": {**pg.CLUSTER_SELECTOR, f"{_LABEL}/pgbackrest": "", f"{_LABEL}/pgbackrest-dedicated": "",
+                             f"{_LABEL}/data": "pgbackrest"},
+    "pgbackrest": {**pg.CLUSTER_SELECTOR, f"{_LABEL}/pgbackrest": "", f"{_LABEL}/pgbackrest-repo": "repo1",
+                   f"{_LABEL}/pgbackrest-backup": "scheduled", f"{_LABEL}/pgbackrest-cronjob": "full"},
+}
 
 
 def _pod(pods, name):
@@ -79,10 +93,18 @@ def test_default_deny_selects_every_pod(prod):
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
 
 
-@pytest.mark.parametrize("flow", flows(backups_enabled=True), ids=lambda f: f"{f.source}->{f.target}:{f.port}")
+def _prod_flows():
+    from tests.harness import decoded_config
+    from settings import PlatformConfig
+
+    config = {k.split(":", 1)[1]: v for k, v in decoded_config("prod").items()}
+    return flows(PlatformConfig.model_validate(config))
+
+
+@pytest.mark.parametrize("flow", _prod_flows(), ids=lambda f: f"{peer_name(f.source)}->{peer_name(f.target)}:{f.port}")
 def test_platform_flows_are_open(prod, flow):
     policies, pods = prod
-    assert allowed(policies, _pod(pods, flow.source), _pod(pods, flow.target), flow.port)
+    assert allowed(policies, _pod(pods, peer_name(flow.source)), _pod(pods, peer_name(flow.target)), flow.port)
 
 
 DENIED = [
@@ -91,15 +113,21 @@ DENIED = [
     ("milvus", "postgres", 5432),
     ("postgres", "api", 8000),
     ("redis", "postgres", 5432),
-    ("api", "postgres", 6379),
+    ("api", "pgbouncer", 6379),
     ("postgres", "redis", 6379),
     ("milvus-minio", "milvus-etcd", 2379),
     ("api", "postgres", 8432),
+    # prod goes through PgBouncer: the API never reaches an instance directly.
+    ("api", "postgres", 5432),
+    ("api", "pgbackrest-repo-host", 8432),
     ("redis-backup", "postgres", 5432),
-    ("pg-backup", "redis", 6379),
+    ("pgbackrest", "redis", 6379),
     ("pg-restore-drill", "postgres", 8432),
+    ("pg-verify", "pgbackrest-repo-host", 8432),
+    ("pgbouncer", "pgbackrest-repo-host", 8432),
     ("api", "backup-minio", 9000),
     ("milvus-backup", "postgres", 5432),
+    ("pgbouncer", "postgres", 8008),
 ]
 
 
@@ -130,10 +158,23 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(prod):
 def test_only_the_backup_writers_reach_off_site_storage(prod):
     policies, pods = prod
     offsite = ({}, None, False)  # a public address outside the cluster
-    writers = {f.source for f in OFFSITE_FLOWS}
-    assert writers == {"postgres", "pg-backup", "pg-restore-drill", "pg-restore"}
+    writers = {peer_name(f.source) for f in OFFSITE_FLOWS}
+    # The repository host carries the operator's pgbackrest label too: it writes backups to repo2.
+    assert writers == {"postgres", "pgbackrest", "pg-restore-drill", "pg-verify"}
+    writers.add("pgbackrest-repo-host")
     for name in pods:
         assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
+
+
+def test_only_patroni_and_the_backup_jobs_reach_the_api_server(prod):
+    policies, pods = prod
+    private_api_server = {"ipBlock": {"cidr": "10.0.0.0/8"}}
+    users = [p for p in policies if p["metadata"]["name"].endswith("-egress-api-server")]
+    assert sorted(p["metadata"]["name"] for p in users) == ["allow-pgbackrest-egress-api-server", "allow-postgres-egress-api-server"]
+    for policy in users:
+        (rule,) = policy["spec"]["egress"]
+        assert private_api_server in rule["to"] and {"protocol": "TCP", "port": 6443} in rule["ports"]
+        assert all(peer["ipBlock"]["cidr"] != "0.0.0.0/0" for peer in rule["to"])
 
 
 def test_flows_between_the_same_pods_share_one_policy_per_end():

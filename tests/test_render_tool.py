@@ -41,9 +41,9 @@ def test_rerender_replaces_stale_files(tmp_path):
 def test_bad_config_fails_clearly_and_writes_nothing(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("components", "tools"):
+    for name in ("components", "tools", "settings", "ops"):
         subprocess.run(["cp", "-r", str(PROJECT_DIR / name), str(project / name)], check=True)
-    for name in ("__main__.py", "settings.py", "Pulumi.yaml"):
+    for name in ("__main__.py", "Pulumi.yaml"):
         (project / name).write_text((PROJECT_DIR / name).read_text())
     (project / "Pulumi.prod.yaml").write_text(
         (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("replicas: 3", "replicas: 0", 1)

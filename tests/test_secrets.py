@@ -1,21 +1,18 @@
 from urllib.parse import urlparse
-
 from components.secrets import PlatformSecrets, SecretsArgs
 from settings import SecretOverrides
 import pulumi
 from tests.harness import is_secret, run_component, value
 
 
-def _secrets(overrides=None, protect=True):
+def _secrets(overrides=None, protect=True, offsite=False):
     return PlatformSecrets(
         "secrets",
         SecretsArgs(
             namespace="estate",
             stack="test",
             overrides=SecretOverrides(overrides or {}),
-            postgres_user="estate_user",
-            postgres_database="estate_db",
-            postgres_host="postgres.estate.svc.cluster.local",
+            offsite_backups=offsite,
             redis_host="redis.estate.svc.cluster.local",
             milvus_host="milvus.estate.svc.cluster.local",
             minio_host="milvus-minio.estate.svc.cluster.local",
@@ -27,7 +24,8 @@ def _secrets(overrides=None, protect=True):
 def test_passwords_are_generated_long_and_url_safe():
     rendered, _ = run_component(_secrets)
     passwords = [r for r in rendered.registrations if r.type == "random:index/randomPassword:RandomPassword"]
-    assert sorted(r.name for r in passwords) == ["api-key", "minio-root-password", "postgres-password", "redis-password"]
+    # PostgreSQL's passwords are the operator's: generated in the cluster, never in Pulumi state.
+    assert sorted(r.name for r in passwords) == ["api-key", "minio-root-password", "redis-password"]
     for r in passwords:
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
         assert r.protect is True
@@ -36,12 +34,7 @@ def test_passwords_are_generated_long_and_url_safe():
 def test_api_secret_carries_the_spec_keys_built_from_the_credentials():
     rendered, secrets = run_component(_secrets)
     api = rendered.find("Secret", "api-secrets")["stringData"]
-    assert set(api) == {"database-url", "redis-url", "milvus-url", "api-key"}
-    postgres = rendered.find("Secret", "postgres-credentials")["stringData"]
-    db = urlparse(api["database-url"])
-    assert (db.scheme, db.username, db.password, db.hostname, db.port, db.path) == (
-        "postgresql", "estate_user", postgres["password"], "postgres.estate.svc.cluster.local", 5432, "/estate_db",
-    )
+    assert set(api) == {"redis-url", "milvus-url", "api-key"}
     redis = urlparse(api["redis-url"])
     assert redis.password == rendered.find("Secret", "redis-credentials")["stringData"]["password"]
     assert redis.hostname == "redis.estate.svc.cluster.local" and redis.port == 6379
@@ -62,7 +55,24 @@ def test_redis_and_milvus_files_hold_the_same_credentials():
 
 def test_override_replaces_generation():
     chosen = "x" * 40
-    rendered, _ = run_component(lambda: _secrets({"postgresPassword": pulumi.Output.secret(chosen)}))
-    assert "postgres-password" not in [r.name for r in rendered.registrations]
-    assert rendered.find("Secret", "postgres-credentials")["stringData"]["password"] == chosen
-    assert f":{chosen}@" in rendered.find("Secret", "api-secrets")["stringData"]["database-url"]
+    rendered, _ = run_component(lambda: _secrets({"redisPassword": pulumi.Output.secret(chosen)}))
+    assert "redis-password" not in [r.name for r in rendered.registrations]
+    assert rendered.find("Secret", "redis-credentials")["stringData"]["password"] == chosen
+    assert f":{chosen}@" in rendered.find("Secret", "api-secrets")["stringData"]["redis-url"]
+
+
+def test_offsite_cipher_passphrase_is_generated_protected_and_secret():
+    rendered, secrets = run_component(lambda: _secrets(protect=False, offsite=True))
+    cipher = next(r for r in rendered.registrations if r.name == "backup-offsite-cipher-pass")
+    # Losing it loses every off-site backup: protected even where protectData is off.
+    assert cipher.protect is True and cipher.inputs["length"] >= 32
+    assert is_secret(secrets.offsite_cipher_pass)
+    _, without = run_component(_secrets)
+    assert without.offsite_cipher_pass is None
+
+
+def test_offsite_cipher_passphrase_override_is_used_for_disaster_recovery():
+    chosen = "c" * 48
+    rendered, secrets = run_component(lambda: _secrets({"backupOffsiteCipherPass": pulumi.Output.secret(chosen)}, offsite=True))
+    assert "backup-offsite-cipher-pass" not in [r.name for r in rendered.registrations]
+    assert value(secrets.offsite_cipher_pass) == chosen

@@ -37,7 +37,10 @@ def test_stack_specific_values():
     assert prod.api.autoscaling is not None and dev.api.autoscaling is None
     assert byte_count(prod.postgres.storage.size) > byte_count(dev.postgres.storage.size)
     assert prod.backups.offsite.enabled and test.backups.offsite.enabled and not dev.backups.offsite.enabled
-    assert (prod.backups.postgres.full_retention_days, prod.backups.postgres.incremental_retention_days) == (30, 7)
+    assert prod.backups.postgres.full_retention_days == 30
+    assert (dev.postgres.instances, test.postgres.instances, prod.postgres.instances) == (1, 2, 3)
+    assert prod.postgres.patroni.synchronous and test.postgres.patroni.synchronous and not dev.postgres.patroni.synchronous
+    assert prod.postgres.pgbouncer.enabled and not dev.postgres.pgbouncer.enabled
 
 
 # (what is wrong, key path to change, value; DELETE removes it) -> the key path the error must name
@@ -102,6 +105,66 @@ MALFORMED = [
     ("backups.enabled", False, "real-estate-ai:backups.enabled"),
     ("backups.redis.retentionDays", -1, "real-estate-ai:backups.redis.retentionDays"),
     ("backups.milvus.image", "milvusdb/milvus-backup", "real-estate-ai:backups.milvus.image"),
+    # PostgreSQL on the operator
+    ("postgres.instances", 2, "real-estate-ai:postgres.instances"),  # prod runs three
+    ("postgres.instances", 0, "real-estate-ai:postgres.instances"),
+    ("postgres.instances", 10, "real-estate-ai:postgres.instances"),
+    ("postgres.patroni.synchronous", False, "real-estate-ai:postgres.patroni.synchronous"),
+    ("postgres.patroni.leaderLeaseDurationSeconds", 7, "real-estate-ai:postgres.patroni.leaderLeaseDurationSeconds"),
+    ("postgres.patroni.leaderLeaseDurationSeconds", 8, "real-estate-ai:postgres.patroni"),  # 5 s sync leaves 1 s retries
+    ("postgres.patroni.syncPeriodSeconds", 0, "real-estate-ai:postgres.patroni.syncPeriodSeconds"),
+    ("postgres.pgbouncer.enabled", False, "real-estate-ai:postgres.pgbouncer.enabled"),
+    ("postgres.pgbouncer.defaultPoolSize", 61, "real-estate-ai:postgres.pgbouncer.defaultPoolSize"),  # 3 × 61 > 200 - 20
+    ("postgres.pgbouncer.maxClientConn", 99, "real-estate-ai:postgres.pgbouncer.maxClientConn"),  # 10 pods × 10
+    ("postgres.pgbouncer.poolMode", "statement", "real-estate-ai:postgres.pgbouncer.poolMode"),
+    ("postgres.user", "real_estate", "real-estate-ai:postgres.user"),
+    ("postgres.user", "Admin", "real-estate-ai:postgres.user"),
+    ("postgres.version", 16, "real-estate-ai:postgres"),  # the image is 17
+    ("postgres.version", 14, "real-estate-ai:postgres.version"),
+    ("postgres.maxConnections", 24, "real-estate-ai:postgres.maxConnections"),
+    ("postgres.zoneSpread", "always", "real-estate-ai:postgres.zoneSpread"),
+    ("postgres.operator.chartVersion", "3.0", "real-estate-ai:postgres.operator.chartVersion"),
+    ("postgres.operator.namespace", "Operators", "real-estate-ai:postgres.operator.namespace"),
+    ("backups.postgres.incrementalSchedule", "0 1 * * *", "real-estate-ai:backups.postgres.incrementalSchedule"),
+    ("backups.postgres.offsiteFullSchedule", "0 */1 * * *", "real-estate-ai:backups.postgres.offsiteFullSchedule"),
+    ("backups.postgres.fullRetentionDays", 29, "real-estate-ai:backups.postgres.fullRetentionDays"),
+    ("backups.postgres.archivePushQueueMax", "51Gi", "real-estate-ai:backups.postgres.archivePushQueueMax"),
+    ("backups.postgres.archivePushQueueMax", "32Mi", "real-estate-ai:backups.postgres"),
+    ("backups.postgres.archiveTimeoutSeconds", 61, "real-estate-ai:backups.postgres.archiveTimeoutSeconds"),
+    ("backups.postgres.incrementalRetentionDays", 7, "real-estate-ai:backups.postgres.incrementalRetentionDays"),
+    ("backups.postgres.fullSchedule", "99 99 99 99 99", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "60 1 * * *", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "0 24 * * *", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "0 1 0 * *", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "0 1 * 13 *", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "0 1 * * 8", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.fullSchedule", "0 1 31 2 *", "real-estate-ai:backups.postgres.fullSchedule"),  # never comes
+    ("backups.postgres.fullSchedule", "0 1 * * *\n", "real-estate-ai:backups.postgres.fullSchedule"),
+    ("backups.postgres.verifySchedule", "*/0 * * * *", "real-estate-ai:backups.postgres.verifySchedule"),
+    ("backups.postgres.restoreDrillSchedule", "@weekly", "real-estate-ai:backups.postgres.restoreDrillSchedule"),
+    # Text that would add a line to a generated file
+    ("backups.offsite.region", "eu-central-1\nrepo2-storage-verify-tls=n", "real-estate-ai:backups.offsite.region"),
+    ("backups.offsite.region", "eu-central-1\n", "real-estate-ai:backups.offsite.region"),
+    ("backups.offsite.path", "/prod\nrepo1-path=/x", "real-estate-ai:backups.offsite.path"),
+    ("backups.offsite.path", "/prod/../other", "real-estate-ai:backups.offsite.path"),
+    ("backups.offsite.bucket", "bucket\n", "real-estate-ai:backups.offsite.bucket"),
+    ("backups.offsite.endpoint", "s3.example.com\n", "real-estate-ai:backups.offsite.endpoint"),
+    ("appConfig.name", "estate\nfeature.valuation=false", "real-estate-ai:appConfig.name"),
+    ("appConfig.greyRelease.header", "X-Grey\nX-Other", "real-estate-ai:appConfig.greyRelease.header"),
+    ("kubernetes.context", "prod\nother", "real-estate-ai:kubernetes.context"),
+    ("kubernetes.apiServerCidrs", ["10.0.0.1/8"], "real-estate-ai:kubernetes.apiServerCidrs[0]"),
+    # prod guardrails the stack file cannot switch off
+    ("environment", "dev", "real-estate-ai:environment"),
+    ("protectData", False, "real-estate-ai:protectData"),
+    ("ingress.tls.enabled", False, "real-estate-ai:ingress.tls.enabled"),
+    ("kubernetes.context", DELETE, "real-estate-ai:kubernetes.context"),
+    ("api.podDisruptionBudgetMinAvailable", DELETE, "real-estate-ai:api.podDisruptionBudgetMinAvailable"),
+    # values Kubernetes would refuse at deploy time
+    ("api.version", "1.0.0+build.5", "real-estate-ai:api.version"),
+    ("api.replicas", 2**31, "real-estate-ai:api.replicas"),
+    ("api.resources.limits.cpu", "9" * 400, "real-estate-ai:api.resources.limits.cpu"),
+    ("api.databasePoolSize", 0, "real-estate-ai:api.databasePoolSize"),
+    ("redis.maxmemory", "2Gi", "real-estate-ai:redis.maxmemory"),  # the container limit
 ]
 
 
@@ -113,6 +176,14 @@ def test_malformed_config_names_key_path(path, new, expected):
     assert "stack 'prod'" in message
     problem_paths = [line.split(": ", 1)[0].strip(" -") for line in message.splitlines()[1:]]
     assert expected in problem_paths, message
+
+
+def test_prod_autoscaling_keeps_two_pods():
+    config = with_value(decoded_config("prod"), "api.podDisruptionBudgetMinAvailable", DELETE)
+    with pytest.raises(StackConfigError) as error:
+        _load("prod", with_value(config, "api.autoscaling.minReplicas", 1))
+    assert "real-estate-ai:api.autoscaling.minReplicas: is 1; prod keeps at least 2" in str(error.value)
+    assert "real-estate-ai:api.podDisruptionBudgetMinAvailable: prod needs a PodDisruptionBudget" in str(error.value)
 
 
 def test_malformed_table_is_large_enough():
@@ -156,10 +227,10 @@ def test_dev_needs_no_secret_at_all():
 def test_secret_override_must_be_a_pulumi_secret():
     config = encode_config(decoded_config("prod"))
     plaintext = "p" * 40
-    config[f"{PROJECT}:postgresPassword"] = plaintext
+    config[f"{PROJECT}:redisPassword"] = plaintext
     with pytest.raises(StackConfigError) as error:
         run_program("prod", lambda: load_settings(), config)
-    assert "real-estate-ai:postgresPassword: is stored in plain text" in str(error.value)
+    assert "real-estate-ai:redisPassword: is stored in plain text" in str(error.value)
     assert plaintext not in str(error.value)
 
 
@@ -171,6 +242,37 @@ def test_short_secret_override_is_rejected_without_echoing_it():
         run_program("prod", lambda: load_settings(), config, secret_keys=[f"{PROJECT}:apiKey"])
     assert "real-estate-ai:apiKey: must be a string of at least 32 characters" in str(error.value)
     assert short not in str(error.value)
+
+
+def test_secret_with_a_line_break_is_rejected_without_echoing_it():
+    config = encode_config(decoded_config("prod"))
+    value = "k" * 40 + "\nrepo2-storage-verify-tls=n"
+    config[f"{PROJECT}:backupOffsiteSecretAccessKey"] = value
+    config[f"{PROJECT}:backupOffsiteAccessKeyId"] = "AKIDEXAMPLE"
+    keys = [f"{PROJECT}:backupOffsiteSecretAccessKey", f"{PROJECT}:backupOffsiteAccessKeyId"]
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", lambda: load_settings(), config, secret_keys=keys)
+    assert "backupOffsiteSecretAccessKey: must be one line of at most 1024 printable characters" in str(error.value)
+    assert "verify-tls" not in str(error.value)
+
+
+# Valid Kubernetes that an over-strict check once refused.
+ACCEPTED = [
+    ("api.resources.limits.cpu", 2),
+    ("api.resources.requests.cpu", 0.5),
+    ("backups.postgres.restoreDrillSchedule", "45 5 * * SUN"),
+    ("backups.postgres.verifySchedule", "15 5 * JAN-DEC MON-FRI"),
+    ("backups.postgres.incrementalSchedule", "30 0,2-23 * * *"),
+    ("redis.image", "redis:7"),
+    ("milvus.etcd.image", "registry.example.com:5000/etcd:3.5"),
+    ("api.version", "1.2.0-rc.1"),
+]
+
+
+@pytest.mark.parametrize("path,new", ACCEPTED, ids=[f"{p}={v!r}" for p, v in ACCEPTED])
+def test_valid_kubernetes_values_are_accepted(path, new):
+    settings = _load("prod", with_value(decoded_config("prod"), path, new))
+    assert settings.config.environment == "prod"
 
 
 def test_secret_override_replaces_the_generated_value():

@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.backups import POSTGRES_UID
+from components.postgres import repo1_claim_name, user_secret_name
+from components.workload import RUN_AS_UID
 from settings import byte_count
-from tests.harness import KUBERNETES_VERSION, STACKS, containers, pod_labels, pod_spec
+from tests.harness import KUBERNETES_VERSION, STACKS, containers, decoded_config, pod_labels, pod_spec
 from tools.render import REDACTED, write_manifests
 
 KUBERNETES_VALIDATE = str(Path(sys.executable).parent / "kubernetes-validate")
@@ -56,7 +59,7 @@ def test_every_resource_name_is_unique(stack, rendered_stacks):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_object_is_in_the_stack_namespace(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
-    namespace = next(o for o in rendered.objects if o["kind"] == "Namespace")["metadata"]["name"]
+    namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
     for obj in rendered.objects:
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
@@ -86,12 +89,16 @@ def test_service_target_ports_exist_on_the_selected_pods(stack, rendered_stacks)
             assert port["targetPort"] in port_names, (service["metadata"]["name"], port)
 
 
-def _secret_keys(objects):
-    return {
+def _secret_keys(objects, stack):
+    keys = {
         o["metadata"]["name"]: set(o.get("stringData", {})) | set(o.get("data", {}))
         for o in objects
         if o["kind"] == "Secret"
     }
+    # Written by the operator for the API's role (percona-postgresql-operator v3.0.0, internal/postgres/users.go).
+    user = decoded_config(stack)["real-estate-ai:postgres"].get("user", "realestate")
+    keys[user_secret_name(user)] = {"user", "password", "host", "port", "dbname", "uri", "pgbouncer-uri", "pgbouncer-host"}
+    return keys
 
 
 def _config_map_keys(objects):
@@ -101,7 +108,7 @@ def _config_map_keys(objects):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_secret_and_config_reference_exists(stack, rendered_stacks):
     objects = rendered_stacks[stack].objects
-    secrets, config_maps = _secret_keys(objects), _config_map_keys(objects)
+    secrets, config_maps = _secret_keys(objects, stack), _config_map_keys(objects)
     references = 0
     for workload in (o for o in objects if pod_spec(o)):
         for container in containers(workload):
@@ -122,6 +129,19 @@ def test_every_secret_and_config_reference_exists(stack, rendered_stacks):
             if "configMap" in volume:
                 assert volume["configMap"]["name"] in config_maps, volume
                 references += 1
+            for source in volume.get("projected", {}).get("sources", []):
+                kind, found = ("secret", secrets) if "secret" in source else ("configMap", config_maps)
+                for item in source[kind].get("items", []):
+                    assert item["key"] in found[source[kind]["name"]], volume
+                references += 1
+            if "persistentVolumeClaim" in volume:
+                claims_made = {o["metadata"]["name"] for o in objects if o["kind"] == "PersistentVolumeClaim"}
+                # StatefulSet claims are <template>-<set>-<ordinal>; the operator names repo1's after the cluster.
+                claims_made |= {
+                    f"{t['metadata']['name']}-{o['metadata']['name']}-0"
+                    for o in objects if o["kind"] == "StatefulSet" for t in o["spec"].get("volumeClaimTemplates", [])
+                }
+                assert volume["persistentVolumeClaim"]["claimName"] in claims_made | {repo1_claim_name()}, volume
         mounted = {m["name"] for c in containers(workload) for m in c.get("volumeMounts", [])}
         declared = {v["name"] for v in pod_spec(workload).get("volumes", [])}
         claims = {t["metadata"]["name"] for t in workload["spec"].get("volumeClaimTemplates", [])}
@@ -148,7 +168,10 @@ def test_every_container_is_bounded_probed_and_unprivileged(stack, rendered_stac
             else:
                 assert "livenessProbe" in container and "readinessProbe" in container, name
             security = container["securityContext"]
-            assert security["runAsNonRoot"] is True and security["runAsUser"] >= 10000, name
+            # Our UID everywhere, except pods that read the operator's repository as its owner (the image's postgres, 26).
+            assert security["runAsNonRoot"] is True and security["runAsUser"] in (RUN_AS_UID, POSTGRES_UID), name
+            if security["runAsUser"] == POSTGRES_UID:
+                assert "percona-distribution-postgresql" in container["image"], name
             assert security["allowPrivilegeEscalation"] is False, name
             assert security["readOnlyRootFilesystem"] is True, name
             assert security["capabilities"]["drop"] == ["ALL"], name
@@ -188,7 +211,7 @@ def test_written_secrets_are_redacted(stack, rendered_stacks, tmp_path):
     for secret in rendered.secret_values:
         assert secret not in text
     api_secret = yaml.safe_load((tmp_path / "secret-api-secrets.yaml").read_text())
-    assert api_secret["stringData"] == {k: REDACTED for k in ("database-url", "redis-url", "milvus-url", "api-key")}
+    assert api_secret["stringData"] == {k: REDACTED for k in ("redis-url", "milvus-url", "api-key")}
 
 
 def test_api_key_output_is_secret(rendered_stacks):
@@ -210,20 +233,30 @@ def test_environment_shapes(rendered_stacks):
     assert prod.find("Ingress", "api")["spec"]["rules"][0]["host"] == "api.real-estate.example.com"
     assert prod.find("Namespace", "real-estate")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert test.find("Namespace", "real-estate-test")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    prod_pg = prod.find("StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
-    dev_pg = dev.find("StatefulSet", "postgres")["spec"]["volumeClaimTemplates"][0]["spec"]
-    assert byte_count(prod_pg["resources"]["requests"]["storage"]) > byte_count(dev_pg["resources"]["requests"]["storage"])
+    prod_pg = prod.find("PerconaPGCluster", "postgres")["spec"]["instances"][0]
+    dev_pg = dev.find("PerconaPGCluster", "postgres")["spec"]["instances"][0]
+    assert (prod_pg["replicas"], test.find("PerconaPGCluster", "postgres")["spec"]["instances"][0]["replicas"], dev_pg["replicas"]) == (3, 2, 1)
+    storage = [byte_count(pg["dataVolumeClaimSpec"]["resources"]["requests"]["storage"]) for pg in (prod_pg, dev_pg)]
+    assert storage[0] > storage[1]
 
 
 @pytest.mark.parametrize("stack,protected", [("dev", False), ("test", True), ("prod", True)])
 def test_stateful_data_protection(stack, protected, rendered_stacks):
     rendered = rendered_stacks[stack]
-    stateful = [r for r in rendered.registrations if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace")]
-    # namespace, 5 StatefulSets (postgres, redis, milvus-etcd, milvus-minio, backup-minio), 2 PVCs (milvus, redis backups)
+    operator_namespace = "percona-postgresql-operator"
+    stateful = [
+        r for r in rendered.registrations
+        if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace", "PerconaPGCluster")
+        and r.inputs["metadata"]["name"] != operator_namespace
+    ]
+    # namespace, the PostgreSQL cluster, 4 StatefulSets (redis, milvus-etcd, milvus-minio, backup-minio),
+    # 2 PVCs (milvus, redis backups)
     assert len(stateful) == 8
     assert all(r.protect is protected for r in stateful), [(r.name, r.protect) for r in stateful]
     namespace = next(r for r in stateful if r.inputs["kind"] == "Namespace")
     assert namespace.retain_on_delete is protected
+    # The operator's namespace holds no data; deleting it removes only the operator.
+    assert not rendered.registration("Namespace", operator_namespace).protect
     for sts in (o for o in rendered.objects if o["kind"] == "StatefulSet"):
         assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
