@@ -1,0 +1,57 @@
+"""Validate custom resources against the vendored upstream CRDs, strictly: a field the schema does not
+define is an error here, where the API server would silently prune it (and the setting would be lost)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+CRD_DIR = Path(__file__).resolve().parent.parent / "policy" / "crds"
+
+
+def _strict(schema: dict) -> dict:
+    """Forbid properties the schema does not list, unless it keeps unknown fields on purpose."""
+    if not isinstance(schema, dict):
+        return schema
+    result = {k: _strict(v) if isinstance(v, dict) else ([_strict(i) for i in v] if isinstance(v, list) else v) for k, v in schema.items()}
+    if "properties" in result:
+        result["properties"] = {k: _strict(v) for k, v in result["properties"].items()}
+        if "additionalProperties" not in result and not result.get("x-kubernetes-preserve-unknown-fields"):
+            result["additionalProperties"] = False
+    if result.get("x-kubernetes-int-or-string"):
+        result.pop("type", None)
+        result["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    return result
+
+
+@lru_cache(maxsize=None)
+def _validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
+    validators = {}
+    for path in sorted(CRD_DIR.glob("*.yaml")):
+        for crd in yaml.safe_load_all(path.read_text()):
+            if not crd or crd.get("kind") != "CustomResourceDefinition":
+                continue
+            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+            for version in crd["spec"]["versions"]:
+                schema = _strict(version["schema"]["openAPIV3Schema"])
+                # metadata is the API server's, validated by kubernetes-validate's ObjectMeta rules elsewhere.
+                schema["properties"]["metadata"] = {"type": "object"}
+                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    return validators
+
+
+def known(obj: dict) -> bool:
+    return (obj.get("apiVersion"), obj.get("kind")) in _validators()
+
+
+def errors(obj: dict) -> list[str]:
+    """Every schema violation of `obj`, as 'path: message'; an unknown kind is one error."""
+    validator = _validators().get((obj.get("apiVersion"), obj.get("kind")))
+    if validator is None:
+        return [f"no vendored CRD for {obj.get('apiVersion')} {obj.get('kind')}"]
+    return sorted(
+        f"{'.'.join(str(p) for p in error.absolute_path) or '<root>'}: {error.message}" for error in validator.iter_errors(obj)
+    )

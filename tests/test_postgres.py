@@ -1,0 +1,196 @@
+"""PostgreSQL as a PerconaPGCluster: each stack's cluster against the operator's own CRD schema, and the
+invariants the platform promises (failover, synchronous commits, backups, connection budget)."""
+
+import copy
+
+import pytest
+
+from components import pgbackrest
+from components.postgres import (
+    INSTANCE_PODS,
+    OFFSITE_SECRET,
+    Postgres,
+    PostgresArgs,
+    parameters,
+    patroni_dcs,
+    user_secret_name,
+)
+from settings import BackupSettings, OffsiteSettings, PatroniSettings, PgBouncerSettings, PostgresSettings, byte_count, cron
+from tests.crd_schemas import errors
+from tests.harness import STACKS, containers, decoded_config, encode_config, env_value, run_component, with_value
+from tools.render import render
+
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+def _cluster(rendered):
+    return rendered.find("PerconaPGCluster", "postgres")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_cluster_matches_the_operators_crd(stack, rendered_stacks):
+    assert errors(_cluster(rendered_stacks[stack])) == []
+
+
+def test_crd_check_catches_a_misspelt_field_and_a_bad_value(rendered_stacks):
+    cluster = copy.deepcopy(_cluster(rendered_stacks["prod"]))
+    cluster["spec"]["instances"][0]["replica"] = 3
+    cluster["spec"]["backups"]["pgbackrest"]["repos"][0]["name"] = "backup1"
+    cluster["spec"]["postgresVersion"] = 19
+    found = errors(cluster)
+    assert any("'replica' was unexpected" in e for e in found)
+    assert any(e.startswith("spec.backups.pgbackrest.repos.0.name:") for e in found)
+    assert any(e.startswith("spec.postgresVersion:") for e in found)
+
+
+def test_prod_fails_over_without_losing_commits(rendered_stacks):
+    spec = _cluster(rendered_stacks["prod"])["spec"]
+    (instances,) = spec["instances"]
+    assert instances["replicas"] == 3 and instances["minAvailable"] == 2
+    # Never two instances on one node; spread over zones, refusing to stack them.
+    anti = instances["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert anti["topologyKey"] == "kubernetes.io/hostname" and anti["labelSelector"]["matchLabels"] == INSTANCE_PODS
+    (spread,) = instances["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["maxSkew"]) == ("topology.kubernetes.io/zone", "DoNotSchedule", 1)
+    patroni = spec["patroni"]
+    assert (patroni["leaderLeaseDurationSeconds"], patroni["syncPeriodSeconds"]) == (15, 5)
+    dynamic = patroni["dynamicConfiguration"]
+    assert dynamic["synchronous_mode"] is True and dynamic["synchronous_node_count"] == 1
+    # Patroni's rule: loop_wait + 2 * retry_timeout <= ttl.
+    assert patroni["syncPeriodSeconds"] + 2 * dynamic["retry_timeout"] <= patroni["leaderLeaseDurationSeconds"]
+    assert "ttl" not in dynamic and "loop_wait" not in dynamic
+
+
+def test_dev_is_one_instance_straight_to_the_primary(rendered_stacks):
+    rendered = rendered_stacks["dev"]
+    spec = _cluster(rendered)["spec"]
+    assert spec["instances"][0]["replicas"] == 1 and "minAvailable" not in spec["instances"][0]
+    assert "proxy" not in spec and spec["patroni"]["dynamicConfiguration"]["synchronous_mode"] is False
+    (api,) = containers(rendered.find("Deployment", "api"))
+    assert env_value(api, "DATABASE_URL")["valueFrom"]["secretKeyRef"] == {"name": user_secret_name("realestate"), "key": "uri"}
+
+
+@pytest.mark.parametrize("stack", ["test", "prod"])
+def test_the_api_connects_through_pgbouncer_as_its_own_role(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    spec = _cluster(rendered)["spec"]
+    (user,) = spec["users"]
+    config = decoded_config(stack)["real-estate-ai:postgres"]
+    assert user["name"] == "realestate" and user["databases"] == ["real_estate"]
+    # A plain role: no role attributes granted (the operator creates it NOSUPERUSER).
+    assert "options" not in user
+    bouncer = spec["proxy"]["pgBouncer"]
+    assert bouncer["replicas"] == config["pgbouncer"]["replicas"]
+    assert bouncer["config"]["global"]["pool_mode"] == "transaction"
+    assert int(bouncer["config"]["global"]["max_prepared_statements"]) > 0
+    (api,) = containers(rendered.find("Deployment", "api"))
+    assert env_value(api, "DATABASE_URL")["valueFrom"]["secretKeyRef"] == {"name": "postgres-pguser-realestate", "key": "pgbouncer-uri"}
+    assert env_value(api, "DATABASE_POOL_SIZE")["value"] == "10"
+    # The connection budget: PgBouncer's server pools fit max_connections with room to spare.
+    max_connections = int(spec["patroni"]["dynamicConfiguration"]["postgresql"]["parameters"]["max_connections"])
+    assert bouncer["replicas"] * int(bouncer["config"]["global"]["default_pool_size"]) <= max_connections - 20
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_backups_follow_the_stack(stack, rendered_stacks):
+    spec = _cluster(rendered_stacks[stack])["spec"]["backups"]["pgbackrest"]
+    config = decoded_config(stack)["real-estate-ai:backups"]
+    pg = config["postgres"]
+    repos = {r["name"]: r for r in spec["repos"]}
+    assert repos["repo1"]["schedules"] == {"full": pg["fullSchedule"], "incremental": pg["incrementalSchedule"]}
+    assert repos["repo1"]["volume"]["volumeClaimSpec"]["resources"]["requests"]["storage"] == pg["repositoryStorage"]["size"]
+    options = spec["global"]
+    assert options["repo1-retention-full-type"] == "time" and options["repo1-retention-full"] == str(pg["fullRetentionDays"])
+    assert int(options["archive-push-queue-max"]) == byte_count(pg["archivePushQueueMax"])
+    params = _cluster(rendered_stacks[stack])["spec"]["patroni"]["dynamicConfiguration"]["postgresql"]["parameters"]
+    assert params["archive_timeout"] == f"{pg['archiveTimeoutSeconds']}s" and pg["archiveTimeoutSeconds"] <= 60
+    if config["offsite"]["enabled"]:
+        offsite = config["offsite"]
+        assert repos["repo2"]["s3"] == {"bucket": offsite["bucket"], "endpoint": offsite["endpoint"], "region": offsite["region"]}
+        assert repos["repo2"]["schedules"] == {"full": pg["offsiteFullSchedule"]}
+        assert options["repo2-retention-full"] == str(pg["fullRetentionDays"]) and options["repo2-path"] == offsite["path"]
+        assert options["repo2-cipher-type"] == "aes-256-cbc"
+        assert spec["configuration"] == [{"secret": {"name": OFFSITE_SECRET}}]
+    else:
+        assert set(repos) == {"repo1"} and "configuration" not in spec
+    # No two backups start in the same minute: pgBackRest would fail one of them.
+    schedules = [s for r in spec["repos"] for s in r["schedules"].values()]
+    for i, first in enumerate(schedules):
+        for second in schedules[i + 1:]:
+            assert not cron.collide(first, second), (first, second)
+
+
+def test_prod_keeps_the_spec_retention_and_both_repositories(rendered_stacks):
+    spec = _cluster(rendered_stacks["prod"])["spec"]["backups"]["pgbackrest"]
+    assert {r["name"] for r in spec["repos"]} == {"repo1", "repo2"}
+    assert int(spec["global"]["repo1-retention-full"]) >= 30 and int(spec["global"]["repo2-retention-full"]) >= 30
+    # An unreachable repository can hold back at most this much WAL, well under the volume.
+    storage = _cluster(rendered_stacks["prod"])["spec"]["instances"][0]["dataVolumeClaimSpec"]["resources"]["requests"]["storage"]
+    assert 0 < int(spec["global"]["archive-push-queue-max"]) * 2 <= byte_count(storage)
+
+
+@pytest.mark.parametrize("stack,protected", [("dev", False), ("test", True), ("prod", True)])
+def test_the_cluster_is_protected_and_awaited(stack, protected, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    registration = rendered.registration("PerconaPGCluster", "postgres")
+    assert registration.protect is protected
+    annotations = registration.inputs["metadata"]["annotations"]
+    assert annotations["pulumi.com/waitFor"] == "jsonpath={.status.state}=ready"
+    assert int(annotations["pulumi.com/timeoutSeconds"]) >= 600
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_operator_is_installed_pinned_and_scoped(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    (release,) = [r for r in rendered.registrations if r.type == RELEASE]
+    assert release.inputs["chart"] == "pg-operator" and release.inputs["version"] == "3.0.0"
+    assert release.inputs["repositoryOpts"]["repo"] == "https://percona.github.io/percona-helm-charts/"
+    namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
+    assert release.inputs["values"]["watchNamespace"] == namespace
+    assert release.inputs["namespace"] == "percona-postgresql-operator"
+    # The cluster waits for the operator (and its CRDs).
+    cluster = rendered.registration("PerconaPGCluster", "postgres")
+    assert cluster.parent.endswith("Postgres::postgres")
+
+
+def test_a_cluster_that_already_runs_the_operator_installs_none():
+    config = encode_config(with_value(decoded_config("dev"), "postgres.operator.install", False))
+    rendered = render("dev", config)
+    assert not [r for r in rendered.registrations if r.type == RELEASE]
+    assert not [o for o in rendered.objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "percona-postgresql-operator"]
+    assert rendered.find("PerconaPGCluster", "postgres")
+
+
+def test_parameters_are_sized_to_the_instance():
+    pg = PostgresSettings.model_validate({"resources": {"requests": {"cpu": "1", "memory": "2Gi"},
+                                                        "limits": {"cpu": "2", "memory": "4Gi"}}, "maxConnections": 200})
+    params = parameters(pg, BackupSettings())
+    assert params["shared_buffers"] == "1024MB" and params["effective_cache_size"] == "3072MB"
+    assert params["maintenance_work_mem"] == "256MB" and params["max_connections"] == "200"
+    # (4 GiB - 1 GiB) / 4 / 200 connections = 3.8 MiB, floored at 4 MB.
+    assert params["work_mem"] == "4MB" and params["archive_timeout"] == "60s"
+
+
+def test_patroni_timings_come_from_the_settings():
+    dcs = patroni_dcs(PostgresSettings(patroni=PatroniSettings(leader_lease_duration_seconds=20, sync_period_seconds=4, synchronous=True)))
+    assert dcs == {"ttl": 20, "loop_wait": 4, "retry_timeout": 8, "maximum_lag_on_failover": 2**20,
+                   "synchronous_mode": True, "synchronous_node_count": 1}
+
+
+def test_offsite_secret_holds_credentials_and_passphrase_and_nothing_can_add_a_line():
+    text = pgbackrest.offsite_credentials("AKID", "s3cr3t", "c" * 40)
+    assert text == f"[global]\nrepo2-s3-key=AKID\nrepo2-s3-key-secret=s3cr3t\nrepo2-cipher-pass={'c' * 40}\n"
+    with pytest.raises(ValueError, match="would not be one line"):
+        pgbackrest.offsite_credentials("AKID\nrepo2-storage-verify-tls=n", "s", "c" * 40)
+
+
+def test_component_writes_the_offsite_secret_only_with_an_offsite_repository():
+    backups = BackupSettings(offsite=OffsiteSettings(enabled=True, endpoint="s3.example.com", bucket="bkt"))
+    pg = PostgresSettings(pgbouncer=PgBouncerSettings(enabled=True))
+    rendered, component = run_component(lambda: Postgres("pg", PostgresArgs("estate", "test", pg, backups, True, "[global]\n")))
+    secret = rendered.find("Secret", OFFSITE_SECRET)
+    assert set(secret["stringData"]) == {pgbackrest.OFFSITE_CONFIG_FILE}
+    assert component.uri_key == "pgbouncer-uri"
+    rendered, component = run_component(lambda: Postgres("pg", PostgresArgs("estate", "test", PostgresSettings(), BackupSettings(), False)))
+    assert not [o for o in rendered.objects if o["kind"] == "Secret"]
+    assert component.uri_key == "uri"
