@@ -1,5 +1,5 @@
-"""The backup wiring each stack renders: schedules, retention, repositories, scripts, and configs that the
-real tools accept (pgBackRest parses our pgbackrest.conf here; milvus-backup's keys are checked)."""
+"""The backup wiring each stack renders: our checks against the operator's repositories, Redis and Milvus
+backups, and configs that the real tools accept (pgBackRest parses the checks' pgbackrest.conf here)."""
 
 import os
 import subprocess
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.pgbackrest import CLIENT_CN, ROLES, SCRIPTS_SOURCE, TLS_PORT
+from components import pgbackrest
+from components.backups import POSTGRES_UID, SCRIPTS_SOURCE
+from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from tests.harness import STACKS, containers, decoded_config, env_value, pod_spec
 
 CRON_JOBS = {
-    "postgres-backup-full": ("postgres", "fullSchedule"),
-    "postgres-backup-incremental": ("postgres", "incrementalSchedule"),
     "postgres-backup-verify": ("postgres", "verifySchedule"),
     "postgres-restore-drill": ("postgres", "restoreDrillSchedule"),
     "redis-backup": ("redis", "schedule"),
@@ -25,10 +25,6 @@ def _backups(stack):
     return decoded_config(stack)["real-estate-ai:backups"]
 
 
-def _conf(rendered, role):
-    return rendered.find("ConfigMap", "pgbackrest-config")["data"][f"{role}.conf"]
-
-
 def _options(conf: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in conf.splitlines() if "=" in line)
 
@@ -36,6 +32,10 @@ def _options(conf: str) -> dict[str, str]:
 def _job_container(obj):
     (container,) = containers(obj)
     return container
+
+
+def _check_conf(rendered, job: str) -> str:
+    return rendered.find("ConfigMap", f"{job}-pgbackrest")["data"]["pgbackrest.conf"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -46,70 +46,60 @@ def test_cron_jobs_follow_the_stack_schedules(stack, rendered_stacks):
         assert cron["schedule"] == config[section][key], name
         assert cron["concurrencyPolicy"] == "Forbid" and cron["timeZone"] == "Etc/UTC"
         assert cron["jobTemplate"]["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # Backups themselves are the operator's: no CronJob of ours takes one.
+    names = {o["metadata"]["name"] for o in rendered.objects if o["kind"] in ("CronJob", "Job")}
+    assert not {"postgres-backup-full", "postgres-backup-incremental", "postgres-backup-init", "postgres-restore"} & names
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_retention_and_repositories_follow_the_stack(stack, rendered_stacks):
+def test_checks_read_repo1_read_only_beside_the_repository_host(stack, rendered_stacks):
     rendered, config = rendered_stacks[stack], _backups(stack)
-    offsite = config["offsite"]
-    for role in ("pg-host", "repo-host", "drill"):
-        options = _options(_conf(rendered, role))
-        assert options["repo1-type"] == "s3" and options["repo1-s3-bucket"] == "pgbackrest"
-        assert options["repo1-retention-full-type"] == "time"
-        assert options["repo1-retention-full"] == str(config["postgres"]["fullRetentionDays"])
-        if offsite["enabled"]:
-            assert options["repo2-s3-endpoint"] == offsite["endpoint"]
-            assert options["repo2-s3-bucket"] == offsite["bucket"]
-            assert options["repo2-s3-region"] == offsite["region"]
-            assert options["repo2-path"] == offsite["path"]
-            assert options["repo2-retention-full"] == str(config["postgres"]["fullRetentionDays"])
-        else:
-            assert not any(key.startswith("repo2-") for key in options)
-    repos = "1 2" if offsite["enabled"] else "1"
-    full = _job_container(rendered.find("CronJob", "postgres-backup-full"))
-    assert full["command"] == ["/opt/backup/pg-backup.sh", "full"]
-    assert env_value(full, "BACKUP_REPOS")["value"] == repos
-    assert env_value(full, "INCR_RETENTION_DAYS")["value"] == str(config["postgres"]["incrementalRetentionDays"])
-    incremental = _job_container(rendered.find("CronJob", "postgres-backup-incremental"))
-    assert incremental["command"] == ["/opt/backup/pg-backup.sh", "incr"]
-    assert env_value(incremental, "BACKUP_REPOS")["value"] == "1"
+    repos = "1 2" if config["offsite"]["enabled"] else "1"
+    for job in ("postgres-backup-verify", "postgres-restore-drill"):
+        cron = rendered.find("CronJob", job)
+        pod = pod_spec(cron)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["repo1"]["persistentVolumeClaim"] == {"claimName": repo1_claim_name(), "readOnly": True}
+        container = _job_container(cron)
+        mounts = {m["name"]: m for m in container["volumeMounts"]}
+        assert mounts["repo1"] == {"name": "repo1", "mountPath": pgbackrest.REPO_MOUNT, "readOnly": True}
+        # pgbackrest.conf arrives as a directory (no subPath), so a changed ConfigMap reaches the next run.
+        assert "subPath" not in mounts["pgbackrest-config"] and mounts["pgbackrest-config"]["mountPath"] == "/etc/pgbackrest"
+        (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["labelSelector"]["matchLabels"] == REPO_HOST_PODS and term["topologyKey"] == "kubernetes.io/hostname"
+        assert pod["securityContext"]["runAsUser"] == POSTGRES_UID == container["securityContext"]["runAsUser"]
+        cluster_image = rendered.find("PerconaPGCluster", "postgres")["spec"]["image"]
+        assert container["image"] == cluster_image
+        assert env_value(container, "PGBACKREST_STANZA")["value"] == pgbackrest.STANZA
+        sources = volumes["pgbackrest-config"]["projected"]["sources"]
+        assert any("secret" in source for source in sources) is config["offsite"]["enabled"]
     verify = _job_container(rendered.find("CronJob", "postgres-backup-verify"))
     assert verify["command"] == ["/opt/backup/pg-verify.sh"] and env_value(verify, "BACKUP_REPOS")["value"] == repos
+    drill = rendered.find("CronJob", "postgres-restore-drill")
+    scratch = {v["name"]: v for v in pod_spec(drill)["volumes"]}["drill"]
+    # A volume sized for the database, not the node's disk.
+    claim = scratch["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert claim["resources"]["requests"]["storage"] == config["postgres"]["drillStorage"]["size"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_checks_use_the_clusters_pgbackrest_options(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    cluster_options = rendered.find("PerconaPGCluster", "postgres")["spec"]["backups"]["pgbackrest"]["global"]
+    for job in ("pg-verify", "pg-restore-drill"):
+        options = _options(_check_conf(rendered, job))
+        assert {k: options[k] for k in cluster_options} == cluster_options
+        assert options["repo1-path"] == pgbackrest.REPO1_PATH
+        assert ("repo2-type" in options) is _backups(stack)["offsite"]["enabled"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_redis_backups_follow_the_stack(stack, rendered_stacks):
+    rendered, config = rendered_stacks[stack], _backups(stack)
     redis = _job_container(rendered.find("CronJob", "redis-backup"))
     assert env_value(redis, "RETENTION_DAYS")["value"] == str(config["redis"]["retentionDays"])
     claim = rendered.find("PersistentVolumeClaim", "redis-backups")["spec"]
     assert claim["resources"]["requests"]["storage"] == config["redis"]["storage"]["size"]
-
-
-@pytest.mark.parametrize("stack", STACKS)
-def test_postgres_archives_wal_and_serves_the_backup_jobs(stack, rendered_stacks):
-    rendered, config = rendered_stacks[stack], _backups(stack)
-    sts = rendered.find("StatefulSet", "postgres")
-    postgres, sidecar = containers(sts)
-    args = postgres["args"]
-    settings = {args[i + 1].split("=", 1)[0]: args[i + 1].split("=", 1)[1] for i in range(1, len(args), 2)}
-    assert settings["archive_mode"] == "on"
-    assert settings["archive_command"] == "pgbackrest --stanza=main archive-push %p"
-    assert settings["archive_timeout"] == str(config["postgres"]["archiveTimeoutSeconds"])
-    assert postgres["image"] == sidecar["image"] and "pgbackrest" in postgres["image"]
-    assert sidecar["command"] == ["pgbackrest", "server"]
-    assert sidecar["ports"][0]["containerPort"] == TLS_PORT
-    options = _options(_conf(rendered, "pg-host"))
-    assert options["tls-server-auth"] == f"{CLIENT_CN}=main" and options["archive-async"] == "y"
-    repo_host = _options(_conf(rendered, "repo-host"))
-    assert repo_host["pg1-host"] == f"postgres-0.postgres-headless.{sts['metadata']['namespace']}.svc.cluster.local"
-    assert repo_host["pg1-host-type"] == "tls" and repo_host["pg1-host-port"] == str(TLS_PORT)
-
-
-def test_client_certificate_is_the_one_the_server_trusts(rendered_stacks):
-    rendered = rendered_stacks["prod"]
-    requests = {r.name: r.inputs for r in rendered.registrations if r.type == "tls:index/certRequest:CertRequest"}
-    assert requests["pgbackrest-client-csr"]["subject"]["commonName"] == CLIENT_CN
-    server_names = requests["pgbackrest-server-csr"]["dnsNames"]
-    assert _options(_conf(rendered, "repo-host"))["pg1-host"] in server_names
-    certs = {r.name: r.inputs for r in rendered.registrations if r.type == "tls:index/locallySignedCert:LocallySignedCert"}
-    assert "client_auth" in certs["pgbackrest-client-cert"]["allowedUses"]
-    assert "server_auth" in certs["pgbackrest-server-cert"]["allowedUses"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -132,27 +122,26 @@ def _pgbackrest_parse(conf: str, tmp_path: Path) -> str:
     path = tmp_path / "pgbackrest.conf"
     path.write_text(conf)
     (tmp_path / "conf.d").mkdir()
+    (tmp_path / "conf.d" / pgbackrest.OFFSITE_CONFIG_FILE).write_text(pgbackrest.offsite_credentials("k", "s", "c" * 40))
     result = subprocess.run(
-        ["pgbackrest", f"--config={path}", f"--config-include-path={tmp_path / 'conf.d'}", "--stanza=main", "--io-timeout=1",
-         "--log-level-console=warn", "--lock-path", str(tmp_path), "info"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PGBACKREST_REPO1_S3_KEY": "k", "PGBACKREST_REPO1_S3_KEY_SECRET": "s",
-             "PGBACKREST_REPO2_S3_KEY": "k", "PGBACKREST_REPO2_S3_KEY_SECRET": "s"},
+        ["pgbackrest", f"--config={path}", f"--config-include-path={tmp_path / 'conf.d'}", f"--stanza={pgbackrest.STANZA}",
+         "--io-timeout=1", "--log-level-console=warn", "--lock-path", str(tmp_path), "info"],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
     )
     return result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-@pytest.mark.parametrize("role", ROLES)
-def test_pgbackrest_accepts_every_rendered_option(stack, role, rendered_stacks, tmp_path):
-    output = _pgbackrest_parse(_conf(rendered_stacks[stack], role), tmp_path)
-    assert "invalid option" not in output, output
-    assert "stanza: main" in output  # it got as far as asking the repository
+@pytest.mark.parametrize("job", ["pg-verify", "pg-restore-drill"])
+def test_pgbackrest_accepts_every_rendered_option(stack, job, rendered_stacks, tmp_path):
+    output = _pgbackrest_parse(_check_conf(rendered_stacks[stack], job), tmp_path)
+    assert "invalid option" not in output and "option '" not in output, output
+    assert f"stanza: {pgbackrest.STANZA}" in output  # it got as far as asking the repository
 
 
 def test_pgbackrest_parse_check_catches_a_bad_option(rendered_stacks, tmp_path):
-    conf = _conf(rendered_stacks["prod"], "repo-host").replace("pg1-host-type=tls", "pg1-host-kind=tls")
-    assert "invalid option 'pg1-host-kind'" in _pgbackrest_parse(conf, tmp_path)
+    conf = _check_conf(rendered_stacks["prod"], "pg-verify").replace("repo1-retention-full-type=", "repo1-retention-kind=")
+    assert "invalid option 'repo1-retention-kind'" in _pgbackrest_parse(conf, tmp_path)
 
 
 # Keys of milvus-backup's configs/backup.yaml (zilliztech/milvus-backup), the file the tool reads.
@@ -200,32 +189,20 @@ def test_bucket_init_creates_the_buckets_the_repositories_use(rendered_stacks):
     command = _job_container(rendered.find("Job", "backup-storage-init"))["command"]
     assert command[:3] == ["mc", "mb", "--ignore-existing"]
     config = yaml.safe_load(rendered.find("Secret", "milvus-backup-config")["stringData"]["backup.yaml"])
-    assert set(command[3:]) == {f"backup/{_options(_conf(rendered, 'pg-host'))['repo1-s3-bucket']}", f"backup/{config['minio']['backupBucketName']}"}
+    assert command[3:] == [f"backup/{config['minio']['backupBucketName']}"]
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_recovery_templates_are_suspended_and_restore_the_right_volumes(stack, rendered_stacks):
+def test_redis_recovery_template_is_suspended_and_restores_the_right_volumes(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
-    postgres = rendered.find("CronJob", "postgres-restore")
     redis = rendered.find("CronJob", "redis-restore")
-    for cron in (postgres, redis):
-        assert cron["spec"]["suspend"] is True and cron["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
-    pg = _job_container(postgres)
-    assert pg["command"] == ["/opt/backup/pg-restore.sh", "--pgdata", "/var/lib/postgresql/data/pgdata", "--target", "$(RESTORE_TARGET)"]
-    assert env_value(pg, "RESTORE_TARGET")["valueFrom"]["configMapKeyRef"] == {"name": "postgres-restore-target", "key": "target"}
-    assert rendered.find("ConfigMap", "postgres-restore-target")["data"] == {"target": "latest"}
-    volumes = {v["name"]: v for v in pod_spec(postgres)["volumes"]}
-    sts = rendered.find("StatefulSet", "postgres")
-    claim = f"{sts['spec']['volumeClaimTemplates'][0]['metadata']['name']}-{sts['metadata']['name']}-0"
-    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == claim
+    assert redis["spec"]["suspend"] is True and redis["spec"]["jobTemplate"]["spec"]["backoffLimit"] == 0
     rd = _job_container(redis)
     assert rd["command"] == ["/opt/backup/redis-restore.sh", "$(RESTORE_SOURCE)", "/data"]
     redis_volumes = {v["name"]: v for v in pod_spec(redis)["volumes"]}
     assert redis_volumes["data"]["persistentVolumeClaim"]["claimName"] == "data-redis-0"
     assert redis_volumes["backups"]["persistentVolumeClaim"]["claimName"] == "redis-backups"
-    for script in ("k8s-recover-postgres.sh", "k8s-recover-redis.sh"):
-        text = (SCRIPTS_SOURCE / script).read_text()
-        assert "--from=cronjob/" + ("postgres-restore" if "postgres" in script else "redis-restore") in text
+    assert "--from=cronjob/redis-restore" in (SCRIPTS_SOURCE / "k8s-recover-redis.sh").read_text()
 
 
 def test_backup_store_serves_only_https_with_the_backup_certificate(rendered_stacks):
@@ -237,4 +214,5 @@ def test_backup_store_serves_only_https_with_the_backup_certificate(rendered_sta
     certs = {v["name"]: v for v in pod_spec(sts)["volumes"]}["certs"]["secret"]
     assert certs["secretName"] == "backup-tls"
     assert [i["key"] for i in certs["items"]] == ["public.crt", "private.key"]
-    assert _options(_conf(rendered_stacks["prod"], "pg-host"))["repo1-storage-ca-file"] == "/etc/pgbackrest/tls/ca.crt"
+    milvus_backup = rendered_stacks["prod"].find("CronJob", "milvus-backup")
+    assert env_value(_job_container(milvus_backup), "SSL_CERT_FILE")["value"] == "/etc/backup-tls/ca.crt"

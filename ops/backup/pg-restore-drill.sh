@@ -24,7 +24,7 @@ report() {
 }
 cleanup() {
   pg_ctl -D "$pgdata" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$pgdata"
+  rm -rf "$pgdata" "$scratch/drill_hba.conf" "$scratch/drill_ident.conf"
 }
 fail() { echo "pg-restore-drill: FAILED at step '$step': $1" >&2; report failed; exit 1; }
 trap cleanup EXIT
@@ -35,8 +35,13 @@ step="restore"
 "$here/pg-restore.sh" --pgdata "$pgdata" --target latest --archive-mode off >&2
 
 step="start"
+# The restored configuration names the cluster's TLS files and access rules, which this pod does not have:
+# the scratch instance listens on its own socket only, without TLS, trusting that socket.
+printf 'local all all trust\n' >"$scratch/drill_hba.conf"
+: >"$scratch/drill_ident.conf"
 pg_ctl -D "$pgdata" -l "$scratch/drill.log" -w -t "$timeout" start \
-  -o "-p $port -c listen_addresses='' -c unix_socket_directories='$socket' -c archive_mode=off" >&2 \
+  -o "-p $port -c listen_addresses='' -c unix_socket_directories='$socket' -c archive_mode=off -c ssl=off \
+      -c hba_file='$scratch/drill_hba.conf' -c ident_file='$scratch/drill_ident.conf'" >&2 \
   || fail "PostgreSQL did not start; see $scratch/drill.log: $(tail -n 5 "$scratch/drill.log" | tr '\n' ' ')"
 
 psql_() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -U "${DRILL_USER:-postgres}" "$@"; }

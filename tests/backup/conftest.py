@@ -1,4 +1,10 @@
-"""PostgreSQL with WAL archiving to a pgBackRest repository, and the repo's scripts run as the server's user."""
+"""PostgreSQL archiving WAL to a pgBackRest repository with the cluster's own pgBackRest options, and the
+repository's check scripts run as the server's user.
+
+Two configurations, as in the cluster: the instance's (what the operator writes: archive-async, spool, and the
+stack's `spec.backups.pgbackrest.global`), used by archive-push and by backups; and the checks' (what the verify
+and drill jobs mount: `components.pgbackrest.job_conf`), used by the scripts. Both read the same repository.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,43 @@ from pathlib import Path
 
 import pytest
 
+from components import pgbackrest
+from settings import BackupSettings, OffsiteSettings
+from tests.harness import decoded_config
 from tests.services import PostgresServer, free_port
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "ops" / "backup"
+STANZA = pgbackrest.STANZA
+
+
+def prod_backup_settings() -> BackupSettings:
+    """The prod stack's backup settings, without the off-site repository this machine cannot reach."""
+    settings = BackupSettings.model_validate(decoded_config("prod")["real-estate-ai:backups"])
+    return settings.model_copy(update={"offsite": OffsiteSettings()})
+
+
+def instance_conf(settings: BackupSettings, repo: Path, base: Path, pg: PostgresServer) -> str:
+    """pgbackrest.conf as the operator writes it for an instance (internal/pgbackrest/config.go, v3.0.0)."""
+    options = {
+        "repo1-path": str(repo),
+        "archive-async": "y",
+        "spool-path": str(base / "spool"),
+        "log-path": str(base / "log"),
+        "log-level-console": "warn",
+        "log-level-file": "info",
+        "lock-path": str(base / "lock"),
+        **pgbackrest.global_options(settings),
+    }
+    lines = ["[global]", *(f"{k}={v}" for k, v in options.items()), f"[{STANZA}]",
+             f"pg1-path={pg.data}", f"pg1-port={pg.port}", f"pg1-socket-path={pg.socket_dir}"]
+    return "\n".join(lines) + "\n"
+
+
+def checks_conf(settings: BackupSettings, repo: Path, base: Path, drill_pgdata: str = "/nonexistent") -> str:
+    """The verify and drill jobs' pgbackrest.conf, with this machine's repository and lock paths."""
+    conf = pgbackrest.job_conf(settings, drill_pgdata)
+    conf = conf.replace(f"repo1-path={pgbackrest.REPO1_PATH}\n", f"repo1-path={repo}\n")
+    return conf.replace("lock-path=/tmp/pgbackrest\n", f"lock-path={base / 'check-lock'}\n")
 
 
 class RestoredCluster:
@@ -34,43 +74,45 @@ class RestoredCluster:
 class BackedUpPostgres:
     """A cluster archiving WAL to repo1 with the project's scripts copied where its user can run them."""
 
-    def __init__(self, archive_timeout: int = 60):
+    def __init__(self, archive_timeout: int = 60, settings: BackupSettings | None = None):
         self.pg = PostgresServer()
         base = self.pg.base
+        self.settings = settings or prod_backup_settings()
         self.repo = base / "repo1"
         self.scripts = base / "scripts"
         self.conf = base / "pgbackrest.conf"
+        self.checks_conf = base / "checks.conf"
         self.repo.mkdir()
         (base / "log").mkdir()
         shutil.copytree(SCRIPTS, self.scripts)
-        self.conf.write_text(
-            "[global]\n"
-            f"repo1-path={self.repo}\n"
-            "repo1-retention-full-type=time\nrepo1-retention-full=30\n"
-            "start-fast=y\ncompress-type=gz\nlog-level-console=warn\nlog-level-file=info\n"
-            f"log-path={base / 'log'}\nlock-path={base / 'lock'}\nspool-path={base / 'spool'}\n"
-            "[main]\n"
-            f"pg1-path={self.pg.data}\npg1-port={self.pg.port}\npg1-socket-path={self.pg.socket_dir}\n"
-        )
-        for path in (self.repo, self.scripts, self.conf, base / "log"):
+        self.conf.write_text(instance_conf(self.settings, self.repo, base, self.pg))
+        self.checks_conf.write_text(checks_conf(self.settings, self.repo, base))
+        for path in (self.repo, self.scripts, self.conf, self.checks_conf, base / "log"):
             self.pg.give(path)
         self.pg.init(
             extra_conf=(
                 "wal_level = replica\narchive_mode = on\n"
-                f"archive_command = 'pgbackrest --config={self.conf} --stanza=main archive-push %p'\n"
+                f"archive_command = 'pgbackrest --config={self.conf} --stanza={STANZA} archive-push %p'\n"
                 f"archive_timeout = {archive_timeout}\n"
             )
         ).start()
-        # As the platform's backup-init Job does right after deployment: archiving works from the start.
-        self.pg.run("pgbackrest", "stanza-create", env=self.env())
+        # The operator creates the stanza once, when the cluster starts: archiving works from the start.
+        self.pg.run("pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", "stanza-create", env=self.env())
         self.pg.psql("CREATE DATABASE real_estate")
+
+    def backup(self, kind: str) -> subprocess.CompletedProcess:
+        """What the operator's backup Job runs on the repository host."""
+        return self.pg.run(
+            "pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", "backup", f"--type={kind}", check=False, env=self.env()
+        )
 
     def env(self, **extra: str) -> dict:
         return {
             **os.environ,
             "PATH": f"{self.pg.bin}:{os.environ['PATH']}",
-            "PGBACKREST_CONFIG": str(self.conf),
-            "PGBACKREST_STANZA": "main",
+            # The scripts run with the checks' configuration, as in the verify and drill jobs.
+            "PGBACKREST_CONFIG": str(self.checks_conf),
+            "PGBACKREST_STANZA": STANZA,
             **extra,
         }
 
@@ -78,7 +120,7 @@ class BackedUpPostgres:
         return self.pg.run(str(self.scripts / name), *args, check=check, env=self.env(**env))
 
     def pgbackrest(self, *args: str) -> str:
-        return self.pg.run("pgbackrest", *args, env=self.env()).stdout
+        return self.pg.run("pgbackrest", f"--config={self.conf}", *args, env=self.env()).stdout
 
     def start_restored(self, pgdata: Path, timeout: float = 120) -> RestoredCluster:
         """Start a restored data directory and wait until WAL replay has ended and it has promoted."""
