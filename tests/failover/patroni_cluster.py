@@ -192,6 +192,13 @@ class PatroniCluster:
             self.wait_for(lambda: self.sync_standby() is not None, timeout, "no synchronous standby was chosen")
         return self
 
+    def wait_healthy(self, timeout: float = 120) -> None:
+        """A primary, every other member streaming, and (in synchronous mode) a synchronous standby chosen."""
+        self.wait_for(lambda: self.leader() is not None, timeout, "no primary")
+        self.wait_for(lambda: len(self.streaming_replicas()) == len(self.members) - 1, timeout, "replicas are not streaming")
+        if self.dcs.get("synchronous_mode"):
+            self.wait_for(lambda: self.sync_standby() is not None, timeout, "no synchronous standby")
+
     def cleanup(self) -> None:
         for member in self.members:
             member.kill()
@@ -256,7 +263,7 @@ class WriteLog:
 
     acknowledged: list[int] = field(default_factory=list)
     ack_times: list[float] = field(default_factory=list)
-    errors: int = 0
+    error_times: list[float] = field(default_factory=list)
 
 
 class Writer(threading.Thread):
@@ -281,7 +288,7 @@ class Writer(threading.Thread):
                 self.log.acknowledged.append(self._next)
                 self.log.ack_times.append(time.monotonic())
             except psycopg.Error:
-                self.log.errors += 1
+                self.log.error_times.append(time.monotonic())
                 if conn is not None:
                     try:
                         conn.close()
@@ -311,6 +318,7 @@ class FailoverResult:
 
 def failover_once(cluster: PatroniCluster, settle_seconds: float = 3.0, rejoin_timeout: float = 180) -> FailoverResult:
     """Kill the primary under a steady write load; measure the outage, the lost commits and the rejoin."""
+    cluster.wait_healthy()
     leader = cluster.leader()
     assert leader is not None, "no primary to kill"
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
@@ -324,12 +332,15 @@ def failover_once(cluster: PatroniCluster, settle_seconds: float = 3.0, rejoin_t
     killed_at = time.monotonic()
     try:
         cluster.wait_for(
-            lambda: any(t > killed_at for t in writer.log.ack_times[-5:]), 120, "writes did not resume after the failover", 0.05
+            lambda: writer.log.error_times and writer.log.ack_times[-1] > writer.log.error_times[-1] > killed_at,
+            120, "writes did not resume after the failover", 0.05,
         )
         time.sleep(1.0)
     finally:
         log = writer.stop()
-    resumed_at = next(t for t in log.ack_times if t > killed_at)
+    # A reply already on its way when the primary died is not a resumption: count from the first failed write.
+    first_error = next(t for t in log.error_times if t > killed_at)
+    resumed_at = next(t for t in log.ack_times if t > first_error)
     cluster.wait_for(lambda: cluster.leader() not in (None, leader), 30, "no new primary reported itself")
     new_leader = cluster.leader()
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
@@ -347,4 +358,54 @@ def failover_once(cluster: PatroniCluster, settle_seconds: float = 3.0, rejoin_t
         old_primary=leader.name,
         new_primary=new_leader.name,
         rejoin_seconds=rejoin_seconds,
+    )
+
+
+def prod_dcs() -> dict:
+    """The prod stack's Patroni settings, with the values the operator always forces (use_slots off, pg_rewind on)."""
+    from components.postgres import patroni_dcs
+    from settings import PostgresSettings
+    from tests.harness import decoded_config
+
+    settings = PostgresSettings.model_validate(decoded_config("prod")["real-estate-ai:postgres"])
+    return {**patroni_dcs(settings), "postgresql": {"use_slots": False, "use_pg_rewind": True,
+                                                    "parameters": {"wal_log_hints": "on", "hot_standby": "on"}}}
+
+
+def switchover_once(cluster: PatroniCluster, settle_seconds: float = 2.0) -> FailoverResult:
+    """A planned switchover under write load, as the operator's spec.patroni.switchover asks Patroni for one."""
+    cluster.wait_healthy()
+    leader = cluster.leader()
+    assert leader is not None
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS ledger (id bigint PRIMARY KEY)")
+        conn.execute("TRUNCATE ledger")
+    writer = Writer(cluster)
+    writer.start()
+    time.sleep(settle_seconds)
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{leader.api_port}/switchover", data=json.dumps({"leader": leader.name}).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        assert response.status == 200, response.read()
+    try:
+        cluster.wait_for(lambda: cluster.leader() not in (None, leader), 60, "the switchover named no new primary")
+        cluster.wait_for(lambda: any(t > started for t in writer.log.ack_times[-5:]), 60, "writes did not resume", 0.05)
+        time.sleep(1.0)
+    finally:
+        log = writer.stop()
+    assert any(t > started for t in log.ack_times), "no write succeeded after the switchover"
+    gaps = [b - a for a, b in zip(log.ack_times, log.ack_times[1:]) if b > started]
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
+        present = {row[0] for row in conn.execute("SELECT id FROM ledger")}
+    rejoin = cluster.wait_for(lambda: leader in cluster.streaming_replicas(), 120, f"{leader.name} did not follow the new primary")
+    return FailoverResult(
+        write_outage_seconds=max(gaps) if gaps else 0.0,
+        acknowledged=len(log.acknowledged),
+        lost=len([i for i in log.acknowledged if i not in present]),
+        old_primary=leader.name,
+        new_primary=cluster.leader().name,
+        rejoin_seconds=rejoin,
     )
