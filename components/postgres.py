@@ -123,6 +123,8 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
         "users": [{"name": pg.user, "databases": [pg.database], "grantPublicSchemaAccess": True}],
         "instances": [instance],
         "patroni": {
+            # ops/postgres/switchover.sh triggers one with an annotation; the program owns this switch.
+            "switchover": {"enabled": True},
             "syncPeriodSeconds": dcs["loop_wait"],
             "leaderLeaseDurationSeconds": dcs["ttl"],
             "dynamicConfiguration": {

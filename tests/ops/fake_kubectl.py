@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""A stand-in for kubectl on PATH: answers from files in $FAKE_KUBE and logs every call. Never talks to a cluster.
+
+Files: cluster (absent: no such PerconaPGCluster), restores (the list answer), states (restore states, one
+per call, the last repeats), primaries (primary pod per call, the last repeats), replicas, in_recovery.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+state = Path(os.environ["FAKE_KUBE"])
+args = sys.argv[1:]
+with open(state / "calls", "a") as log:
+    log.write(" ".join(args) + "\n")
+if args[:1] == ["--namespace"]:
+    args = args[2:]
+
+
+def read(name: str, default: str = "") -> str:
+    path = state / name
+    return path.read_text() if path.exists() else default
+
+
+def pop(name: str, default: str = "") -> str:
+    """Each call takes the next line; the last line stays."""
+    lines = read(name, default).splitlines()
+    if len(lines) > 1:
+        (state / name).write_text("\n".join(lines[1:]) + "\n")
+    return lines[0] if lines else ""
+
+
+verb = args[0]
+joined = " ".join(args)
+if verb == "apply":
+    (state / "applied.yaml").write_text(sys.stdin.read())
+elif verb == "annotate":
+    pass
+elif verb == "exec":
+    print(read("in_recovery", "f").strip())
+elif verb == "get" and args[1] == "perconapgcluster":
+    if not (state / "cluster").exists():
+        print(f'Error from server (NotFound): perconapgclusters.pgv2.percona.com "{args[2]}" not found', file=sys.stderr)
+        sys.exit(1)
+    print("ready" if "status.state" in joined else f"perconapgcluster.pgv2.percona.com/{args[2]}", end="")
+elif verb == "get" and args[1] == "perconapgrestore":
+    if "range .items" in joined:
+        print(read("restores"), end="")
+    else:
+        print(pop("states", "Running"), end="")
+elif verb == "get" and args[1] == "pod":
+    print(pop("primaries") if "role=primary" in joined else read("replicas"))
+else:
+    print(f"fake kubectl: unexpected call {joined}", file=sys.stderr)
+    sys.exit(3)
