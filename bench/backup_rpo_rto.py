@@ -41,7 +41,7 @@ def rpo(archive_timeout: int, seconds: int) -> None:
         url = cluster.pg.url("real_estate")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE heartbeat (id bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())")
-        assert cluster.script("pg-backup.sh", "full").returncode == 0
+        assert cluster.backup("full").returncode == 0
         acknowledged: list[tuple[int, float]] = []
         stop = threading.Event()
 
@@ -91,7 +91,7 @@ def rto(scale: int) -> None:
         size = int(cluster.pg.psql("SELECT pg_database_size('real_estate')"))
         gib = size / 2**30
         print(f"RTO  pgbench scale {scale}: database {size / 2**30:.2f} GiB (generated in {generate:.0f} s)")
-        backup = _seconds(lambda: cluster.script("pg-backup.sh", "full", check=True))
+        backup = _seconds(lambda: cluster.backup("full").check_returncode())
         cluster.pg.psql("CHECKPOINT")
 
         base = cluster.scratch("rto")
