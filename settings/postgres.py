@@ -21,6 +21,7 @@ from settings.values import (
     byte_count,
     image_parts,
     make_resources,
+    matching,
 )
 
 # The operator version this program's PerconaPGCluster is written for (spec.crVersion) and its chart.
@@ -30,18 +31,6 @@ _ROLE_RE = re.compile(r"[a-z][a-z0-9]{0,30}")
 _REGION_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+){0,5}")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REPO_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/?){0,16}")
-
-
-def _check_role(value: str) -> str:
-    if not _ROLE_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a role name: a lower-case letter, then lower-case letters and digits, at most 31")
-    return value
-
-
-def _check_region(value: str) -> str:
-    if not _REGION_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a region like 'eu-central-1'")
-    return value
 
 
 def _check_bucket(value: str) -> str:
@@ -56,8 +45,8 @@ def _check_repo_path(value: str) -> str:
     return value
 
 
-RoleName = Annotated[str, AfterValidator(_check_role)]
-Region = Annotated[str, AfterValidator(_check_region)]
+RoleName = Annotated[str, matching(_ROLE_RE, "a role name: a lower-case letter, then lower-case letters and digits, at most 31")]
+Region = Annotated[str, matching(_REGION_RE, "a region like 'eu-central-1'")]
 Bucket = Annotated[str, AfterValidator(_check_bucket)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 

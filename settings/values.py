@@ -109,28 +109,15 @@ def _check_semver(value: str) -> str:
     return value
 
 
-def _check_dns_label(value: str) -> str:
-    if not DNS_LABEL_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a DNS-1123 label (lower-case letters, digits and '-', at most 63)")
-    return value
+def matching(pattern: re.Pattern, what: str) -> AfterValidator:
+    """A validator: the whole value matches `pattern`, else "'<value>' is not <what>"."""
 
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"'{value}' is not {what}")
+        return value
 
-def _check_sql_identifier(value: str) -> str:
-    if not _SQL_IDENTIFIER_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a plain SQL identifier (lower-case letters, digits and '_', at most 63)")
-    return value
-
-
-def _check_hostname(value: str) -> str:
-    if not _HOSTNAME_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a fully qualified host name like 'api.example.com'")
-    return value
-
-
-def _check_registry(value: str) -> str:
-    if not _REGISTRY_RE.fullmatch(value):
-        raise ValueError(f"'{value}' is not a registry path like 'registry.example.com/team'")
-    return value
+    return AfterValidator(check)
 
 
 def _check_cron(value: str) -> str:
@@ -154,10 +141,10 @@ Cpu = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu
 Bytes = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_bytes)]
 Image = Annotated[str, AfterValidator(_check_image)]
 SemVer = Annotated[str, AfterValidator(_check_semver)]
-DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
-Hostname = Annotated[str, AfterValidator(_check_hostname)]
-SqlIdentifier = Annotated[str, AfterValidator(_check_sql_identifier)]
-Registry = Annotated[str, AfterValidator(_check_registry)]
+DnsLabel = Annotated[str, matching(DNS_LABEL_RE, "a DNS-1123 label (lower-case letters, digits and '-', at most 63)")]
+Hostname = Annotated[str, matching(_HOSTNAME_RE, "a fully qualified host name like 'api.example.com'")]
+SqlIdentifier = Annotated[str, matching(_SQL_IDENTIFIER_RE, "a plain SQL identifier (lower-case letters, digits and '_', at most 63)")]
+Registry = Annotated[str, matching(_REGISTRY_RE, "a registry path like 'registry.example.com/team'")]
 Cron = Annotated[str, AfterValidator(_check_cron)]
 Text = Annotated[str, AfterValidator(_check_text)]
 Percent = Annotated[int, Field(ge=0, le=100)]

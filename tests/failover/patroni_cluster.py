@@ -316,17 +316,23 @@ class FailoverResult:
     rejoin_seconds: float
 
 
-def failover_once(cluster: PatroniCluster, settle_seconds: float = 3.0, rejoin_timeout: float = 180) -> FailoverResult:
-    """Kill the primary under a steady write load; measure the outage, the lost commits and the rejoin."""
+def _start_load(cluster: PatroniCluster, settle_seconds: float) -> tuple[Member, Writer]:
+    """From a healthy cluster: an empty ledger and a writer committing into it for `settle_seconds`."""
     cluster.wait_healthy()
     leader = cluster.leader()
-    assert leader is not None, "no primary to kill"
+    assert leader is not None, "no primary"
     with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS ledger (id bigint PRIMARY KEY)")
         conn.execute("TRUNCATE ledger")
     writer = Writer(cluster)
     writer.start()
     time.sleep(settle_seconds)
+    return leader, writer
+
+
+def failover_once(cluster: PatroniCluster, settle_seconds: float = 3.0, rejoin_timeout: float = 180) -> FailoverResult:
+    """Kill the primary under a steady write load; measure the outage, the lost commits and the rejoin."""
+    leader, writer = _start_load(cluster, settle_seconds)
     leader.kill()
     # Measured from the moment every process of the old primary is gone.
     killed_at = time.monotonic()
@@ -374,15 +380,7 @@ def prod_dcs() -> dict:
 
 def switchover_once(cluster: PatroniCluster, settle_seconds: float = 2.0) -> FailoverResult:
     """A planned switchover under write load, as the operator's spec.patroni.switchover asks Patroni for one."""
-    cluster.wait_healthy()
-    leader = cluster.leader()
-    assert leader is not None
-    with psycopg.connect(cluster.conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS ledger (id bigint PRIMARY KEY)")
-        conn.execute("TRUNCATE ledger")
-    writer = Writer(cluster)
-    writer.start()
-    time.sleep(settle_seconds)
+    leader, writer = _start_load(cluster, settle_seconds)
     request = urllib.request.Request(
         f"http://127.0.0.1:{leader.api_port}/switchover", data=json.dumps({"leader": leader.name}).encode(), method="POST",
         headers={"Content-Type": "application/json"},
