@@ -134,6 +134,8 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
         },
         "backups": {"pgbackrest": _pgbackrest_spec(pg, backups, offsite_secret)},
     }
+    if pg.restore_from is not None and pgbackrest.offsite(backups) is not None:
+        spec["dataSource"] = {"pgbackrest": _data_source(pg, backups, offsite_secret)}
     if pg.pgbouncer.enabled:
         bouncer = pg.pgbouncer
         spec["proxy"] = {
@@ -156,6 +158,24 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
             }
         }
     return spec
+
+
+def _data_source(pg: PostgresSettings, backups: BackupSettings, offsite_secret: Optional[str]) -> dict:
+    """Bootstrap from another stack's off-site repository: same bucket and credentials, the source's path."""
+    remote = pgbackrest.offsite(backups)
+    source = pg.restore_from
+    options = ["--type=time", f"--target={source.target}"] if source.target else []
+    return {
+        "stanza": pgbackrest.STANZA,
+        "configuration": [{"secret": {"name": offsite_secret}}],
+        "global": {
+            "repo2-path": source.path,
+            "repo2-s3-uri-style": remote.uri_style,
+            "repo2-cipher-type": pgbackrest.OFFSITE_CIPHER,
+        },
+        "repo": {"name": "repo2", "s3": {"bucket": remote.bucket, "endpoint": remote.endpoint, "region": remote.region}},
+        "options": options,
+    }
 
 
 def _pgbackrest_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: Optional[str]) -> dict:

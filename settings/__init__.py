@@ -386,11 +386,17 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
-def required_secret_keys(config: Optional[PlatformConfig]) -> list[str]:
-    """Secret config keys this configuration cannot deploy without."""
+def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
+    """Secret config keys this configuration cannot deploy without, each with why."""
+    required: dict[str, str] = {}
     if config is not None and config.backups.enabled and config.backups.offsite.enabled:
-        return list(OFFSITE_SECRET_KEYS)
-    return []
+        required.update({key: "is required while backups.offsite.enabled is true" for key in OFFSITE_SECRET_KEYS})
+    if config is not None and config.postgres.restore_from is not None:
+        required["backupOffsiteCipherPass"] = (
+            "is required with postgres.restoreFrom: the source stack's passphrase "
+            "(`pulumi stack output offsiteBackupCipherPass --show-secrets` there)"
+        )
+    return required
 
 
 def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = None) -> PlatformSettings:
@@ -409,12 +415,9 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
             problems.append(f"{path}: {_describe(error)}")
 
     secrets: dict[str, pulumi.Output[str]] = {}
-    for key in required_secret_keys(config):
+    for key, why in required_secret_keys(config).items():
         if key not in raw:
-            problems.append(
-                f"{PROJECT}:{key}: is required while backups.offsite.enabled is true; "
-                f"set it with `pulumi config set --secret {key}`"
-            )
+            problems.append(f"{PROJECT}:{key}: {why}; set it with `pulumi config set --secret {key}`")
     for key in SECRET_KEYS:
         if key not in raw:
             continue

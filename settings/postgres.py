@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from typing import Annotated, Literal, Optional
 
@@ -95,6 +96,32 @@ class PgBouncerSettings(Settings):
     resources: Resources = make_resources("100m", "64Mi", "1", "256Mi")
 
 
+_TARGET_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}[+-][0-9]{2}(?::?[0-9]{2})?")
+
+
+def _check_target(value: str) -> str:
+    if not _TARGET_RE.fullmatch(value):
+        raise ValueError(f"'{value}' is not a time with its offset like '2026-11-28 10:15:00+00'")
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid time") from None
+    if moment > datetime.datetime.now(datetime.timezone.utc):
+        raise ValueError(f"'{value}' is in the future")
+    return value
+
+
+class RestoreFromSettings(Settings):
+    """Create this cluster from another stack's off-site repository (disaster recovery into a new cluster).
+
+    Same bucket and credentials as this stack's backups.offsite, the source's path, and the source's cipher
+    passphrase as this stack's backupOffsiteCipherPass. Read only when the cluster is first created."""
+
+    path: RepoPath
+    # None restores everything archived; otherwise a point in time.
+    target: Optional[Annotated[str, AfterValidator(_check_target)]] = None
+
+
 class PostgresSettings(Settings):
     operator: OperatorSettings = OperatorSettings()
     image: Image = "docker.io/percona/percona-distribution-postgresql:17.10-1"
@@ -113,6 +140,7 @@ class PostgresSettings(Settings):
     zone_spread: Literal["required", "preferred"] = "preferred"
     patroni: PatroniSettings = PatroniSettings()
     pgbouncer: PgBouncerSettings = PgBouncerSettings()
+    restore_from: Optional[RestoreFromSettings] = None
 
     @model_validator(mode="after")
     def _image_is_the_version(self) -> "PostgresSettings":

@@ -146,6 +146,16 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
             f"{_key('backups.postgres.archivePushQueueMax')}: {config.backups.postgres.archive_push_queue_max} is more than "
             f"half of postgres.storage.size {config.postgres.storage.size}; pg_wal shares that volume with the data"
         )
+    source = config.postgres.restore_from
+    if source is not None:
+        offsite = config.backups.offsite
+        if not (config.backups.enabled and offsite.enabled):
+            result.append(f"{_key('postgres.restoreFrom')}: restores from the off-site bucket; backups.offsite must be enabled")
+        elif source.path == offsite.path:
+            result.append(
+                f"{_key('postgres.restoreFrom.path')}: is this stack's own backups.offsite.path; the new cluster must "
+                f"write to a path of its own, or it would mix its backups into the source's"
+            )
     result += connection_budget(config)
     if config.backups.enabled:
         result += backup_schedules(config)

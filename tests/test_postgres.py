@@ -194,3 +194,21 @@ def test_component_writes_the_offsite_secret_only_with_an_offsite_repository():
     rendered, component = run_component(lambda: Postgres("pg", PostgresArgs("estate", "test", PostgresSettings(), BackupSettings(), False)))
     assert not [o for o in rendered.objects if o["kind"] == "Secret"]
     assert component.uri_key == "uri"
+
+
+def test_a_new_cluster_can_start_from_another_stacks_offsite_repository():
+    config = with_value(decoded_config("prod"), "postgres.restoreFrom", {"path": "/prod-old", "target": "2026-11-28 10:15:00+00"})
+    encoded = encode_config(config)
+    encoded["real-estate-ai:backupOffsiteCipherPass"] = "p" * 40
+    rendered = render("prod", encoded, secret_keys=["real-estate-ai:backupOffsiteCipherPass"])
+    cluster = _cluster(rendered)
+    assert errors(cluster) == []
+    source = cluster["spec"]["dataSource"]["pgbackrest"]
+    assert source["repo"] == {"name": "repo2", "s3": {"bucket": "real-estate-backups-prod", "endpoint": "s3.eu-central-1.example.com",
+                                                      "region": "eu-central-1"}}
+    assert source["global"]["repo2-path"] == "/prod-old" and source["global"]["repo2-cipher-type"] == "aes-256-cbc"
+    assert source["options"] == ["--type=time", "--target=2026-11-28 10:15:00+00"]
+    # The source's credentials and passphrase: the same Secret the new cluster writes its own backups with.
+    assert source["configuration"] == [{"secret": {"name": OFFSITE_SECRET}}]
+    assert "p" * 40 in rendered.find("Secret", OFFSITE_SECRET)["stringData"][pgbackrest.OFFSITE_CONFIG_FILE]
+    assert "dataSource" not in _cluster(render("prod"))["spec"]

@@ -153,6 +153,12 @@ MALFORMED = [
     ("appConfig.greyRelease.header", "X-Grey\nX-Other", "real-estate-ai:appConfig.greyRelease.header"),
     ("kubernetes.context", "prod\nother", "real-estate-ai:kubernetes.context"),
     ("kubernetes.apiServerCidrs", ["10.0.0.1/8"], "real-estate-ai:kubernetes.apiServerCidrs[0]"),
+    # disaster recovery from another stack's off-site repository
+    ("postgres.restoreFrom", {"path": "/prod"}, "real-estate-ai:postgres.restoreFrom.path"),  # this stack's own path
+    ("postgres.restoreFrom", {"path": "/old", "target": "2099-01-01 00:00:00+00"}, "real-estate-ai:postgres.restoreFrom.target"),
+    ("postgres.restoreFrom", {"path": "/old", "target": "2026-11-28 10:15:00"}, "real-estate-ai:postgres.restoreFrom.target"),
+    ("postgres.restoreFrom", {"path": "/old", "target": "2026-02-30 10:15:00+00"}, "real-estate-ai:postgres.restoreFrom.target"),
+    ("postgres.restoreFrom", {"path": "old\nrepo1-path=/x"}, "real-estate-ai:postgres.restoreFrom.path"),
     # prod guardrails the stack file cannot switch off
     ("environment", "dev", "real-estate-ai:environment"),
     ("protectData", False, "real-estate-ai:protectData"),
@@ -217,6 +223,13 @@ def test_offsite_backups_need_their_credentials_as_secrets():
     message = str(error.value)
     for key in ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey"):
         assert f"real-estate-ai:{key}: is required while backups.offsite.enabled is true" in message
+
+
+def test_restoring_from_another_stack_needs_its_passphrase():
+    config = with_value(decoded_config("prod"), "postgres.restoreFrom", {"path": "/old"})
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(config))
+    assert "real-estate-ai:backupOffsiteCipherPass: is required with postgres.restoreFrom" in str(error.value)
 
 
 def test_dev_needs_no_secret_at_all():
