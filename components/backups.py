@@ -405,7 +405,15 @@ class Backups(pulumi.ComponentResource):
         ])
         return k8s.batch.v1.Job(
             STORAGE_INIT,
-            metadata=self._meta(STORAGE_INIT, "backup-storage"),
+            metadata={
+                **self._meta(STORAGE_INIT, "backup-storage"),
+                "annotations": {
+                    # A failed run is replaced by the next `pulumi up` instead of blocking every later one.
+                    "pulumi.com/replaceUnready": "true",
+                    # Pulumi's wait matches the Job's own deadline.
+                    "pulumi.com/timeoutSeconds": "1800",
+                },
+            },
             spec=self._job_spec(pod, deadline=1800, backoff=10),
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )

@@ -67,7 +67,7 @@ class StatefulService:
             **args.container,
             "volumeMounts": [{"name": "data", "mountPath": args.data_path}] + args.container.get("volumeMounts", []),
         }
-        self.stateful_set = k8s.apps.v1.StatefulSet(
+        self.stateful_set = sts = k8s.apps.v1.StatefulSet(
             args.name,
             metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
             spec={
@@ -89,9 +89,33 @@ class StatefulService:
                         "volumes": args.extra_volumes,
                     },
                 },
+                # volumeClaimTemplates cannot change on an existing StatefulSet: only labels that never change
+                # (no version) go in, and the size is changed on the claims themselves (README: storage changes).
                 "volumeClaimTemplates": [
-                    volume_claim_template("data", args.storage, meta_labels)
+                    volume_claim_template("data", args.storage, selector)
                 ],
             },
-            opts=pulumi.ResourceOptions(parent=parent, protect=args.protect, depends_on=[self.service_account]),
+            opts=pulumi.ResourceOptions(
+                parent=parent,
+                protect=args.protect,
+                depends_on=[self.service_account],
+                # volumeClaimTemplates are immutable: a changed size would replace the StatefulSet (and protect
+                # would refuse). The size is applied to the claim itself below.
+                ignore_changes=["spec.volumeClaimTemplates"],
+                # The startup probes allow 600 s; Pulumi waits a little longer than that before it gives up.
+                custom_timeouts=pulumi.CustomTimeouts(create="15m", update="15m"),
+            ),
+        )
+        # The configured size reaches the existing volume as a patch of its claim: the StorageClass expands it in
+        # place (it must allow expansion; claims never shrink). A new storage class needs a new volume: README.
+        self.claim_size = k8s.core.v1.PersistentVolumeClaimPatch(
+            f"{args.name}-data-size",
+            metadata={
+                "name": f"data-{args.name}-0",
+                "namespace": args.namespace,
+                # The StatefulSet controller created the claim and owns its fields; the size is ours to set.
+                "annotations": {"pulumi.com/patchForce": "true"},
+            },
+            spec={"resources": {"requests": {"storage": args.storage.size}}},
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[sts]),
         )

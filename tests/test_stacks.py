@@ -247,6 +247,7 @@ def test_stateful_data_protection(stack, protected, rendered_stacks):
     stateful = [
         r for r in rendered.registrations
         if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace", "PerconaPGCluster")
+        and not r.type.endswith("Patch")
         and r.inputs["metadata"]["name"] != operator_namespace
     ]
     # namespace, the PostgreSQL cluster, 4 StatefulSets (redis, milvus-etcd, milvus-minio, backup-minio),
@@ -276,3 +277,44 @@ def test_stack_outputs(rendered_stacks):
     assert prod["apiService"].value == "api"
     assert prod["apiImage"].value == "registry.example.com/real-estate-ai/real-estate-api:1.0.0"
     assert rendered_stacks["dev"].outputs["ingressUrl"].value == "http://api.dev.real-estate.example.com"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_statefulsets_never_need_replacing(stack, rendered_stacks):
+    """volumeClaimTemplates are immutable: nothing in them may change on an upgrade, and size edits go to the claim."""
+    rendered = rendered_stacks[stack]
+    patches = {p["metadata"]["name"]: p for p in rendered.patches if p["kind"] == "PersistentVolumeClaim"}
+    for sts in (o for o in rendered.objects if o["kind"] == "StatefulSet"):
+        name = sts["metadata"]["name"]
+        (template,) = sts["spec"]["volumeClaimTemplates"]
+        assert "app.kubernetes.io/version" not in template["metadata"]["labels"], name
+        registration = rendered.registration("StatefulSet", name)
+        assert "spec.volumeClaimTemplates" in registration.ignore_changes, name
+        # Pulumi waits longer than the pods' 600 s startup budget before it reports a failure.
+        assert registration.create_timeout == registration.update_timeout == "15m", name
+        claim = patches[f"{template['metadata']['name']}-{name}-0"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == template["spec"]["resources"]["requests"]["storage"], name
+        assert claim["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+
+
+def test_a_storage_edit_patches_the_claim_and_leaves_the_statefulset(rendered_stacks):
+    from tools.render import render
+    from tests.harness import encode_config, with_value
+
+    config = with_value(decoded_config("prod"), "redis.storage.size", "40Gi")
+    rendered = render("prod", encode_config(config))
+    before = rendered_stacks["prod"].find("StatefulSet", "redis")
+    after = rendered.find("StatefulSet", "redis")
+    claim = next(p for p in rendered.patches if p["metadata"]["name"] == "data-redis-0")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "40Gi"
+    # The template differs only in a field Pulumi is told to ignore: no replacement.
+    assert {k: v for k, v in after["spec"].items() if k != "volumeClaimTemplates"} == \
+        {k: v for k, v in before["spec"].items() if k != "volumeClaimTemplates"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_shot_jobs_never_block_a_later_up(stack, rendered_stacks):
+    for job in (o for o in rendered_stacks[stack].objects if o["kind"] == "Job"):
+        annotations = job["metadata"]["annotations"]
+        assert annotations["pulumi.com/replaceUnready"] == "true", job["metadata"]["name"]
+        assert int(annotations["pulumi.com/timeoutSeconds"]) >= job["spec"]["activeDeadlineSeconds"]

@@ -46,6 +46,9 @@ class Registration:
     retain_on_delete: bool
     ignore_changes: list[str]
     parent: str
+    # customTimeouts as the engine sees them ("" where unset).
+    create_timeout: str = ""
+    update_timeout: str = ""
 
 
 @dataclass
@@ -64,8 +67,13 @@ class RenderedStack:
 
     @property
     def objects(self) -> list[dict]:
-        """Kubernetes objects (unredacted), in registration order."""
-        return [r.inputs for r in self.registrations if r.type.startswith("kubernetes:") and "kind" in r.inputs]
+        """Kubernetes objects (unredacted), in registration order; patches of existing objects are `patches`."""
+        return [r.inputs for r in self.registrations if _is_object(r) and not r.type.endswith("Patch")]
+
+    @property
+    def patches(self) -> list[dict]:
+        """Server-side patches of objects that something else created (a StatefulSet's volume claims)."""
+        return [r.inputs for r in self.registrations if _is_object(r) and r.type.endswith("Patch")]
 
     def find(self, kind: str, name: str) -> dict:
         for obj in self.objects:
@@ -78,6 +86,10 @@ class RenderedStack:
             if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name:
                 return r
         raise KeyError(f"{kind}/{name} not registered")
+
+
+def _is_object(registration: "Registration") -> bool:
+    return registration.type.startswith("kubernetes:") and "kind" in registration.inputs
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -136,6 +148,8 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=list(request.ignoreChanges),
                     parent=request.parent,
+                    create_timeout=request.customTimeouts.create,
+                    update_timeout=request.customTimeouts.update,
                 )
             )
         return response

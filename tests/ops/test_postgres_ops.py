@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.crd_schemas import errors
+
 OPS = Path(__file__).resolve().parents[2] / "ops" / "postgres"
 FAKE = Path(__file__).resolve().parent / "fake_kubectl.py"
 
@@ -33,7 +35,10 @@ def kube(tmp_path):
 
 
 def _applied(kube):
-    return yaml.safe_load((kube.state / "applied.yaml").read_text())
+    """The resource the script applied; it must pass the operator's own CRD schema."""
+    restore = yaml.safe_load((kube.state / "applied.yaml").read_text())
+    assert errors(restore) == []
+    return restore
 
 
 def test_latest_restore_applies_a_restore_waits_and_verifies(kube):
