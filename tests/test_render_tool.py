@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tools.render import PROJECT_DIR, REDACTED
@@ -60,3 +61,44 @@ def test_unknown_stack_is_named(tmp_path):
     result = _render("--stack", "staging", "--out", str(tmp_path / "x"))
     assert result.returncode != 0
     assert "Pulumi.staging.yaml" in result.stderr and "dev, prod, test" in result.stderr
+
+
+def _project_with(tmp_path, stack_file: str):
+    """A copy of the project whose Pulumi.prod.yaml is `stack_file`."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("components", "tools", "settings", "ops", "app"):
+        subprocess.run(["cp", "-r", str(PROJECT_DIR / name), str(project / name)], check=True)
+    for name in ("__main__.py", "Pulumi.yaml"):
+        (project / name).write_text((PROJECT_DIR / name).read_text())
+    (project / "Pulumi.prod.yaml").write_text(stack_file)
+    return project
+
+
+PROD = (PROJECT_DIR / "Pulumi.prod.yaml").read_text()
+BROKEN_FILES = [
+    ("tab", PROD.replace("  real-estate-ai:protectData: true", "\treal-estate-ai:protectData: true"), "Pulumi.prod.yaml: not valid YAML (line"),
+    ("list", "- config\n- other\n", "Pulumi.prod.yaml: must be a mapping with a 'config:' mapping"),
+    ("scalar", "just some text\n", "Pulumi.prod.yaml: must be a mapping with a 'config:' mapping"),
+    ("config list", "config:\n  - a\n", "Pulumi.prod.yaml: must be a mapping with a 'config:' mapping"),
+    ("duplicate key", PROD.replace("  real-estate-ai:protectData: true\n", "  real-estate-ai:protectData: true\n  real-estate-ai:protectData: false\n"),
+     "key 'real-estate-ai:protectData' appears twice"),
+    ("duplicate nested key", PROD.replace("    replicas: 3\n", "    replicas: 3\n    replicas: 1\n", 1), "key 'replicas' appears twice"),
+]
+
+
+@pytest.mark.parametrize("name,text,message", BROKEN_FILES, ids=[b[0] for b in BROKEN_FILES])
+def test_a_malformed_stack_file_is_one_line_naming_it(tmp_path, name, text, message):
+    result = _render("--stack", "prod", "--out", str(tmp_path / "out"), cwd=_project_with(tmp_path, text))
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_required_secret_in_plain_text_is_refused_as_pulumi_up_would(tmp_path):
+    text = PROD.replace("config:\n", "config:\n  real-estate-ai:backupOffsiteSecretAccessKey: plain-text-key\n", 1)
+    result = _render("--stack", "prod", "--out", str(tmp_path / "out"), cwd=_project_with(tmp_path, text))
+    assert result.returncode == 1
+    assert "real-estate-ai:backupOffsiteSecretAccessKey: is stored in plain text" in result.stderr
+    assert "plain-text-key" not in result.stderr

@@ -155,14 +155,44 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as Pulumi reads a stack file, except that a key given twice is an error, not the last one winning."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (the later one would silently win)", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
 def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """The `config:` map of Pulumi.<stack>.yaml, as the engine hands it to the program (secure values left out)."""
     path = project_dir / f"Pulumi.{stack}.yaml"
     if not path.exists():
         raise SystemExit(f"no stack file {path.name}; stacks: {', '.join(available_stacks(project_dir))}")
-    document = yaml.safe_load(path.read_text()) or {}
+    try:
+        document = yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SystemExit(f"{path.name}: not valid YAML{where}: {problem}") from None
+    document = {} if document is None else document
+    if not isinstance(document, dict) or not isinstance(document.get("config") or {}, dict):
+        raise SystemExit(f"{path.name}: must be a mapping with a 'config:' mapping of keys to values")
     config: dict[str, Any] = {}
     for key, value in (document.get("config") or {}).items():
+        if not isinstance(key, str):
+            raise SystemExit(f"{path.name}: config key {key!r} is not a name")
         if isinstance(value, dict) and set(value) == {"secure"}:
             # Encrypted values need the stack's secrets provider; with_stand_in_secrets fills them in.
             continue
@@ -194,10 +224,11 @@ def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str,
     secret_keys = []
     for key in required_secret_keys(parsed):
         full_key = prefix + key
+        # A value written in plain text stays as it is: the program refuses it, as `pulumi up` would.
         if full_key not in config:
             print(f"render: {full_key} is a secret the render cannot read; using a stand-in", file=sys.stderr)
             config[full_key] = f"render-stand-in-{key}".ljust(40, "x")
-        secret_keys.append(full_key)
+            secret_keys.append(full_key)
     return config, secret_keys
 
 
