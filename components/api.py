@@ -47,6 +47,8 @@ class ApiArgs:
     config_checksum: str
     # Directory holding the API's Dockerfile, built when no pinned image is configured.
     build_context: str
+    # Changes with the values behind the secretKeyRefs (env is read once, at start): the pods roll.
+    secrets_checksum: pulumi.Input[str] = ""
 
 
 def image_name(settings: ApiSettings) -> str:
@@ -129,6 +131,7 @@ class Api(pulumi.ComponentResource):
                         "labels": meta_labels,
                         "annotations": {
                             "real-estate-ai/config-checksum": args.config_checksum,
+                            "real-estate-ai/secrets-checksum": args.secrets_checksum,
                             "prometheus.io/scrape": "true",
                             "prometheus.io/port": str(HTTP_PORT),
                             "prometheus.io/path": "/metrics",

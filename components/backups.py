@@ -20,7 +20,9 @@ import pulumi_tls as tls
 
 from settings import BackupSettings, PostgresSettings, RedisSettings, Resources, make_resources
 from components import pgbackrest
-from components.minio import MinioArgs, minio
+from components import object_store as object_store_module
+from components.object_store import ObjectStoreArgs, object_store
+from components.secrets import S3Credentials
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from components.stateful import StatefulService
 from components.workload import (
@@ -35,8 +37,8 @@ from components.workload import (
 )
 
 # The object store for Milvus backups (PostgreSQL's repositories are the operator's).
-STORAGE_NAME = "backup-minio"
-STORAGE_PORT = 9000
+STORAGE_NAME = "backup-s3"
+STORAGE_PORT = object_store_module.PORT
 MILVUS_BACKUP_BUCKET = "milvus-backup"
 SERVICE_ACCOUNT = "backup"
 # Pod names (app.kubernetes.io/name) of the backup jobs, used by the NetworkPolicies.
@@ -45,7 +47,7 @@ PG_DRILL = "pg-restore-drill"
 REDIS_RESTORE = "redis-restore"
 REDIS_BACKUP = "redis-backup"
 MILVUS_BACKUP = "milvus-backup"
-STORAGE_INIT = "backup-storage-init"
+MILVUS_RESTORE = "milvus-restore"
 JOB_RESOURCES = make_resources("100m", "256Mi", "1", "1Gi")
 SCRIPTS_DIR = "/opt/backup"
 TLS_DIR = "/etc/backup-tls"
@@ -64,7 +66,8 @@ def render_milvus_backup_config(
     milvus_host: str, minio_host: str, minio_user: str, minio_password: str,
     storage_host_: str, storage_user: str, storage_password: str, stack: str,
 ) -> str:
-    """milvus-backup's backup.yaml: read from Milvus' MinIO, write to the backup object store."""
+    """milvus-backup's backup.yaml: read from Milvus' object store, write to the backup object store.
+    (The tool calls any S3 store 'minio'; its keys are named after it.)"""
     config = {
         "log": {"level": "info", "console": True, "file": {"filename": "/tmp/milvus-backup.log"}},
         "http": {"simpleResponse": True},
@@ -72,7 +75,7 @@ def render_milvus_backup_config(
         "minio": {
             "storageType": "minio",
             "address": minio_host,
-            "port": 9000,
+            "port": object_store_module.PORT,
             "region": "",
             "accessKeyID": minio_user,
             "secretAccessKey": minio_password,
@@ -109,16 +112,13 @@ class BackupsArgs:
     stack: str
     settings: BackupSettings
     postgres: PostgresSettings
-    storage_credentials_secret: pulumi.Input[str]
-    storage_user: pulumi.Input[str]
-    storage_password: pulumi.Input[str]
+    storage_credentials: S3Credentials
     redis: RedisSettings
     redis_host: str
     redis_password: SecretKeyRef
     milvus_host: str
-    minio_host: str
-    minio_user: pulumi.Input[str]
-    minio_password: pulumi.Input[str]
+    milvus_s3_host: str
+    milvus_s3: S3Credentials
     protect: bool
     # offsite.conf for repo2 (a Secret the cluster also mounts); None without an off-site repository.
     offsite_secret: Optional[pulumi.Input[str]] = None
@@ -143,8 +143,7 @@ class Backups(pulumi.ComponentResource):
             opts=child,
         ).metadata.name
         self.tls_secret_name = self._tls()
-        storage = self._storage()
-        self._storage_init(depends_on=[storage.stateful_set])
+        self._storage()
         # Full and incremental backups, WAL archiving, retention: the operator's (spec.backups of the cluster).
         self.cron_jobs = {
             "postgres-backup-verify": self._verify_cron(),
@@ -153,8 +152,10 @@ class Backups(pulumi.ComponentResource):
         }
         if s.milvus.enabled:
             self.cron_jobs["milvus-backup"] = self._milvus_cron()
-        # Template for ops/backup/k8s-recover-redis.sh: suspended, never scheduled, copied into a Job on demand.
+        # Templates for ops/backup/k8s-recover-*.sh: suspended, never scheduled, copied into a Job on demand.
         self._redis_restore_template()
+        if s.milvus.enabled:
+            self._milvus_restore_template()
         self.register_outputs({})
 
     # --- helpers -----------------------------------------------------------------------------
@@ -362,8 +363,7 @@ class Backups(pulumi.ComponentResource):
             "backup-tls",
             metadata=self._meta("backup-tls", "backup-storage", STORAGE_NAME),
             type="Opaque",
-            # MinIO's names for its certificate and key.
-            string_data={"ca.crt": ca.cert_pem, "public.crt": cert.cert_pem, "private.key": pulumi.Output.secret(key.private_key_pem)},
+            string_data={"ca.crt": ca.cert_pem, "tls.crt": cert.cert_pem, "tls.key": pulumi.Output.secret(key.private_key_pem)},
             opts=child,
         )
         return secret.metadata.name
@@ -371,8 +371,8 @@ class Backups(pulumi.ComponentResource):
     def _storage(self) -> StatefulService:
         a = self._args
         s = a.settings.storage
-        return minio(
-            MinioArgs(
+        return object_store(
+            ObjectStoreArgs(
                 name=STORAGE_NAME,
                 component="backup-storage",
                 namespace=a.namespace,
@@ -380,42 +380,12 @@ class Backups(pulumi.ComponentResource):
                 image=s.image,
                 storage=s.storage,
                 resources=s.resources,
-                credentials_secret=a.storage_credentials_secret,
-                user_key="root-user",
-                password_key="root-password",
+                credentials_secret=a.storage_credentials.secret_name,
+                credentials_checksum=a.storage_credentials.checksum,
                 protect=a.protect,
                 tls_secret=self.tls_secret_name,
             ),
             parent=self,
-        )
-
-    def _storage_init(self, depends_on: list[pulumi.Resource]) -> k8s.batch.v1.Job:
-        """Create the buckets (idempotent). mc takes the whole alias from MC_HOST_backup; no shell involved."""
-        a = self._args
-        container = self._container(
-            "mc", a.settings.storage.mc_image,
-            ["mc", "mb", "--ignore-existing", f"backup/{MILVUS_BACKUP_BUCKET}"],
-            {"MC_CONFIG_DIR": "/tmp/.mc", "SSL_CERT_FILE": f"{TLS_DIR}/ca.crt"},
-            [{"name": "ca", "mountPath": TLS_DIR, "readOnly": True}],
-            resources=make_resources("50m", "64Mi", "200m", "128Mi"),
-        )
-        container["env"].append(SecretKeyRef(a.storage_credentials_secret, "mc-host").env("MC_HOST_backup"))
-        pod = self._pod(STORAGE_INIT, "backup-storage", container, [
-            secret_volume("ca", self.tls_secret_name, {"ca.crt": "ca.crt"}), empty_dir("tmp", "16Mi"),
-        ])
-        return k8s.batch.v1.Job(
-            STORAGE_INIT,
-            metadata={
-                **self._meta(STORAGE_INIT, "backup-storage"),
-                "annotations": {
-                    # A failed run is replaced by the next `pulumi up` instead of blocking every later one.
-                    "pulumi.com/replaceUnready": "true",
-                    # Pulumi's wait matches the Job's own deadline.
-                    "pulumi.com/timeoutSeconds": "1800",
-                },
-            },
-            spec=self._job_spec(pod, deadline=1800, backoff=10),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
         )
 
     # --- Redis -------------------------------------------------------------------------------
@@ -454,12 +424,14 @@ class Backups(pulumi.ComponentResource):
 
     # --- Milvus ------------------------------------------------------------------------------
 
-    def _milvus_cron(self) -> k8s.batch.v1.CronJob:
+    def _milvus_config(self) -> pulumi.Output[str]:
+        """The Secret with backup.yaml, made once for the backup CronJob and the restore template."""
         a = self._args
-        s = a.settings.milvus
-        config = pulumi.Output.all(a.minio_user, a.minio_password, a.storage_user, a.storage_password).apply(
+        config = pulumi.Output.all(
+            a.milvus_s3.access_key, a.milvus_s3.secret_key, a.storage_credentials.access_key, a.storage_credentials.secret_key
+        ).apply(
             lambda creds: render_milvus_backup_config(
-                a.milvus_host, a.minio_host, creds[0], creds[1], storage_host(a.namespace_name), creds[2], creds[3], a.stack
+                a.milvus_host, a.milvus_s3_host, creds[0], creds[1], storage_host(a.namespace_name), creds[2], creds[3], a.stack
             )
         )
         secret = k8s.core.v1.Secret(
@@ -469,18 +441,38 @@ class Backups(pulumi.ComponentResource):
             string_data={"backup.yaml": pulumi.Output.secret(config)},
             opts=pulumi.ResourceOptions(parent=self),
         )
+        return secret.metadata.name
+
+    def _milvus_pod(self, pod_name: str, args: list[str], env: dict[str, str]) -> dict:
+        a = self._args
         container = self._container(
-            "milvus-backup", s.image, ["milvus-backup", "create", "--config", "/etc/milvus-backup/backup.yaml"],
+            "milvus-backup", a.settings.milvus.image, [f"{SCRIPTS_DIR}/milvus-backup.sh", *args],
             # Go's TLS stack trusts the backup CA for the backup object store.
-            {"SSL_CERT_FILE": f"{TLS_DIR}/ca.crt"},
+            {"SSL_CERT_FILE": f"{TLS_DIR}/ca.crt", "MILVUS_BACKUP": "/app/milvus-backup",
+             "MILVUS_BACKUP_CONFIG": "/etc/milvus-backup/backup.yaml", **env},
             [
                 {"name": "config", "mountPath": "/etc/milvus-backup", "readOnly": True},
                 {"name": "ca", "mountPath": TLS_DIR, "readOnly": True},
+                {"name": "backup-scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
             ],
         )
-        pod = self._pod(MILVUS_BACKUP, "backup", container, [
-            secret_volume("config", secret.metadata.name, {"backup.yaml": "backup.yaml"}),
+        return self._pod(pod_name, "backup", container, [
+            secret_volume("config", self.milvus_config_secret, {"backup.yaml": "backup.yaml"}),
             secret_volume("ca", self.tls_secret_name, {"ca.crt": "ca.crt"}),
+            {"name": "backup-scripts", "configMap": {"name": self.scripts_config_map_name, "defaultMode": 0o555}},
             empty_dir("tmp", "1Gi"),
         ])
+
+    def _milvus_cron(self) -> k8s.batch.v1.CronJob:
+        s = self._args.settings.milvus
+        self.milvus_config_secret = self._milvus_config()
+        pod = self._milvus_pod(MILVUS_BACKUP, ["create"], {"RETENTION_DAYS": str(s.retention_days)})
         return self._cron("milvus-backup", s.schedule, pod, deadline=6 * 3600)
+
+    def _milvus_restore_template(self) -> k8s.batch.v1.CronJob:
+        source = self._restore_source("milvus-restore-source", "name", "none")
+        pod = self._milvus_pod(MILVUS_RESTORE, ["restore", "$(RESTORE_NAME)"], {})
+        pod["spec"]["containers"][0]["env"].append(
+            {"name": "RESTORE_NAME", "valueFrom": {"configMapKeyRef": {"name": source, "key": "name"}}}
+        )
+        return self._suspended("milvus-restore", pod, deadline=6 * 3600)

@@ -1,4 +1,4 @@
-"""Milvus standalone with its etcd (metadata) and MinIO (object storage), each on its own volume."""
+"""Milvus standalone with its etcd (metadata) and an S3-compatible object store (SeaweedFS), each on its own volume."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pulumi_kubernetes as k8s
 
 from settings import MilvusSettings
 from components.stateful import StatefulService, StatefulServiceArgs
-from components.minio import MinioArgs, minio
-from components.secrets import MinioCredentials
+from components import object_store as object_store_module
+from components.object_store import ObjectStoreArgs, object_store
+from components.secrets import S3Credentials
 from components.workload import (
     claim_spec,
     container_security_context,
@@ -27,19 +28,19 @@ from components.workload import (
 
 NAME = "milvus"
 ETCD_NAME = "milvus-etcd"
-MINIO_NAME = "milvus-minio"
+S3_NAME = "milvus-s3"
 GRPC_PORT = 19530
 HEALTH_PORT = 9091
 ETCD_PORT = 2379
-MINIO_PORT = 9000
+S3_PORT = object_store_module.PORT
 
 
 def host(namespace: str) -> str:
     return service_dns(NAME, namespace)
 
 
-def minio_host(namespace: str) -> str:
-    return service_dns(MINIO_NAME, namespace)
+def s3_host(namespace: str) -> str:
+    return service_dns(S3_NAME, namespace)
 
 
 @dataclass
@@ -48,9 +49,10 @@ class MilvusArgs:
     namespace_name: str
     stack: str
     settings: MilvusSettings
-    minio_credentials: MinioCredentials
-    # Secret holding Milvus' user.yaml with the MinIO credentials.
+    s3_credentials: S3Credentials
+    # Secret holding Milvus' user.yaml with the object store's credentials, and its checksum.
     user_config_secret: pulumi.Input[str]
+    user_config_checksum: pulumi.Input[str]
     protect: bool
 
 
@@ -61,10 +63,10 @@ class Milvus(pulumi.ComponentResource):
         super().__init__("real-estate-ai:milvus:Milvus", name, None, opts)
         self._args = args
         etcd = self._etcd()
-        minio = self._minio()
-        self.deployment = self._milvus(depends_on=[etcd.stateful_set, minio.stateful_set])
+        store = self._object_store()
+        self.deployment = self._milvus(depends_on=[etcd.stateful_set, store.stateful_set])
         self.etcd_stateful_set = etcd.stateful_set
-        self.minio_stateful_set = minio.stateful_set
+        self.object_store_stateful_set = store.stateful_set
         self.register_outputs({"service_name": self.service_name})
 
     def _etcd(self) -> StatefulService:
@@ -75,7 +77,8 @@ class Milvus(pulumi.ComponentResource):
             "name": "etcd",
             "image": s.image,
             "imagePullPolicy": "Always",
-            "command": ["etcd"],
+            # The image is distroless: the binary by its path.
+            "command": ["/usr/local/bin/etcd"],
             "args": [
                 "--name=milvus-etcd-0",
                 "--data-dir=/etcd",
@@ -113,12 +116,12 @@ class Milvus(pulumi.ComponentResource):
             parent=self,
         )
 
-    def _minio(self) -> StatefulService:
-        s = self._args.settings.minio
-        credentials = self._args.minio_credentials
-        return minio(
-            MinioArgs(
-                name=MINIO_NAME,
+    def _object_store(self) -> StatefulService:
+        s = self._args.settings.object_store
+        credentials = self._args.s3_credentials
+        return object_store(
+            ObjectStoreArgs(
+                name=S3_NAME,
                 component="vector-storage",
                 namespace=self._args.namespace,
                 stack=self._args.stack,
@@ -126,9 +129,8 @@ class Milvus(pulumi.ComponentResource):
                 storage=s.storage,
                 resources=s.resources,
                 credentials_secret=credentials.secret_name,
-                user_key=credentials.user_key,
-                password_key=credentials.password_key,
                 protect=self._args.protect,
+                credentials_checksum=credentials.checksum,
             ),
             parent=self,
         )
@@ -180,7 +182,6 @@ class Milvus(pulumi.ComponentResource):
             "env": [
                 {"name": "DEPLOY_MODE", "value": "STANDALONE"},
                 {"name": "ETCD_ENDPOINTS", "value": f"{ETCD_NAME}:{ETCD_PORT}"},
-                {"name": "MINIO_ADDRESS", "value": f"{MINIO_NAME}:{MINIO_PORT}"},
             ],
             "ports": [
                 {"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"},
@@ -194,6 +195,8 @@ class Milvus(pulumi.ComponentResource):
             "readinessProbe": {**healthz, "periodSeconds": 10},
             "volumeMounts": [
                 {"name": "data", "mountPath": "/var/lib/milvus"},
+                # subPath (the directory holds the image's milvus.yaml too) never sees a change: the checksum
+                # annotation restarts the pod instead.
                 {"name": "user-config", "mountPath": "/milvus/configs/user.yaml", "subPath": "user.yaml", "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
@@ -207,7 +210,7 @@ class Milvus(pulumi.ComponentResource):
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": selector},
                 "template": {
-                    "metadata": {"labels": meta_labels},
+                    "metadata": {"labels": meta_labels, "annotations": {"real-estate-ai/secrets-checksum": a.user_config_checksum}},
                     "spec": {
                         "serviceAccountName": NAME,
                         "automountServiceAccountToken": False,

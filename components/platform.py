@@ -39,7 +39,7 @@ FLOWS = [
     Flow("api", redis_module.NAME, redis_module.PORT),
     Flow("api", milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(milvus_module.NAME, milvus_module.ETCD_NAME, milvus_module.ETCD_PORT),
-    Flow(milvus_module.NAME, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
+    Flow(milvus_module.NAME, milvus_module.S3_NAME, milvus_module.S3_PORT),
     # Replication, Patroni's REST API between members, pgBackRest between members and the repository host.
     Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PORT),
     Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PATRONI_PORT),
@@ -56,12 +56,18 @@ API_SERVER_FLOWS = [ApiServerFlow(PG_INSTANCES), ApiServerFlow(PG_BACKREST_PODS)
 
 # The backup jobs' connections, when backups are on.
 BACKUP_FLOWS = [
-    Flow(backups_module.STORAGE_INIT, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
     Flow(backups_module.REDIS_BACKUP, redis_module.NAME, redis_module.PORT),
-    Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.GRPC_PORT),
-    Flow(backups_module.MILVUS_BACKUP, milvus_module.NAME, milvus_module.HEALTH_PORT),
-    Flow(backups_module.MILVUS_BACKUP, milvus_module.MINIO_NAME, milvus_module.MINIO_PORT),
-    Flow(backups_module.MILVUS_BACKUP, backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+    # milvus-backup (and its restore) talk to Milvus, read and write both object stores.
+    *(
+        Flow(job, target, port)
+        for job in (backups_module.MILVUS_BACKUP, backups_module.MILVUS_RESTORE)
+        for target, port in (
+            (milvus_module.NAME, milvus_module.GRPC_PORT),
+            (milvus_module.NAME, milvus_module.HEALTH_PORT),
+            (milvus_module.S3_NAME, milvus_module.S3_PORT),
+            (backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
+        )
+    ),
 ]
 # Who talks to the off-site repository (HTTPS): WAL from the instances, backups from the repository host,
 # restores from the operator's Jobs, and our checks.
@@ -127,9 +133,9 @@ class Platform(pulumi.ComponentResource):
                 overrides=settings.secrets,
                 redis_host=redis_module.host(ns_name),
                 milvus_host=milvus_module.host(ns_name),
-                minio_host=milvus_module.minio_host(ns_name),
+                milvus_s3_host=milvus_module.s3_host(ns_name),
                 protect=c.protect_data,
-                backup_storage_host=backups_module.storage_host(ns_name) if c.backups.enabled else None,
+                backup_store=c.backups.enabled,
                 offsite_backups=offsite,
             ),
             opts=child,
@@ -165,8 +171,9 @@ class Platform(pulumi.ComponentResource):
                 namespace_name=ns_name,
                 stack=stack,
                 settings=c.milvus,
-                minio_credentials=secrets.minio_credentials,
+                s3_credentials=secrets.milvus_s3,
                 user_config_secret=secrets.milvus_user_config_name,
+                user_config_checksum=secrets.milvus_user_config_checksum,
                 protect=c.protect_data,
             ),
             opts=child,
@@ -184,6 +191,7 @@ class Platform(pulumi.ComponentResource):
                 ),
                 config_map_name=app_config.config_map_name,
                 config_checksum=app_config.checksum,
+                secrets_checksum=secrets.api_checksum,
                 build_context=args.api_build_context,
             ),
             # The API's readiness needs all three stores; ordering them first keeps the first rollout clean.
@@ -198,16 +206,13 @@ class Platform(pulumi.ComponentResource):
                     stack=stack,
                     settings=c.backups,
                     postgres=c.postgres,
-                    storage_credentials_secret=secrets.backup_storage.metadata.name,
-                    storage_user=secrets.backup_storage_user,
-                    storage_password=secrets.backup_storage_password,
+                    storage_credentials=secrets.backup_s3,
                     redis=c.redis,
                     redis_host=redis_module.host(ns_name),
                     redis_password=SecretKeyRef(secrets.redis.metadata.name, "password"),
                     milvus_host=milvus_module.host(ns_name),
-                    minio_host=milvus_module.minio_host(ns_name),
-                    minio_user=secrets.minio_user,
-                    minio_password=secrets.minio_password,
+                    milvus_s3_host=milvus_module.s3_host(ns_name),
+                    milvus_s3=secrets.milvus_s3,
                     protect=c.protect_data,
                     offsite_secret=postgres_module.OFFSITE_SECRET if offsite else None,
                 ),

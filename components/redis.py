@@ -125,7 +125,11 @@ class Redis(pulumi.ComponentResource):
                     ),
                     empty_dir("tmp", "64Mi"),
                 ],
-                pod_annotations={"real-estate-ai/config-checksum": sha256(redis_conf)},
+                pod_annotations={
+                    "real-estate-ai/config-checksum": sha256(redis_conf),
+                    # requirepass.conf is read at start: a new password restarts Redis.
+                    "real-estate-ai/secrets-checksum": args.credentials.checksum,
+                },
             ),
             parent=self,
         )

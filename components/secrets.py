@@ -10,17 +10,22 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from urllib.parse import quote
+
+import yaml
+
 from settings import MIN_SECRET_LENGTH, SecretOverrides
-from components.workload import SecretKeyRef, labels
+from components import object_store
+from components.workload import SecretKeyRef, labels, sha256
 
 PASSWORD_LENGTH = 40
 assert PASSWORD_LENGTH >= MIN_SECRET_LENGTH
 
 REDIS_SECRET = "redis-credentials"
-MINIO_SECRET = "minio-credentials"
+MILVUS_S3_SECRET = "milvus-s3-credentials"
 MILVUS_CONFIG_SECRET = "milvus-user-config"
 API_SECRET = "api-secrets"
-BACKUP_STORAGE_SECRET = "backup-storage-credentials"
+BACKUP_S3_SECRET = "backup-s3-credentials"
 
 
 @dataclass(frozen=True)
@@ -29,13 +34,37 @@ class RedisCredentials:
     password_key: str
     # A redis.conf fragment holding `requirepass`.
     config_key: str
+    checksum: pulumi.Output[str]
 
 
 @dataclass(frozen=True)
-class MinioCredentials:
+class S3Credentials:
+    """One object store's access key pair, and the Secret holding its identities file."""
+
     secret_name: pulumi.Input[str]
-    user_key: str
-    password_key: str
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
+    # Changes with the credentials: pods that read them restart.
+    checksum: pulumi.Output[str]
+
+
+def checksum(*values: pulumi.Input[str]) -> pulumi.Output[str]:
+    """A digest of secret values for a pod annotation: it rolls the pods that read them when they change, and
+    reveals nothing of 32+ random characters, so it is not itself a secret."""
+    return pulumi.Output.unsecret(pulumi.Output.all(*values).apply(lambda parts: sha256("\0".join(parts))))
+
+
+def milvus_user_yaml(object_store_host: str, port: int, access_key: str, secret_key: str) -> str:
+    """Milvus' user.yaml: its object store (any S3 API with signature v4 is 'aws') and a local write-ahead log."""
+    return yaml.safe_dump({
+        "minio": {
+            "address": object_store_host, "port": port, "accessKeyID": access_key, "secretAccessKey": secret_key,
+            "useSSL": False, "bucketName": "milvus", "rootPath": "files", "cloudProvider": "aws",
+            "useVirtualHost": False, "region": "us-east-1",
+        },
+        # Standalone keeps its message log on its own volume, not in the object store.
+        "mq": {"type": "rocksmq"},
+    }, sort_keys=False)
 
 
 @dataclass
@@ -45,16 +74,17 @@ class SecretsArgs:
     overrides: SecretOverrides
     redis_host: str
     milvus_host: str
-    minio_host: str
+    milvus_s3_host: str
     protect: bool
-    # In-cluster backup object store (Milvus backups); None when backups are off.
-    backup_storage_host: Optional[str] = None
+    # The object store for Milvus backups; False when backups are off.
+    backup_store: bool = False
     # PostgreSQL's off-site repository is on: its client-side encryption needs a passphrase.
     offsite_backups: bool = False
 
 
 class PlatformSecrets(pulumi.ComponentResource):
-    """Secrets for Redis, MinIO, Milvus, the API and the off-site backups (PostgreSQL's are the operator's), with typed references for their consumers."""
+    """Secrets for Redis, the object stores, Milvus, the API and the off-site backups (PostgreSQL's are the
+    operator's), with typed references for their consumers."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:secrets:PlatformSecrets", name, None, opts)
@@ -64,80 +94,45 @@ class PlatformSecrets(pulumi.ComponentResource):
 
         redis_password = self._credential("redis-password", "redisPassword")
         api_key = self._credential("api-key", "apiKey")
-        minio_password = self._credential("minio-root-password", "minioRootPassword")
-        # The MinIO user name is not secret material, but it is generated so no two stacks share it.
-        minio_user = random.RandomString(
-            "minio-root-user",
-            length=16,
-            special=False,
-            upper=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-        ).result
-
         self.redis = self._secret(
             REDIS_SECRET,
             "redis",
             # requirepass.conf is included by redis.conf, so the password is never a command-line argument.
             {"password": redis_password, "requirepass.conf": pulumi.Output.format("requirepass {0}\n", redis_password)},
         )
-        self.minio = self._secret(MINIO_SECRET, "minio", {"root-user": minio_user, "root-password": minio_password})
+        self.milvus_s3 = self._s3_credentials("milvus-s3", MILVUS_S3_SECRET, "objectStorePassword")
         # Milvus reads its object-store credentials from user.yaml, so that file is a Secret, never a ConfigMap.
-        self.milvus_user_config = self._secret(
-            MILVUS_CONFIG_SECRET,
-            "milvus",
-            {
-                "user.yaml": pulumi.Output.format(
-                    "minio:\n  address: {0}\n  port: 9000\n  accessKeyID: {1}\n  secretAccessKey: {2}\n"
-                    "  useSSL: false\n  bucketName: milvus\n",
-                    args.minio_host,
-                    minio_user,
-                    minio_password,
-                )
-            },
+        user_yaml = pulumi.Output.all(self.milvus_s3.access_key, self.milvus_s3.secret_key).apply(
+            lambda keys: milvus_user_yaml(args.milvus_s3_host, object_store.PORT, keys[0], keys[1])
+        )
+        self.milvus_user_config = self._secret(MILVUS_CONFIG_SECRET, "milvus", {"user.yaml": user_yaml})
+        self.milvus_user_config_checksum = checksum(user_yaml)
+        redis_url = pulumi.Output.all(redis_password).apply(
+            # Escaped: an override may hold characters that mean something in a URL.
+            lambda p: f"redis://:{quote(p[0], safe='')}@{args.redis_host}:6379/0"
         )
         self.api = self._secret(
             API_SECRET,
             "api",
             {
-                "redis-url": pulumi.Output.format("redis://:{0}@{1}:6379/0", redis_password, args.redis_host),
+                "redis-url": redis_url,
                 "milvus-url": pulumi.Output.from_input(f"http://{args.milvus_host}:19530"),
                 "api-key": api_key,
             },
         )
+        self.api_checksum = checksum(redis_url, api_key)
 
-        self.backup_storage = None
-        if args.backup_storage_host:
-            self.backup_storage_user = random.RandomString(
-                "backup-storage-user", length=16, special=False, upper=False,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
-            ).result
-            self.backup_storage_password = self._credential("backup-storage-password", None)
-            self.backup_storage = self._secret(
-                BACKUP_STORAGE_SECRET,
-                "backup-minio",
-                {
-                    "root-user": self.backup_storage_user,
-                    "root-password": self.backup_storage_password,
-                    # mc reads a whole alias from MC_HOST_<alias>: the bucket-init job's only credential.
-                    "mc-host": pulumi.Output.format(
-                        "https://{0}:{1}@{2}:9000", self.backup_storage_user, self.backup_storage_password, args.backup_storage_host
-                    ),
-                },
-            )
+        self.backup_s3 = self._s3_credentials("backup-s3", BACKUP_S3_SECRET, None) if args.backup_store else None
         self.offsite_cipher_pass = None
         if args.offsite_backups:
             # Encrypts the off-site backups: losing it loses them, so it is protected whatever protectData says.
             self.offsite_cipher_pass = self._credential(
                 "backup-offsite-cipher-pass", "backupOffsiteCipherPass", pulumi.ResourceOptions(parent=self, protect=True)
             )
-        self.minio_user = pulumi.Output.secret(minio_user)
-        self.minio_password = minio_password
 
         self.redis_credentials = RedisCredentials(
-            secret_name=self.redis.metadata.name, password_key="password", config_key="requirepass.conf"
-        )
-        self.minio_credentials = MinioCredentials(
-            secret_name=self.minio.metadata.name, user_key="root-user", password_key="root-password"
+            secret_name=self.redis.metadata.name, password_key="password", config_key="requirepass.conf",
+            checksum=checksum(redis_password),
         )
         self.api_redis_url = SecretKeyRef(self.api.metadata.name, "redis-url")
         self.api_milvus_url = SecretKeyRef(self.api.metadata.name, "milvus-url")
@@ -146,6 +141,17 @@ class PlatformSecrets(pulumi.ComponentResource):
         # Exported (as a secret) so operators can call the API right after `pulumi up`.
         self.api_key = pulumi.Output.secret(api_key)
         self.register_outputs({"api_key": self.api_key})
+
+    def _s3_credentials(self, name: str, secret_name: str, override_key: Optional[str]) -> S3Credentials:
+        # The access key is not secret material, but it is generated so no two stacks share it.
+        access_key = random.RandomString(
+            f"{name}-access-key", length=16, special=False, upper=False,
+            opts=pulumi.ResourceOptions(parent=self, protect=self._args.protect),
+        ).result
+        secret_key = self._credential(f"{name}-secret-key", override_key)
+        identities = pulumi.Output.all(access_key, secret_key).apply(lambda keys: object_store.identities(keys[0], keys[1]))
+        secret = self._secret(secret_name, name, {object_store.IDENTITIES_KEY: identities})
+        return S3Credentials(secret.metadata.name, pulumi.Output.secret(access_key), secret_key, checksum(identities))
 
     def _credential(self, resource_name: str, override_key: Optional[str],
                     opts: Optional[pulumi.ResourceOptions] = None) -> pulumi.Output[str]:

@@ -53,7 +53,7 @@ PROJECT = "real-estate-ai"
 SECRET_KEYS = (
     "redisPassword",
     "apiKey",
-    "minioRootPassword",
+    "objectStorePassword",
     "backupOffsiteAccessKeyId",
     "backupOffsiteSecretAccessKey",
     "backupOffsiteCipherPass",
@@ -176,7 +176,7 @@ class IngressSettings(Settings):
 
 
 class RedisSettings(Settings):
-    image: Image = "redis:7.4.5"
+    image: Image = "redis:7.4.11"
     storage: Storage = Storage(size="2Gi")
     resources: Resources = make_resources("100m", "256Mi", "500m", "512Mi")
     # Redis evicts nothing by default; a cap below the container limit keeps it from being OOM-killed.
@@ -191,13 +191,14 @@ class MilvusComponent(Settings):
 
 class MilvusSettings(Settings):
     milvus: MilvusComponent = MilvusComponent(
-        image="milvusdb/milvus:v2.6.9", storage=Storage(size="10Gi"), resources=make_resources("500m", "2Gi", "2", "4Gi")
+        image="milvusdb/milvus:v2.6.24", storage=Storage(size="10Gi"), resources=make_resources("500m", "2Gi", "2", "4Gi")
     )
     etcd: MilvusComponent = MilvusComponent(
-        image="quay.io/coreos/etcd:v3.5.21", storage=Storage(size="2Gi"), resources=make_resources("100m", "256Mi", "500m", "512Mi")
+        image="quay.io/coreos/etcd:v3.5.33", storage=Storage(size="2Gi"), resources=make_resources("100m", "256Mi", "500m", "512Mi")
     )
-    minio: MilvusComponent = MilvusComponent(
-        image="minio/minio:RELEASE.2024-12-18T13-15-44Z",
+    # S3-compatible object storage (SeaweedFS) for Milvus' segments and indexes.
+    object_store: MilvusComponent = MilvusComponent(
+        image="chrislusf/seaweedfs:4.44",
         storage=Storage(size="20Gi"),
         resources=make_resources("100m", "256Mi", "1", "1Gi"),
     )
@@ -205,14 +206,11 @@ class MilvusSettings(Settings):
 
 
 class BackupStorageSettings(Settings):
-    """The in-cluster S3-compatible repository (MinIO): pgBackRest's repo1 and Milvus backups."""
+    """The in-cluster S3-compatible store (SeaweedFS) for Milvus backups; PostgreSQL's repositories are the operator's."""
 
-    image: Image = "minio/minio:RELEASE.2024-12-18T13-15-44Z"
-    # The MinIO client that creates the buckets.
-    mc_image: Image = "minio/mc:RELEASE.2024-11-21T17-21-54Z"
+    image: Image = "chrislusf/seaweedfs:4.44"
     storage: Storage = Storage(size="50Gi")
     resources: Resources = make_resources("100m", "256Mi", "1", "1Gi")
-
 
 
 class RedisBackupSettings(Settings):
@@ -224,7 +222,9 @@ class RedisBackupSettings(Settings):
 class MilvusBackupSettings(Settings):
     enabled: bool = True
     schedule: Cron = "0 3 * * *"
-    image: Image = "milvusdb/milvus-backup:v0.5.9"
+    image: Image = "milvusdb/milvus-backup:v0.5.16"
+    # Backups older than this are deleted after each new one (milvus-backup itself keeps everything).
+    retention_days: Annotated[int, Field(ge=1, le=365)] = 7
 
 
 class BackupSettings(Settings):

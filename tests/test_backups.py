@@ -1,6 +1,7 @@
 """The backup wiring each stack renders: our checks against the operator's repositories, Redis and Milvus
 backups, and configs that the real tools accept (pgBackRest parses the checks' pgbackrest.conf here)."""
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -168,28 +169,35 @@ def test_milvus_backup_config_points_at_the_stack(stack, rendered_stacks):
         assert section in MILVUS_BACKUP_KEYS, section
         assert set(keys) <= MILVUS_BACKUP_KEYS[section], section
     namespace = rendered.find("CronJob", "milvus-backup")["metadata"]["namespace"]
-    minio = rendered.find("Secret", "minio-credentials")["stringData"]
-    storage = rendered.find("Secret", "backup-storage-credentials")["stringData"]
+    milvus_store = json.loads(rendered.find("Secret", "milvus-s3-credentials")["stringData"]["s3.json"])["identities"][0]["credentials"][0]
+    backup_store = json.loads(rendered.find("Secret", "backup-s3-credentials")["stringData"]["s3.json"])["identities"][0]["credentials"][0]
     assert config["milvus"]["address"] == f"milvus.{namespace}.svc.cluster.local" and config["milvus"]["port"] == 19530
-    assert (config["minio"]["address"], config["minio"]["port"]) == (f"milvus-minio.{namespace}.svc.cluster.local", 9000)
-    assert (config["minio"]["accessKeyID"], config["minio"]["secretAccessKey"]) == (minio["root-user"], minio["root-password"])
+    assert (config["minio"]["address"], config["minio"]["port"]) == (f"milvus-s3.{namespace}.svc.cluster.local", 8333)
+    assert (config["minio"]["accessKeyID"], config["minio"]["secretAccessKey"]) == (milvus_store["accessKey"], milvus_store["secretKey"])
     user_yaml = yaml.safe_load(rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"])
     assert config["minio"]["bucketName"] == user_yaml["minio"]["bucketName"]
-    assert config["minio"]["backupAddress"] == f"backup-minio.{namespace}.svc.cluster.local"
-    assert (config["minio"]["backupAccessKeyID"], config["minio"]["backupSecretAccessKey"]) == (storage["root-user"], storage["root-password"])
+    assert (config["minio"]["backupAddress"], config["minio"]["backupPort"]) == (f"backup-s3.{namespace}.svc.cluster.local", 8333)
+    assert (config["minio"]["backupAccessKeyID"], config["minio"]["backupSecretAccessKey"]) == (backup_store["accessKey"], backup_store["secretKey"])
     assert config["minio"]["backupBucketName"] == "milvus-backup" and config["minio"]["backupUseSSL"] is True
     assert config["minio"]["backupRootPath"] == f"{stack}/milvus"
     cron = rendered.find("CronJob", "milvus-backup")
-    assert _job_container(cron)["command"][:2] == ["milvus-backup", "create"]
+    container = _job_container(cron)
+    # The image's binary is /app/milvus-backup (not on PATH; its entrypoint runs `server`): our script calls it by path.
+    assert container["command"] == ["/opt/backup/milvus-backup.sh", "create"]
+    assert env_value(container, "MILVUS_BACKUP")["value"] == "/app/milvus-backup"
+    assert env_value(container, "RETENTION_DAYS")["value"] == str(_backups(stack)["milvus"]["retentionDays"])
     assert cron["spec"]["schedule"] == _backups(stack)["milvus"]["schedule"]
 
 
-def test_bucket_init_creates_the_buckets_the_repositories_use(rendered_stacks):
-    rendered = rendered_stacks["prod"]
-    command = _job_container(rendered.find("Job", "backup-storage-init"))["command"]
-    assert command[:3] == ["mc", "mb", "--ignore-existing"]
-    config = yaml.safe_load(rendered.find("Secret", "milvus-backup-config")["stringData"]["backup.yaml"])
-    assert command[3:] == [f"backup/{config['minio']['backupBucketName']}"]
+@pytest.mark.parametrize("stack", STACKS)
+def test_milvus_restore_template_takes_the_backup_name_from_a_config_map(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    restore = rendered.find("CronJob", "milvus-restore")
+    assert restore["spec"]["suspend"] is True
+    container = _job_container(restore)
+    assert container["command"] == ["/opt/backup/milvus-backup.sh", "restore", "$(RESTORE_NAME)"]
+    assert env_value(container, "RESTORE_NAME")["valueFrom"]["configMapKeyRef"] == {"name": "milvus-restore-source", "key": "name"}
+    assert "--from=cronjob/milvus-restore" in (SCRIPTS_SOURCE / "k8s-recover-milvus.sh").read_text()
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -206,13 +214,13 @@ def test_redis_recovery_template_is_suspended_and_restores_the_right_volumes(sta
 
 
 def test_backup_store_serves_only_https_with_the_backup_certificate(rendered_stacks):
-    sts = rendered_stacks["prod"].find("StatefulSet", "backup-minio")
-    minio = _job_container(sts)
-    assert minio["args"][-2:] == ["--certs-dir", "/etc/minio/certs"]
+    sts = rendered_stacks["prod"].find("StatefulSet", "backup-s3")
+    store = _job_container(sts)
+    assert "-s3.cert.file=/etc/seaweedfs-tls/tls.crt" in store["command"] and "-s3.key.file=/etc/seaweedfs-tls/tls.key" in store["command"]
     for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert minio[probe]["httpGet"]["scheme"] == "HTTPS"
+        assert store[probe]["httpGet"]["scheme"] == "HTTPS"
     certs = {v["name"]: v for v in pod_spec(sts)["volumes"]}["certs"]["secret"]
     assert certs["secretName"] == "backup-tls"
-    assert [i["key"] for i in certs["items"]] == ["public.crt", "private.key"]
+    assert [i["key"] for i in certs["items"]] == ["tls.crt", "tls.key"]
     milvus_backup = rendered_stacks["prod"].find("CronJob", "milvus-backup")
     assert env_value(_job_container(milvus_backup), "SSL_CERT_FILE")["value"] == "/etc/backup-tls/ca.crt"

@@ -109,13 +109,13 @@ def test_platform_flows_are_open(prod, flow):
 
 DENIED = [
     ("api", "milvus-etcd", 2379),
-    ("api", "milvus-minio", 9000),
+    ("api", "milvus-s3", 8333),
     ("milvus", "postgres", 5432),
     ("postgres", "api", 8000),
     ("redis", "postgres", 5432),
     ("api", "pgbouncer", 6379),
     ("postgres", "redis", 6379),
-    ("milvus-minio", "milvus-etcd", 2379),
+    ("milvus-s3", "milvus-etcd", 2379),
     ("api", "postgres", 8432),
     # prod goes through PgBouncer: the API never reaches an instance directly.
     ("api", "postgres", 5432),
@@ -125,7 +125,7 @@ DENIED = [
     ("pg-restore-drill", "postgres", 8432),
     ("pg-verify", "pgbackrest-repo-host", 8432),
     ("pgbouncer", "pgbackrest-repo-host", 8432),
-    ("api", "backup-minio", 9000),
+    ("api", "backup-s3", 8333),
     ("milvus-backup", "postgres", 5432),
     ("pgbouncer", "postgres", 8008),
 ]

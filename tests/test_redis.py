@@ -14,7 +14,7 @@ from tests.services import PlatformRedis
 
 def _redis():
     settings = RedisSettings(storage=Storage(size="3Gi"), maxmemory="256Mi")
-    credentials = RedisCredentials("redis-credentials", "password", "requirepass.conf")
+    credentials = RedisCredentials("redis-credentials", "password", "requirepass.conf", "abc123")
     return Redis("redis", RedisArgs("estate", "test", settings, credentials, protect=True))
 
 

@@ -1,4 +1,7 @@
-from urllib.parse import urlparse
+import json
+from urllib.parse import unquote, urlparse
+
+import yaml
 from components.secrets import PlatformSecrets, SecretsArgs
 from settings import SecretOverrides
 import pulumi
@@ -15,7 +18,7 @@ def _secrets(overrides=None, protect=True, offsite=False):
             offsite_backups=offsite,
             redis_host="redis.estate.svc.cluster.local",
             milvus_host="milvus.estate.svc.cluster.local",
-            minio_host="milvus-minio.estate.svc.cluster.local",
+            milvus_s3_host="milvus-s3.estate.svc.cluster.local",
             protect=protect,
         ),
     )
@@ -25,7 +28,7 @@ def test_passwords_are_generated_long_and_url_safe():
     rendered, _ = run_component(_secrets)
     passwords = [r for r in rendered.registrations if r.type == "random:index/randomPassword:RandomPassword"]
     # PostgreSQL's passwords are the operator's: generated in the cluster, never in Pulumi state.
-    assert sorted(r.name for r in passwords) == ["api-key", "minio-root-password", "redis-password"]
+    assert sorted(r.name for r in passwords) == ["api-key", "milvus-s3-secret-key", "redis-password"]
     for r in passwords:
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
         assert r.protect is True
@@ -46,11 +49,28 @@ def test_redis_and_milvus_files_hold_the_same_credentials():
     rendered, _ = run_component(_secrets)
     redis = rendered.find("Secret", "redis-credentials")["stringData"]
     assert redis["requirepass.conf"] == f"requirepass {redis['password']}\n"
-    minio = rendered.find("Secret", "minio-credentials")["stringData"]
-    user_yaml = rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"]
-    assert f"accessKeyID: {minio['root-user']}" in user_yaml
-    assert f"secretAccessKey: {minio['root-password']}" in user_yaml
-    assert "minioadmin" not in user_yaml and minio["root-user"] != "minioadmin"
+    store = json.loads(rendered.find("Secret", "milvus-s3-credentials")["stringData"]["s3.json"])
+    (credential,) = store["identities"][0]["credentials"]
+    user_yaml = yaml.safe_load(rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"])
+    assert user_yaml["minio"]["accessKeyID"] == credential["accessKey"]
+    assert user_yaml["minio"]["secretAccessKey"] == credential["secretKey"]
+    assert "minioadmin" not in (credential["accessKey"], credential["secretKey"])
+
+
+def test_passwords_given_as_overrides_are_escaped_in_urls():
+    chosen = "p@ss:w/rd#" + "x" * 30
+    rendered, _ = run_component(lambda: _secrets({"redisPassword": pulumi.Output.secret(chosen)}))
+    url = urlparse(rendered.find("Secret", "api-secrets")["stringData"]["redis-url"])
+    assert (url.hostname, url.port) == ("redis.estate.svc.cluster.local", 6379)
+    assert unquote(url.password) == chosen
+
+
+def test_checksums_follow_the_secret_values_without_being_secrets():
+    _, first = run_component(_secrets)
+    _, second = run_component(lambda: _secrets({"redisPassword": pulumi.Output.secret("r" * 40)}))
+    assert value(first.api_checksum) != value(second.api_checksum)
+    assert value(first.redis_credentials.checksum) != value(second.redis_credentials.checksum)
+    assert not is_secret(first.api_checksum) and len(value(first.api_checksum)) == 64
 
 
 def test_override_replaces_generation():

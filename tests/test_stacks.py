@@ -250,7 +250,7 @@ def test_stateful_data_protection(stack, protected, rendered_stacks):
         and not r.type.endswith("Patch")
         and r.inputs["metadata"]["name"] != operator_namespace
     ]
-    # namespace, the PostgreSQL cluster, 4 StatefulSets (redis, milvus-etcd, milvus-minio, backup-minio),
+    # namespace, the PostgreSQL cluster, 4 StatefulSets (redis, milvus-etcd, milvus-s3, backup-s3),
     # 2 PVCs (milvus, redis backups)
     assert len(stateful) == 8
     assert all(r.protect is protected for r in stateful), [(r.name, r.protect) for r in stateful]
