@@ -26,6 +26,10 @@ IMAGE_REPOSITORY = "real-estate-api"
 HTTP_PORT = 8000
 SERVICE_PORT = 80
 CONFIG_DIR = "/etc/real-estate-ai"
+PRE_STOP_SECONDS = 5
+# The image's uvicorn --timeout-graceful-shutdown (app/Dockerfile).
+DRAIN_SECONDS = 25
+TERMINATION_GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 10
 
 
 @dataclass
@@ -98,7 +102,7 @@ class Api(pulumi.ComponentResource):
                 s.readiness.timeout_seconds, s.readiness.failure_threshold,
             ),
             # Keep serving while endpoints are removed from Services and ingress, then get SIGTERM.
-            "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+            "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}},
             "volumeMounts": [
                 {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
                 {"name": "tmp", "mountPath": "/tmp"},
@@ -142,7 +146,8 @@ class Api(pulumi.ComponentResource):
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
                         "securityContext": pod_security_context(),
-                        "terminationGracePeriodSeconds": 30,
+                        # preStop 5 s + uvicorn's drain (--timeout-graceful-shutdown 25) + 10 s margin before SIGKILL.
+                        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
                         "topologySpreadConstraints": spread,
                         "containers": [container],
                         "volumes": [
@@ -173,7 +178,12 @@ class Api(pulumi.ComponentResource):
             k8s.policy.v1.PodDisruptionBudget(
                 NAME,
                 metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
-                spec={"minAvailable": s.pod_disruption_budget_min_available, "selector": {"matchLabels": selector}},
+                spec={
+                    "minAvailable": s.pod_disruption_budget_min_available,
+                    "selector": {"matchLabels": selector},
+                    # Pods that are not ready protect nothing: never let them block a node drain.
+                    "unhealthyPodEvictionPolicy": "AlwaysAllow",
+                },
                 opts=child,
             )
         if s.autoscaling:

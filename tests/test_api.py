@@ -91,3 +91,19 @@ def test_load_balancer_await_is_deliberate(await_lb, skip):
     rendered, _ = run_component(lambda: _api(service_type="LoadBalancer", await_load_balancer=await_lb))
     annotations = rendered.find("Service", "api")["metadata"].get("annotations", {})
     assert (annotations.get("pulumi.com/skipAwait") == "true") is skip
+
+
+def test_shutdown_has_margin_and_the_budget_never_blocks_a_drain():
+    import re
+    from pathlib import Path
+
+    from components.api import DRAIN_SECONDS, PRE_STOP_SECONDS
+
+    dockerfile = (Path(__file__).resolve().parents[1] / "app" / "Dockerfile").read_text()
+    assert int(re.search(r'"--timeout-graceful-shutdown", "(\d+)"', dockerfile).group(1)) == DRAIN_SECONDS
+    rendered, _ = run_component(lambda: _api(image="r/api:1.0.0", pod_disruption_budget_min_available=2))
+    pod = rendered.find("Deployment", "api")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == PRE_STOP_SECONDS
+    assert pod["terminationGracePeriodSeconds"] >= PRE_STOP_SECONDS + DRAIN_SECONDS + 5
+    assert rendered.find("PodDisruptionBudget", "api")["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
