@@ -169,6 +169,8 @@ class Api(pulumi.ComponentResource):
                 "type": s.service_type,
                 "selector": selector,
                 "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+                # The cloud's load balancer admits the same sources the NetworkPolicy lets through.
+                **({"loadBalancerSourceRanges": list(s.load_balancer_source_ranges)} if s.service_type == "LoadBalancer" else {}),
             },
             opts=child,
         )

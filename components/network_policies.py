@@ -42,9 +42,19 @@ class Flow:
 
 @dataclass(frozen=True)
 class ExternalFlow:
-    """Pods of `source` may open TCP connections to `port` outside the cluster's private ranges (off-site storage)."""
+    """Pods of `source` may open TCP connections to `port` outside the cluster: to `cidrs` where they are known,
+    else to any address outside the private ranges (off-site storage)."""
 
     source: Peer
+    port: int
+    cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricsPort:
+    """A port the monitoring namespace's Prometheus scrapes."""
+
+    target: Peer
     port: int
 
 
@@ -93,6 +103,14 @@ class NetworkPoliciesArgs:
     api_server_flows: list[ApiServerFlow] = field(default_factory=list)
     # Where the API server answers.
     api_server_cidrs: list[str] = field(default_factory=list)
+    monitoring_namespace: Optional[str] = None
+    metrics_ports: list[MetricsPort] = field(default_factory=list)
+    # cert-manager's HTTP-01 solver pods answer the ACME server through the ingress controller.
+    acme_http01: bool = False
+    # Sources allowed straight to the ingress target (a NodePort or LoadBalancer Service); empty for none.
+    public_sources: list[str] = field(default_factory=list)
+    # NodeLocal DNSCache's address, where the cluster runs it.
+    node_local_dns: Optional[str] = None
 
 
 class NetworkPolicies(pulumi.ComponentResource):
@@ -117,7 +135,12 @@ class NetworkPolicies(pulumi.ComponentResource):
                             }
                         ],
                         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-                    }
+                    },
+                    *(
+                        [{"to": [{"ipBlock": {"cidr": f"{args.node_local_dns}/32"}}],
+                          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
+                        if args.node_local_dns else []
+                    ),
                 ],
             },
         )
@@ -169,12 +192,14 @@ class NetworkPolicies(pulumi.ComponentResource):
                     "policyTypes": ["Egress"],
                     "egress": [
                         {
-                            "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+                            "to": [{"ipBlock": {"cidr": cidr}} for cidr in external.cidrs]
+                            or [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
                             "ports": [{"protocol": "TCP", "port": external.port}],
                         }
                     ],
                 },
             )
+        self._edge_policies()
         for flow in args.api_server_flows:
             self._policy(
                 f"allow-{peer_name(flow.source)}-egress-api-server",
@@ -188,6 +213,50 @@ class NetworkPolicies(pulumi.ComponentResource):
                 },
             )
         self.register_outputs({})
+
+    def _edge_policies(self) -> None:
+        """Traffic from outside the namespace: scrapes, ACME challenges, a public Service."""
+        a = self._args
+        ports_by_target: dict[Peer, list[int]] = {}
+        for metrics in a.metrics_ports:
+            ports_by_target.setdefault(metrics.target, []).append(metrics.port)
+        for target, ports in ports_by_target.items() if a.monitoring_namespace else ():
+            self._policy(
+                f"allow-monitoring-to-{peer_name(target)}",
+                {
+                    "podSelector": {"matchLabels": peer_selector(target, a.stack)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{
+                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": a.monitoring_namespace}}}],
+                        "ports": [{"protocol": "TCP", "port": port} for port in ports],
+                    }],
+                },
+            )
+        if a.acme_http01:
+            self._policy(
+                "allow-ingress-controller-to-acme-solver",
+                {
+                    # cert-manager labels its HTTP-01 solver pods so, and they listen on 8089.
+                    "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{
+                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": a.ingress_controller_namespace}}}],
+                        "ports": [{"protocol": "TCP", "port": 8089}],
+                    }],
+                },
+            )
+        if a.public_sources:
+            self._policy(
+                f"allow-public-to-{a.ingress_target}",
+                {
+                    "podSelector": {"matchLabels": selector_labels(a.ingress_target, a.stack)},
+                    "policyTypes": ["Ingress"],
+                    "ingress": [{
+                        "from": [{"ipBlock": {"cidr": cidr}} for cidr in a.public_sources],
+                        "ports": [{"protocol": "TCP", "port": a.ingress_port}],
+                    }],
+                },
+            )
 
     def _policy(self, name: str, spec: dict) -> None:
         k8s.networking.v1.NetworkPolicy(

@@ -20,7 +20,15 @@ from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components.namespace import Namespace, NamespaceArgs
-from components.network_policies import ApiServerFlow, ExternalFlow, Flow, NetworkPolicies, NetworkPoliciesArgs, Pods
+from components.network_policies import (
+    ApiServerFlow,
+    ExternalFlow,
+    Flow,
+    MetricsPort,
+    NetworkPolicies,
+    NetworkPoliciesArgs,
+    Pods,
+)
 from components.postgres import Postgres, PostgresArgs
 from components.postgres_operator import PostgresOperator, PostgresOperatorArgs
 from components.redis import Redis, RedisArgs
@@ -71,12 +79,14 @@ BACKUP_FLOWS = [
 ]
 # Who talks to the off-site repository (HTTPS): WAL from the instances, backups from the repository host,
 # restores from the operator's Jobs, and our checks.
-OFFSITE_FLOWS = [
-    ExternalFlow(PG_INSTANCES, 443),
-    ExternalFlow(PG_BACKREST_PODS, 443),
-    ExternalFlow(backups_module.PG_VERIFY, 443),
-    ExternalFlow(backups_module.PG_DRILL, 443),
-]
+OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, backups_module.PG_DRILL]
+# What the monitoring namespace scrapes: the API's /metrics and Milvus' metrics port.
+METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT)]
+
+
+def offsite_flows(config: PlatformConfig) -> list[ExternalFlow]:
+    cidrs = tuple(config.backups.offsite.cidrs)
+    return [ExternalFlow(writer, 443, cidrs) for writer in OFFSITE_WRITERS]
 
 
 def flows(config: PlatformConfig) -> list[Flow]:
@@ -232,12 +242,17 @@ class Platform(pulumi.ComponentResource):
                 namespace=ns,
                 stack=stack,
                 flows=flows(c),
-                external_flows=OFFSITE_FLOWS if offsite else [],
+                external_flows=offsite_flows(c) if offsite else [],
                 api_server_flows=API_SERVER_FLOWS,
                 api_server_cidrs=list(c.kubernetes.api_server_cidrs),
                 ingress_target="api",
                 ingress_port=HTTP_PORT,
                 ingress_controller_namespace=c.ingress.controller_namespace,
+                monitoring_namespace=c.monitoring.namespace,
+                metrics_ports=METRICS_PORTS,
+                acme_http01=c.ingress.enabled and c.ingress.tls.enabled and c.ingress.tls.solver == "http01",
+                public_sources=list(c.api.load_balancer_source_ranges) if c.api.service_type != "ClusterIP" else [],
+                node_local_dns=c.kubernetes.node_local_dns,
             ),
             opts=child,
         )

@@ -9,7 +9,6 @@ beside it (`values`, `cron`, `postgres`, `rules`); the program, the offline rend
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from typing import Annotated, Any, Literal, Optional
@@ -29,6 +28,8 @@ from settings.postgres import (
 )
 from settings.values import (
     Bytes,
+    Cidr,
+    IpAddress,
     ComputeResources,
     Cron,
     DnsLabel,
@@ -70,17 +71,6 @@ class StackConfigError(pulumi.RunError):
 
 
 
-def _check_cidr(value: str) -> str:
-    try:
-        ipaddress.ip_network(value, strict=True)
-    except ValueError:
-        raise ValueError(f"'{value}' is not a network like '10.0.0.1/32' (host bits must be zero)") from None
-    return value
-
-
-Cidr = Annotated[str, AfterValidator(_check_cidr)]
-
-
 class KubernetesSettings(Settings):
     """Where the provider sends objects: a kubeconfig context, or YAML files in a directory."""
 
@@ -90,6 +80,8 @@ class KubernetesSettings(Settings):
     # Where the API server answers, for the egress of pods that use it (Patroni, the operator's backup jobs).
     # The private ranges by default; a managed cluster with a public endpoint names its address.
     api_server_cidrs: Annotated[list[Cidr], Field(min_length=1, max_length=16)] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    # NodeLocal DNSCache's address where the cluster runs it: pods then resolve names there.
+    node_local_dns: Optional[IpAddress] = None
 
     @model_validator(mode="after")
     def _one_target(self) -> "KubernetesSettings":
@@ -133,6 +125,8 @@ class ApiSettings(Settings):
     registry: Optional[Registry] = None
     resources: Resources = make_resources("500m", "1Gi", "2", "2Gi")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    # Who may reach a NodePort or LoadBalancer Service (and the pods behind it).
+    load_balancer_source_ranges: Annotated[list[Cidr], Field(min_length=1, max_length=32)] = ["0.0.0.0/0"]
     # Wait for a LoadBalancer address on `pulumi up`; off by default as kind and bare clusters never assign one.
     await_load_balancer: bool = False
     autoscaling: Optional[AutoscalingSettings] = None
@@ -159,6 +153,9 @@ class ApiSettings(Settings):
 
 class TlsSettings(Settings):
     enabled: bool = False
+    # How cert-manager proves the host: http01 needs its solver pods reachable from the ingress controller
+    # (the NetworkPolicies allow it); dns01 needs nothing in the cluster.
+    solver: Literal["http01", "dns01"] = "http01"
     cluster_issuer: DnsLabel = "letsencrypt-prod"
     secret_name: Optional[DnsLabel] = None
 
@@ -282,6 +279,11 @@ class AppConfigSettings(Settings):
     grey_release: GreyReleaseSettings = GreyReleaseSettings()
 
 
+class MonitoringSettings(Settings):
+    # The namespace whose Prometheus scrapes the platform's metrics ports.
+    namespace: DnsLabel = "monitoring"
+
+
 class PlatformConfig(Settings):
     """Everything under the `real-estate-ai:` config namespace except the secret overrides."""
 
@@ -297,6 +299,7 @@ class PlatformConfig(Settings):
     milvus: MilvusSettings = MilvusSettings()
     app_config: AppConfigSettings = AppConfigSettings()
     backups: BackupSettings = BackupSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
 
 

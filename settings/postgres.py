@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from settings.values import (
     Bytes,
+    Cidr,
     Cron,
     DnsLabel,
     Hostname,
@@ -160,6 +161,8 @@ class OffsiteSettings(Settings):
     region: Region = "us-east-1"
     path: RepoPath = "/pgbackrest"
     uri_style: Literal["host", "path"] = "host"
+    # The store's addresses, where known: egress to off site goes there only (default: any public address).
+    cidrs: Annotated[list[Cidr], Field(max_length=32)] = []
 
     @model_validator(mode="after")
     def _complete_when_enabled(self) -> "OffsiteSettings":

@@ -6,6 +6,7 @@ Every pattern is matched against the whole value (`fullmatch`): `$` alone would 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal, Optional
 
@@ -137,6 +138,24 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _check_cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a network like '10.0.0.1/32' (host bits must be zero)") from None
+    return value
+
+
+
+
+def _check_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IP address like '169.254.20.10'") from None
+    return value
+
+
 Cpu = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu)]
 Bytes = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_bytes)]
 Image = Annotated[str, AfterValidator(_check_image)]
@@ -148,6 +167,8 @@ Registry = Annotated[str, matching(_REGISTRY_RE, "a registry path like 'registry
 Cron = Annotated[str, AfterValidator(_check_cron)]
 Text = Annotated[str, AfterValidator(_check_text)]
 Percent = Annotated[int, Field(ge=0, le=100)]
+Cidr = Annotated[str, AfterValidator(_check_cidr)]
+IpAddress = Annotated[str, AfterValidator(_check_ip)]
 Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Environment = Literal["dev", "test", "prod"]
 

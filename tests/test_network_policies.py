@@ -4,7 +4,7 @@ import pytest
 
 from components import postgres as pg
 from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs, peer_name
-from components.platform import OFFSITE_FLOWS, flows
+from components.platform import OFFSITE_WRITERS, flows
 from tests.harness import pod_labels, run_component
 
 NAMESPACE = "real-estate"
@@ -158,7 +158,7 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(prod):
 def test_only_the_backup_writers_reach_off_site_storage(prod):
     policies, pods = prod
     offsite = ({}, None, False)  # a public address outside the cluster
-    writers = {peer_name(f.source) for f in OFFSITE_FLOWS}
+    writers = {peer_name(source) for source in OFFSITE_WRITERS}
     # The repository host carries the operator's pgbackrest label too: it writes backups to repo2.
     assert writers == {"postgres", "pgbackrest", "pg-restore-drill", "pg-verify"}
     writers.add("pgbackrest-repo-host")
@@ -203,3 +203,49 @@ def test_component_renders_both_ends_of_each_flow():
     edge = rendered.find("NetworkPolicy", "allow-ingress-controller-to-a")["spec"]["ingress"][0]
     assert edge["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "edge"}
     assert edge["ports"] == [{"protocol": "TCP", "port": 80}]
+
+
+def _render_with(changes):
+    from tests.harness import decoded_config, encode_config, with_value
+    from tools.render import render
+
+    config = decoded_config("prod")
+    for path, new in changes.items():
+        config = with_value(config, path, new)
+    rendered = render("prod", encode_config(config))
+    return [o for o in rendered.objects if o["kind"] == "NetworkPolicy"], rendered
+
+
+def test_monitoring_scrapes_exactly_the_metrics_ports(prod):
+    policies, pods = prod
+    prometheus = ({"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "monitoring"}, False)
+    assert allowed(policies, prometheus, _pod(pods, "api"), 8000)
+    assert allowed(policies, prometheus, _pod(pods, "milvus"), 9091)
+    assert not allowed(policies, prometheus, _pod(pods, "milvus"), 19530)
+    assert not allowed(policies, prometheus, _pod(pods, "redis"), 6379)
+    elsewhere = ({"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "default"}, False)
+    assert not allowed(policies, elsewhere, _pod(pods, "api"), 8000)
+
+
+def test_the_ingress_controller_reaches_cert_managers_http01_solver_in_prod(prod):
+    policies, _ = prod
+    solver = ({"acme.cert-manager.io/http01-solver": "true"}, {"kubernetes.io/metadata.name": NAMESPACE}, True)
+    controller = ({"app.kubernetes.io/name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "ingress-nginx"}, False)
+    assert allowed(policies, controller, solver, 8089)
+    dns01, _ = _render_with({"ingress.tls.solver": "dns01"})
+    assert not allowed(dns01, controller, solver, 8089)
+
+
+def test_a_load_balancer_service_is_reachable_from_its_source_ranges_only():
+    policies, rendered = _render_with({"api.serviceType": "LoadBalancer", "api.loadBalancerSourceRanges": ["203.0.113.0/24"]})
+    public = next(p for p in policies if p["metadata"]["name"] == "allow-public-to-api")
+    assert public["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
+    assert rendered.find("Service", "api")["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+
+
+def test_node_local_dns_and_narrowed_offsite_egress():
+    policies, _ = _render_with({"kubernetes.nodeLocalDns": "169.254.20.10", "backups.offsite.cidrs": ["198.51.100.0/24"]})
+    dns = next(p for p in policies if p["metadata"]["name"] == "allow-dns")
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["spec"]["egress"][1]["to"]
+    offsite = next(p for p in policies if p["metadata"]["name"] == "allow-postgres-egress-offsite")
+    assert offsite["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]

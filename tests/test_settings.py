@@ -159,6 +159,13 @@ MALFORMED = [
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-11-28 10:15:00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-02-30 10:15:00+00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "old\nrepo1-path=/x"}, "real-estate-ai:postgres.restoreFrom.path"),
+    # traffic settings
+    ("kubernetes.nodeLocalDns", "169.254.20", "real-estate-ai:kubernetes.nodeLocalDns"),
+    ("ingress.tls.solver", "tls-alpn-01", "real-estate-ai:ingress.tls.solver"),
+    ("api.loadBalancerSourceRanges", ["0.0.0.0/33"], "real-estate-ai:api.loadBalancerSourceRanges[0]"),
+    ("api.loadBalancerSourceRanges", [], "real-estate-ai:api.loadBalancerSourceRanges"),
+    ("backups.offsite.cidrs", ["s3.example.com"], "real-estate-ai:backups.offsite.cidrs[0]"),
+    ("monitoring.namespace", "Monitoring", "real-estate-ai:monitoring.namespace"),
     # prod guardrails the stack file cannot switch off
     ("environment", "dev", "real-estate-ai:environment"),
     ("protectData", False, "real-estate-ai:protectData"),
