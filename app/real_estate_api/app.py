@@ -80,6 +80,11 @@ class FeedbackIn(_Body):
     actual_price: Money
 
 
+# Readiness fails only without PostgreSQL, the system of record: every write and valuation needs it. Redis is a
+# cache and Milvus has a fallback path; their outages are reported (body, dependency_up) but keep pods in service.
+READINESS_REQUIRES = frozenset({"postgres"})
+
+
 def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     metrics = Metrics()
     props = settings.properties
@@ -155,8 +160,11 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
             status[store.name] = "ok" if up else "unavailable"
             if not up:
                 failed[store.name] = result.reason if isinstance(result, DependencyUnavailable) else type(result).__name__
-        if failed:
+        if failed.keys() & READINESS_REQUIRES:
             return JSONResponse({"status": "not ready", "dependencies": status, "failed": failed}, status_code=503)
+        if failed:
+            # Serving degraded (uncached answers, no vector search) beats taking every pod out for a shared blip.
+            return {"status": "degraded", "dependencies": status, "failed": failed}
         return {"status": "ready", "dependencies": status}
 
     @app.get("/metrics")
