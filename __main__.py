@@ -6,12 +6,16 @@ import pulumi
 
 from components.platform import Platform, PlatformArgs
 from settings import load_settings
+from settings.revision import build_revision
+
+PROJECT_DIR = Path(__file__).resolve().parent
+
 
 # Validation raises before any resource is registered.
 settings = load_settings()
 platform = Platform(
     "real-estate-ai",
-    PlatformArgs(settings=settings, api_build_context=str(Path(__file__).resolve().parent / "app")),
+    PlatformArgs(settings=settings, api_build_context=str(PROJECT_DIR / "app"), revision=build_revision()),
 )
 
 pulumi.export("environment", settings.config.environment)

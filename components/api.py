@@ -53,11 +53,14 @@ class ApiArgs:
     build_context: str
     # Changes with the values behind the secretKeyRefs (env is read once, at start): the pods roll.
     secrets_checksum: pulumi.Input[str] = ""
+    # The commit the image is built from (a tag part and BUILD_REVISION in the image).
+    revision: str = "unknown"
 
 
-def image_name(settings: ApiSettings) -> str:
+def image_name(settings: ApiSettings, revision: str) -> str:
+    """One tag per build: the version and the commit it was built from."""
     repository = f"{settings.registry}/{IMAGE_REPOSITORY}" if settings.registry else IMAGE_REPOSITORY
-    return f"{repository}:{settings.version}"
+    return f"{repository}:{settings.version}-{revision}"
 
 
 class Api(pulumi.ComponentResource):
@@ -216,15 +219,18 @@ class Api(pulumi.ComponentResource):
             return pulumi.Output.from_input(s.image)
         built = docker.Image(
             IMAGE_REPOSITORY,
-            image_name=image_name(s),
+            image_name=image_name(s, args.revision),
             build=docker.DockerBuildArgs(
                 context=args.build_context,
                 dockerfile=f"{args.build_context}/Dockerfile",
-                platform="linux/amd64",
-                args={"APP_VERSION": s.version},
+                platform=s.platform,
+                args={"APP_VERSION": s.version, "BUILD_REVISION": args.revision},
             ),
-            # Without a registry the image stays local (kind: `kind load docker-image`).
+            # Without a registry the image stays local (kind: `make up` loads it into the cluster).
             skip_push=s.registry is None,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        return built.image_name
+        if s.registry is None:
+            return built.image_name
+        # Pods run exactly what was pushed: the registry's digest, never a tag that can move.
+        return built.repo_digest

@@ -99,6 +99,8 @@ class PlatformArgs:
     settings: PlatformSettings
     # The API's Docker build context (the repository's app/ directory).
     api_build_context: str
+    # The commit the API image is built from.
+    revision: str = "unknown"
 
 
 def provider_args(settings: KubernetesSettings) -> dict:
@@ -203,6 +205,7 @@ class Platform(pulumi.ComponentResource):
                 config_checksum=app_config.checksum,
                 secrets_checksum=secrets.api_checksum,
                 build_context=args.api_build_context,
+                revision=args.revision,
             ),
             # The API's readiness needs all three stores; ordering them first keeps the first rollout clean.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[postgres, redis, milvus]),

@@ -123,6 +123,8 @@ class ApiSettings(Settings):
     image: Optional[Image] = None
     # Registry to push the built image to; without one the image is built locally and not pushed.
     registry: Optional[Registry] = None
+    # The nodes' CPU architecture the built image is for.
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
     resources: Resources = make_resources("500m", "1Gi", "2", "2Gi")
     service_type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
     # Who may reach a NodePort or LoadBalancer Service (and the pods behind it).

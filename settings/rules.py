@@ -86,6 +86,11 @@ def prod_guardrails(config: "PlatformConfig") -> list[str]:
         problems.append(f"{_key('api.replicas')}: is {api.replicas}; prod needs at least 2 API replicas")
     if api.autoscaling and api.autoscaling.min_replicas < 2:
         problems.append(f"{_key('api.autoscaling.minReplicas')}: is {api.autoscaling.min_replicas}; prod keeps at least 2")
+    if api.registry is not None or api.image is None or "@sha256:" not in api.image:
+        problems.append(
+            f"{_key('api.image')}: prod deploys the image test ran, by digest (`pulumi stack output apiImage --stack test`), "
+            f"and builds nothing itself"
+        )
     if api.pod_disruption_budget_min_available is None:
         problems.append(f"{_key('api.podDisruptionBudgetMinAvailable')}: prod needs a PodDisruptionBudget for the API")
     if config.namespace.pod_security != "restricted":

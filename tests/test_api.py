@@ -15,7 +15,7 @@ SECRETS = ApiSecretRefs(
 
 def _api(**settings):
     api_settings = ApiSettings(**{"replicas": 3, "version": "2.1.0", **settings})
-    return Api("api", ApiArgs("estate", "prod", api_settings, SECRETS, "api-config", "abc123", "/src/app"))
+    return Api("api", ApiArgs("estate", "prod", api_settings, SECRETS, "api-config", "abc123", "/src/app", revision="9f8e7d6c5b4a"))
 
 
 def test_deployment_matches_the_spec():
@@ -46,18 +46,26 @@ def test_deployment_matches_the_spec():
 def test_image_is_built_from_app_and_pushed_only_with_a_registry():
     rendered, api = run_component(_api)
     (image,) = [r for r in rendered.registrations if r.type == "docker:index/image:Image"]
-    assert image.inputs["imageName"] == "real-estate-api:2.1.0"
+    # One tag per build: version and commit; the commit also reaches the image as BUILD_REVISION.
+    assert image.inputs["imageName"] == "real-estate-api:2.1.0-9f8e7d6c5b4a"
+    assert image.inputs["build"]["args"] == {"APP_VERSION": "2.1.0", "BUILD_REVISION": "9f8e7d6c5b4a"}
+    assert image.inputs["build"]["platform"] == "linux/amd64"
     assert image.inputs["skipPush"] is True
     assert image.inputs["build"]["context"] == "/src/app"
-    assert value(api.image) == "real-estate-api:2.1.0"
+    # Not pushed (kind): the local tag, loaded into the cluster by `make up`.
+    assert value(api.image) == "real-estate-api:2.1.0-9f8e7d6c5b4a"
     (container,) = containers(rendered.find("Deployment", "api"))
     assert container["imagePullPolicy"] == "IfNotPresent"
 
-    rendered, api = run_component(lambda: _api(registry="registry.example.com/estate"))
+    rendered, api = run_component(lambda: _api(registry="registry.example.com/estate", platform="linux/arm64"))
     (image,) = [r for r in rendered.registrations if r.type == "docker:index/image:Image"]
-    assert image.inputs["imageName"] == "registry.example.com/estate/real-estate-api:2.1.0"
+    assert image.inputs["imageName"] == "registry.example.com/estate/real-estate-api:2.1.0-9f8e7d6c5b4a"
+    assert image.inputs["build"]["platform"] == "linux/arm64"
     assert image.inputs.get("skipPush") in (None, False)
     (container,) = containers(rendered.find("Deployment", "api"))
+    # Pushed: the pods run the registry's digest of what was built, not a tag.
+    assert container["image"].startswith("registry.example.com/estate/real-estate-api:2.1.0-9f8e7d6c5b4a@sha256:")
+    assert value(api.image) == container["image"]
     assert container["imagePullPolicy"] == "Always"
 
 

@@ -167,6 +167,8 @@ MALFORMED = [
     ("backups.offsite.cidrs", ["s3.example.com"], "real-estate-ai:backups.offsite.cidrs[0]"),
     ("monitoring.namespace", "Monitoring", "real-estate-ai:monitoring.namespace"),
     # prod guardrails the stack file cannot switch off
+    ("api.image", "registry.example.com/real-estate-ai/real-estate-api:1.0.0", "real-estate-ai:api.image"),  # a tag can move
+    ("api.platform", "linux/386", "real-estate-ai:api.platform"),
     ("environment", "dev", "real-estate-ai:environment"),
     ("protectData", False, "real-estate-ai:protectData"),
     ("ingress.tls.enabled", False, "real-estate-ai:ingress.tls.enabled"),
@@ -313,3 +315,23 @@ def test_cpu_quantities(quantity, millicores):
 @pytest.mark.parametrize("quantity,size", [("1Gi", 2**30), ("512Mi", 512 * 2**20), ("10G", 10**10), ("100", 100)])
 def test_byte_quantities(quantity, size):
     assert byte_count(quantity) == size
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("3f2a9c1d", "3f2a9c1d"),
+    ("v1.2.3-4-gabc", "v1.2.3-4-gabc"),
+    ("abc\nrepo=x", "abcrepox"),
+    ("-leading", "leading"),
+    ("é+1", "1"),
+    ("", None),
+])
+def test_build_revision_is_safe_for_a_tag_and_a_label(monkeypatch, given, expected):
+    from settings import revision
+
+    monkeypatch.setenv("BUILD_REVISION", given)
+    result = revision.build_revision()
+    if expected is None:
+        # Falls back to the checkout's commit (or 'unknown' outside one).
+        assert result and all(c.isalnum() for c in result)
+    else:
+        assert result == expected

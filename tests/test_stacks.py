@@ -275,7 +275,9 @@ def test_stack_outputs(rendered_stacks):
     assert prod["namespace"].value == "real-estate"
     assert prod["ingressUrl"].value == "https://api.real-estate.example.com"
     assert prod["apiService"].value == "api"
-    assert prod["apiImage"].value == "registry.example.com/real-estate-ai/real-estate-api:1.0.0"
+    assert prod["apiImage"].value == "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "0" * 64
+    # test builds and pushes; what it runs is a digest, the value prod is promoted to.
+    assert "@sha256:" in rendered_stacks["test"].outputs["apiImage"].value
     assert rendered_stacks["dev"].outputs["ingressUrl"].value == "http://api.dev.real-estate.example.com"
 
 
