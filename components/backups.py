@@ -234,7 +234,7 @@ class Backups(pulumi.ComponentResource):
             [
                 # A directory mount, not subPath: a changed ConfigMap reaches the next run.
                 {"name": "pgbackrest-config", "mountPath": PGBACKREST_CONF_DIR, "readOnly": True},
-                {"name": "repo1", "mountPath": pgbackrest.REPO_MOUNT, "readOnly": True},
+                {"name": "repo1", "mountPath": pgbackrest.REPO1_PATH, "readOnly": True},
                 {"name": "backup-scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
                 *extra_mounts,
             ],

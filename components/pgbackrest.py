@@ -13,10 +13,10 @@ from typing import Optional
 
 from settings import BackupSettings, byte_count
 
-# The operator's stanza, its repository volume's mount and the path of repo1 on it (internal/pgbackrest/config.go).
+# The operator's stanza, and where repo1 lives: it mounts the claim's root at /pgbackrest/repo1 and sets
+# repo1-path to the same directory (internal/pgbackrest/reconcile.go and config.go, v3.0.0).
 STANZA = "db"
-REPO_MOUNT = "/pgbackrest"
-REPO1_PATH = f"{REPO_MOUNT}/repo1"
+REPO1_PATH = "/pgbackrest/repo1"
 OFFSITE_CIPHER = "aes-256-cbc"
 # Files in the Secret the cluster lists under spec.backups.pgbackrest.configuration (mounted in conf.d).
 OFFSITE_CONFIG_FILE = "offsite.conf"

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from settings import KubernetesSettings, PlatformConfig, PlatformSettings
+from settings.rules import operator_namespace
 from components import backups as backups_module
 from components import milvus as milvus_module
 from components import pgbackrest
@@ -155,7 +156,9 @@ class Platform(pulumi.ComponentResource):
         cluster_dependencies: list[pulumi.Resource] = []
         if c.postgres.operator.install:
             operator = PostgresOperator(
-                "postgres-operator", PostgresOperatorArgs(c.postgres.operator, ns, stack), opts=child
+                "postgres-operator",
+                PostgresOperatorArgs(c.postgres.operator, operator_namespace(c), ns_name, ns, stack),
+                opts=child,
             )
             cluster_dependencies.append(operator)
         offsite_config = None

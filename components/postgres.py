@@ -164,7 +164,8 @@ def _data_source(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
     """Bootstrap from another stack's off-site repository: same bucket and credentials, the source's path."""
     remote = pgbackrest.offsite(backups)
     source = pg.restore_from
-    options = ["--type=time", f"--target={source.target}"] if source.target else []
+    # The operator hands the options to a shell: the time's space must stay quoted.
+    options = ["--type=time", f'--target="{source.target}"'] if source.target else []
     return {
         "stanza": pgbackrest.STANZA,
         "configuration": [{"secret": {"name": offsite_secret}}],

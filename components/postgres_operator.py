@@ -1,7 +1,8 @@
 """The Percona Operator for PostgreSQL, installed from its pinned Helm chart into a namespace of its own.
 
-It watches only the platform's namespace. One operator serves a namespace: a second stack on the same
-cluster and namespace sets `postgres.operator.install: false`. Helm installs the chart's CRDs on the first
+It watches only the platform's namespace. Its namespace and Helm release are named after the platform's namespace,
+so stacks for different namespaces on one cluster each get their own (the chart's ClusterRole is named after the
+release). A stack whose namespace an existing operator already watches sets `postgres.operator.install: false`. Helm installs the chart's CRDs on the first
 install only and never upgrades them: an operator upgrade applies the new CRDs first (docs/postgres.md).
 """
 
@@ -14,7 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from settings.postgres import OperatorSettings
-from components.workload import labels
+from components.workload import labels, sha256
 
 CHART = "pg-operator"
 CHART_REPOSITORY = "https://percona.github.io/percona-helm-charts/"
@@ -22,10 +23,19 @@ CHART_REPOSITORY = "https://percona.github.io/percona-helm-charts/"
 INSTALL_TIMEOUT_SECONDS = 600
 
 
+def release_name(watch_namespace: str) -> str:
+    """A Helm release name (at most 53 characters) unique to the watched namespace."""
+    name = f"pgo-{watch_namespace}"
+    return name if len(name) <= 53 else f"{name[:44]}-{sha256(name)[:8]}"
+
+
 @dataclass
 class PostgresOperatorArgs:
     settings: OperatorSettings
-    # The namespace whose PerconaPGClusters it reconciles.
+    # Where the operator runs.
+    namespace: str
+    # The namespace whose PerconaPGClusters it reconciles (its name, and the Output that orders it first).
+    watch_namespace_name: str
     watch_namespace: pulumi.Input[str]
     stack: str
 
@@ -37,7 +47,7 @@ class PostgresOperator(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={
-                "name": s.namespace,
+                "name": args.namespace,
                 "labels": {
                     **labels("percona-postgresql-operator", args.stack, "operator"),
                     # The chart's pod is non-root, read-only, without capabilities; whether it also sets a seccomp
@@ -50,7 +60,7 @@ class PostgresOperator(pulumi.ComponentResource):
         )
         self.release = k8s.helm.v3.Release(
             f"{name}-release",
-            name="percona-postgresql-operator",
+            name=release_name(args.watch_namespace_name),
             chart=CHART,
             version=s.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),

@@ -117,3 +117,20 @@ def collide(first: str, second: str) -> bool:
     if not (a.minutes & b.minutes and a.hours & b.hours):
         return False
     return any(a.runs_on(day) and b.runs_on(day) for day in _CALENDAR)
+
+
+def starts_within(first: str, second: str, minutes: int) -> bool:
+    """True when `second` starts less than `minutes` after a start of `first` on some day (across midnight too)."""
+    a, b = parse(first), parse(second)
+    first_minutes = sorted(h * 60 + m for h in a.hours for m in a.minutes)
+    second_minutes = sorted(h * 60 + m for h in b.hours for m in b.minutes)
+    one_day = datetime.timedelta(days=1)
+    for day in _CALENDAR:
+        if not a.runs_on(day):
+            continue
+        same_day = second_minutes if b.runs_on(day) else []
+        next_day = [m + 1440 for m in second_minutes] if b.runs_on(day + one_day) else []
+        for start in first_minutes:
+            if any(0 <= later - start < minutes for later in (*same_day, *next_day)):
+                return True
+    return False

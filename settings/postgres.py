@@ -32,7 +32,8 @@ OPERATOR_VERSION = "3.0.0"
 _ROLE_RE = re.compile(r"[a-z][a-z0-9]{0,30}")
 _REGION_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+){0,5}")
 _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_REPO_PATH_RE = re.compile(r"/(?:[A-Za-z0-9._-]+/?){0,16}")
+# Segments separated by single slashes, no trailing slash: linear to match (no nested repetition to backtrack).
+_REPO_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]{1,64}){1,16}")
 
 
 def _check_bucket(value: str) -> str:
@@ -47,7 +48,21 @@ def _check_repo_path(value: str) -> str:
     return value
 
 
-RoleName = Annotated[str, matching(_ROLE_RE, "a role name: a lower-case letter, then lower-case letters and digits, at most 31")]
+# Names the operator keeps for itself: asking for `postgres` would hand the API the superuser.
+RESERVED_ROLES = frozenset({"postgres", "monitor", "pgbouncer", "replicator", "ccp_monitoring"})
+
+
+def _check_not_reserved(value: str) -> str:
+    if value in RESERVED_ROLES:
+        raise ValueError(f"'{value}' is a role the operator reserves (the superuser or its own); choose the API's own name")
+    return value
+
+
+RoleName = Annotated[
+    str,
+    matching(_ROLE_RE, "a role name: a lower-case letter, then lower-case letters and digits, at most 31"),
+    AfterValidator(_check_not_reserved),
+]
 Region = Annotated[str, matching(_REGION_RE, "a region like 'eu-central-1'")]
 Bucket = Annotated[str, AfterValidator(_check_bucket)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
@@ -56,7 +71,8 @@ RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 class OperatorSettings(Settings):
     # Install the operator (Helm chart, pinned) with this stack; off where the cluster already runs one for this namespace.
     install: bool = True
-    namespace: DnsLabel = "percona-postgresql-operator"
+    # Where it runs; unset: "<platform namespace>-pg-operator", so two stacks on one cluster never share one.
+    namespace: Optional[DnsLabel] = None
     chart_version: SemVer = OPERATOR_VERSION
 
 
@@ -174,7 +190,8 @@ class OffsiteSettings(Settings):
 class PostgresBackupSettings(Settings):
     # repo1, the repository volume in the cluster.
     full_schedule: Cron = "0 1 * * *"
-    incremental_schedule: Cron = "30 * * * *"
+    # Hourly, except in the hour after each full (a full holds pgBackRest's lock for a while).
+    incremental_schedule: Cron = "30 0,2,4-23 * * *"
     # repo2, off site: a full copy each day (WAL reaches it continuously).
     offsite_full_schedule: Cron = "0 3 * * *"
     # Our own checks against the repositories.
@@ -184,6 +201,8 @@ class PostgresBackupSettings(Settings):
     full_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Upper bound on the WAL a lost cluster can lose: PostgreSQL switches segments at least this often.
     archive_timeout_seconds: Annotated[int, Field(ge=10, le=60)] = 60
+    # No other backup may start this long after a full starts: pgBackRest runs one backup at a time.
+    full_backup_window_minutes: Annotated[int, Field(ge=1, le=720)] = 60
     # WAL that may wait for an unreachable repository before pgBackRest drops it (and alerts) instead of filling pg_wal.
     archive_push_queue_max: Bytes = "4Gi"
     repository_storage: Storage = Storage(size="50Gi")

@@ -26,6 +26,11 @@ def _key(path: str) -> str:
     return f"{PROJECT}:{path}"
 
 
+def operator_namespace(config: "PlatformConfig") -> str:
+    """Where the PostgreSQL operator runs: its own setting, or one derived from the platform's namespace."""
+    return config.postgres.operator.namespace or f"{config.namespace.name}-pg-operator"
+
+
 def max_api_pods(config: "PlatformConfig") -> int:
     api = config.api
     return max(api.replicas, api.autoscaling.max_replicas if api.autoscaling else 0)
@@ -75,6 +80,17 @@ def backup_schedules(config: "PlatformConfig") -> list[str]:
                 problems.append(
                     f"{_key(second)}: '{schedules[second]}' starts in the same minute as {first} '{schedules[first]}'; "
                     f"pgBackRest runs one backup at a time, so one of them would fail"
+                )
+    # A full runs for a while: nothing else starts within the window after it.
+    window = pg.full_backup_window_minutes
+    for full in ("backups.postgres.fullSchedule", "backups.postgres.offsiteFullSchedule"):
+        for other in keys:
+            if full not in schedules or other == full or cron.collide(schedules[full], schedules[other]):
+                continue
+            if cron.starts_within(schedules[full], schedules[other], window):
+                problems.append(
+                    f"{_key(other)}: '{schedules[other]}' starts within {window} minutes after {full} "
+                    f"'{schedules[full]}'; the full still holds pgBackRest's lock then (backups.postgres.fullBackupWindowMinutes)"
                 )
     return problems
 
@@ -135,6 +151,8 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
             f"{_key('kubernetes.renderYamlToDirectory')}: only for dev; on a stack that was deployed it replaces the "
             f"provider and deletes every object from the cluster"
         )
+    if len(operator_namespace(config)) > 63:
+        result.append(f"{_key('postgres.operator.namespace')}: '{operator_namespace(config)}' is longer than 63; set a shorter one")
     if config.ingress.tls.enabled and not config.ingress.enabled:
         result.append(f"{_key('ingress.tls.enabled')}: TLS needs ingress.enabled to be true")
     grey = config.app_config.grey_release

@@ -63,7 +63,8 @@ def test_checks_read_repo1_read_only_beside_the_repository_host(stack, rendered_
         assert volumes["repo1"]["persistentVolumeClaim"] == {"claimName": repo1_claim_name(), "readOnly": True}
         container = _job_container(cron)
         mounts = {m["name"]: m for m in container["volumeMounts"]}
-        assert mounts["repo1"] == {"name": "repo1", "mountPath": pgbackrest.REPO_MOUNT, "readOnly": True}
+        # The claim's root is the repository: the operator mounts it at /pgbackrest/repo1 and sets repo1-path there.
+        assert mounts["repo1"] == {"name": "repo1", "mountPath": "/pgbackrest/repo1", "readOnly": True}
         # pgbackrest.conf arrives as a directory (no subPath), so a changed ConfigMap reaches the next run.
         assert "subPath" not in mounts["pgbackrest-config"] and mounts["pgbackrest-config"]["mountPath"] == "/etc/pgbackrest"
         (term,) = pod["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
@@ -90,7 +91,7 @@ def test_checks_use_the_clusters_pgbackrest_options(stack, rendered_stacks):
     for job in ("pg-verify", "pg-restore-drill"):
         options = _options(_check_conf(rendered, job))
         assert {k: options[k] for k in cluster_options} == cluster_options
-        assert options["repo1-path"] == pgbackrest.REPO1_PATH
+        assert options["repo1-path"] == "/pgbackrest/repo1"
         assert ("repo2-type" in options) is _backups(stack)["offsite"]["enabled"]
 
 

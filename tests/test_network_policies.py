@@ -249,3 +249,33 @@ def test_node_local_dns_and_narrowed_offsite_egress():
     assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["spec"]["egress"][1]["to"]
     offsite = next(p for p in policies if p["metadata"]["name"] == "allow-postgres-egress-offsite")
     assert offsite["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]
+
+
+# What the operator's pods do, written down from the operator's v3.0.0 source rather than from our FLOWS list:
+# replication and Patroni between members, archive-push and backups over pgBackRest's TLS port in both
+# directions with the repository host, restores pulling from it, PgBouncer to the instances, the API through PgBouncer.
+OPERATOR_TRAFFIC = [
+    ("postgres", "postgres", 5432),
+    ("postgres", "postgres", 8008),
+    ("postgres", "pgbackrest-repo-host", 8432),
+    ("pgbackrest-repo-host", "postgres", 8432),
+    ("pgbackrest", "pgbackrest-repo-host", 8432),
+    ("pgbouncer", "postgres", 5432),
+    ("api", "pgbouncer", 5432),
+]
+
+
+@pytest.mark.parametrize("source,target,port", OPERATOR_TRAFFIC)
+def test_the_traffic_the_operator_needs_is_open(prod, source, target, port):
+    policies, pods = prod
+    assert allowed(policies, _pod(pods, source), _pod(pods, target), port)
+
+
+def test_patroni_and_backup_jobs_reach_a_private_api_server(prod):
+    policies, pods = prod
+    api_server = ({}, None, False)
+    for source in ("postgres", "pgbackrest"):
+        policy = next(p for p in policies if p["metadata"]["name"] == f"allow-{source}-egress-api-server")
+        assert _matches(policy["spec"]["podSelector"], pods[source])
+        assert {"ipBlock": {"cidr": "10.0.0.0/8"}} in policy["spec"]["egress"][0]["to"]
+    assert not allowed(policies, _pod(pods, "api"), api_server, 6443)

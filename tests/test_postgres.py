@@ -147,7 +147,9 @@ def test_the_operator_is_installed_pinned_and_scoped(stack, rendered_stacks):
     assert release.inputs["repositoryOpts"]["repo"] == "https://percona.github.io/percona-helm-charts/"
     namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
     assert release.inputs["values"]["watchNamespace"] == namespace
-    assert release.inputs["namespace"] == "percona-postgresql-operator"
+    # Named after the platform's namespace: stacks for two namespaces on one cluster never share (or clash on) one.
+    assert release.inputs["namespace"] == f"{namespace}-pg-operator"
+    assert release.inputs["name"] == f"pgo-{namespace}"
     # The cluster waits for the operator (and its CRDs).
     cluster = rendered.registration("PerconaPGCluster", "postgres")
     assert cluster.parent.endswith("Postgres::postgres")
@@ -157,7 +159,7 @@ def test_a_cluster_that_already_runs_the_operator_installs_none():
     config = encode_config(with_value(decoded_config("dev"), "postgres.operator.install", False))
     rendered = render("dev", config)
     assert not [r for r in rendered.registrations if r.type == RELEASE]
-    assert not [o for o in rendered.objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "percona-postgresql-operator"]
+    assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] == "Namespace"] == ["real-estate-dev"]
     assert rendered.find("PerconaPGCluster", "postgres")
 
 
@@ -207,8 +209,17 @@ def test_a_new_cluster_can_start_from_another_stacks_offsite_repository():
     assert source["repo"] == {"name": "repo2", "s3": {"bucket": "real-estate-backups-prod", "endpoint": "s3.eu-central-1.example.com",
                                                       "region": "eu-central-1"}}
     assert source["global"]["repo2-path"] == "/prod-old" and source["global"]["repo2-cipher-type"] == "aes-256-cbc"
-    assert source["options"] == ["--type=time", "--target=2026-11-28 10:15:00+00"]
+    # Quoted for the shell the operator runs pgbackrest in.
+    assert source["options"] == ["--type=time", '--target="2026-11-28 10:15:00+00"']
     # The source's credentials and passphrase: the same Secret the new cluster writes its own backups with.
     assert source["configuration"] == [{"secret": {"name": OFFSITE_SECRET}}]
     assert "p" * 40 in rendered.find("Secret", OFFSITE_SECRET)["stringData"][pgbackrest.OFFSITE_CONFIG_FILE]
     assert "dataSource" not in _cluster(render("prod"))["spec"]
+
+
+def test_a_long_namespace_still_gets_a_valid_release_name():
+    from components.postgres_operator import release_name
+
+    long = "n" * 63
+    assert len(release_name(long)) == 53 and release_name(long) != release_name("n" * 62)
+    assert release_name("real-estate") == "pgo-real-estate"

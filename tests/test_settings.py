@@ -119,6 +119,11 @@ MALFORMED = [
     ("postgres.pgbouncer.poolMode", "statement", "real-estate-ai:postgres.pgbouncer.poolMode"),
     ("postgres.user", "real_estate", "real-estate-ai:postgres.user"),
     ("postgres.user", "Admin", "real-estate-ai:postgres.user"),
+    ("postgres.user", "postgres", "real-estate-ai:postgres.user"),  # the superuser
+    ("backups.offsite.path", "/" + "a" * 40 + "!", "real-estate-ai:backups.offsite.path"),  # no catastrophic backtracking
+    ("backups.offsite.path", "/prod/", "real-estate-ai:backups.offsite.path"),
+    ("backups.postgres.incrementalSchedule", "30 * * * *", "real-estate-ai:backups.postgres.incrementalSchedule"),  # 01:30, in the full's hour
+    ("backups.postgres.fullBackupWindowMinutes", 0, "real-estate-ai:backups.postgres.fullBackupWindowMinutes"),
     ("postgres.version", 16, "real-estate-ai:postgres"),  # the image is 17
     ("postgres.version", 14, "real-estate-ai:postgres.version"),
     ("postgres.maxConnections", 24, "real-estate-ai:postgres.maxConnections"),
@@ -127,6 +132,7 @@ MALFORMED = [
     ("postgres.operator.namespace", "Operators", "real-estate-ai:postgres.operator.namespace"),
     ("backups.postgres.incrementalSchedule", "0 1 * * *", "real-estate-ai:backups.postgres.incrementalSchedule"),
     ("backups.postgres.offsiteFullSchedule", "0 */1 * * *", "real-estate-ai:backups.postgres.offsiteFullSchedule"),
+    ("backups.postgres.offsiteFullSchedule", "30 0 * * *", "real-estate-ai:backups.postgres.fullSchedule"),  # full 30 min later
     ("backups.postgres.fullRetentionDays", 29, "real-estate-ai:backups.postgres.fullRetentionDays"),
     ("backups.postgres.archivePushQueueMax", "51Gi", "real-estate-ai:backups.postgres.archivePushQueueMax"),
     ("backups.postgres.archivePushQueueMax", "32Mi", "real-estate-ai:backups.postgres"),
@@ -284,7 +290,7 @@ ACCEPTED = [
     ("api.resources.requests.cpu", 0.5),
     ("backups.postgres.restoreDrillSchedule", "45 5 * * SUN"),
     ("backups.postgres.verifySchedule", "15 5 * JAN-DEC MON-FRI"),
-    ("backups.postgres.incrementalSchedule", "30 0,2-23 * * *"),
+    ("backups.postgres.incrementalSchedule", "45 0,2,4-23 * * *"),
     ("redis.image", "redis:7"),
     ("milvus.etcd.image", "registry.example.com:5000/etcd:3.5"),
     ("api.version", "1.2.0-rc.1"),

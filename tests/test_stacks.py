@@ -243,7 +243,7 @@ def test_environment_shapes(rendered_stacks):
 @pytest.mark.parametrize("stack,protected", [("dev", False), ("test", True), ("prod", True)])
 def test_stateful_data_protection(stack, protected, rendered_stacks):
     rendered = rendered_stacks[stack]
-    operator_namespace = "percona-postgresql-operator"
+    operator_namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"] + "-pg-operator"
     stateful = [
         r for r in rendered.registrations
         if r.inputs.get("kind") in ("StatefulSet", "PersistentVolumeClaim", "Namespace", "PerconaPGCluster")

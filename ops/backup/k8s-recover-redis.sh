@@ -15,13 +15,25 @@ if [[ -n "$snapshot" && ! "$snapshot" =~ ^dump-[0-9]{8}T[0-9]{6}Z\.rdb\.gz$ ]]; 
   exit 2
 fi
 k() { kubectl --namespace "$namespace" "$@"; }
+# Waits for a Job to succeed; returns 1 as soon as it has failed (kubectl wait --for=complete would sit out the timeout).
+wait_job() {
+  local job="$1" deadline=$(( $(date +%s) + $2 )) succeeded failed
+  while (( $(date +%s) < deadline )); do
+    succeeded=$(k get "job/$job" -o jsonpath='{.status.succeeded}')
+    failed=$(k get "job/$job" -o jsonpath='{.status.failed}')
+    [[ "${succeeded:-0}" -ge 1 ]] && return 0
+    [[ "${failed:-0}" -ge 1 ]] && return 1
+    sleep "${JOB_POLL_SECONDS:-5}"
+  done
+  return 1
+}
 stamp=$(date -u +%Y%m%d%H%M%S)
 
 k create configmap redis-restore-source --from-literal=path="/backups/${snapshot}" --dry-run=client -o yaml | k apply -f - >/dev/null
 k scale statefulset/redis --replicas=0
 k wait --for=delete pod/redis-0 --timeout=10m || true
 k create job "redis-restore-$stamp" --from=cronjob/redis-restore
-if ! k wait --for=condition=complete "job/redis-restore-$stamp" --timeout=1h; then
+if ! wait_job "redis-restore-$stamp" 3600; then
   k logs "job/redis-restore-$stamp" --tail=50 >&2 || true
   echo "k8s-recover-redis: the restore job failed; Redis is left stopped (statefulset/redis at 0 replicas)" >&2
   exit 1

@@ -27,7 +27,8 @@ case "${1:-}" in
     mb create -n "$name" >&2 || { report create failed "$name"; exit 1; }
     # Names sort by time: everything before the cutoff, and only what this script named, goes.
     cutoff="daily_$(date -u -d "@$(( $(date +%s) - days * 86400 ))" +%Y%m%d%H%M%S)"
-    listing=$(mb list) || { report create failed "$name" ',"step":"list"'; exit 1; }
+    # The tool prints the names with cobra's Println, which writes to stderr.
+    listing=$(mb list 2>&1) || { report create failed "$name" ',"step":"list"'; exit 1; }
     deleted=0
     for old in $(printf '%s\n' "$listing" | grep -E '^daily_[0-9]{14}$' || true); do
       if [ "$old" \< "$cutoff" ] && [ "$old" != "$name" ]; then
@@ -39,8 +40,10 @@ case "${1:-}" in
     ;;
   restore)
     name="${2:-}"
-    printf '%s' "$name" | grep -Eq '^[A-Za-z0-9_-]{1,128}$' \
-      || { echo "milvus-backup: restore needs a backup name (milvus-backup list shows them)" >&2; exit 2; }
+    case "$name" in
+      ''|*[!A-Za-z0-9_-]*) echo "milvus-backup: restore needs a backup name (milvus-backup list shows them)" >&2; exit 2 ;;
+    esac
+    [ "${#name}" -le 128 ] || { echo "milvus-backup: restore needs a backup name (milvus-backup list shows them)" >&2; exit 2; }
     mb restore -n "$name" --rebuild_index >&2 || { report restore failed "$name"; exit 1; }
     report restore ok "$name"
     ;;

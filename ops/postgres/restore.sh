@@ -40,15 +40,19 @@ if [[ "$mode" == time ]]; then
     || { echo "restore: --time '$target' is not a time like '2026-11-28 10:15:00+00'" >&2; exit 2; }
   target_epoch=$(date -u -d "$target" +%s 2>/dev/null) || { echo "restore: --time '$target' is not a valid time" >&2; exit 2; }
   (( target_epoch <= $(date -u +%s) )) || { echo "restore: --time '$target' is in the future" >&2; exit 2; }
-  options="[\"--type=time\", \"--target=$target\"]"
+  # The operator runs `pgbackrest restore <options>` through a shell: the time's space must stay quoted.
+  options="[\"--type=time\", '--target=\"$target\"']"
 fi
 
 k() { kubectl --namespace "$namespace" "$@"; }
 
 k get perconapgcluster "$cluster" -o name >/dev/null || fail "no PerconaPGCluster '$cluster' in namespace '$namespace'"
-running=$(k get perconapgrestore -o jsonpath='{range .items[*]}{.spec.pgCluster}={.status.state}{"\n"}{end}' \
-  | grep -E "^${cluster}=(Starting|Running)$" || true)
-[[ -z "$running" ]] || fail "a restore of '$cluster' is already running; wait for it (kubectl get perconapgrestore -n $namespace)"
+# A restore the operator has not picked up yet has no state: it counts as running too.
+restores=$(k get perconapgrestore -o jsonpath='{range .items[*]}{.spec.pgCluster}={.status.state}{"\n"}{end}') \
+  || fail "could not list the restores in '$namespace'"
+if grep -Eq "^${cluster}=(|Starting|Running)$" <<<"$restores"; then
+  fail "a restore of '$cluster' is already running; wait for it (kubectl get perconapgrestore -n $namespace)"
+fi
 
 name="restore-$(date -u +%Y%m%d%H%M%S)"
 echo "restore: $name: $cluster from $repo to ${target:-the latest archived WAL}"
@@ -84,6 +88,7 @@ while [[ "$(k get perconapgcluster "$cluster" -o jsonpath='{.status.state}')" !=
 done
 primary=$(k get pod -l "postgres-operator.crunchydata.com/cluster=$cluster,postgres-operator.crunchydata.com/role=primary" -o name)
 [[ -n "$primary" ]] || fail "cluster '$cluster' has no primary after the restore"
+[[ "$primary" != *$'\n'* ]] || fail "cluster '$cluster' reports more than one primary: $(tr '\n' ' ' <<<"$primary")"
 in_recovery=$(k exec "$primary" -c database -- psql -XAtq -c 'SELECT pg_is_in_recovery()')
 [[ "$in_recovery" == f ]] || fail "the primary ${primary#pod/} is still in recovery"
 echo "restore: $cluster restored from $repo to ${target:-latest}; primary ${primary#pod/} accepts writes"

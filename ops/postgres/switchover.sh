@@ -33,7 +33,8 @@ echo "switchover: asked the operator to move the primary away from ${before#pod/
 deadline=$(( $(date +%s) + timeout ))
 while :; do
   after=$(k get pod -l "$selector" -o name)
-  [[ -n "$after" && "$after" != "$before" ]] && break
+  # Exactly one primary, and not the old one (two labelled pods mean Patroni is still moving).
+  [[ -n "$after" && "$after" != *$'\n'* && "$after" != "$before" ]] && break
   (( $(date +%s) < deadline )) || fail "the primary is still ${before#pod/} after ${timeout}s"
   sleep "${SWITCHOVER_POLL_SECONDS:-2}"
 done

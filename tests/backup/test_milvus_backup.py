@@ -12,10 +12,11 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "backup" / "milvus-backup.sh"
 
 FAKE = """#!/bin/sh
-# Logs every call; `list` prints $FAKE_DIR/list; FAKE_FAIL names a subcommand that fails.
+# Logs every call; `list` prints $FAKE_DIR/list as the real tool does (a banner on stdout, the names through
+# cobra's Println, i.e. on stderr); FAKE_FAIL names a subcommand that fails.
 echo "$*" >> "$FAKE_DIR/calls"
 [ "$1" = "${FAKE_FAIL:-none}" ] && { echo "fake: $1 failed" >&2; exit 1; }
-[ "$1" = list ] && { echo ">> Backups:"; cat "$FAKE_DIR/list"; }
+[ "$1" = list ] && { echo "milvus-backup v0.5.16"; { echo ">> Backups:"; cat "$FAKE_DIR/list"; } >&2; }
 exit 0
 """
 
@@ -71,6 +72,7 @@ def test_a_failed_backup_deletes_nothing(tool):
     (["create"], {"RETENTION_DAYS": "0"}, "RETENTION_DAYS must be at least 1"),
     (["restore"], {}, "restore needs a backup name"),
     (["restore", "x; rm -rf /"], {}, "restore needs a backup name"),
+    (["restore", "daily_1\nother"], {}, "restore needs a backup name"),
     (["weekly"], {}, "usage:"),
 ])
 def test_bad_requests_are_refused_before_the_tool_runs(tool, args, env, message):

@@ -2,7 +2,8 @@
 """A stand-in for kubectl on PATH: answers from files in $FAKE_KUBE and logs every call. Never talks to a cluster.
 
 Files: cluster (absent: no such PerconaPGCluster), restores (the list answer), states (restore states, one
-per call, the last repeats), primaries (primary pod per call, the last repeats), replicas, in_recovery.
+per call, the last repeats), primaries (primary pod per call, the last repeats), replicas, in_recovery,
+job_succeeded / job_failed (a Job's status counts).
 """
 
 import os
@@ -32,7 +33,13 @@ def pop(name: str, default: str = "") -> str:
 
 verb = args[0]
 joined = " ".join(args)
-if verb == "apply":
+if verb == "create" and args[1] == "configmap":
+    print("apiVersion: v1\nkind: ConfigMap")
+elif verb in ("create", "scale", "wait", "rollout", "logs"):
+    pass
+elif verb == "get" and args[1].startswith("job/"):
+    print(read("job_succeeded") if "succeeded" in joined else read("job_failed"), end="")
+elif verb == "apply":
     (state / "applied.yaml").write_text(sys.stdin.read())
 elif verb == "annotate":
     pass
@@ -49,7 +56,8 @@ elif verb == "get" and args[1] == "perconapgrestore":
     else:
         print(pop("states", "Running"), end="")
 elif verb == "get" and args[1] == "pod":
-    print(pop("primaries") if "role=primary" in joined else read("replicas"))
+    # A line of primaries may name several pods (space-separated), as a list answer would.
+    print(pop("primaries").replace(" ", "\n") if "role=primary" in joined else read("replicas"))
 else:
     print(f"fake kubectl: unexpected call {joined}", file=sys.stderr)
     sys.exit(3)

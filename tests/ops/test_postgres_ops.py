@@ -11,6 +11,7 @@ import yaml
 from tests.crd_schemas import errors
 
 OPS = Path(__file__).resolve().parents[2] / "ops" / "postgres"
+BACKUP_OPS = OPS.parent / "backup"
 FAKE = Path(__file__).resolve().parent / "fake_kubectl.py"
 
 
@@ -28,7 +29,9 @@ def kube(tmp_path):
             (state / name).write_text(text)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_KUBE": str(state),
                "RESTORE_POLL_SECONDS": "0", "SWITCHOVER_POLL_SECONDS": "0"}
-        return subprocess.run([str(OPS / script), *args], capture_output=True, text=True, env=env, timeout=60)
+        env["JOB_POLL_SECONDS"] = "0"
+        path = OPS / script if (OPS / script).exists() else BACKUP_OPS / script
+        return subprocess.run([str(path), *args], capture_output=True, text=True, env=env, timeout=60)
 
     run.state = state
     return run
@@ -58,7 +61,8 @@ def test_point_in_time_restore_from_the_offsite_repository(kube):
                   states="Succeeded\n", primaries="pod/p-0\n")
     assert result.returncode == 0, result.stderr
     assert _applied(kube)["spec"] == {
-        "pgCluster": "postgres", "repoName": "repo2", "options": ["--type=time", "--target=2026-11-28 10:15:00+00"],
+        # Quoted: the operator passes the options through a shell (`bash -c "pgbackrest restore ${opts}"`).
+        "pgCluster": "postgres", "repoName": "repo2", "options": ["--type=time", '--target="2026-11-28 10:15:00+00"'],
     }
 
 
@@ -85,10 +89,16 @@ def test_bad_arguments_are_refused_before_anything_is_applied(kube, args, messag
     assert not (kube.state / "applied.yaml").exists()
 
 
-def test_a_second_restore_is_refused_while_one_runs(kube):
-    result = kube("restore.sh", "real-estate", "--latest", restores="postgres=Running\n")
+@pytest.mark.parametrize("restores", ["postgres=Running\n", "other=Succeeded\npostgres=\n"])
+def test_a_second_restore_is_refused_while_one_runs_or_waits(kube, restores):
+    result = kube("restore.sh", "real-estate", "--latest", restores=restores)
     assert result.returncode == 1 and "already running" in result.stderr
     assert not (kube.state / "applied.yaml").exists()
+
+
+def test_two_primaries_after_a_restore_fail_the_verification(kube):
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/a-0 pod/b-0\n")
+    assert result.returncode == 1 and "more than one primary" in result.stderr
 
 
 def test_a_missing_cluster_is_named(kube):
@@ -119,3 +129,12 @@ def test_switchover_without_a_replica_is_refused(kube):
 def test_switchover_that_never_happens_times_out(kube):
     result = kube("switchover.sh", "real-estate", "--timeout", "1", primaries="pod/a-0\n", replicas="pod/b-0\n")
     assert result.returncode == 1 and "still a-0" in result.stderr
+
+
+@pytest.mark.parametrize("script,args", [("k8s-recover-milvus.sh", ["real-estate", "daily_20261128030000"]),
+                                         ("k8s-recover-redis.sh", ["real-estate"])])
+def test_recovery_jobs_that_fail_are_reported_at_once(kube, script, args):
+    result = kube(script, *args, job_succeeded="", job_failed="1")
+    assert result.returncode == 1 and "failed" in result.stderr
+    ok = kube(script, *args, job_succeeded="1", job_failed="")
+    assert ok.returncode == 0, ok.stderr
