@@ -37,8 +37,13 @@ define require_pulumi
 		exit 1; }
 endef
 
+# The commit the API image is built from: the same value for the kind load and for Pulumi's build.
+BUILD_REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+export BUILD_REVISION
+
 up: venv
 	$(require_pulumi)
+	PYTHON=$(PY) ops/dev/kind-load-api.sh $(STACK)
 	pulumi login --local
 	pulumi stack select $(STACK) --create --secrets-provider passphrase
 	pulumi up --stack $(STACK)
