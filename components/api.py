@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from settings import ApiSettings
 from components.workload import (
+    account_node_disk,
     SecretKeyRef,
     container_security_context,
     empty_dir,
@@ -144,7 +145,7 @@ class Api(pulumi.ComponentResource):
                             "prometheus.io/path": "/metrics",
                         },
                     },
-                    "spec": {
+                    "spec": account_node_disk({
                         "serviceAccountName": NAME,
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
@@ -157,7 +158,7 @@ class Api(pulumi.ComponentResource):
                             {"name": "config", "configMap": {"name": args.config_map_name}},
                             empty_dir("tmp", "64Mi"),
                         ],
-                    },
+                    }),
                 },
             },
             opts=deployment_opts,

@@ -26,6 +26,7 @@ from components.secrets import S3Credentials
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from components.stateful import StatefulService
 from components.workload import (
+    account_node_disk,
     SecretKeyRef,
     claim_spec,
     container_security_context,
@@ -182,6 +183,8 @@ class Backups(pulumi.ComponentResource):
         }
 
     def _job_spec(self, pod: dict, deadline: int, backoff: int = 1) -> dict:
+        # The pod is final here (resources included): account the node disk it writes.
+        account_node_disk(pod["spec"])
         return {"backoffLimit": backoff, "activeDeadlineSeconds": deadline, "template": pod}
 
     def _cron(self, name: str, schedule: str, pod: dict, deadline: int, backoff: int = 1, suspend: bool = False) -> k8s.batch.v1.CronJob:

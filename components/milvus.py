@@ -14,6 +14,7 @@ from components import object_store as object_store_module
 from components.object_store import ObjectStoreArgs, object_store
 from components.secrets import S3Credentials
 from components.workload import (
+    account_node_disk,
     claim_spec,
     container_security_context,
     empty_dir,
@@ -211,7 +212,7 @@ class Milvus(pulumi.ComponentResource):
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": meta_labels, "annotations": {"real-estate-ai/secrets-checksum": a.user_config_checksum}},
-                    "spec": {
+                    "spec": account_node_disk({
                         "serviceAccountName": NAME,
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
@@ -223,7 +224,7 @@ class Milvus(pulumi.ComponentResource):
                             {"name": "user-config", "secret": {"secretName": a.user_config_secret}},
                             empty_dir("tmp", "256Mi"),
                         ],
-                    },
+                    }),
                 },
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from settings import Storage
-from components.workload import labels, pod_security_context, selector_labels, volume_claim_template
+from components.workload import account_node_disk, labels, pod_security_context, selector_labels, volume_claim_template
 
 
 @dataclass
@@ -79,7 +79,7 @@ class StatefulService:
                 "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
                 "template": {
                     "metadata": {"labels": meta_labels, "annotations": args.pod_annotations},
-                    "spec": {
+                    "spec": account_node_disk({
                         "serviceAccountName": args.name,
                         "automountServiceAccountToken": False,
                         "enableServiceLinks": False,
@@ -87,7 +87,7 @@ class StatefulService:
                         "terminationGracePeriodSeconds": args.termination_grace_seconds,
                         "containers": [container, *args.sidecars],
                         "volumes": args.extra_volumes,
-                    },
+                    }),
                 },
                 # volumeClaimTemplates cannot change on an existing StatefulSet: only labels that never change
                 # (no version) go in, and the size is changed on the claims themselves (README: storage changes).

@@ -159,3 +159,29 @@ def byte_count_to_redis(quantity: str) -> str:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# The container's own writable layer and its logs, on top of the scratch volumes it mounts.
+_LAYER_AND_LOGS = 64 * 2**20
+# Room above the request before the kubelet evicts the pod.
+_HEADROOM = 256 * 2**20
+
+
+def _mebibytes(count: int) -> str:
+    return f"{-(-count // 2**20)}Mi"
+
+
+def account_node_disk(pod_spec: dict) -> dict:
+    """Request the node disk a pod writes (its emptyDir scratch volumes, its layer and logs), so the scheduler
+    places it where that room exists and the kubelet's eviction has a budget to compare against."""
+    scratch = {
+        v["name"]: byte_count(v["emptyDir"].get("sizeLimit", "0"))
+        for v in pod_spec.get("volumes", [])
+        if "emptyDir" in v and v["emptyDir"].get("medium") != "Memory"
+    }
+    for container in [*pod_spec.get("initContainers", []), *pod_spec.get("containers", [])]:
+        written = _LAYER_AND_LOGS + sum(scratch.get(m["name"], 0) for m in container.get("volumeMounts", []))
+        resources = container.setdefault("resources", {})
+        resources.setdefault("requests", {})["ephemeral-storage"] = _mebibytes(written)
+        resources.setdefault("limits", {})["ephemeral-storage"] = _mebibytes(written + _HEADROOM)
+    return pod_spec

@@ -26,7 +26,11 @@ def test_deployment_matches_the_spec():
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     (container,) = containers(deployment)
     assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
-    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert container["resources"] == {
+        # ephemeral-storage: the 64Mi /tmp scratch volume plus the layer and logs (64Mi), and headroom in the limit.
+        "requests": {"cpu": "500m", "memory": "1Gi", "ephemeral-storage": "128Mi"},
+        "limits": {"cpu": "2", "memory": "2Gi", "ephemeral-storage": "384Mi"},
+    }
     assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert (container["livenessProbe"]["initialDelaySeconds"], container["livenessProbe"]["periodSeconds"]) == (30, 10)

@@ -320,3 +320,18 @@ def test_one_shot_jobs_never_block_a_later_up(stack, rendered_stacks):
         annotations = job["metadata"]["annotations"]
         assert annotations["pulumi.com/replaceUnready"] == "true", job["metadata"]["name"]
         assert int(annotations["pulumi.com/timeoutSeconds"]) >= job["spec"]["activeDeadlineSeconds"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_pods_request_the_node_disk_they_write(stack, rendered_stacks):
+    checked = 0
+    for workload in (o for o in rendered_stacks[stack].objects if pod_spec(o)):
+        pod = pod_spec(workload)
+        scratch = {v["name"]: byte_count(v["emptyDir"]["sizeLimit"]) for v in pod.get("volumes", []) if "emptyDir" in v}
+        for container in containers(workload):
+            mounted = sum(scratch.get(m["name"], 0) for m in container.get("volumeMounts", []))
+            requested = byte_count(container["resources"]["requests"]["ephemeral-storage"])
+            assert requested >= mounted, (workload["metadata"]["name"], container["name"])
+            assert byte_count(container["resources"]["limits"]["ephemeral-storage"]) > requested
+            checked += 1
+    assert checked >= 8
