@@ -215,7 +215,8 @@ class BackupStorageSettings(Settings):
 class RedisBackupSettings(Settings):
     schedule: Cron = "15 * * * *"
     retention_days: Annotated[int, Field(ge=1, le=365)] = 7
-    storage: Storage = Storage(size="10Gi")
+    # 169 hourly snapshots of up to a quarter of the default maxmemory (settings/rules.py: redis_backup_room).
+    storage: Storage = Storage(size="16Gi")
 
 
 class MilvusBackupSettings(Settings):

@@ -95,6 +95,27 @@ def backup_schedules(config: "PlatformConfig") -> list[str]:
     return problems
 
 
+# A gzipped RDB snapshot is assumed to be at most this fraction of Redis' maxmemory (RDB is denser than memory,
+# and gzip halves it again); measure and lower backups.redis.storage where the data compresses better.
+SNAPSHOT_FRACTION_OF_MAXMEMORY = 4
+
+
+def redis_backup_room(config: "PlatformConfig") -> list[str]:
+    """The snapshot volume must hold every snapshot the retention keeps, plus the one being written."""
+    r = config.backups.redis
+    schedule = cron.parse(r.schedule)
+    per_day = len(schedule.hours) * len(schedule.minutes)
+    snapshots = per_day * r.retention_days + 1
+    needed = snapshots * byte_count(config.redis.maxmemory) // SNAPSHOT_FRACTION_OF_MAXMEMORY
+    if byte_count(r.storage.size) < needed:
+        return [
+            f"{_key('backups.redis.storage.size')}: {r.storage.size} cannot hold {snapshots} snapshots "
+            f"({per_day} a day for {r.retention_days} days, plus one being written) of up to a quarter of "
+            f"redis.maxmemory {config.redis.maxmemory} each; it needs at least {-(-needed // 2**30)}Gi"
+        ]
+    return []
+
+
 def prod_guardrails(config: "PlatformConfig") -> list[str]:
     problems = []
     api, pg = config.api, config.postgres
@@ -163,6 +184,8 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
             f"{_key('redis.maxmemory')}: {config.redis.maxmemory} must be below redis.resources.limits.memory "
             f"{config.redis.resources.limits.memory}, or Redis is OOM-killed before it evicts"
         )
+    if config.backups.enabled:
+        result += redis_backup_room(config)
     queue = byte_count(config.backups.postgres.archive_push_queue_max)
     if config.backups.enabled and queue * 2 > byte_count(config.postgres.storage.size):
         result.append(
