@@ -10,6 +10,7 @@ import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 
 from settings import ApiSettings
+from components.component import Component
 from components.workload import (
     account_node_disk,
     SecretKeyRef,
@@ -64,12 +65,12 @@ def image_name(settings: ApiSettings, revision: str) -> str:
     return f"{repository}:{settings.version}-{revision}"
 
 
-class Api(pulumi.ComponentResource):
+class Api(Component):
     image: pulumi.Output[str]
     service_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:api:Api", name, None, opts)
+        super().__init__("real-estate-ai:api:Api", name, opts)
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         self.image = self._image(args)
@@ -77,7 +78,7 @@ class Api(pulumi.ComponentResource):
         selector = selector_labels(NAME, args.stack)
 
         k8s.core.v1.ServiceAccount(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
             automount_service_account_token=False,
             opts=child,
@@ -127,7 +128,7 @@ class Api(pulumi.ComponentResource):
             ignore_changes=["spec.replicas"] if s.autoscaling else None,
         )
         self.deployment = k8s.apps.v1.Deployment(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
             spec={
                 "replicas": s.autoscaling.min_replicas if s.autoscaling else s.replicas,
@@ -167,7 +168,7 @@ class Api(pulumi.ComponentResource):
         if s.service_type == "LoadBalancer" and not s.await_load_balancer:
             service_annotations["pulumi.com/skipAwait"] = "true"
         service = k8s.core.v1.Service(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": service_annotations},
             spec={
                 "type": s.service_type,
@@ -182,7 +183,7 @@ class Api(pulumi.ComponentResource):
 
         if s.pod_disruption_budget_min_available is not None:
             k8s.policy.v1.PodDisruptionBudget(
-                NAME,
+                self.child_name(NAME),
                 metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
                 spec={
                     "minAvailable": s.pod_disruption_budget_min_available,
@@ -194,7 +195,7 @@ class Api(pulumi.ComponentResource):
             )
         if s.autoscaling:
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                NAME,
+                self.child_name(NAME),
                 metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
                 spec={
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.deployment.metadata.name},
@@ -219,7 +220,7 @@ class Api(pulumi.ComponentResource):
         if s.image:
             return pulumi.Output.from_input(s.image)
         built = docker.Image(
-            IMAGE_REPOSITORY,
+            self.child_name(IMAGE_REPOSITORY),
             image_name=image_name(s, args.revision),
             build=docker.DockerBuildArgs(
                 context=args.build_context,

@@ -15,6 +15,7 @@ import pulumi_kubernetes as k8s
 
 from settings import AppConfigSettings
 from components.workload import labels
+from components.component import Component
 
 CONFIG_MAP_NAME = "api-config"
 PROPERTIES_FILE = "app.properties"
@@ -49,16 +50,16 @@ class AppConfigArgs:
     settings: AppConfigSettings
 
 
-class AppConfig(pulumi.ComponentResource):
+class AppConfig(Component):
     config_map_name: pulumi.Output[str]
     checksum: str
 
     def __init__(self, name: str, args: AppConfigArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:app_config:AppConfig", name, None, opts)
+        super().__init__("real-estate-ai:app_config:AppConfig", name, opts)
         properties = render_properties(args.settings, args.version, args.environment)
         self.checksum = hashlib.sha256(properties.encode()).hexdigest()
         config_map = k8s.core.v1.ConfigMap(
-            CONFIG_MAP_NAME,
+            self.child_name(CONFIG_MAP_NAME),
             metadata={
                 "name": CONFIG_MAP_NAME,
                 "namespace": args.namespace,

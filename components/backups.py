@@ -25,6 +25,7 @@ from components.object_store import ObjectStoreArgs, object_store
 from components.secrets import S3Credentials
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from components.stateful import StatefulService
+from components.component import Component
 from components.workload import (
     account_node_disk,
     SecretKeyRef,
@@ -125,20 +126,20 @@ class BackupsArgs:
     offsite_secret: Optional[pulumi.Input[str]] = None
 
 
-class Backups(pulumi.ComponentResource):
+class Backups(Component):
     def __init__(self, name: str, args: BackupsArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:backups:Backups", name, None, opts)
+        super().__init__("real-estate-ai:backups:Backups", name, opts)
         self._args = args
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         k8s.core.v1.ServiceAccount(
-            SERVICE_ACCOUNT,
+            self.child_name(SERVICE_ACCOUNT),
             metadata=self._meta(SERVICE_ACCOUNT, "backup"),
             automount_service_account_token=False,
             opts=child,
         )
         self.scripts_config_map_name = k8s.core.v1.ConfigMap(
-            "backup-scripts",
+            self.child_name("backup-scripts"),
             metadata=self._meta("backup-scripts", "backup"),
             data={p.name: p.read_text() for p in sorted(SCRIPTS_SOURCE.glob("*.sh"))},
             opts=child,
@@ -189,7 +190,7 @@ class Backups(pulumi.ComponentResource):
 
     def _cron(self, name: str, schedule: str, pod: dict, deadline: int, backoff: int = 1, suspend: bool = False) -> k8s.batch.v1.CronJob:
         return k8s.batch.v1.CronJob(
-            name,
+            self.child_name(name),
             metadata=self._meta(name, "backup", pod["metadata"]["labels"]["app.kubernetes.io/name"]),
             spec={
                 "schedule": schedule,
@@ -226,7 +227,7 @@ class Backups(pulumi.ComponentResource):
         """A pod on the repository host's node with repo1 mounted read-only: it reads backups, never writes them."""
         a = self._args
         config = k8s.core.v1.ConfigMap(
-            f"{pod_name}-pgbackrest",
+            self.child_name(f"{pod_name}-pgbackrest"),
             metadata=self._meta(f"{pod_name}-pgbackrest", "backup", pod_name),
             data={"pgbackrest.conf": pgbackrest.job_conf(a.settings, f"{DRILL_DIR}/pgdata")},
             opts=pulumi.ResourceOptions(parent=self),
@@ -298,7 +299,7 @@ class Backups(pulumi.ComponentResource):
     def _restore_source(self, name: str, key: str, default: str) -> pulumi.Output[str]:
         """The ConfigMap the recovery script writes its source into (Pulumi leaves the value alone)."""
         config_map = k8s.core.v1.ConfigMap(
-            name,
+            self.child_name(name),
             metadata=self._meta(name, "restore"),
             data={key: default},
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["data"]),
@@ -335,9 +336,9 @@ class Backups(pulumi.ComponentResource):
         """A private CA and the backup store's certificate: Milvus backups travel over TLS inside the cluster."""
         child = pulumi.ResourceOptions(parent=self)
         a = self._args
-        ca_key = tls.PrivateKey("backup-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        ca_key = tls.PrivateKey(self.child_name("backup-ca-key"), algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         ca = tls.SelfSignedCert(
-            "backup-ca",
+            self.child_name("backup-ca"),
             private_key_pem=ca_key.private_key_pem,
             is_ca_certificate=True,
             subject={"common_name": f"real-estate-ai backup CA ({a.stack})"},
@@ -346,13 +347,13 @@ class Backups(pulumi.ComponentResource):
             opts=child,
         )
         host = storage_host(a.namespace_name)
-        key = tls.PrivateKey("backup-storage-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        key = tls.PrivateKey(self.child_name("backup-storage-key"), algorithm="ECDSA", ecdsa_curve="P256", opts=child)
         request = tls.CertRequest(
-            "backup-storage-csr", private_key_pem=key.private_key_pem, subject={"common_name": host},
+            self.child_name("backup-storage-csr"), private_key_pem=key.private_key_pem, subject={"common_name": host},
             dns_names=[host, STORAGE_NAME], opts=child,
         )
         cert = tls.LocallySignedCert(
-            "backup-storage-cert",
+            self.child_name("backup-storage-cert"),
             cert_request_pem=request.cert_request_pem,
             ca_private_key_pem=ca_key.private_key_pem,
             ca_cert_pem=ca.cert_pem,
@@ -363,7 +364,7 @@ class Backups(pulumi.ComponentResource):
             opts=child,
         )
         secret = k8s.core.v1.Secret(
-            "backup-tls",
+            self.child_name("backup-tls"),
             metadata=self._meta("backup-tls", "backup-storage", STORAGE_NAME),
             type="Opaque",
             string_data={"ca.crt": ca.cert_pem, "tls.crt": cert.cert_pem, "tls.key": pulumi.Output.secret(key.private_key_pem)},
@@ -397,7 +398,7 @@ class Backups(pulumi.ComponentResource):
         a = self._args
         s = a.settings.redis
         claim = k8s.core.v1.PersistentVolumeClaim(
-            "redis-backups",
+            self.child_name("redis-backups"),
             metadata={**self._meta("redis-backups", "backup", REDIS_BACKUP), "annotations": {"pulumi.com/skipAwait": "true"}},
             spec=claim_spec(s.storage),
             opts=pulumi.ResourceOptions(parent=self, protect=a.protect),
@@ -438,7 +439,7 @@ class Backups(pulumi.ComponentResource):
             )
         )
         secret = k8s.core.v1.Secret(
-            "milvus-backup-config",
+            self.child_name("milvus-backup-config"),
             metadata=self._meta("milvus-backup-config", "backup", MILVUS_BACKUP),
             type="Opaque",
             string_data={"backup.yaml": pulumi.Output.secret(config)},

@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from settings import IngressSettings
 from components.workload import labels
+from components.component import Component
 
 NAME = "api"
 
@@ -27,11 +28,11 @@ class IngressArgs:
     service_port: int
 
 
-class Ingress(pulumi.ComponentResource):
+class Ingress(Component):
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: IngressArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:ingress:Ingress", name, None, opts)
+        super().__init__("real-estate-ai:ingress:Ingress", name, opts)
         s = args.settings
         annotations: dict[str, str] = {}
         if not s.await_address:
@@ -57,7 +58,7 @@ class Ingress(pulumi.ComponentResource):
             annotations["cert-manager.io/cluster-issuer"] = s.tls.cluster_issuer
             spec["tls"] = [{"hosts": [s.host], "secretName": tls_secret_name(s)}]
         k8s.networking.v1.Ingress(
-            NAME,
+            self.child_name(NAME),
             metadata={
                 "name": NAME,
                 "namespace": args.namespace,

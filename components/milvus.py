@@ -13,6 +13,7 @@ from components.stateful import StatefulService, StatefulServiceArgs
 from components import object_store as object_store_module
 from components.object_store import ObjectStoreArgs, object_store
 from components.secrets import S3Credentials
+from components.component import Component
 from components.workload import (
     account_node_disk,
     claim_spec,
@@ -57,11 +58,11 @@ class MilvusArgs:
     protect: bool
 
 
-class Milvus(pulumi.ComponentResource):
+class Milvus(Component):
     service_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: MilvusArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:milvus:Milvus", name, None, opts)
+        super().__init__("real-estate-ai:milvus:Milvus", name, opts)
         self._args = args
         etcd = self._etcd()
         store = self._object_store()
@@ -143,13 +144,13 @@ class Milvus(pulumi.ComponentResource):
         selector = selector_labels(NAME, a.stack)
         child = pulumi.ResourceOptions(parent=self)
         k8s.core.v1.ServiceAccount(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
             automount_service_account_token=False,
             opts=child,
         )
         claim = k8s.core.v1.PersistentVolumeClaim(
-            "milvus-data",
+            self.child_name("milvus-data"),
             metadata={
                 "name": "milvus-data",
                 "namespace": a.namespace,
@@ -161,7 +162,7 @@ class Milvus(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=a.protect),
         )
         service = k8s.core.v1.Service(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
             spec={
                 "type": "ClusterIP",
@@ -203,7 +204,7 @@ class Milvus(pulumi.ComponentResource):
             ],
         }
         return k8s.apps.v1.Deployment(
-            NAME,
+            self.child_name(NAME),
             metadata={"name": NAME, "namespace": a.namespace, "labels": meta_labels},
             spec={
                 "replicas": 1,

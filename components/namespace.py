@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 
 from settings import NamespaceSettings
 from components.workload import PART_OF
+from components.component import Component
 
 # Pod Security admission version the labels pin; a newer cluster keeps evaluating this level's rules.
 POD_SECURITY_VERSION = "v1.35"
@@ -21,14 +22,14 @@ class NamespaceArgs:
     protect: bool
 
 
-class Namespace(pulumi.ComponentResource):
+class Namespace(Component):
     name: pulumi.Output[str]
 
     def __init__(self, name: str, args: NamespaceArgs, opts: pulumi.ResourceOptions | None = None):
-        super().__init__("real-estate-ai:namespace:Namespace", name, None, opts)
+        super().__init__("real-estate-ai:namespace:Namespace", name, opts)
         level = args.settings.pod_security
         namespace = k8s.core.v1.Namespace(
-            name,
+            self.child_name(name),
             metadata={
                 "name": args.settings.name,
                 "labels": {

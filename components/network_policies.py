@@ -13,6 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.workload import labels, selector_labels
+from components.component import Component
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,9 @@ class NetworkPoliciesArgs:
     node_local_dns: Optional[str] = None
 
 
-class NetworkPolicies(pulumi.ComponentResource):
+class NetworkPolicies(Component):
     def __init__(self, name: str, args: NetworkPoliciesArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:network_policies:NetworkPolicies", name, None, opts)
+        super().__init__("real-estate-ai:network_policies:NetworkPolicies", name, opts)
         self._args = args
         self._policy(
             "default-deny",
@@ -260,7 +261,7 @@ class NetworkPolicies(pulumi.ComponentResource):
 
     def _policy(self, name: str, spec: dict) -> None:
         k8s.networking.v1.NetworkPolicy(
-            name,
+            self.child_name(name),
             metadata={
                 "name": name,
                 "namespace": self._args.namespace,

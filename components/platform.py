@@ -16,6 +16,7 @@ from components import pgbackrest
 from components import postgres as postgres_module
 from components import redis as redis_module
 from components.api import HTTP_PORT, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
+from components.component import Component
 from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
@@ -118,18 +119,18 @@ def provider_args(settings: KubernetesSettings) -> dict:
     return args
 
 
-class Platform(pulumi.ComponentResource):
+class Platform(Component):
     namespace: pulumi.Output[str]
     api_service: pulumi.Output[str]
     ingress_url: Optional[pulumi.Output[str]]
     api_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: PlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:platform:Platform", name, None, opts)
+        super().__init__("real-estate-ai:platform:Platform", name, opts)
         settings = args.settings
         c = settings.config
         stack = settings.stack
-        provider = k8s.Provider("kubernetes", **provider_args(c.kubernetes), opts=pulumi.ResourceOptions(parent=self))
+        provider = k8s.Provider(self.child_name("kubernetes"), **provider_args(c.kubernetes), opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         ns_name = c.namespace.name
         offsite = c.backups.enabled and c.backups.offsite.enabled

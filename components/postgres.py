@@ -17,6 +17,7 @@ from settings import BackupSettings, PostgresSettings, byte_count, make_resource
 from settings.postgres import OPERATOR_VERSION
 from components import pgbackrest
 from components.workload import claim_spec, labels
+from components.component import Component
 
 NAME = "postgres"
 PORT = 5432
@@ -224,16 +225,16 @@ class PostgresArgs:
     offsite_config: Optional[pulumi.Input[str]] = None
 
 
-class Postgres(pulumi.ComponentResource):
+class Postgres(Component):
     """The PerconaPGCluster and the Secret with its off-site repository credentials."""
 
     def __init__(self, name: str, args: PostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:postgres:Postgres", name, None, opts)
+        super().__init__("real-estate-ai:postgres:Postgres", name, opts)
         meta_labels = labels(NAME, args.stack, "database")
         offsite_secret = None
         if args.offsite_config is not None:
             secret = k8s.core.v1.Secret(
-                f"{name}-offsite",
+                self.child_name("offsite"),
                 metadata={"name": OFFSITE_SECRET, "namespace": args.namespace, "labels": meta_labels},
                 type="Opaque",
                 string_data={pgbackrest.OFFSITE_CONFIG_FILE: pulumi.Output.secret(args.offsite_config)},
@@ -242,7 +243,7 @@ class Postgres(pulumi.ComponentResource):
             offsite_secret = secret.metadata.name
         spec = cluster_spec(args.settings, args.backups, OFFSITE_SECRET if offsite_secret else None)
         self.cluster = k8s.apiextensions.CustomResource(
-            f"{name}-cluster",
+            self.child_name("cluster"),
             api_version="pgv2.percona.com/v2",
             kind="PerconaPGCluster",
             metadata={

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from settings.postgres import OperatorSettings
 from components.workload import labels, sha256
+from components.component import Component
 
 CHART = "pg-operator"
 CHART_REPOSITORY = "https://percona.github.io/percona-helm-charts/"
@@ -40,12 +41,12 @@ class PostgresOperatorArgs:
     stack: str
 
 
-class PostgresOperator(pulumi.ComponentResource):
+class PostgresOperator(Component):
     def __init__(self, name: str, args: PostgresOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:postgres:PostgresOperator", name, None, opts)
+        super().__init__("real-estate-ai:postgres:PostgresOperator", name, opts)
         s = args.settings
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
+            self.child_name("namespace"),
             metadata={
                 "name": args.namespace,
                 "labels": {
@@ -59,7 +60,7 @@ class PostgresOperator(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.release = k8s.helm.v3.Release(
-            f"{name}-release",
+            self.child_name("release"),
             name=release_name(args.watch_namespace_name),
             chart=CHART,
             version=s.chart_version,

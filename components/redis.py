@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from settings import RedisSettings
 from components.stateful import StatefulService, StatefulServiceArgs
 from components.secrets import RedisCredentials
+from components.component import Component
 from components.workload import (
     byte_count_to_redis,
     container_security_context,
@@ -66,15 +67,15 @@ class RedisArgs:
     protect: bool
 
 
-class Redis(pulumi.ComponentResource):
+class Redis(Component):
     service_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: RedisArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:redis:Redis", name, None, opts)
+        super().__init__("real-estate-ai:redis:Redis", name, opts)
         s = args.settings
         redis_conf = render_redis_conf(s)
         config_map = k8s.core.v1.ConfigMap(
-            "redis-config",
+            self.child_name("redis-config"),
             metadata={"name": "redis-config", "namespace": args.namespace, "labels": labels(NAME, args.stack, "cache")},
             data={"redis.conf": redis_conf},
             opts=pulumi.ResourceOptions(parent=self),

@@ -17,6 +17,7 @@ import yaml
 from settings import MIN_SECRET_LENGTH, SecretOverrides
 from components import object_store
 from components.workload import SecretKeyRef, labels, sha256
+from components.component import Component
 
 PASSWORD_LENGTH = 40
 assert PASSWORD_LENGTH >= MIN_SECRET_LENGTH
@@ -82,12 +83,12 @@ class SecretsArgs:
     offsite_backups: bool = False
 
 
-class PlatformSecrets(pulumi.ComponentResource):
+class PlatformSecrets(Component):
     """Secrets for Redis, the object stores, Milvus, the API and the off-site backups (PostgreSQL's are the
     operator's), with typed references for their consumers."""
 
     def __init__(self, name: str, args: SecretsArgs, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__("real-estate-ai:secrets:PlatformSecrets", name, None, opts)
+        super().__init__("real-estate-ai:secrets:PlatformSecrets", name, opts)
         self._args = args
         # Replacing a generated password would lock the databases out of their own data.
         self._password_opts = pulumi.ResourceOptions(parent=self, protect=args.protect)
@@ -145,7 +146,7 @@ class PlatformSecrets(pulumi.ComponentResource):
     def _s3_credentials(self, name: str, secret_name: str, override_key: Optional[str]) -> S3Credentials:
         # The access key is not secret material, but it is generated so no two stacks share it.
         access_key = random.RandomString(
-            f"{name}-access-key", length=16, special=False, upper=False,
+            self.child_name(f"{name}-access-key"), length=16, special=False, upper=False,
             opts=pulumi.ResourceOptions(parent=self, protect=self._args.protect),
         ).result
         secret_key = self._credential(f"{name}-secret-key", override_key)
@@ -160,14 +161,14 @@ class PlatformSecrets(pulumi.ComponentResource):
             return override
         # Alphanumeric only: these values are embedded in connection URLs without escaping.
         generated = random.RandomPassword(
-            resource_name, length=PASSWORD_LENGTH, special=False, min_lower=4, min_upper=4, min_numeric=4,
+            self.child_name(resource_name), length=PASSWORD_LENGTH, special=False, min_lower=4, min_upper=4, min_numeric=4,
             opts=opts or self._password_opts,
         )
         return pulumi.Output.secret(generated.result)
 
     def _secret(self, name: str, component: str, values: dict[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
         return k8s.core.v1.Secret(
-            name,
+            self.child_name(name),
             metadata={
                 "name": name,
                 "namespace": self._args.namespace,

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from settings import Storage
+from components.component import Component
 from components.workload import account_node_disk, labels, pod_security_context, selector_labels, volume_claim_template
 
 
@@ -37,13 +38,13 @@ class StatefulServiceArgs:
 class StatefulService:
     """Not a component of its own: the resources are children of the component that calls it."""
 
-    def __init__(self, args: StatefulServiceArgs, parent: pulumi.Resource):
+    def __init__(self, args: StatefulServiceArgs, parent: Component):
         child = pulumi.ResourceOptions(parent=parent)
         meta_labels = labels(args.name, args.stack, args.component, args.version)
         selector = selector_labels(args.name, args.stack)
 
         self.service_account = k8s.core.v1.ServiceAccount(
-            args.name,
+            parent.child_name(args.name),
             metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
             # None of these pods talks to the Kubernetes API.
             automount_service_account_token=False,
@@ -52,13 +53,13 @@ class StatefulService:
         ports = [{"name": args.port_name, "port": args.port, "targetPort": args.port_name, "protocol": "TCP"}]
         headless_name = f"{args.name}-headless"
         self.headless_service = k8s.core.v1.Service(
-            headless_name,
+            parent.child_name(headless_name),
             metadata={"name": headless_name, "namespace": args.namespace, "labels": meta_labels},
             spec={"clusterIP": "None", "selector": selector, "ports": ports, "publishNotReadyAddresses": True},
             opts=child,
         )
         self.service = k8s.core.v1.Service(
-            args.name,
+            parent.child_name(args.name),
             metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
             spec={"type": "ClusterIP", "selector": selector, "ports": ports},
             opts=child,
@@ -68,7 +69,7 @@ class StatefulService:
             "volumeMounts": [{"name": "data", "mountPath": args.data_path}] + args.container.get("volumeMounts", []),
         }
         self.stateful_set = sts = k8s.apps.v1.StatefulSet(
-            args.name,
+            parent.child_name(args.name),
             metadata={"name": args.name, "namespace": args.namespace, "labels": meta_labels},
             spec={
                 "serviceName": headless_name,
@@ -109,7 +110,7 @@ class StatefulService:
         # The configured size reaches the existing volume as a patch of its claim: the StorageClass expands it in
         # place (it must allow expansion; claims never shrink). A new storage class needs a new volume: README.
         self.claim_size = k8s.core.v1.PersistentVolumeClaimPatch(
-            f"{args.name}-data-size",
+            parent.child_name(f"{args.name}-data-size"),
             metadata={
                 "name": f"data-{args.name}-0",
                 "namespace": args.namespace,

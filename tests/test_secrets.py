@@ -28,7 +28,7 @@ def test_passwords_are_generated_long_and_url_safe():
     rendered, _ = run_component(_secrets)
     passwords = [r for r in rendered.registrations if r.type == "random:index/randomPassword:RandomPassword"]
     # PostgreSQL's passwords are the operator's: generated in the cluster, never in Pulumi state.
-    assert sorted(r.name for r in passwords) == ["api-key", "milvus-s3-secret-key", "redis-password"]
+    assert sorted(r.name for r in passwords) == ["secrets-api-key", "secrets-milvus-s3-secret-key", "secrets-redis-password"]
     for r in passwords:
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
         assert r.protect is True
@@ -76,14 +76,14 @@ def test_checksums_follow_the_secret_values_without_being_secrets():
 def test_override_replaces_generation():
     chosen = "x" * 40
     rendered, _ = run_component(lambda: _secrets({"redisPassword": pulumi.Output.secret(chosen)}))
-    assert "redis-password" not in [r.name for r in rendered.registrations]
+    assert "secrets-redis-password" not in [r.name for r in rendered.registrations]
     assert rendered.find("Secret", "redis-credentials")["stringData"]["password"] == chosen
     assert f":{chosen}@" in rendered.find("Secret", "api-secrets")["stringData"]["redis-url"]
 
 
 def test_offsite_cipher_passphrase_is_generated_protected_and_secret():
     rendered, secrets = run_component(lambda: _secrets(protect=False, offsite=True))
-    cipher = next(r for r in rendered.registrations if r.name == "backup-offsite-cipher-pass")
+    cipher = next(r for r in rendered.registrations if r.name == "secrets-backup-offsite-cipher-pass")
     # Losing it loses every off-site backup: protected even where protectData is off.
     assert cipher.protect is True and cipher.inputs["length"] >= 32
     assert is_secret(secrets.offsite_cipher_pass)
@@ -94,5 +94,5 @@ def test_offsite_cipher_passphrase_is_generated_protected_and_secret():
 def test_offsite_cipher_passphrase_override_is_used_for_disaster_recovery():
     chosen = "c" * 48
     rendered, secrets = run_component(lambda: _secrets({"backupOffsiteCipherPass": pulumi.Output.secret(chosen)}, offsite=True))
-    assert "backup-offsite-cipher-pass" not in [r.name for r in rendered.registrations]
+    assert "secrets-backup-offsite-cipher-pass" not in [r.name for r in rendered.registrations]
     assert value(secrets.offsite_cipher_pass) == chosen

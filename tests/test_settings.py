@@ -311,7 +311,8 @@ def test_secret_override_replaces_the_generated_value():
     config[f"{PROJECT}:apiKey"] = chosen
     rendered = render("prod", config, secret_keys=[f"{PROJECT}:apiKey"])
     assert rendered.find("Secret", "api-secrets")["stringData"]["api-key"] == chosen
-    assert "api-key" not in [r.name for r in rendered.registrations if r.type.startswith("random:")]
+    assert "secrets-api-key" not in [r.name for r in rendered.registrations if r.type.startswith("random:")]
+    assert "secrets-redis-password" in [r.name for r in rendered.registrations if r.type.startswith("random:")]
     assert rendered.outputs["apiKey"].is_secret and rendered.outputs["apiKey"].value == chosen
 
 

@@ -49,9 +49,9 @@ def test_schema_validation_catches_an_unknown_field(rendered_stacks, tmp_path):
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_resource_name_is_unique(stack, rendered_stacks):
     """Pulumi refuses two resources with one URN; the mocks do not, so the program is checked here."""
-    seen = [(r.type, r.parent.split("::")[-1] if r.parent else "", r.name) for r in rendered_stacks[stack].registrations]
-    duplicates = sorted({key for key in seen if seen.count(key) > 1})
-    assert not duplicates
+    # The engine's key is the URN (the type chain and the name): what it refuses twice, this refuses.
+    urns = [r.urn for r in rendered_stacks[stack].registrations]
+    assert all(urns) and len(urns) == len(set(urns)), sorted({u for u in urns if urns.count(u) > 1})
     objects = [(o["kind"], o["metadata"]["name"]) for o in rendered_stacks[stack].objects]
     assert len(objects) == len(set(objects)), sorted({o for o in objects if objects.count(o) > 1})
 
@@ -335,3 +335,20 @@ def test_pods_request_the_node_disk_they_write(stack, rendered_stacks):
             assert byte_count(container["resources"]["limits"]["ephemeral-storage"]) > requested
             checked += 1
     assert checked >= 8
+
+
+def test_two_instances_of_a_component_never_share_a_urn():
+    """Children are named after their component: a second Redis (say, for sessions) can sit beside the first."""
+    from components.redis import Redis, RedisArgs
+    from components.secrets import RedisCredentials
+    from settings import RedisSettings
+    from tests.harness import run_component
+
+    def two():
+        credentials = RedisCredentials("redis-credentials", "password", "requirepass.conf", "abc")
+        return [Redis(name, RedisArgs(name, "test", RedisSettings(), credentials, protect=False)) for name in ("cache", "sessions")]
+
+    rendered, _ = run_component(two)
+    urns = [r.urn for r in rendered.registrations]
+    assert len(urns) == len(set(urns)) and len(urns) >= 14
+    assert any(u.endswith("::cache-redis") for u in urns) and any(u.endswith("::sessions-redis") for u in urns)

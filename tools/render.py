@@ -46,6 +46,7 @@ class Registration:
     retain_on_delete: bool
     ignore_changes: list[str]
     parent: str
+    urn: str = ""
     # customTimeouts as the engine sees them ("" where unset).
     create_timeout: str = ""
     update_timeout: str = ""
@@ -148,6 +149,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=list(request.ignoreChanges),
                     parent=request.parent,
+                    urn=response.urn,
                     create_timeout=request.customTimeouts.create,
                     update_timeout=request.customTimeouts.update,
                 )
