@@ -11,19 +11,8 @@ set -euo pipefail
 namespace="${1:?usage: k8s-recover-milvus.sh NAMESPACE BACKUP_NAME}"
 name="${2:?usage: k8s-recover-milvus.sh NAMESPACE BACKUP_NAME}"
 [[ "$name" =~ ^[A-Za-z0-9_-]{1,128}$ ]] || { echo "k8s-recover-milvus: '$name' is not a backup name" >&2; exit 2; }
-k() { kubectl --namespace "$namespace" "$@"; }
-# Waits for a Job to succeed; returns 1 as soon as it has failed (kubectl wait --for=complete would sit out the timeout).
-wait_job() {
-  local job="$1" deadline=$(( $(date +%s) + $2 )) succeeded failed
-  while (( $(date +%s) < deadline )); do
-    succeeded=$(k get "job/$job" -o jsonpath='{.status.succeeded}')
-    failed=$(k get "job/$job" -o jsonpath='{.status.failed}')
-    [[ "${succeeded:-0}" -ge 1 ]] && return 0
-    [[ "${failed:-0}" -ge 1 ]] && return 1
-    sleep "${JOB_POLL_SECONDS:-5}"
-  done
-  return 1
-}
+# shellcheck source=k8s-jobs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-jobs.sh"
 job="milvus-restore-$(date -u +%Y%m%d%H%M%S)"
 k create configmap milvus-restore-source --from-literal=name="$name" --dry-run=client -o yaml | k apply -f - >/dev/null
 k create job "$job" --from=cronjob/milvus-restore

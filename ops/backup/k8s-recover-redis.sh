@@ -14,19 +14,8 @@ if [[ -n "$snapshot" && ! "$snapshot" =~ ^dump-[0-9]{8}T[0-9]{6}Z\.rdb\.gz$ ]]; 
   echo "k8s-recover-redis: '$snapshot' is not a snapshot name like dump-20261128T101500Z.rdb.gz" >&2
   exit 2
 fi
-k() { kubectl --namespace "$namespace" "$@"; }
-# Waits for a Job to succeed; returns 1 as soon as it has failed (kubectl wait --for=complete would sit out the timeout).
-wait_job() {
-  local job="$1" deadline=$(( $(date +%s) + $2 )) succeeded failed
-  while (( $(date +%s) < deadline )); do
-    succeeded=$(k get "job/$job" -o jsonpath='{.status.succeeded}')
-    failed=$(k get "job/$job" -o jsonpath='{.status.failed}')
-    [[ "${succeeded:-0}" -ge 1 ]] && return 0
-    [[ "${failed:-0}" -ge 1 ]] && return 1
-    sleep "${JOB_POLL_SECONDS:-5}"
-  done
-  return 1
-}
+# shellcheck source=k8s-jobs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/k8s-jobs.sh"
 stamp=$(date -u +%Y%m%d%H%M%S)
 
 k create configmap redis-restore-source --from-literal=path="/backups/${snapshot}" --dry-run=client -o yaml | k apply -f - >/dev/null
