@@ -38,6 +38,10 @@ def render_properties(settings: AppConfigSettings, version: str, environment: st
         ("grey_release.header", settings.grey_release.header),
     ]
     entries += [(f"feature.{name}.enabled", str(enabled).lower()) for name, enabled in sorted(settings.features.items())]
+    for key, value in entries:
+        # Validation already refuses such values; the builder refuses them again, so no value can add a line.
+        if not (key + value).isprintable() or "=" in key:
+            raise ValueError(f"app.properties entry {key!r} would not be one line")
     return "".join(f"{key}={value}\n" for key, value in entries)
 
 

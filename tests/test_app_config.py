@@ -40,3 +40,15 @@ def test_a_flag_change_rolls_the_api_pods(rendered_stacks):
     config = with_value(decoded_config("test"), "appConfig.features", {"recommendation": False, "valuation": True})
     after = render("test", encode_config(config)).find("Deployment", "api")["spec"]["template"]["metadata"]["annotations"]
     assert before["real-estate-ai/config-checksum"] != after["real-estate-ai/config-checksum"]
+
+
+def test_no_value_can_add_a_line_to_app_properties():
+    import pytest
+
+    from components.app_config import render_properties
+    from settings import AppConfigSettings
+
+    # model_construct skips validation: the builder's own check is what is tested here.
+    hostile = AppConfigSettings.model_construct(**{**AppConfigSettings().__dict__, "name": "estate\nfeature.valuation.enabled=false"})
+    with pytest.raises(ValueError, match="would not be one line"):
+        render_properties(hostile, "1.0.0", "prod")

@@ -209,8 +209,30 @@ def test_prod_autoscaling_keeps_two_pods():
     assert "real-estate-ai:api.podDisruptionBudgetMinAvailable: prod needs a PodDisruptionBudget" in str(error.value)
 
 
+# Value-level problems every stack must refuse, whatever its environment: the battery runs on all three.
+EVERY_STACK = [case for case in MALFORMED if case[0] in {
+    "api.replicas", "api.version", "api.image", "api.resources.requests.memory", "api.resources.limits.cpu",
+    "api.liveness.periodSeconds", "namespace.name", "ingress.host", "postgres.user", "postgres.image",
+    "backups.postgres.fullSchedule", "backups.postgres.verifySchedule", "backups.postgres.restoreDrillSchedule",
+    "appConfig.name", "appConfig.greyRelease.header", "kubernetes.context", "kubernetes.nodeLocalDns",
+    "redis.maxmemory", "milvus.milvus.image", "appConfig.features",
+} and case[1] is not DELETE and not (case[0] == "api.replicas" and case[1] == 1)
+    and "@sha256" not in str(case[1]) and not str(case[1]).endswith("real-estate-api:1.0.0")]
+
+
+@pytest.mark.parametrize("stack", ["dev", "test"])
+@pytest.mark.parametrize("path,new,expected", EVERY_STACK, ids=[f"{p}={v!r}" for p, v, _ in EVERY_STACK])
+def test_every_stack_refuses_bad_values(stack, path, new, expected):
+    with pytest.raises(StackConfigError) as error:
+        _load(stack, with_value(decoded_config(stack), path, new))
+    assert f"stack '{stack}'" in str(error.value)
+    problem_paths = [line.split(": ", 1)[0].strip(" -") for line in str(error.value).splitlines()[1:]]
+    assert expected in problem_paths, str(error.value)
+
+
 def test_malformed_table_is_large_enough():
-    assert len(MALFORMED) >= 30
+    # Over 100 cases on prod, and the value-level ones again on dev and test.
+    assert len(MALFORMED) >= 100 and len(EVERY_STACK) >= 30
 
 
 def test_unknown_key_lists_allowed_keys():
