@@ -24,6 +24,7 @@ from components import object_store as object_store_module
 from components.object_store import ObjectStoreArgs, object_store
 from components.secrets import S3Credentials
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
+from components.redis import NAME as REDIS_NAME
 from components.stateful import StatefulService
 from components.component import Component
 from components.workload import (
@@ -35,6 +36,7 @@ from components.workload import (
     labels,
     pod_security_context,
     secret_volume,
+    selector_labels,
     service_dns,
 )
 
@@ -424,6 +426,11 @@ class Backups(Component):
             {"name": "backup-scripts", "configMap": {"name": self.scripts_config_map_name, "defaultMode": 0o555}},
             empty_dir("tmp", "64Mi"),
         ])
+        # Beside Redis: the snapshot volume binds (on first use) in Redis' zone, so the restore Job, which mounts
+        # both volumes, can always be scheduled.
+        pod["spec"]["affinity"] = {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": selector_labels(REDIS_NAME, a.stack)}, "topologyKey": "kubernetes.io/hostname"}
+        ]}}
         return self._cron("redis-backup", s.schedule, pod, deadline=1800)
 
     # --- Milvus ------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ def _job_container(obj):
     return container
 
 
+def pod_labels_of(rendered, kind, name):
+    return rendered.find(kind, name)["spec"]["selector"]["matchLabels"]
+
+
 def _check_conf(rendered, job: str) -> str:
     return rendered.find("ConfigMap", f"{job}-pgbackrest")["data"]["pgbackrest.conf"]
 
@@ -98,7 +102,11 @@ def test_checks_use_the_clusters_pgbackrest_options(stack, rendered_stacks):
 @pytest.mark.parametrize("stack", STACKS)
 def test_redis_backups_follow_the_stack(stack, rendered_stacks):
     rendered, config = rendered_stacks[stack], _backups(stack)
-    redis = _job_container(rendered.find("CronJob", "redis-backup"))
+    cron = rendered.find("CronJob", "redis-backup")
+    # Beside Redis, so the snapshot volume binds in Redis' zone and the restore (both volumes) can schedule.
+    (term,) = pod_spec(cron)["affinity"]["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["labelSelector"]["matchLabels"] == pod_labels_of(rendered, "StatefulSet", "redis")
+    redis = _job_container(cron)
     assert env_value(redis, "RETENTION_DAYS")["value"] == str(config["redis"]["retentionDays"])
     claim = rendered.find("PersistentVolumeClaim", "redis-backups")["spec"]
     assert claim["resources"]["requests"]["storage"] == config["redis"]["storage"]["size"]
