@@ -21,7 +21,7 @@ import pulumi_tls as tls
 from settings import BackupSettings, PostgresSettings, RedisSettings, Resources, make_resources
 from components import pgbackrest
 from components import object_store as object_store_module
-from components.object_store import ObjectStoreArgs, object_store
+from components.object_store import ObjectStoreArgs, S3Endpoint, object_store
 from components.secrets import S3Credentials
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from components.redis import NAME as REDIS_NAME
@@ -67,7 +67,7 @@ def storage_host(namespace: str) -> str:
 
 
 def render_milvus_backup_config(
-    milvus_host: str, minio_host: str, minio_user: str, minio_password: str,
+    milvus_host: str, source: S3Endpoint, minio_user: str, minio_password: str,
     storage_host_: str, storage_user: str, storage_password: str, stack: str,
 ) -> str:
     """milvus-backup's backup.yaml: read from Milvus' object store, write to the backup object store.
@@ -78,15 +78,15 @@ def render_milvus_backup_config(
         "milvus": {"address": milvus_host, "port": 19530, "user": "", "password": "", "tlsMode": 0},
         "minio": {
             "storageType": "minio",
-            "address": minio_host,
-            "port": object_store_module.PORT,
-            "region": "",
+            "address": source.host,
+            "port": source.port,
+            "region": source.region,
             "accessKeyID": minio_user,
             "secretAccessKey": minio_password,
-            "useSSL": False,
+            "useSSL": source.use_ssl,
             "useIAM": False,
             # Milvus' own bucket and root path (its user.yaml sets the bucket; the root path is Milvus' default).
-            "bucketName": "milvus",
+            "bucketName": source.bucket,
             "rootPath": "files",
             "backupStorageType": "minio",
             "backupAddress": storage_host_,
@@ -121,7 +121,7 @@ class BackupsArgs:
     redis_host: str
     redis_password: SecretKeyRef
     milvus_host: str
-    milvus_s3_host: str
+    milvus_s3_endpoint: S3Endpoint
     milvus_s3: S3Credentials
     protect: bool
     # offsite.conf for repo2 (a Secret the cluster also mounts); None without an off-site repository.
@@ -442,7 +442,7 @@ class Backups(Component):
             a.milvus_s3.access_key, a.milvus_s3.secret_key, a.storage_credentials.access_key, a.storage_credentials.secret_key
         ).apply(
             lambda creds: render_milvus_backup_config(
-                a.milvus_host, a.milvus_s3_host, creds[0], creds[1], storage_host(a.namespace_name), creds[2], creds[3], a.stack
+                a.milvus_host, a.milvus_s3_endpoint, creds[0], creds[1], storage_host(a.namespace_name), creds[2], creds[3], a.stack
             )
         )
         secret = k8s.core.v1.Secret(

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from settings import MilvusSettings
 from components.stateful import StatefulService, StatefulServiceArgs
 from components import object_store as object_store_module
-from components.object_store import ObjectStoreArgs, object_store
+from components.object_store import ObjectStoreArgs, S3Endpoint, object_store
 from components.secrets import S3Credentials
 from components.component import Component
 from components.workload import (
@@ -45,6 +45,14 @@ def s3_host(namespace: str) -> str:
     return service_dns(S3_NAME, namespace)
 
 
+def s3_endpoint(settings: MilvusSettings, namespace: str) -> S3Endpoint:
+    """Where Milvus' data lives: the configured external S3 service, or the store in the namespace."""
+    external = settings.external_s3
+    if external:
+        return S3Endpoint(external.endpoint, external.port, external.use_ssl, external.bucket, external.region)
+    return S3Endpoint(s3_host(namespace), S3_PORT, False, "milvus", "us-east-1")
+
+
 @dataclass
 class MilvusArgs:
     namespace: pulumi.Input[str]
@@ -56,6 +64,8 @@ class MilvusArgs:
     user_config_secret: pulumi.Input[str]
     user_config_checksum: pulumi.Input[str]
     protect: bool
+    # Milvus' data lives in an external S3 service: no object store in the cluster.
+    external_store: bool = False
 
 
 class Milvus(Component):
@@ -65,10 +75,11 @@ class Milvus(Component):
         super().__init__("real-estate-ai:milvus:Milvus", name, opts)
         self._args = args
         etcd = self._etcd()
-        store = self._object_store()
-        self.deployment = self._milvus(depends_on=[etcd.stateful_set, store.stateful_set])
+        dependencies = [etcd.stateful_set]
+        if not args.external_store:
+            dependencies.append(self._object_store().stateful_set)
+        self.deployment = self._milvus(depends_on=dependencies)
         self.etcd_stateful_set = etcd.stateful_set
-        self.object_store_stateful_set = store.stateful_set
         self.register_outputs({"service_name": self.service_name})
 
     def _etcd(self) -> StatefulService:

@@ -49,6 +49,8 @@ class ExternalFlow:
     source: Peer
     port: int
     cidrs: tuple[str, ...] = ()
+    # Names the policy: what is out there (the off-site backups, an external object store).
+    purpose: str = "offsite"
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ class NetworkPolicies(Component):
             )
         for external in args.external_flows:
             self._policy(
-                f"allow-{peer_name(external.source)}-egress-offsite",
+                f"allow-{peer_name(external.source)}-egress-{external.purpose}",
                 {
                     "podSelector": {"matchLabels": peer_selector(external.source, args.stack)},
                     "policyTypes": ["Egress"],

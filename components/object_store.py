@@ -43,6 +43,17 @@ def identities(access_key: str, secret_key: str) -> str:
     }, indent=2) + "\n"
 
 
+@dataclass(frozen=True)
+class S3Endpoint:
+    """Where an S3 API answers, as its clients (Milvus, milvus-backup) are told."""
+
+    host: str
+    port: int
+    use_ssl: bool
+    bucket: str
+    region: str
+
+
 @dataclass
 class ObjectStoreArgs:
     name: str

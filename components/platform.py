@@ -49,7 +49,6 @@ FLOWS = [
     Flow("api", redis_module.NAME, redis_module.PORT),
     Flow("api", milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(milvus_module.NAME, milvus_module.ETCD_NAME, milvus_module.ETCD_PORT),
-    Flow(milvus_module.NAME, milvus_module.S3_NAME, milvus_module.S3_PORT),
     # Replication, Patroni's REST API between members, pgBackRest between members and the repository host.
     Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PORT),
     Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PATRONI_PORT),
@@ -74,7 +73,6 @@ BACKUP_FLOWS = [
         for target, port in (
             (milvus_module.NAME, milvus_module.GRPC_PORT),
             (milvus_module.NAME, milvus_module.HEALTH_PORT),
-            (milvus_module.S3_NAME, milvus_module.S3_PORT),
             (backups_module.STORAGE_NAME, backups_module.STORAGE_PORT),
         )
     ),
@@ -91,9 +89,26 @@ def offsite_flows(config: PlatformConfig) -> list[ExternalFlow]:
     return [ExternalFlow(writer, 443, cidrs) for writer in OFFSITE_WRITERS]
 
 
+MILVUS_STORE_USERS = [milvus_module.NAME, backups_module.MILVUS_BACKUP, backups_module.MILVUS_RESTORE]
+
+
 def flows(config: PlatformConfig) -> list[Flow]:
     result = FLOWS + (API_TO_BOUNCER if config.postgres.pgbouncer.enabled else API_TO_PRIMARY)
-    return result + (BACKUP_FLOWS if config.backups.enabled else [])
+    result += BACKUP_FLOWS if config.backups.enabled else []
+    if config.milvus.external_s3 is None:
+        # Milvus and its backups read and write the object store in the namespace.
+        users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
+        result += [Flow(user, milvus_module.S3_NAME, milvus_module.S3_PORT) for user in users]
+    return result
+
+
+def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
+    result = offsite_flows(config) if config.backups.enabled and config.backups.offsite.enabled else []
+    external = config.milvus.external_s3
+    if external is not None:
+        users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
+        result += [ExternalFlow(user, external.port, tuple(external.cidrs), "object-store") for user in users]
+    return result
 
 
 @dataclass
@@ -147,7 +162,8 @@ class Platform(Component):
                 overrides=settings.secrets,
                 redis_host=redis_module.host(ns_name),
                 milvus_host=milvus_module.host(ns_name),
-                milvus_s3_host=milvus_module.s3_host(ns_name),
+                milvus_s3=milvus_module.s3_endpoint(c.milvus, ns_name),
+                milvus_s3_external=c.milvus.external_s3 is not None,
                 protect=c.protect_data,
                 backup_store=c.backups.enabled,
                 offsite_backups=offsite,
@@ -190,6 +206,7 @@ class Platform(Component):
                 s3_credentials=secrets.milvus_s3,
                 user_config_secret=secrets.milvus_user_config_name,
                 user_config_checksum=secrets.milvus_user_config_checksum,
+                external_store=c.milvus.external_s3 is not None,
                 protect=c.protect_data,
             ),
             opts=child,
@@ -228,7 +245,7 @@ class Platform(Component):
                     redis_host=redis_module.host(ns_name),
                     redis_password=SecretKeyRef(secrets.redis.metadata.name, "password"),
                     milvus_host=milvus_module.host(ns_name),
-                    milvus_s3_host=milvus_module.s3_host(ns_name),
+                    milvus_s3_endpoint=milvus_module.s3_endpoint(c.milvus, ns_name),
                     milvus_s3=secrets.milvus_s3,
                     protect=c.protect_data,
                     offsite_secret=postgres_module.OFFSITE_SECRET if offsite else None,
@@ -249,7 +266,7 @@ class Platform(Component):
                 namespace=ns,
                 stack=stack,
                 flows=flows(c),
-                external_flows=offsite_flows(c) if offsite else [],
+                external_flows=external_flows(c),
                 api_server_flows=API_SERVER_FLOWS,
                 api_server_cidrs=list(c.kubernetes.api_server_cidrs),
                 ingress_target="api",

@@ -40,9 +40,9 @@ class RedisCredentials:
 
 @dataclass(frozen=True)
 class S3Credentials:
-    """One object store's access key pair, and the Secret holding its identities file."""
+    """One object store's access key pair, and the Secret holding its identities file (None: an external store)."""
 
-    secret_name: pulumi.Input[str]
+    secret_name: Optional[pulumi.Input[str]]
     access_key: pulumi.Output[str]
     secret_key: pulumi.Output[str]
     # Changes with the credentials: pods that read them restart.
@@ -55,13 +55,13 @@ def checksum(*values: pulumi.Input[str]) -> pulumi.Output[str]:
     return pulumi.Output.unsecret(pulumi.Output.all(*values).apply(lambda parts: sha256("\0".join(parts))))
 
 
-def milvus_user_yaml(object_store_host: str, port: int, access_key: str, secret_key: str) -> str:
+def milvus_user_yaml(store: object_store.S3Endpoint, access_key: str, secret_key: str) -> str:
     """Milvus' user.yaml: its object store (any S3 API with signature v4 is 'aws') and a local write-ahead log."""
     return yaml.safe_dump({
         "minio": {
-            "address": object_store_host, "port": port, "accessKeyID": access_key, "secretAccessKey": secret_key,
-            "useSSL": False, "bucketName": "milvus", "rootPath": "files", "cloudProvider": "aws",
-            "useVirtualHost": False, "region": "us-east-1",
+            "address": store.host, "port": store.port, "accessKeyID": access_key, "secretAccessKey": secret_key,
+            "useSSL": store.use_ssl, "bucketName": store.bucket, "rootPath": "files", "cloudProvider": "aws",
+            "useVirtualHost": False, "region": store.region,
         },
         # Standalone keeps its message log on its own volume, not in the object store.
         "mq": {"type": "rocksmq"},
@@ -75,8 +75,10 @@ class SecretsArgs:
     overrides: SecretOverrides
     redis_host: str
     milvus_host: str
-    milvus_s3_host: str
+    # Milvus' object store: in the cluster (credentials generated here) or external (credentials from the stack).
+    milvus_s3: object_store.S3Endpoint
     protect: bool
+    milvus_s3_external: bool = False
     # The object store for Milvus backups; False when backups are off.
     backup_store: bool = False
     # PostgreSQL's off-site repository is on: its client-side encryption needs a passphrase.
@@ -101,10 +103,14 @@ class PlatformSecrets(Component):
             # requirepass.conf is included by redis.conf, so the password is never a command-line argument.
             {"password": redis_password, "requirepass.conf": pulumi.Output.format("requirepass {0}\n", redis_password)},
         )
-        self.milvus_s3 = self._s3_credentials("milvus-s3", MILVUS_S3_SECRET, "objectStorePassword")
+        if args.milvus_s3_external:
+            access, secret_key = args.overrides.get("milvusS3AccessKeyId"), args.overrides.get("milvusS3SecretAccessKey")
+            self.milvus_s3 = S3Credentials(None, pulumi.Output.secret(access), secret_key, checksum(access, secret_key))
+        else:
+            self.milvus_s3 = self._s3_credentials("milvus-s3", MILVUS_S3_SECRET, "objectStorePassword")
         # Milvus reads its object-store credentials from user.yaml, so that file is a Secret, never a ConfigMap.
         user_yaml = pulumi.Output.all(self.milvus_s3.access_key, self.milvus_s3.secret_key).apply(
-            lambda keys: milvus_user_yaml(args.milvus_s3_host, object_store.PORT, keys[0], keys[1])
+            lambda keys: milvus_user_yaml(args.milvus_s3, keys[0], keys[1])
         )
         self.milvus_user_config = self._secret(MILVUS_CONFIG_SECRET, "milvus", {"user.yaml": user_yaml})
         self.milvus_user_config_checksum = checksum(user_yaml)

@@ -19,6 +19,8 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_va
 
 from settings import rules
 from settings.postgres import (
+    Bucket,
+    Region,
     OffsiteSettings,
     OperatorSettings,
     PatroniSettings,
@@ -58,11 +60,14 @@ SECRET_KEYS = (
     "backupOffsiteAccessKeyId",
     "backupOffsiteSecretAccessKey",
     "backupOffsiteCipherPass",
+    "milvusS3AccessKeyId",
+    "milvusS3SecretAccessKey",
 )
 # Credentials of the off-site backup repository: needed, as secrets, whenever it is enabled.
 OFFSITE_SECRET_KEYS = ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey")
 # These identify an account at someone else's service; they are as long as that service makes them.
-EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS)
+MILVUS_S3_SECRET_KEYS = ("milvusS3AccessKeyId", "milvusS3SecretAccessKey")
+EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS) | set(MILVUS_S3_SECRET_KEYS)
 MIN_SECRET_LENGTH = 32
 
 
@@ -188,6 +193,19 @@ class MilvusComponent(Settings):
     resources: Resources
 
 
+class ExternalS3Settings(Settings):
+    """An S3 service outside the cluster for Milvus' data (prod), instead of the in-cluster store.
+    Credentials: the secrets milvusS3AccessKeyId and milvusS3SecretAccessKey."""
+
+    endpoint: Hostname
+    port: Annotated[int, Field(ge=1, le=65535)] = 443
+    use_ssl: bool = True
+    bucket: Bucket
+    region: Region = "us-east-1"
+    # The service's addresses, where known: Milvus' egress goes there only (default: any public address).
+    cidrs: Annotated[list[Cidr], Field(max_length=32)] = []
+
+
 class MilvusSettings(Settings):
     milvus: MilvusComponent = MilvusComponent(
         image="milvusdb/milvus:v2.6.24", storage=Storage(size="10Gi"), resources=make_resources("500m", "2Gi", "2", "4Gi")
@@ -201,6 +219,8 @@ class MilvusSettings(Settings):
         storage=Storage(size="20Gi"),
         resources=make_resources("100m", "256Mi", "1", "1Gi"),
     )
+    # Set: Milvus keeps its data there and no object store runs in the cluster for it.
+    external_s3: Optional[ExternalS3Settings] = None
 
 
 
@@ -397,6 +417,8 @@ def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
     required: dict[str, str] = {}
     if config is not None and config.backups.enabled and config.backups.offsite.enabled:
         required.update({key: "is required while backups.offsite.enabled is true" for key in OFFSITE_SECRET_KEYS})
+    if config is not None and config.milvus.external_s3 is not None:
+        required.update({key: "is required while milvus.externalS3 is set" for key in MILVUS_S3_SECRET_KEYS})
     if config is not None and config.postgres.restore_from is not None:
         required["backupOffsiteCipherPass"] = (
             "is required with postgres.restoreFrom: the source stack's passphrase "

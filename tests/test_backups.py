@@ -178,13 +178,19 @@ def test_milvus_backup_config_points_at_the_stack(stack, rendered_stacks):
         assert section in MILVUS_BACKUP_KEYS, section
         assert set(keys) <= MILVUS_BACKUP_KEYS[section], section
     namespace = rendered.find("CronJob", "milvus-backup")["metadata"]["namespace"]
-    milvus_store = json.loads(rendered.find("Secret", "milvus-s3-credentials")["stringData"]["s3.json"])["identities"][0]["credentials"][0]
     backup_store = json.loads(rendered.find("Secret", "backup-s3-credentials")["stringData"]["s3.json"])["identities"][0]["credentials"][0]
     assert config["milvus"]["address"] == f"milvus.{namespace}.svc.cluster.local" and config["milvus"]["port"] == 19530
-    assert (config["minio"]["address"], config["minio"]["port"]) == (f"milvus-s3.{namespace}.svc.cluster.local", 8333)
-    assert (config["minio"]["accessKeyID"], config["minio"]["secretAccessKey"]) == (milvus_store["accessKey"], milvus_store["secretKey"])
-    user_yaml = yaml.safe_load(rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"])
-    assert config["minio"]["bucketName"] == user_yaml["minio"]["bucketName"]
+    # The backup reads Milvus' data where Milvus keeps it, with Milvus' own credentials.
+    user_yaml = yaml.safe_load(rendered.find("Secret", "milvus-user-config")["stringData"]["user.yaml"])["minio"]
+    source = {k: config["minio"][k] for k in ("address", "port", "accessKeyID", "secretAccessKey", "useSSL", "bucketName", "region")}
+    assert source == {k: user_yaml[k] for k in source}
+    external = decoded_config(stack)["real-estate-ai:milvus"].get("externalS3")
+    if external:
+        assert (source["address"], source["port"], source["useSSL"]) == (external["endpoint"], 443, True)
+    else:
+        assert (source["address"], source["port"]) == (f"milvus-s3.{namespace}.svc.cluster.local", 8333)
+        milvus_store = json.loads(rendered.find("Secret", "milvus-s3-credentials")["stringData"]["s3.json"])["identities"][0]["credentials"][0]
+        assert (source["accessKeyID"], source["secretAccessKey"]) == (milvus_store["accessKey"], milvus_store["secretKey"])
     assert (config["minio"]["backupAddress"], config["minio"]["backupPort"]) == (f"backup-s3.{namespace}.svc.cluster.local", 8333)
     assert (config["minio"]["backupAccessKeyID"], config["minio"]["backupSecretAccessKey"]) == (backup_store["accessKey"], backup_store["secretKey"])
     assert config["minio"]["backupBucketName"] == "milvus-backup" and config["minio"]["backupUseSSL"] is True

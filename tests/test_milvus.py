@@ -4,7 +4,7 @@ import pulumi
 import yaml
 
 from components.milvus import Milvus, MilvusArgs
-from components.object_store import IDENTITIES_KEY, PORT, identities
+from components.object_store import IDENTITIES_KEY, PORT, S3Endpoint, identities
 from components.secrets import S3Credentials, milvus_user_yaml
 from settings import MilvusSettings
 from tests.harness import containers, env_value, pod_spec, run_component, value
@@ -83,10 +83,27 @@ def test_identities_file_grants_one_admin_and_nothing_anonymous():
 
 
 def test_milvus_user_yaml_points_at_the_object_store_and_keeps_its_log_local():
-    config = yaml.safe_load(milvus_user_yaml("milvus-s3.estate.svc.cluster.local", 8333, "ak", "sk"))
+    config = yaml.safe_load(milvus_user_yaml(S3Endpoint("milvus-s3.estate.svc.cluster.local", 8333, False, "milvus", "us-east-1"), "ak", "sk"))
     assert config["minio"] | {"accessKeyID": None, "secretAccessKey": None} == {
         "address": "milvus-s3.estate.svc.cluster.local", "port": 8333, "accessKeyID": None, "secretAccessKey": None,
         "useSSL": False, "bucketName": "milvus", "rootPath": "files", "cloudProvider": "aws", "useVirtualHost": False,
         "region": "us-east-1",
     }
     assert config["mq"] == {"type": "rocksmq"}
+
+
+def test_an_external_store_runs_no_object_store_in_the_cluster():
+    def external():
+        return Milvus("milvus", MilvusArgs(
+            namespace="estate", namespace_name="estate", stack="prod", settings=MilvusSettings(),
+            s3_credentials=S3Credentials(None, pulumi.Output.from_input("ak"), pulumi.Output.from_input("sk"), pulumi.Output.from_input("c")),
+            user_config_secret="milvus-user-config", user_config_checksum="feed", protect=True, external_store=True,
+        ))
+
+    rendered, _ = run_component(external)
+    assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] == "StatefulSet"] == ["milvus-etcd"]
+    user = milvus_user_yaml(S3Endpoint("s3.example.com", 443, True, "bkt", "eu-central-1"), "ak", "sk")
+    assert yaml.safe_load(user)["minio"] | {"accessKeyID": None, "secretAccessKey": None} == {
+        "address": "s3.example.com", "port": 443, "accessKeyID": None, "secretAccessKey": None, "useSSL": True,
+        "bucketName": "bkt", "rootPath": "files", "cloudProvider": "aws", "useVirtualHost": False, "region": "eu-central-1",
+    }

@@ -2,6 +2,7 @@ import json
 from urllib.parse import unquote, urlparse
 
 import yaml
+from components.object_store import S3Endpoint
 from components.secrets import PlatformSecrets, SecretsArgs
 from settings import SecretOverrides
 import pulumi
@@ -18,7 +19,7 @@ def _secrets(overrides=None, protect=True, offsite=False):
             offsite_backups=offsite,
             redis_host="redis.estate.svc.cluster.local",
             milvus_host="milvus.estate.svc.cluster.local",
-            milvus_s3_host="milvus-s3.estate.svc.cluster.local",
+            milvus_s3=S3Endpoint("milvus-s3.estate.svc.cluster.local", 8333, False, "milvus", "us-east-1"),
             protect=protect,
         ),
     )

@@ -165,6 +165,11 @@ MALFORMED = [
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-11-28 10:15:00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-02-30 10:15:00+00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "old\nrepo1-path=/x"}, "real-estate-ai:postgres.restoreFrom.path"),
+    # Milvus' external S3 service (prod)
+    ("milvus.externalS3.endpoint", "s3.example.com\n", "real-estate-ai:milvus.externalS3.endpoint"),
+    ("milvus.externalS3.bucket", "Bucket_1", "real-estate-ai:milvus.externalS3.bucket"),
+    ("milvus.externalS3.port", 70000, "real-estate-ai:milvus.externalS3.port"),
+    ("milvus.externalS3.cidrs", ["300.0.0.0/8"], "real-estate-ai:milvus.externalS3.cidrs[0]"),
     # traffic settings
     ("kubernetes.nodeLocalDns", "169.254.20", "real-estate-ai:kubernetes.nodeLocalDns"),
     ("ingress.tls.solver", "tls-alpn-01", "real-estate-ai:ingress.tls.solver"),
@@ -262,6 +267,13 @@ def test_offsite_backups_need_their_credentials_as_secrets():
     message = str(error.value)
     for key in ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey"):
         assert f"real-estate-ai:{key}: is required while backups.offsite.enabled is true" in message
+
+
+def test_an_external_milvus_store_needs_its_credentials_as_secrets():
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(decoded_config("prod")))
+    for key in ("milvusS3AccessKeyId", "milvusS3SecretAccessKey"):
+        assert f"real-estate-ai:{key}: is required while milvus.externalS3 is set" in str(error.value)
 
 
 def test_restoring_from_another_stack_needs_its_passphrase():
