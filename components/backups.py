@@ -97,7 +97,7 @@ def render_milvus_backup_config(
             "backupBucketName": MILVUS_BACKUP_BUCKET,
             "backupRootPath": f"{stack}/milvus",
             "backupUseSSL": True,
-            # Two MinIO services: data goes through milvus-backup rather than a server-side copy.
+            # Two object stores: data goes through milvus-backup rather than a server-side copy.
             "crossStorage": "true",
         },
         "backup": {

@@ -1,6 +1,6 @@
-"""One persistent single-instance service: ServiceAccount, headless and client Services, StatefulSet.
+"""One persistent single-instance service: ServiceAccount, headless and client Services, StatefulSet, claim size.
 
-PostgreSQL, Redis, etcd and MinIO share this shape; each component supplies its container.
+Redis, etcd and the object stores share this shape; each component supplies its container.
 """
 
 from __future__ import annotations
