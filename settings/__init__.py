@@ -235,8 +235,9 @@ class BackupStorageSettings(Settings):
 class RedisBackupSettings(Settings):
     schedule: Cron = "15 * * * *"
     retention_days: Annotated[int, Field(ge=1, le=365)] = 7
-    # 169 hourly snapshots of up to a quarter of the default maxmemory (settings/rules.py: redis_backup_room).
-    storage: Storage = Storage(size="16Gi")
+    # 169 hourly snapshots (and the one being written) of up to a quarter of the default maxmemory
+    # (settings/rules.py: redis_backup_room).
+    storage: Storage = Storage(size="17Gi")
 
 
 class MilvusBackupSettings(Settings):

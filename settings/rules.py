@@ -105,13 +105,16 @@ def redis_backup_room(config: "PlatformConfig") -> list[str]:
     r = config.backups.redis
     schedule = cron.parse(r.schedule)
     per_day = len(schedule.hours) * len(schedule.minutes)
-    snapshots = per_day * r.retention_days + 1
-    needed = snapshots * byte_count(config.redis.maxmemory) // SNAPSHOT_FRACTION_OF_MAXMEMORY
+    # Kept: a day's runs × days, plus the one at the retention boundary (find -mmin rounds up); while one is taken,
+    # its raw RDB (up to twice a compressed one) and its gzip sit beside them; 5 % for the filesystem.
+    kept = per_day * r.retention_days + 1
+    units = kept + 3
+    needed = units * byte_count(config.redis.maxmemory) // SNAPSHOT_FRACTION_OF_MAXMEMORY * 105 // 100
     if byte_count(r.storage.size) < needed:
         return [
-            f"{_key('backups.redis.storage.size')}: {r.storage.size} cannot hold {snapshots} snapshots "
-            f"({per_day} a day for {r.retention_days} days, plus one being written) of up to a quarter of "
-            f"redis.maxmemory {config.redis.maxmemory} each; it needs at least {-(-needed // 2**30)}Gi"
+            f"{_key('backups.redis.storage.size')}: {r.storage.size} cannot hold {kept} snapshots ({per_day} a day for "
+            f"{r.retention_days} days, plus the boundary one) and the one being written, each up to a quarter of "
+            f"redis.maxmemory {config.redis.maxmemory}; it needs at least {-(-needed // 2**30)}Gi"
         ]
     return []
 

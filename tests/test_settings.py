@@ -191,7 +191,7 @@ MALFORMED = [
     ("api.resources.limits.cpu", "9" * 400, "real-estate-ai:api.resources.limits.cpu"),
     ("api.databasePoolSize", 0, "real-estate-ai:api.databasePoolSize"),
     ("redis.maxmemory", "2Gi", "real-estate-ai:redis.maxmemory"),  # the container limit
-    ("backups.redis.storage.size", "63Gi", "real-estate-ai:backups.redis.storage.size"),  # 169 × 1536Mi / 4 = 63.4Gi
+    ("backups.redis.storage.size", "67Gi", "real-estate-ai:backups.redis.storage.size"),  # 172 × 1536Mi / 4 × 1.05 = 67.7Gi
     ("backups.redis.retentionDays", 8, "real-estate-ai:backups.redis.storage.size"),
 ]
 

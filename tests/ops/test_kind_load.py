@@ -37,17 +37,22 @@ def test_dev_builds_the_tag_pulumi_builds_and_loads_it_into_its_kind_cluster(tmp
     assert calls[1] == "kind load docker-image real-estate-api:1.0.0-0123abcd4567 --name real-estate"
 
 
-def test_a_stack_on_another_cluster_loads_nothing(tmp_path):
-    result, calls = _run(tmp_path, stack="prod", BUILD_REVISION="0123abcd4567")
-    assert result.returncode == 0 and "not a kind cluster" in result.stdout
-    assert calls == []
+def test_a_stack_on_another_cluster_loads_nothing_and_needs_no_docker_or_kind(tmp_path):
+    for stack in ("test", "prod"):
+        result, calls = _run(tmp_path, stack=stack, tools=(), BUILD_REVISION="0123abcd4567")
+        assert result.returncode == 0 and "nothing to load" in result.stdout, result.stderr
+        assert calls == []
 
 
-def test_missing_tools_and_revision_are_named(tmp_path):
+def test_missing_tools_are_named_for_a_kind_stack(tmp_path):
     result, _ = _run(tmp_path, tools=(), BUILD_REVISION="x")
     assert result.returncode == 1 and "docker is not installed" in result.stderr
-    result, _ = _run(tmp_path, BUILD_REVISION="")
-    assert result.returncode != 0 and "BUILD_REVISION must be set" in result.stderr
+
+
+def test_the_revision_is_cleaned_as_the_program_cleans_it(tmp_path):
+    result, calls = _run(tmp_path, BUILD_REVISION="feature/x-1")
+    assert result.returncode == 0, result.stderr
+    assert calls[1] == "kind load docker-image real-estate-api:1.0.0-featurex-1 --name real-estate"
 
 
 def test_the_tag_is_the_one_the_program_builds():
