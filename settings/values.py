@@ -15,9 +15,6 @@ from pydantic.alias_generators import to_camel
 
 from settings import cron
 
-# Kubernetes' int32 fields (replicas, ports, seconds) stop here.
-INT32_MAX = 2**31 - 1
-
 _CPU_RE = re.compile(r"[0-9]{1,6}m|[0-9]{1,4}(?:\.[0-9]{1,3})?")
 _BYTES_RE = re.compile(r"([0-9]{1,15})(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
 _BYTE_UNITS = {
@@ -35,8 +32,6 @@ _IMAGE_RE = re.compile(
 )
 _REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 _SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-# Label values: at most 63 of [A-Za-z0-9_.-], starting and ending alphanumeric (no '+', no spaces).
-LABEL_VALUE_RE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
 
 
 def cpu_millicores(quantity: str) -> int:
@@ -169,7 +164,6 @@ Text = Annotated[str, AfterValidator(_check_text)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]
-Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 Environment = Literal["dev", "test", "prod"]
 
 
