@@ -84,6 +84,10 @@ def peer_selector(peer: Peer, stack: str) -> dict[str, str]:
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
 
 
+def _namespace(name: str) -> dict:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": name}}}
+
+
 def _ports_by_pair(flows: list[Flow]) -> dict[tuple[Peer, Peer], list[int]]:
     pairs: dict[tuple[str, str], list[int]] = {}
     for flow in flows:
@@ -147,73 +151,30 @@ class NetworkPolicies(Component):
                 ],
             },
         )
-        self._policy(
-            f"allow-ingress-controller-to-{args.ingress_target}",
-            {
-                "podSelector": {"matchLabels": selector_labels(args.ingress_target, args.stack)},
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    {
-                        "from": [
-                            {
-                                "namespaceSelector": {
-                                    "matchLabels": {"kubernetes.io/metadata.name": args.ingress_controller_namespace}
-                                }
-                            }
-                        ],
-                        "ports": [{"protocol": "TCP", "port": args.ingress_port}],
-                    }
-                ],
-            },
+        self._ingress(
+            f"allow-ingress-controller-to-{args.ingress_target}", selector_labels(args.ingress_target, args.stack),
+            [_namespace(args.ingress_controller_namespace)], [args.ingress_port],
         )
         # Each pair of pods needs both ends opened: egress from the source and ingress to the target,
         # one policy per end listing every port of the pair (a policy name can exist only once).
         for (source, target), ports in _ports_by_pair(args.flows).items():
-            port_list = [{"protocol": "TCP", "port": port} for port in ports]
             source_pods, target_pods = peer_selector(source, args.stack), peer_selector(target, args.stack)
-            self._policy(
-                f"allow-{peer_name(source)}-to-{peer_name(target)}",
-                {
-                    "podSelector": {"matchLabels": target_pods},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{"from": [{"podSelector": {"matchLabels": source_pods}}], "ports": port_list}],
-                },
-            )
-            self._policy(
-                f"allow-{peer_name(source)}-egress-to-{peer_name(target)}",
-                {
-                    "podSelector": {"matchLabels": source_pods},
-                    "policyTypes": ["Egress"],
-                    "egress": [{"to": [{"podSelector": {"matchLabels": target_pods}}], "ports": port_list}],
-                },
-            )
+            self._ingress(f"allow-{peer_name(source)}-to-{peer_name(target)}", target_pods,
+                          [{"podSelector": {"matchLabels": source_pods}}], ports)
+            self._egress(f"allow-{peer_name(source)}-egress-to-{peer_name(target)}", source_pods,
+                         [{"podSelector": {"matchLabels": target_pods}}], ports)
         for external in args.external_flows:
-            self._policy(
-                f"allow-{peer_name(external.source)}-egress-{external.purpose}",
-                {
-                    "podSelector": {"matchLabels": peer_selector(external.source, args.stack)},
-                    "policyTypes": ["Egress"],
-                    "egress": [
-                        {
-                            "to": [{"ipBlock": {"cidr": cidr}} for cidr in external.cidrs]
-                            or [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
-                            "ports": [{"protocol": "TCP", "port": external.port}],
-                        }
-                    ],
-                },
+            self._egress(
+                f"allow-{peer_name(external.source)}-egress-{external.purpose}", peer_selector(external.source, args.stack),
+                [{"ipBlock": {"cidr": cidr}} for cidr in external.cidrs]
+                or [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+                [external.port],
             )
         self._edge_policies()
         for flow in args.api_server_flows:
-            self._policy(
-                f"allow-{peer_name(flow.source)}-egress-api-server",
-                {
-                    "podSelector": {"matchLabels": peer_selector(flow.source, args.stack)},
-                    "policyTypes": ["Egress"],
-                    "egress": [{
-                        "to": [{"ipBlock": {"cidr": cidr}} for cidr in args.api_server_cidrs],
-                        "ports": [{"protocol": "TCP", "port": port} for port in API_SERVER_PORTS],
-                    }],
-                },
+            self._egress(
+                f"allow-{peer_name(flow.source)}-egress-api-server", peer_selector(flow.source, args.stack),
+                [{"ipBlock": {"cidr": cidr}} for cidr in args.api_server_cidrs], list(API_SERVER_PORTS),
             )
         self.register_outputs({})
 
@@ -224,42 +185,31 @@ class NetworkPolicies(Component):
         for metrics in a.metrics_ports:
             ports_by_target.setdefault(metrics.target, []).append(metrics.port)
         for target, ports in ports_by_target.items() if a.monitoring_namespace else ():
-            self._policy(
-                f"allow-monitoring-to-{peer_name(target)}",
-                {
-                    "podSelector": {"matchLabels": peer_selector(target, a.stack)},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{
-                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": a.monitoring_namespace}}}],
-                        "ports": [{"protocol": "TCP", "port": port} for port in ports],
-                    }],
-                },
-            )
+            self._ingress(f"allow-monitoring-to-{peer_name(target)}", peer_selector(target, a.stack),
+                          [_namespace(a.monitoring_namespace)], ports)
         if a.acme_http01:
-            self._policy(
-                "allow-ingress-controller-to-acme-solver",
-                {
-                    # cert-manager labels its HTTP-01 solver pods so, and they listen on 8089.
-                    "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{
-                        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": a.ingress_controller_namespace}}}],
-                        "ports": [{"protocol": "TCP", "port": 8089}],
-                    }],
-                },
-            )
+            # cert-manager labels its HTTP-01 solver pods so, and they listen on 8089.
+            self._ingress("allow-ingress-controller-to-acme-solver", {"acme.cert-manager.io/http01-solver": "true"},
+                          [_namespace(a.ingress_controller_namespace)], [8089])
         if a.public_sources:
-            self._policy(
-                f"allow-public-to-{a.ingress_target}",
-                {
-                    "podSelector": {"matchLabels": selector_labels(a.ingress_target, a.stack)},
-                    "policyTypes": ["Ingress"],
-                    "ingress": [{
-                        "from": [{"ipBlock": {"cidr": cidr}} for cidr in a.public_sources],
-                        "ports": [{"protocol": "TCP", "port": a.ingress_port}],
-                    }],
-                },
-            )
+            self._ingress(f"allow-public-to-{a.ingress_target}", selector_labels(a.ingress_target, a.stack),
+                          [{"ipBlock": {"cidr": cidr}} for cidr in a.public_sources], [a.ingress_port])
+
+    def _ingress(self, name: str, pods: dict[str, str], peers: list[dict], ports: list[int]) -> None:
+        """One rule: `pods` accept TCP on `ports` from `peers`."""
+        self._policy(name, {
+            "podSelector": {"matchLabels": pods},
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": port} for port in ports]}],
+        })
+
+    def _egress(self, name: str, pods: dict[str, str], peers: list[dict], ports: list[int]) -> None:
+        """One rule: `pods` may open TCP to `peers` on `ports`."""
+        self._policy(name, {
+            "podSelector": {"matchLabels": pods},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": peers, "ports": [{"protocol": "TCP", "port": port} for port in ports]}],
+        })
 
     def _policy(self, name: str, spec: dict) -> None:
         k8s.networking.v1.NetworkPolicy(
