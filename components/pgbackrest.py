@@ -8,10 +8,9 @@ real pgBackRest is what the cluster runs. No value can add a line: every option 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
-from settings import BackupSettings, byte_count
+from settings import BackupSettings, OffsiteSettings, byte_count
 
 # The operator's stanza, and where repo1 lives: it mounts the claim's root at /pgbackrest/repo1 and sets
 # repo1-path to the same directory (internal/pgbackrest/reconcile.go and config.go, v3.0.0).
@@ -22,20 +21,9 @@ OFFSITE_CIPHER = "aes-256-cbc"
 OFFSITE_CONFIG_FILE = "offsite.conf"
 
 
-@dataclass(frozen=True)
-class Offsite:
-    endpoint: str
-    bucket: str
-    region: str
-    path: str
-    uri_style: str
-
-
-def offsite(settings: BackupSettings) -> Optional[Offsite]:
-    o = settings.offsite
-    if not o.enabled:
-        return None
-    return Offsite(o.endpoint, o.bucket, o.region, o.path, o.uri_style)
+def offsite(settings: BackupSettings) -> Optional[OffsiteSettings]:
+    """repo2's settings when the off-site repository is on, else None."""
+    return settings.offsite if settings.offsite.enabled else None
 
 
 def _line(key: str, value: object) -> str:
