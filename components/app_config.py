@@ -6,7 +6,6 @@ so any change to config or flags rolls the API pods.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Optional
 
@@ -14,7 +13,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from settings import AppConfigSettings
-from components.workload import labels
+from components.workload import labels, sha256
 from components.component import Component
 
 CONFIG_MAP_NAME = "api-config"
@@ -61,7 +60,7 @@ class AppConfig(Component):
     def __init__(self, name: str, args: AppConfigArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:app_config:AppConfig", name, opts)
         properties = render_properties(args.settings, args.version, args.environment)
-        self.checksum = hashlib.sha256(properties.encode()).hexdigest()
+        self.checksum = sha256(properties)
         config_map = k8s.core.v1.ConfigMap(
             self.child_name(CONFIG_MAP_NAME),
             metadata={
