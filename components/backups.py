@@ -62,6 +62,11 @@ DRILL_DIR = "/drill"
 POSTGRES_UID = 26
 
 
+def scripts() -> list[Path]:
+    """What the jobs run: the shell scripts and the archive checker they call."""
+    return sorted([*SCRIPTS_SOURCE.glob("*.sh"), *SCRIPTS_SOURCE.glob("*.py")])
+
+
 def storage_host(namespace: str) -> str:
     return service_dns(STORAGE_NAME, namespace)
 
@@ -132,6 +137,7 @@ class Backups(Component):
     def __init__(self, name: str, args: BackupsArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:backups:Backups", name, opts)
         self._args = args
+        self._check_configs: dict[str, k8s.core.v1.ConfigMap] = {}
         s = args.settings
         child = pulumi.ResourceOptions(parent=self)
         k8s.core.v1.ServiceAccount(
@@ -143,7 +149,7 @@ class Backups(Component):
         self.scripts_config_map_name = k8s.core.v1.ConfigMap(
             self.child_name("backup-scripts"),
             metadata=self._meta("backup-scripts", "backup"),
-            data={p.name: p.read_text() for p in sorted(SCRIPTS_SOURCE.glob("*.sh"))},
+            data={p.name: p.read_text() for p in scripts()},
             opts=child,
         ).metadata.name
         self.tls_secret_name = self._tls()
@@ -151,9 +157,13 @@ class Backups(Component):
         # Full and incremental backups, WAL archiving, retention: the operator's (spec.backups of the cluster).
         self.cron_jobs = {
             "postgres-backup-verify": self._verify_cron(),
-            "postgres-restore-drill": self._drill_cron(),
+            "postgres-restore-drill": self._drill_cron("postgres-restore-drill", "1", s.postgres.restore_drill_schedule),
             "redis-backup": self._redis_cron(),
         }
+        if s.offsite.enabled:
+            # The off-site repository alone must restore everything too (its WAL, its cipher): drilled on its own.
+            self.cron_jobs["postgres-restore-drill-offsite"] = self._drill_cron(
+                "postgres-restore-drill-offsite", "2", s.postgres.offsite_drill_schedule)
         if s.milvus.enabled:
             self.cron_jobs["milvus-backup"] = self._milvus_cron()
         # Templates for ops/backup/k8s-recover-*.sh: suspended, never scheduled, copied into a Job on demand.
@@ -228,12 +238,15 @@ class Backups(Component):
                       extra_mounts: list[dict] = (), resources: Resources = JOB_RESOURCES) -> dict:
         """A pod on the repository host's node with repo1 mounted read-only: it reads backups, never writes them."""
         a = self._args
-        config = k8s.core.v1.ConfigMap(
-            self.child_name(f"{pod_name}-pgbackrest"),
-            metadata=self._meta(f"{pod_name}-pgbackrest", "backup", pod_name),
-            data={"pgbackrest.conf": pgbackrest.job_conf(a.settings, f"{DRILL_DIR}/pgdata")},
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        if pod_name not in self._check_configs:
+            # One per kind of check: both drills (repo1, off site) read the same configuration.
+            self._check_configs[pod_name] = k8s.core.v1.ConfigMap(
+                self.child_name(f"{pod_name}-pgbackrest"),
+                metadata=self._meta(f"{pod_name}-pgbackrest", "backup", pod_name),
+                data={"pgbackrest.conf": pgbackrest.job_conf(a.settings, f"{DRILL_DIR}/pgdata")},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        config = self._check_configs[pod_name]
         container = self._container(
             "pgbackrest", a.postgres.image, [f"{SCRIPTS_DIR}/{script}"],
             {"PGBACKREST_STANZA": pgbackrest.STANZA, **env},
@@ -272,7 +285,7 @@ class Backups(Component):
         pod = self._pg_check_pod(PG_VERIFY, "pg-verify.sh", {"BACKUP_REPOS": self._repos()})
         return self._cron("postgres-backup-verify", self._args.settings.postgres.verify_schedule, pod, deadline=6 * 3600)
 
-    def _drill_cron(self) -> k8s.batch.v1.CronJob:
+    def _drill_cron(self, name: str, repo: str, schedule: str) -> k8s.batch.v1.CronJob:
         a = self._args
         s = a.settings.postgres
         scratch = {
@@ -290,13 +303,13 @@ class Backups(Component):
                 "DRILL_DATABASE": a.postgres.database,
                 "DRILL_USER": "postgres",
                 "DRILL_MIN_TABLES": str(s.drill_min_tables),
-                "BACKUP_REPO": "1",
+                "BACKUP_REPO": repo,
             },
             extra_volumes=[scratch],
             extra_mounts=[{"name": "drill", "mountPath": DRILL_DIR}],
             resources=make_resources("500m", "1Gi", "2", "4Gi"),
         )
-        return self._cron("postgres-restore-drill", s.restore_drill_schedule, pod, deadline=6 * 3600)
+        return self._cron(name, schedule, pod, deadline=6 * 3600)
 
     def _restore_source(self, name: str, key: str, default: str) -> pulumi.Output[str]:
         """The ConfigMap the recovery script writes its source into (Pulumi leaves the value alone)."""

@@ -197,6 +197,8 @@ class PostgresBackupSettings(Settings):
     # Our own checks against the repositories.
     verify_schedule: Cron = "15 5 * * *"
     restore_drill_schedule: Cron = "45 5 * * 0"
+    # The same drill from the off-site repository alone (when there is one): monthly.
+    offsite_drill_schedule: Cron = "45 6 1 * *"
     # Fulls are kept this many days; an incremental lives as long as the full it depends on.
     full_retention_days: Annotated[int, Field(ge=1, le=3650)] = 30
     # Upper bound on the WAL a lost cluster can lose: PostgreSQL switches segments at least this often.

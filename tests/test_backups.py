@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components import pgbackrest
-from components.backups import POSTGRES_UID, SCRIPTS_SOURCE
+from components.backups import POSTGRES_UID, SCRIPTS_SOURCE, scripts as scripts_
 from components.postgres import REPO_HOST_PODS, repo1_claim_name
 from tests.harness import STACKS, containers, decoded_config, env_value, pod_spec
 
@@ -89,6 +89,22 @@ def test_checks_read_repo1_read_only_beside_the_repository_host(stack, rendered_
 
 
 @pytest.mark.parametrize("stack", STACKS)
+def test_the_offsite_repository_is_drilled_on_its_own_where_there_is_one(stack, rendered_stacks):
+    rendered, config = rendered_stacks[stack], _backups(stack)
+    drills = {o["metadata"]["name"]: o for o in rendered.objects if o["kind"] == "CronJob" and "restore-drill" in o["metadata"]["name"]}
+    assert env_value(_job_container(drills["postgres-restore-drill"]), "BACKUP_REPO")["value"] == "1"
+    if not config["offsite"]["enabled"]:
+        assert set(drills) == {"postgres-restore-drill"}
+        return
+    offsite = drills["postgres-restore-drill-offsite"]
+    assert offsite["spec"]["schedule"] == config["postgres"].get("offsiteDrillSchedule", "45 6 1 * *")
+    container = _job_container(offsite)
+    assert env_value(container, "BACKUP_REPO")["value"] == "2" and container["command"] == ["/opt/backup/pg-restore-drill.sh"]
+    # The same pod name: the off-site egress and repository rules of the drill apply to it.
+    assert pod_spec(offsite) and offsite["spec"]["jobTemplate"]["metadata"]["labels"]["app.kubernetes.io/name"] == "pg-restore-drill"
+
+
+@pytest.mark.parametrize("stack", STACKS)
 def test_checks_use_the_clusters_pgbackrest_options(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     cluster_options = rendered.find("PerconaPGCluster", "postgres")["spec"]["backups"]["pgbackrest"]["global"]
@@ -116,7 +132,8 @@ def test_redis_backups_follow_the_stack(stack, rendered_stacks):
 def test_jobs_run_the_scripts_from_the_repository(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     scripts = rendered.find("ConfigMap", "backup-scripts")["data"]
-    assert scripts == {p.name: p.read_text() for p in SCRIPTS_SOURCE.glob("*.sh")}
+    assert set(scripts) >= {"pg-verify.sh", "pg-restore-drill.sh", "pg-restore.sh", "pg_archive.py"}
+    assert scripts == {p.name: p.read_text() for p in scripts_()}
     for obj in rendered.objects:
         if obj["kind"] not in ("CronJob", "Job"):
             continue

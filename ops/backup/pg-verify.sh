@@ -1,12 +1,33 @@
 #!/usr/bin/env bash
-# Verify every backup and archived WAL segment in each repository of BACKUP_REPOS against their checksums.
-# Exits non-zero, naming the repository and the invalid backups, when a file is missing or corrupt.
+# Check each repository of BACKUP_REPOS: the WAL archive has no gap from any retained backup to its end
+# (pg_archive.py), and the files are sound (pgbackrest verify against their checksums).
+#
+# The checksum pass covers the newest backup set on most days and everything in the repository once a week
+# (VERIFY_FULL_WEEKDAY, 1 = Monday … 7 = Sunday, default 7; VERIFY_SCOPE=full|latest forces either).
+# The continuity check is cheap (a listing) and always covers every retained backup.
+# Exits non-zero, naming the repository and what is wrong; one JSON line per repository on stdout.
 set -euo pipefail
 
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repos="${BACKUP_REPOS:-1}"
+scope="${VERIFY_SCOPE:-}"
+if [[ -z "$scope" ]]; then
+  [[ "$(date -u +%u)" == "${VERIFY_FULL_WEEKDAY:-7}" ]] && scope=full || scope=latest
+fi
+[[ "$scope" == full || "$scope" == latest ]] || { echo "pg-verify: VERIFY_SCOPE must be full or latest" >&2; exit 2; }
+
 failed=0
 for repo in $repos; do
-  if ! report=$(pgbackrest verify --repo="$repo" --output=text --verbose 2>&1); then
+  if ! continuity=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
+    echo "$continuity"
+    echo "pg-verify: repository ${repo}: WAL archive check FAILED (see above)" >&2
+    failed=1
+    continue
+  fi
+  newest=$(python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["newest_backup"])' <<<"$continuity")
+  set_args=()
+  [[ "$scope" == latest ]] && set_args=(--set="$newest")
+  if ! report=$(pgbackrest verify --repo="$repo" "${set_args[@]}" --output=text --verbose 2>&1); then
     echo "$report" >&2
     echo "pg-verify: repository ${repo}: verification could not run" >&2
     failed=1
@@ -21,6 +42,7 @@ for repo in $repos; do
     continue
   fi
   backups=$(grep -c '^  backup: .*status: valid' <<<"$report" || true)
-  printf '{"time":"%s","job":"pg-verify","repo":%s,"status":"ok","valid_backups":%s}\n' "$(date -u +%FT%TZ)" "$repo" "$backups"
+  printf '{"time":"%s","job":"pg-verify","repo":%s,"status":"ok","scope":"%s","newest_backup":"%s","valid_backups":%s,"archive":%s}\n' \
+    "$(date -u +%FT%TZ)" "$repo" "$scope" "$newest" "$backups" "$continuity"
 done
 exit "$failed"

@@ -8,6 +8,7 @@ and drill jobs mount: `components.pgbackrest.job_conf`), used by the scripts. Bo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -123,7 +124,8 @@ class BackedUpPostgres:
         return self.pg.run("pgbackrest", f"--config={self.conf}", *args, env=self.env()).stdout
 
     def start_restored(self, pgdata: Path, timeout: float = 120) -> RestoredCluster:
-        """Start a restored data directory and wait until WAL replay has ended and it has promoted."""
+        """Start a data directory pg-restore.sh restored and promote it once it has replayed what it should:
+        paused at its target time, or (restored to latest, as a standby) at the last segment the archive holds."""
         port = free_port()
         options = f"-p {port} -c listen_addresses='127.0.0.1' -c unix_socket_directories='{pgdata.parent}' -c archive_mode=off"
         log = pgdata.parent / f"{pgdata.name}.log"
@@ -133,11 +135,24 @@ class BackedUpPostgres:
         )
         assert started.returncode == 0, log.read_text() if log.exists() else started.stderr
         restored = RestoredCluster(self, pgdata, port)
+        end_lsn = self.archive_check()["end_lsn"]
         deadline = time.monotonic() + timeout
         while restored.psql("SELECT pg_is_in_recovery()", "postgres") != "f":
             assert time.monotonic() < deadline, "restored cluster did not finish recovery"
+            state = restored.psql(
+                f"SELECT pg_get_wal_replay_pause_state(), pg_last_wal_replay_lsn() >= '{end_lsn}'::pg_lsn", "postgres").split("|")
+            if state[0] == "paused":
+                restored.psql("SELECT pg_wal_replay_resume()", "postgres")
+            elif (pgdata / "standby.signal").exists() and state[1] == "t":
+                restored.psql("SELECT pg_promote()", "postgres")
             time.sleep(0.1)
         return restored
+
+    def archive_check(self, *args: str) -> dict:
+        """ops/backup/pg_archive.py's report on repo1 (it must pass)."""
+        done = self.script("pg_archive.py", "check", *args)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
 
     def scratch(self, name: str) -> Path:
         path = self.pg.base / name

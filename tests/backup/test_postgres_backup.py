@@ -82,16 +82,56 @@ def test_restore_to_latest_has_every_committed_transaction(cluster):
         restored.stop()
 
 
-def test_restore_refuses_a_running_cluster_and_a_bad_target(cluster):
-    running = cluster.script("pg-restore.sh", "--pgdata", str(cluster.pg.data))
-    assert running.returncode == 1 and "stop PostgreSQL before restoring" in running.stderr
-    bad = cluster.script("pg-restore.sh", "--pgdata", str(cluster.pg.base / "x"), "--target", "yesterday-ish")
-    assert bad.returncode == 2 and "is not a timestamp" in bad.stderr
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--pgdata", "{data}"], 1, "holds a data directory (postmaster.pid present)"),
+        (["--pgdata", "{nonempty}"], 1, "never overwrites a data directory"),
+        (["--pgdata", "{new}", "--target", "yesterday-ish"], 2, "is not a timestamp"),
+        (["--pgdata", "{new}", "--target", "2026-11-28 10:15:00"], 2, "is not a timestamp"),
+        (["--pgdata", "{new}", "--target", "2999-01-01 00:00:00+00"], 2, "is in the future"),
+        (["--pgdata", "{new}", "--set", "20261128-010002F_latest"], 2, "is not a backup label"),
+        (["--pgdata", "{new}", "--repo", "1;rm"], 2, "--repo must be a repository number"),
+        (["--pgdata"], 2, "usage:"),
+    ],
+)
+def test_restore_refuses_what_would_overwrite_data_or_misread_a_target(cluster, args, code, message):
+    nonempty = cluster.pg.base / "nonempty"
+    nonempty.mkdir(exist_ok=True)
+    (nonempty / "PG_VERSION").write_text("15\n")
+    paths = {"data": cluster.pg.data, "nonempty": nonempty, "new": cluster.pg.base / "never-created"}
+    result = cluster.script("pg-restore.sh", *(a.format(**{k: str(v) for k, v in paths.items()}) for a in args))
+    assert result.returncode == code and message in result.stderr, result.stderr
+    assert (nonempty / "PG_VERSION").read_text() == "15\n" and not (cluster.pg.base / "never-created").exists()
+
+
+def test_an_older_backup_set_can_be_chosen_when_the_newest_is_damaged(cluster):
+    assert cluster.backup("full").returncode == 0
+    older = _labels(cluster)["full"][-1]
+    assert cluster.backup("full").returncode == 0
+    newest = _labels(cluster)["full"][-1]
+    assert newest != older
+    pgdata = cluster.scratch("older-set") / "pgdata"
+    restore = cluster.script("pg-restore.sh", "--pgdata", str(pgdata), "--set", older)
+    assert restore.returncode == 0, restore.stderr
+    assert f"restore backup set {older}" in restore.stdout + restore.stderr
+    assert _json_lines(restore.stdout)[-1]["set"] == older
+    restored = cluster.start_restored(pgdata)
+    try:
+        # From the older set, WAL replay still brings everything archived since.
+        assert restored.psql("SELECT count(*) FROM latest_check") == "777"
+    finally:
+        restored.stop()
 
 
 def test_restore_drill_restores_checks_and_leaves_the_repository_alone(cluster):
     cluster.pg.psql("CREATE TABLE IF NOT EXISTS drill_table (id int PRIMARY KEY)", "real_estate")
     assert cluster.backup("incr").returncode == 0
+    # A commit after the backup: the drill must replay it from the archive.
+    cluster.pg.psql("INSERT INTO latest_check VALUES (0)", "real_estate")
+    cluster.pg.psql("DELETE FROM latest_check WHERE id = 0", "real_estate")
+    cluster.pg.psql("SELECT pg_switch_wal()")
+    cluster.pgbackrest("check")
     archive_before = cluster.pgbackrest("info").split("wal archive min/max")[1].splitlines()[0]
     drill = cluster.script(
         "pg-restore-drill.sh", DRILL_DIR=str(cluster.scratch("drill")), DRILL_DATABASE="real_estate", DRILL_MIN_TABLES="2"
@@ -99,7 +139,12 @@ def test_restore_drill_restores_checks_and_leaves_the_repository_alone(cluster):
     assert drill.returncode == 0, drill.stderr
     report = _json_lines(drill.stdout)[-1]
     assert report["status"] == "ok" and report["step"] == "done" and report["tables"] >= 2
-    assert report["estimated_rows"] >= 0
+    # Exact counts, not planner estimates (those are 0 for a table nobody analysed).
+    assert report["table_rows"]["public.latest_check"] == 777 and report["table_rows"]["public.drill_table"] == 0
+    assert report["rows"] == sum(report["table_rows"].values())
+    # Replayed to the archive's end: the newest restored commit is after the backup it started from.
+    assert report["replayed_to"] and report["archive_end"]
+    assert report["newest_commit_after_backup_seconds"] >= 0 and report["backup"] == _labels(cluster)["incr"][-1]
     archive_after = cluster.pgbackrest("info").split("wal archive min/max")[1].splitlines()[0]
     assert archive_after == archive_before
     assert not (cluster.pg.base / "drill" / "pgdata").exists()
@@ -166,3 +211,61 @@ def test_restore_drill_runs_a_backup_whose_configuration_needs_the_clusters_tls_
     drill = cluster.script("pg-restore-drill.sh", DRILL_DIR=str(cluster.scratch("drill")), DRILL_DATABASE="real_estate")
     assert drill.returncode == 0, drill.stderr
     assert _json_lines(drill.stdout)[-1]["status"] == "ok"
+
+
+def _segments_after(cluster, label: str) -> list:
+    """Archived segment files written after a backup started, oldest first."""
+    (backup,) = [b for b in json.loads(cluster.pgbackrest("info", "--output=json"))[0]["backup"]
+                 if b["label"] == label]
+    start = backup["archive"]["start"]
+    return sorted(p for p in (cluster.repo / "archive").rglob("0000*-*.zst") if p.name[:24] > start)
+
+
+def _write_segments(cluster, count: int) -> None:
+    for step in range(count):
+        cluster.pg.psql(f"INSERT INTO ledger SELECT g, 'step {step}' FROM generate_series(1, 2000) g ON CONFLICT (id) DO UPDATE SET note = excluded.note", "real_estate")
+        cluster.pg.psql("SELECT pg_switch_wal()")
+    cluster.pgbackrest("check")
+
+
+def test_a_missing_wal_segment_fails_verify_and_the_drill_naming_segment_and_repository(fresh_cluster):
+    cluster = fresh_cluster
+    cluster.pg.psql("CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)", "real_estate")
+    assert cluster.backup("full").returncode == 0
+    full = _labels(cluster)["full"][0]
+    _write_segments(cluster, 4)
+    ok = cluster.script("pg-verify.sh", VERIFY_SCOPE="latest")
+    assert ok.returncode == 0, ok.stderr
+    report = _json_lines(ok.stdout)[-1]
+    assert report["scope"] == "latest" and report["newest_backup"] == full and report["archive"]["status"] == "ok"
+
+    victim = _segments_after(cluster, full)[1]
+    victim.unlink()
+    missing = victim.name[:24]
+    verify = cluster.script("pg-verify.sh", VERIFY_SCOPE="latest")
+    assert verify.returncode == 1
+    archive_id = victim.parent.parent.name
+    assert f"repository 1: archive {archive_id}: 1 segment(s) missing after backup {full}: {missing}\n" in verify.stderr
+    assert _json_lines(verify.stdout)[-1]["status"] == "failed"
+
+    drill = cluster.script("pg-restore-drill.sh", DRILL_DIR=str(cluster.scratch("drill-gap")), DRILL_DATABASE="real_estate")
+    assert drill.returncode == 1
+    assert "FAILED at step 'archive'" in drill.stderr and missing in drill.stderr
+
+
+def test_a_segment_that_cannot_be_fetched_stops_the_drill_before_it_promotes(fresh_cluster):
+    """A segment present but unreadable passes the listing; replay stops short of the archive's end, and the
+    drill says where instead of promoting a copy that lacks the rest."""
+    cluster = fresh_cluster
+    cluster.pg.psql("CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)", "real_estate")
+    assert cluster.backup("full").returncode == 0
+    _write_segments(cluster, 4)
+    victim = _segments_after(cluster, _labels(cluster)["full"][0])[2]
+    victim.write_bytes(b"not zstd" * 64)
+    drill = cluster.script(
+        "pg-restore-drill.sh", DRILL_DIR=str(cluster.scratch("drill-stall")), DRILL_DATABASE="real_estate", DRILL_STALL="5"
+    )
+    assert drill.returncode == 1
+    assert "FAILED at step 'replay'" in drill.stderr and "before the archive's end" in drill.stderr, drill.stderr
+    report = _json_lines(drill.stdout)[-1]
+    assert report["status"] == "failed" and report["step"] == "replay"

@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Continuity of a pgBackRest WAL archive: every segment a retained backup needs to reach the archive's end.
+
+    pg_archive.py check [--repo N] [--set LABEL | --target-time EPOCH] [--segment-size BYTES]
+
+pgBackRest's own `verify` checks the files that are there; a segment that was never archived, or was deleted,
+leaves no file to check, and a restore to "latest" stops at the gap and promotes. This walks the archive instead:
+for each retained backup (or the one given with --set), every segment from the backup's start, along the
+timelines the newest timeline's history names, to the last archived segment. A gap fails, naming the repository,
+the timeline and the missing segments. --target-time checks what a point-in-time restore to that time would use:
+the newest backup that ended before it (none: the time is before the oldest backup, and fails).
+
+pgBackRest is run as `$PG_ARCHIVE_EXEC pgbackrest ...` (PG_ARCHIVE_EXEC empty in the verify job; a `kubectl exec`
+prefix when a restore checks a cluster's repository from outside). Stanza and configuration come from pgBackRest's
+own environment (PGBACKREST_STANZA, PGBACKREST_CONFIG).
+
+Prints one JSON line; exit 0 continuous, 1 gap or no backup, 2 bad usage, 3 the repository could not be read.
+Runs on the Python the PostgreSQL image ships (3.9): standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Set, Tuple
+
+SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-[0-9a-f]{40}(\.(gz|bz2|lz4|zst|xz))?$")
+HISTORY = re.compile(r"^([0-9A-F]{8})\.history$")
+DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
+# How many missing segments a report names before it counts the rest.
+NAMED = 20
+
+
+class RepositoryError(Exception):
+    """pgBackRest could not read the repository (unreachable, no stanza, bad credentials)."""
+
+
+class Archive:
+    """The segments of one archive id (one database system and version) in one repository."""
+
+    def __init__(self, segment_size: int):
+        self.segment_size = segment_size
+        self.per_log = 0x100000000 // segment_size
+        self.segments: Dict[int, Set[int]] = {}
+        self.histories: Set[int] = set()
+
+    def segno(self, name: str) -> Tuple[int, int]:
+        timeline, log, seg = int(name[0:8], 16), int(name[8:16], 16), int(name[16:24], 16)
+        return timeline, log * self.per_log + seg
+
+    def name(self, timeline: int, segno: int) -> str:
+        return f"{timeline:08X}{segno // self.per_log:08X}{segno % self.per_log:08X}"
+
+    def lsn(self, segno: int) -> str:
+        position = segno * self.segment_size
+        return f"{position >> 32:X}/{position & 0xFFFFFFFF:X}"
+
+    def segno_of_lsn(self, lsn: str) -> int:
+        high, low = lsn.split("/")
+        return ((int(high, 16) << 32) + int(low, 16)) // self.segment_size
+
+    def add(self, relative: str) -> None:
+        base = relative.rsplit("/", 1)[-1]
+        found = SEGMENT.match(base)
+        if found:
+            timeline, segno = self.segno(base)
+            self.segments.setdefault(timeline, set()).add(segno)
+            return
+        history = HISTORY.match(base)
+        if history:
+            self.histories.add(int(history.group(1), 16))
+
+
+def pgbackrest(*args: str) -> str:
+    command = [*shlex.split(os.environ.get("PG_ARCHIVE_EXEC", "")), "pgbackrest", *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=float(os.environ.get("PG_ARCHIVE_TIMEOUT", "1800")))
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise RepositoryError(f"{' '.join(command[:3])}...: {error}") from None
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise RepositoryError(detail[-1] if detail else f"pgbackrest {args[0]} exited {done.returncode}")
+    return done.stdout
+
+
+def timeline_path(archive: Archive, read_history) -> List[Tuple[int, int, Optional[int]]]:
+    """The newest timeline's ancestry as (timeline, first segment, last segment or None for 'to the end').
+
+    A timeline's last segment is the one before its switch point's: the segment holding the switch point is
+    read from the new timeline (PostgreSQL copies the old timeline's part of it there when it promotes)."""
+    newest = max([*archive.segments, *archive.histories] or [1])
+    switches: List[Tuple[int, int]] = []
+    if newest in archive.histories:
+        for line in read_history(newest).splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and fields[0].isdigit() and "/" in fields[1]:
+                switches.append((int(fields[0]), archive.segno_of_lsn(fields[1])))
+    path: List[Tuple[int, int, Optional[int]]] = []
+    first = 0
+    for timeline, switch in switches:
+        path.append((timeline, first, switch - 1))
+        first = switch
+    path.append((newest, first, None))
+    return path
+
+
+def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int) -> Tuple[List[Tuple[int, int]], int, int]:
+    """Segments missing between a backup's start and the end of its line of timelines, and that end (timeline, segment)."""
+    timeline, segno = start
+    on_path = [p for p in path if p[0] == timeline and (p[2] is None or segno <= p[2])]
+    if on_path:
+        steps = path[path.index(on_path[0]):]
+    else:
+        # A backup on a timeline, or a part of one, that a later promotion abandoned: that branch to its end.
+        steps = [(timeline, segno, None)]
+    missing: List[Tuple[int, int]] = []
+    end = (timeline, segno)
+    for index, (tli, first, last) in enumerate(steps):
+        have = archive.segments.get(tli, set())
+        low = max(first, segno) if index == 0 else first
+        if last is None:
+            last = max([*have, low - 1])
+            if index == 0:
+                # The backup itself needs its WAL up to its stop segment, archived or not.
+                last = max(last, stop_segno)
+        missing += [(tli, n) for n in range(low, last + 1) if n not in have]
+        end = (tli, last)
+    return missing, end[0], end[1]
+
+
+def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None) -> dict:
+    info = json.loads(pgbackrest("info", "--output=json", f"--repo={repo}"))
+    if not info:
+        raise RepositoryError("no stanza in the repository")
+    stanza = info[0]
+    if stanza.get("status", {}).get("code", 0) not in (0, 3):
+        # 3 is 'backup/expire running': the archive is readable meanwhile.
+        raise RepositoryError(stanza["status"].get("message", "stanza status not ok"))
+    backups = stanza.get("backup", [])
+    if only_set:
+        backups = [b for b in backups if b["label"] == only_set]
+        if not backups:
+            return {"status": "failed", "problems": [f"backup set {only_set} is not in repository {repo}"]}
+    if not backups:
+        return {"status": "failed", "problems": [f"repository {repo} holds no backup"]}
+    if target_time is not None:
+        # pgBackRest restores to a time from the newest backup that ended before it.
+        before = [b for b in backups if b["timestamp"]["stop"] < target_time]
+        if not before:
+            oldest = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(min(b["timestamp"]["stop"] for b in backups)))
+            return {"status": "failed", "problems": [
+                f"the target time is before the end of the oldest backup in repository {repo}; the earliest time it can restore is {oldest}"]}
+        backups = before[-1:]
+    archive_ids = {a["database"]["id"]: a["id"] for a in stanza.get("archive", [])}
+    problems: List[str] = []
+    result: dict = {"backups_checked": len(backups)}
+    archives: Dict[str, Tuple[Archive, list]] = {}
+    for backup in backups:
+        archive_id = archive_ids.get(backup["database"]["id"])
+        if archive_id is None:
+            problems.append(f"backup {backup['label']}: its WAL archive (database id {backup['database']['id']}) is gone")
+            continue
+        if archive_id not in archives:
+            archive = Archive(segment_size)
+            listing = json.loads(pgbackrest("repo-ls", f"--repo={repo}", "--recurse", "--output=json", f"archive/{stanza['name']}/{archive_id}"))
+            for relative, entry in listing.items():
+                if entry.get("type") == "file":
+                    archive.add(relative)
+            path = timeline_path(
+                archive, lambda tli: pgbackrest("repo-get", f"--repo={repo}", f"archive/{stanza['name']}/{archive_id}/{tli:08X}.history"))
+            archives[archive_id] = (archive, path)
+        archive, path = archives[archive_id]
+        start = archive.segno(backup["archive"]["start"])
+        stop = archive.segno(backup["archive"]["stop"])[1]
+        missing, end_timeline, end = missing_for(archive, path, start, stop)
+        if missing:
+            names = [archive.name(t, n) for t, n in missing]
+            more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
+            problems.append(
+                f"archive {archive_id}: {len(names)} segment(s) missing after backup {backup['label']}: {', '.join(names[:NAMED])}{more}")
+        if backup is backups[-1]:
+            result.update({"archive_id": archive_id, "timeline": f"{end_timeline:08X}", "end": archive.name(end_timeline, end),
+                           "end_lsn": archive.lsn(end), "newest_backup": backup["label"],
+                           "newest_backup_stop": backup["timestamp"]["stop"]})
+    result["status"] = "failed" if problems else "ok"
+    if problems:
+        # One line per gap, deduplicated: several backups usually share the same one.
+        result["problems"] = list(dict.fromkeys(problems))
+    return result
+
+
+def main(argv: List[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pg_archive.py", description="Check a pgBackRest WAL archive for gaps.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    checker = sub.add_parser("check")
+    checker.add_argument("--repo", default=os.environ.get("BACKUP_REPO", "1"), choices=[str(n) for n in range(1, 257)], metavar="N")
+    which = checker.add_mutually_exclusive_group()
+    which.add_argument("--set", dest="only_set", help="check only this backup set")
+    which.add_argument("--target-time", type=int, metavar="EPOCH", help="check what a restore to this time would use")
+    checker.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return 2 if exit_.code else 0
+    if args.segment_size < 1024 * 1024 or args.segment_size & (args.segment_size - 1):
+        print("pg_archive: --segment-size must be a power of two of at least 1 MiB", file=sys.stderr)
+        return 2
+    base = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "job": "pg-archive", "repo": int(args.repo)}
+    try:
+        result = check(args.repo, args.only_set, args.segment_size, args.target_time)
+    except RepositoryError as error:
+        print(f"pg_archive: repository {args.repo}: could not read the archive: {error}", file=sys.stderr)
+        print(json.dumps({**base, "status": "unreadable"}))
+        return 3
+    for problem in result.get("problems", []):
+        print(f"pg_archive: repository {args.repo}: {problem}", file=sys.stderr)
+    print(json.dumps({**base, **result}))
+    return 0 if result["status"] == "ok" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
