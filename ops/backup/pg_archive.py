@@ -159,7 +159,7 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
         backups = before[-1:]
     archive_ids = {a["database"]["id"]: a["id"] for a in stanza.get("archive", [])}
     problems: List[str] = []
-    result: dict = {"backups_checked": len(backups)}
+    result: dict = {"backups_checked": len(backups), "missing": 0}
     archives: Dict[str, Tuple[Archive, list]] = {}
     for backup in backups:
         archive_id = archive_ids.get(backup["database"]["id"])
@@ -180,6 +180,7 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
         stop = archive.segno(backup["archive"]["stop"])[1]
         missing, end_timeline, end = missing_for(archive, path, start, stop)
         if missing:
+            result["missing"] = max(result["missing"], len(missing))
             names = [archive.name(t, n) for t, n in missing]
             more = f" and {len(names) - NAMED} more" if len(names) > NAMED else ""
             problems.append(

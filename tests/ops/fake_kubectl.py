@@ -3,7 +3,11 @@
 
 Files: cluster (absent: no such PerconaPGCluster), restores (the list answer), states (restore states, one
 per call, the last repeats), primaries (primary pod per call, the last repeats), replicas, in_recovery,
-job_succeeded / job_failed (a Job's status counts).
+job_succeeded / job_failed (a Job's status counts), repo_host (the repository host pod), snapshot_api (absent: the
+cluster has no VolumeSnapshot API), pvcs, snapshot_states ("readyToUse|error" per call), history (the primary's
+newest timeline's history, one line per call). pgBackRest on the repository host answers from repo<N>/info.json, repo<N>/ls.json and
+repo<N>/<history file>; repo<N>/unreachable makes it fail as an unreachable store does.
+Applied objects: applied.yaml (the last PerconaPGRestore), applied-restores.yaml and snapshots.yaml (all, in order).
 """
 
 import os
@@ -40,7 +44,32 @@ elif verb in ("create", "scale", "wait", "rollout", "logs"):
 elif verb == "get" and args[1].startswith("job/"):
     print(read("job_succeeded") if "succeeded" in joined else read("job_failed"), end="")
 elif verb == "apply":
-    (state / "applied.yaml").write_text(sys.stdin.read())
+    document = sys.stdin.read()
+    kept = "snapshots.yaml" if "kind: VolumeSnapshot" in document else "applied-restores.yaml"
+    with open(state / kept, "a") as out:
+        out.write(document + "\n---\n")
+    if kept == "applied-restores.yaml":
+        (state / "applied.yaml").write_text(document)
+elif verb == "api-resources":
+    print(read("snapshot_api"), end="")
+elif verb == "get" and args[1] == "pvc":
+    print(read("pvcs"), end="")
+elif verb == "get" and args[1] == "volumesnapshot":
+    print(pop("snapshot_states", "true|"), end="")
+elif verb == "exec" and "pgbackrest" in args[args.index("--") + 1:args.index("--") + 2]:
+    command = args[args.index("--") + 2:]
+    repo = next(a.split("=", 1)[1] for a in command if a.startswith("--repo="))
+    if (state / f"repo{repo}" / "unreachable").exists():
+        print("ERROR: [049]: unable to get address for 'offsite.example': [-2] Name or service not known", file=sys.stderr)
+        sys.exit(49)
+    if command[0] == "info":
+        print(read(f"repo{repo}/info.json"))
+    elif command[0] == "repo-ls":
+        print(read(f"repo{repo}/ls.json"))
+    elif command[0] == "repo-get":
+        print(read(f"repo{repo}/" + command[-1].rsplit("/", 1)[-1]), end="")
+elif verb == "exec" and "pg_read_file" in joined:
+    print(pop("history"))
 elif verb == "annotate":
     pass
 elif verb == "exec":
@@ -57,7 +86,10 @@ elif verb == "get" and args[1] == "perconapgrestore":
         print(pop("states", "Running"), end="")
 elif verb == "get" and args[1] == "pod":
     # A line of primaries may name several pods (space-separated), as a list answer would.
-    print(pop("primaries").replace(" ", "\n") if "role=primary" in joined else read("replicas"))
+    if "data=pgbackrest" in joined:
+        print(read("repo_host", "pod/postgres-repo-host-0"))
+    else:
+        print(pop("primaries").replace(" ", "\n") if "role=primary" in joined else read("replicas"))
 else:
     print(f"fake kubectl: unexpected call {joined}", file=sys.stderr)
     sys.exit(3)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.ops.archive_fixture import FULL, INCR, backup, segment, write_repository
+
 SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "backup" / "pg_archive.py"
-SHA = "0" * 40
 FAKE = f"""#!{sys.executable}
 import json, os, sys
 state = os.environ["FAKE_PGBACKREST"]
@@ -30,15 +31,6 @@ elif args[0] == "repo-get":
 """
 
 
-def _backup(label: str, start: str, stop: str, stopped_at: int) -> dict:
-    return {"label": label, "archive": {"start": start, "stop": stop}, "database": {"id": 1, "repo-key": 1},
-            "timestamp": {"start": stopped_at - 60, "stop": stopped_at}, "type": "full" if label.endswith("F") else "incr"}
-
-
-def _seg(timeline: int, segno: int) -> str:
-    return f"{timeline:08X}{segno // 256:08X}{segno % 256:08X}"
-
-
 @pytest.fixture
 def archive(tmp_path):
     bin_dir = tmp_path / "bin"
@@ -47,19 +39,7 @@ def archive(tmp_path):
     (bin_dir / "pgbackrest").chmod(0o755)
 
     def run(backups: list, segments: dict, histories: dict = None, *args: str):
-        listing = {".": {"type": "path"}}
-        for timeline, numbers in segments.items():
-            for n in numbers:
-                listing[f"{timeline:08X}{n // 256:08X}/{_seg(timeline, n)}-{SHA}.zst"] = {"type": "file", "size": 100}
-            # What pgBackRest also keeps there: a backup's history file and an old timeline's partial segment.
-            listing[f"{timeline:08X}00000000/{_seg(timeline, 2)}.00000028.backup"] = {"type": "file"}
-        for timeline, text in (histories or {}).items():
-            listing[f"{timeline:08X}.history"] = {"type": "file"}
-            (tmp_path / f"{timeline:08X}.history").write_text(text)
-        info = [{"name": "db", "status": {"code": 0, "message": "ok"}, "backup": backups,
-                 "archive": [{"id": "17-1", "database": {"id": 1, "repo-key": 1}}]}]
-        (tmp_path / "info.json").write_text(json.dumps(info))
-        (tmp_path / "ls.json").write_text(json.dumps(listing))
+        write_repository(tmp_path, backups, segments, histories)
         env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_PGBACKREST": str(tmp_path), "PG_ARCHIVE_EXEC": ""}
         done = subprocess.run([sys.executable, str(SCRIPT), "check", *args], capture_output=True, text=True, env=env, timeout=30)
         report = json.loads(done.stdout) if done.stdout.strip() else {}
@@ -69,15 +49,11 @@ def archive(tmp_path):
     return run
 
 
-FULL = _backup("20261128-010002F", _seg(1, 2), _seg(1, 2), 1_795_000_000)
-INCR = _backup("20261128-010002F_20261128-093002I", _seg(1, 6), _seg(1, 7), 1_795_030_000)
-
-
 def test_a_continuous_archive_passes_and_reports_its_end(archive):
     done, report = archive([FULL, INCR], {1: range(1, 12)})
     assert done.returncode == 0, done.stderr
     assert report["status"] == "ok" and report["backups_checked"] == 2
-    assert report["end"] == _seg(1, 11) and report["end_lsn"] == "0/B000000" and report["timeline"] == "00000001"
+    assert report["end"] == segment(1, 11) and report["end_lsn"] == "0/B000000" and report["timeline"] == "00000001"
     assert report["newest_backup"] == INCR["label"] and report["newest_backup_stop"] == INCR["timestamp"]["stop"]
 
 
@@ -85,8 +61,8 @@ def test_a_gap_names_every_missing_segment_and_the_backups_that_need_them(archiv
     done, report = archive([FULL, INCR], {1: [n for n in range(1, 12) if n not in (4, 9)]})
     assert done.returncode == 1 and report["status"] == "failed"
     assert (f"pg_archive: repository 1: archive 17-1: 2 segment(s) missing after backup {FULL['label']}: "
-            f"{_seg(1, 4)}, {_seg(1, 9)}\n") in done.stderr
-    assert f"1 segment(s) missing after backup {INCR['label']}: {_seg(1, 9)}\n" in done.stderr
+            f"{segment(1, 4)}, {segment(1, 9)}\n") in done.stderr
+    assert f"1 segment(s) missing after backup {INCR['label']}: {segment(1, 9)}\n" in done.stderr
 
 
 def test_segments_before_the_oldest_backup_are_not_needed(archive):
@@ -96,7 +72,7 @@ def test_segments_before_the_oldest_backup_are_not_needed(archive):
 
 def test_a_backup_whose_own_wal_never_arrived_fails(archive):
     done, _ = archive([FULL, INCR], {1: range(1, 7)})
-    assert done.returncode == 1 and f"after backup {INCR['label']}: {_seg(1, 7)}\n" in done.stderr
+    assert done.returncode == 1 and f"after backup {INCR['label']}: {segment(1, 7)}\n" in done.stderr
 
 
 def test_after_a_promotion_the_archive_is_followed_onto_the_new_timeline(archive):
@@ -104,23 +80,23 @@ def test_after_a_promotion_the_archive_is_followed_onto_the_new_timeline(archive
     history = {2: "1\t0/8000060\tno recovery target specified\n"}
     done, report = archive([FULL], {1: range(1, 8), 2: range(8, 13)}, history)
     assert done.returncode == 0, done.stderr
-    assert report["timeline"] == "00000002" and report["end"] == _seg(2, 12)
+    assert report["timeline"] == "00000002" and report["end"] == segment(2, 12)
     done, _ = archive([FULL], {1: range(1, 8), 2: [8, 10, 11, 12]}, history)
-    assert done.returncode == 1 and f": {_seg(2, 9)}\n" in done.stderr
+    assert done.returncode == 1 and f": {segment(2, 9)}\n" in done.stderr
     done, _ = archive([FULL], {1: [1, 2, 3, 5, 6, 7], 2: range(8, 13)}, history)
-    assert done.returncode == 1 and f": {_seg(1, 4)}\n" in done.stderr
+    assert done.returncode == 1 and f": {segment(1, 4)}\n" in done.stderr
 
 
 def test_a_backup_on_an_abandoned_timeline_needs_only_its_own_branch(archive):
     # Timeline 3 branched from 2 at segment 10; a backup taken on 2 after that lives on 2's abandoned branch.
     history = {2: "1\t0/8000060\treason\n", 3: "1\t0/8000060\treason\n2\t0/A000000\treason\n"}
-    stray = _backup("20261128-120000F", _seg(2, 11), _seg(2, 11), 1_795_040_000)
+    stray = backup("20261128-120000F", segment(2, 11), segment(2, 11), 1_795_040_000)
     segments = {1: range(1, 8), 2: range(8, 14), 3: range(10, 16)}
     done, report = archive([FULL, stray], segments, history)
     assert done.returncode == 0, done.stderr
     segments[2] = [n for n in range(8, 14) if n != 12]
     done, _ = archive([FULL, stray], segments, history)
-    assert done.returncode == 1 and f"after backup {stray['label']}: {_seg(2, 12)}\n" in done.stderr
+    assert done.returncode == 1 and f"after backup {stray['label']}: {segment(2, 12)}\n" in done.stderr
     # FULL follows 1 → 2 → 3 and never needs 2's segment 12.
     assert f"after backup {FULL['label']}" not in done.stderr
 
@@ -130,7 +106,7 @@ def test_a_target_time_uses_the_newest_backup_that_ended_before_it(archive):
     done, report = archive([FULL, INCR], segments, None, "--target-time", str(INCR["timestamp"]["stop"] + 1))
     assert done.returncode == 0 and report["newest_backup"] == INCR["label"], done.stderr
     done, _ = archive([FULL, INCR], segments, None, "--target-time", str(INCR["timestamp"]["stop"] - 1))
-    assert done.returncode == 1 and _seg(1, 4) in done.stderr
+    assert done.returncode == 1 and segment(1, 4) in done.stderr
 
 
 def test_a_target_time_before_every_backup_is_refused_with_the_earliest_possible(archive):

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from tests.crd_schemas import errors
+from tests.ops.archive_fixture import FULL, INCR, segment, write_repository
 
 OPS = Path(__file__).resolve().parents[2] / "ops" / "postgres"
 BACKUP_OPS = OPS.parent / "backup"
@@ -23,6 +24,13 @@ def kube(tmp_path):
     state = tmp_path / "state"
     state.mkdir()
     (state / "cluster").write_text("")
+    # A cluster that can be restored: both repositories continuous to segment 10, snapshots supported, and the
+    # restore's promotion just past the archive's end.
+    for repo in ("repo1", "repo2"):
+        write_repository(state / repo, [FULL, INCR], {1: range(1, 11)})
+    (state / "snapshot_api").write_text("volumesnapshots.snapshot.storage.k8s.io\n")
+    (state / "pvcs").write_text("postgres-instance1-abcd-pgdata\npostgres-instance1-efgh-pgdata\n")
+    (state / "history").write_text("1\t0/A000060\tno recovery target specified\n")
 
     def run(script, *args, **files):
         for name, text in files.items():
@@ -81,6 +89,9 @@ def test_a_failed_restore_is_reported_at_once(kube):
     (["--time", "2026-02-30 10:00:00+00"], "is not a valid time"),
     (["--latest", "--repo", "repo3"], "--repo must be repo1"),
     (["--latest", "--timeout", "soon"], "--timeout must be"),
+    (["--latest", "--no-snapshot", "--snapshot-class", "x"], "not with --no-snapshot"),
+    (["--latest", "--snapshot-class", "Bad_Class"], "--snapshot-class must be"),
+    (["--latest", "--cluster", "pg;rm"], "is not a resource name"),
     ([], "usage:"),
 ])
 def test_bad_arguments_are_refused_before_anything_is_applied(kube, args, message):
@@ -110,6 +121,124 @@ def test_a_missing_cluster_is_named(kube):
 def test_a_primary_still_in_recovery_fails_the_verification(kube):
     result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n", in_recovery="t\n")
     assert result.returncode == 1 and "still in recovery" in result.stderr
+
+
+def _snapshots(kube) -> list:
+    path = kube.state / "snapshots.yaml"
+    return [d for d in yaml.safe_load_all(path.read_text()) if d] if path.exists() else []
+
+
+def _restores(kube) -> list:
+    path = kube.state / "applied-restores.yaml"
+    return [d for d in yaml.safe_load_all(path.read_text()) if d] if path.exists() else []
+
+
+def _gap(kube, repo: str, *missing: int) -> None:
+    write_repository(kube.state / repo, [FULL, INCR], {1: [n for n in range(1, 11) if n not in missing]})
+
+
+def test_every_data_volume_is_snapshotted_before_the_operator_restores_over_it(kube):
+    result = kube("restore.sh", "real-estate", "--latest", "--snapshot-class", "csi-snapclass",
+                  states="Succeeded\n", primaries="pod/p-0\n", snapshot_states="false|\ntrue|\ntrue|\n")
+    assert result.returncode == 0, result.stderr
+    snapshots = _snapshots(kube)
+    assert [s["spec"]["source"]["persistentVolumeClaimName"] for s in snapshots] == [
+        "postgres-instance1-abcd-pgdata", "postgres-instance1-efgh-pgdata"]
+    assert all(s["apiVersion"] == "snapshot.storage.k8s.io/v1" and s["spec"]["volumeSnapshotClassName"] == "csi-snapclass"
+               for s in snapshots)
+    calls = (kube.state / "calls").read_text()
+    # Both snapshots ready before the restore is applied.
+    assert calls.index("volumesnapshot postgres-instance1-efgh-pgdata-before-") < calls.index("apply -f -\n", calls.rindex("volumesnapshot"))
+    assert "restored from repo1 to the archive's end (recovery ended at 0/A000060)" in result.stdout
+
+
+def test_without_a_snapshot_api_the_restore_is_refused_unless_told_to_go_without(kube):
+    (kube.state / "snapshot_api").unlink()
+    refused = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
+    assert refused.returncode == 1 and "no VolumeSnapshot API" in refused.stderr and "--no-snapshot" in refused.stderr
+    assert _restores(kube) == []
+    deliberate = kube("restore.sh", "real-estate", "--latest", "--no-snapshot", states="Succeeded\n", primaries="pod/p-0\n")
+    assert deliberate.returncode == 0, deliberate.stderr
+    assert len(_restores(kube)) == 1 and _snapshots(kube) == []
+
+
+def test_a_failed_snapshot_stops_before_anything_is_restored(kube):
+    result = kube("restore.sh", "real-estate", "--latest", snapshot_states="false|\nfalse|volume is busy\n")
+    assert result.returncode == 1 and "snapshot of postgres-instance1-abcd-pgdata failed: volume is busy" in result.stderr
+    assert _restores(kube) == []
+
+
+def test_a_gap_in_the_chosen_repository_restores_from_the_other(kube):
+    _gap(kube, "repo1", 8)
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert f"segment(s) missing after backup {FULL['label']}: {segment(1, 8)}" in result.stderr
+    assert "repo1 cannot reach the target" in result.stderr and "repo2 can reach the target" in result.stdout
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo2"]
+    assert "--repo=2" in (kube.state / "calls").read_text()
+
+
+def test_gaps_in_both_repositories_change_nothing(kube):
+    _gap(kube, "repo1", 8)
+    _gap(kube, "repo2", 9)
+    result = kube("restore.sh", "real-estate", "--latest")
+    assert result.returncode == 1 and "no repository can restore 'postgres'" in result.stderr and "nothing was changed" in result.stderr
+    assert _restores(kube) == [] and _snapshots(kube) == []
+
+
+def test_an_unreachable_offsite_store_does_not_stop_a_restore_from_repo1(kube):
+    (kube.state / "repo2" / "unreachable").write_text("")
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert "repo2 could not be read" in result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1"]
+
+
+def test_a_recovery_that_stops_short_of_the_archive_is_restored_again_from_the_other_repository(kube):
+    # The first restore's promotion happened in segment 7 (a damaged segment 8 the listing could not show).
+    (kube.state / "history").write_text("1\t0/7FFFF00\tno recovery target specified\n")
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 1
+    assert "recovery from repo1 ended at 0/7FFFF00, before the archive's end 0/A000000" in result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1", "repo2"]
+    assert "VolumeSnapshots labelled real-estate-ai/restore=restore-" in result.stderr
+
+
+def test_the_other_repository_is_used_when_the_first_recovery_stopped_short(kube):
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n",
+                  history="1\t0/7FFFF00\tx\n1\t0/A000060\tx\n")
+    assert result.returncode == 0, result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1", "repo2"]
+    assert "restored from repo2 to the archive's end (recovery ended at 0/A000060)" in result.stdout
+
+
+def test_a_time_before_the_oldest_backup_is_refused_with_the_earliest_possible(kube):
+    result = kube("restore.sh", "real-estate", "--time", "2026-11-01 00:00:00+00")
+    assert result.returncode == 1
+    assert "the earliest time it can restore is 2026-11-18 " in result.stderr
+    assert _restores(kube) == [] and _snapshots(kube) == []
+
+
+def test_a_time_restore_prefers_a_repository_without_a_gap_and_accepts_one_with_a_warning(kube):
+    _gap(kube, "repo1", 9)
+    result = kube("restore.sh", "real-estate", "--time", "2026-11-28 10:15:00+00", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo2"]
+    _gap(kube, "repo2", 9)
+    (kube.state / "applied-restores.yaml").unlink()
+    result = kube("restore.sh", "real-estate", "--time", "2026-11-28 10:15:00+00", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert "usable only if '2026-11-28 10:15:00+00' lies before it" in result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1"]
+
+
+def test_an_older_backup_set_is_restored_when_asked(kube):
+    result = kube("restore.sh", "real-estate", "--latest", "--set", FULL["label"], states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert _applied(kube)["spec"]["options"] == [f"--set={FULL['label']}"]
+    assert f"repo-ls --repo=1" in (kube.state / "calls").read_text()
+    bad = kube("restore.sh", "real-estate", "--latest", "--set", "latest")
+    assert bad.returncode == 2 and "is not a backup label" in bad.stderr
 
 
 def test_switchover_triggers_the_operator_and_waits_for_a_new_primary(kube):
