@@ -4,7 +4,9 @@
 #
 # The checksum pass covers the newest backup set on most days and everything in the repository once a week
 # (VERIFY_FULL_WEEKDAY, 1 = Monday … 7 = Sunday, default 7; VERIFY_SCOPE=full|latest forces either).
-# The continuity check is cheap (a listing) and always covers every retained backup.
+# The continuity check is cheap (a listing) and always covers every retained backup. With several repositories,
+# one whose newest WAL is more than VERIFY_MAX_ARCHIVE_LAG seconds (default 900) older than another's fails too:
+# it has stopped receiving WAL (an unreachable off-site store), which no gap inside its own archive shows.
 # Exits non-zero, naming the repository and what is wrong; one JSON line per repository on stdout.
 set -euo pipefail
 
@@ -17,6 +19,7 @@ fi
 [[ "$scope" == full || "$scope" == latest ]] || { echo "pg-verify: VERIFY_SCOPE must be full or latest" >&2; exit 2; }
 
 failed=0
+ends=()
 for repo in $repos; do
   if ! continuity=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
     echo "$continuity"
@@ -41,8 +44,12 @@ for repo in $repos; do
     failed=1
     continue
   fi
+  ends+=("$continuity")
   backups=$(grep -c '^  backup: .*status: valid' <<<"$report" || true)
   printf '{"time":"%s","job":"pg-verify","repo":%s,"status":"ok","scope":"%s","newest_backup":"%s","valid_backups":%s,"archive":%s}\n' \
     "$(date -u +%FT%TZ)" "$repo" "$scope" "$newest" "$backups" "$continuity"
 done
+if (( ${#ends[@]} > 1 )); then
+  printf '%s\n' "${ends[@]}" | python3 "$here/pg_archive.py" lag --max-seconds "${VERIFY_MAX_ARCHIVE_LAG:-900}" || failed=1
+fi
 exit "$failed"

@@ -2,6 +2,7 @@
 """Continuity of a pgBackRest WAL archive: every segment a retained backup needs to reach the archive's end.
 
     pg_archive.py check [--repo N] [--set LABEL | --target-time EPOCH] [--segment-size BYTES]
+    pg_archive.py lag --max-seconds N < reports     (the JSON lines `check` printed, one per repository)
 
 pgBackRest's own `verify` checks the files that are there; a segment that was never archived, or was deleted,
 leaves no file to check, and a restore to "latest" stops at the gap and promotes. This walks the archive instead:
@@ -14,7 +15,9 @@ pgBackRest is run as `$PG_ARCHIVE_EXEC pgbackrest ...` (PG_ARCHIVE_EXEC empty in
 prefix when a restore checks a cluster's repository from outside). Stanza and configuration come from pgBackRest's
 own environment (PGBACKREST_STANZA, PGBACKREST_CONFIG).
 
-Prints one JSON line; exit 0 continuous, 1 gap or no backup, 2 bad usage, 3 the repository could not be read.
+`lag` compares repositories: one whose newest segment was written more than N seconds before another's newest
+(or that is on an older timeline) has stopped receiving WAL, an unreachable store say, which no gap inside its own
+archive can show. `check` prints one JSON line; exit 0 continuous, 1 gap or no backup, 2 bad usage, 3 the repository could not be read.
 Runs on the Python the PostgreSQL image ships (3.9): standard library only.
 """
 
@@ -48,6 +51,7 @@ class Archive:
         self.segment_size = segment_size
         self.per_log = 0x100000000 // segment_size
         self.segments: Dict[int, Set[int]] = {}
+        self.written: Dict[Tuple[int, int], int] = {}
         self.histories: Set[int] = set()
 
     def segno(self, name: str) -> Tuple[int, int]:
@@ -65,12 +69,13 @@ class Archive:
         high, low = lsn.split("/")
         return ((int(high, 16) << 32) + int(low, 16)) // self.segment_size
 
-    def add(self, relative: str) -> None:
+    def add(self, relative: str, written: int = 0) -> None:
         base = relative.rsplit("/", 1)[-1]
         found = SEGMENT.match(base)
         if found:
             timeline, segno = self.segno(base)
             self.segments.setdefault(timeline, set()).add(segno)
+            self.written[(timeline, segno)] = written
             return
         history = HISTORY.match(base)
         if history:
@@ -171,7 +176,7 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
             listing = json.loads(pgbackrest("repo-ls", f"--repo={repo}", "--recurse", "--output=json", f"archive/{stanza['name']}/{archive_id}"))
             for relative, entry in listing.items():
                 if entry.get("type") == "file":
-                    archive.add(relative)
+                    archive.add(relative, int(entry.get("time", 0)))
             path = timeline_path(
                 archive, lambda tli: pgbackrest("repo-get", f"--repo={repo}", f"archive/{stanza['name']}/{archive_id}/{tli:08X}.history"))
             archives[archive_id] = (archive, path)
@@ -187,13 +192,28 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
                 f"archive {archive_id}: {len(names)} segment(s) missing after backup {backup['label']}: {', '.join(names[:NAMED])}{more}")
         if backup is backups[-1]:
             result.update({"archive_id": archive_id, "timeline": f"{end_timeline:08X}", "end": archive.name(end_timeline, end),
-                           "end_lsn": archive.lsn(end), "newest_backup": backup["label"],
+                           "end_lsn": archive.lsn(end), "end_written": archive.written.get((end_timeline, end), 0),
+                           "newest_backup": backup["label"],
                            "newest_backup_stop": backup["timestamp"]["stop"]})
     result["status"] = "failed" if problems else "ok"
     if problems:
         # One line per gap, deduplicated: several backups usually share the same one.
         result["problems"] = list(dict.fromkeys(problems))
     return result
+
+
+def lagging(reports: List[dict], max_seconds: int) -> List[str]:
+    """Repositories whose archive stopped while another's went on."""
+    newest = max(reports, key=lambda r: (r["timeline"], r["end_written"]))
+    problems = []
+    for report in reports:
+        behind = newest["end_written"] - report["end_written"]
+        if report["timeline"] < newest["timeline"] or behind > max_seconds:
+            written = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(report["end_written"]))
+            problems.append(
+                f"repository {report['repo']}: its archive ends at {report['end']} (written {written}), {behind} s behind "
+                f"repository {newest['repo']}'s {newest['end']}: it is not receiving WAL")
+    return problems
 
 
 def main(argv: List[str]) -> int:
@@ -205,10 +225,23 @@ def main(argv: List[str]) -> int:
     which.add_argument("--set", dest="only_set", help="check only this backup set")
     which.add_argument("--target-time", type=int, metavar="EPOCH", help="check what a restore to this time would use")
     checker.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
+    lag = sub.add_parser("lag")
+    lag.add_argument("--max-seconds", type=int, required=True)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return 2 if exit_.code else 0
+    if args.command == "lag":
+        try:
+            reports = [json.loads(line) for line in sys.stdin if line.strip()]
+            usable = [r for r in reports if r.get("status") == "ok"]
+            problems = lagging(usable, args.max_seconds) if usable else []
+        except (ValueError, KeyError) as error:
+            print(f"pg_archive: lag: unreadable report: {error}", file=sys.stderr)
+            return 2
+        for problem in problems:
+            print(f"pg_archive: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     if args.segment_size < 1024 * 1024 or args.segment_size & (args.segment_size - 1):
         print("pg_archive: --segment-size must be a power of two of at least 1 MiB", file=sys.stderr)
         return 2

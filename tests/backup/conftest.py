@@ -56,6 +56,12 @@ def checks_conf(settings: BackupSettings, repo: Path, base: Path, drill_pgdata: 
     return conf.replace("lock-path=/tmp/pgbackrest\n", f"lock-path={base / 'check-lock'}\n")
 
 
+def _with_repo2(conf: str, repo2: Path | None) -> str:
+    if repo2 is None:
+        return conf
+    return conf.replace("[global]\n", f"[global]\nrepo2-path={repo2}\nrepo2-retention-full-type=time\nrepo2-retention-full=30\n", 1)
+
+
 class RestoredCluster:
     """A restored data directory running on its own port, archiving off (it must not write to the repository)."""
 
@@ -75,20 +81,24 @@ class RestoredCluster:
 class BackedUpPostgres:
     """A cluster archiving WAL to repo1 with the project's scripts copied where its user can run them."""
 
-    def __init__(self, archive_timeout: int = 60, settings: BackupSettings | None = None):
+    def __init__(self, archive_timeout: int = 60, settings: BackupSettings | None = None, repo2: bool = False):
         self.pg = PostgresServer()
         base = self.pg.base
         self.settings = settings or prod_backup_settings()
         self.repo = base / "repo1"
+        # A second repository standing in for the off-site one (a directory: this machine has no S3 store).
+        self.repo2 = base / "repo2" if repo2 else None
         self.scripts = base / "scripts"
         self.conf = base / "pgbackrest.conf"
         self.checks_conf = base / "checks.conf"
         self.repo.mkdir()
         (base / "log").mkdir()
         shutil.copytree(SCRIPTS, self.scripts)
-        self.conf.write_text(instance_conf(self.settings, self.repo, base, self.pg))
-        self.checks_conf.write_text(checks_conf(self.settings, self.repo, base))
-        for path in (self.repo, self.scripts, self.conf, self.checks_conf, base / "log"):
+        self.conf.write_text(_with_repo2(instance_conf(self.settings, self.repo, base, self.pg), self.repo2))
+        self.checks_conf.write_text(_with_repo2(checks_conf(self.settings, self.repo, base), self.repo2))
+        for path in (self.repo, self.scripts, self.conf, self.checks_conf, base / "log", *([self.repo2] if repo2 else [])):
+            if not path.exists():
+                path.mkdir()
             self.pg.give(path)
         self.pg.init(
             extra_conf=(
@@ -101,10 +111,11 @@ class BackedUpPostgres:
         self.pg.run("pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", "stanza-create", env=self.env())
         self.pg.psql("CREATE DATABASE real_estate")
 
-    def backup(self, kind: str) -> subprocess.CompletedProcess:
-        """What the operator's backup Job runs on the repository host."""
+    def backup(self, kind: str, repo: int = 1) -> subprocess.CompletedProcess:
+        """What the operator's backup Job runs on the repository host (one Job per repository)."""
         return self.pg.run(
-            "pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", "backup", f"--type={kind}", check=False, env=self.env()
+            "pgbackrest", f"--config={self.conf}", f"--stanza={STANZA}", "backup", f"--repo={repo}", f"--type={kind}",
+            check=False, env=self.env()
         )
 
     def env(self, **extra: str) -> dict:

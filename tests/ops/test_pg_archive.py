@@ -146,3 +146,24 @@ def test_bad_usage_exits_2(archive, args):
 def test_runs_on_the_python_the_postgresql_image_ships():
     # UBI 9's python3 is 3.9 (Patroni's interpreter in the Percona image).
     ast.parse(SCRIPT.read_text(), feature_version=(3, 9))
+
+
+def _report(repo: int, end: str, written: int, timeline: str = "00000001") -> str:
+    return json.dumps({"repo": repo, "status": "ok", "end": end, "end_written": written, "timeline": timeline})
+
+
+@pytest.mark.parametrize("reports, stale", [
+    ([_report(1, segment(1, 40), 10_000), _report(2, segment(1, 39), 10_000 - 900)], []),
+    ([_report(1, segment(1, 40), 10_000), _report(2, segment(1, 4), 10_000 - 901)], [2]),
+    ([_report(1, segment(1, 4), 1_000), _report(2, segment(1, 40), 10_000)], [1]),
+    ([_report(1, segment(2, 9), 1_000, "00000002"), _report(2, segment(1, 40), 10_000)], [2]),
+    ([_report(1, segment(1, 40), 10_000)], []),
+])
+def test_a_repository_that_stopped_receiving_wal_is_named(reports, stale):
+    done = subprocess.run([sys.executable, str(SCRIPT), "lag", "--max-seconds", "900"], input="\n".join(reports) + "\n",
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == (1 if stale else 0), done.stderr
+    named = [int(line.split("repository ")[1].split(":")[0]) for line in done.stderr.splitlines()]
+    assert named == stale
+    if stale == [2] and "00000002" not in reports[0]:
+        assert f"repository 2: its archive ends at {segment(1, 4)} (written 1970-01-01 02:31:39+00), 901 s behind repository 1's" in done.stderr
