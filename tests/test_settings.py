@@ -148,6 +148,8 @@ MALFORMED = [
     ("backups.postgres.fullSchedule", "0 1 * * *\n", "real-estate-ai:backups.postgres.fullSchedule"),
     ("backups.postgres.verifySchedule", "*/0 * * * *", "real-estate-ai:backups.postgres.verifySchedule"),
     ("backups.postgres.restoreDrillSchedule", "@weekly", "real-estate-ai:backups.postgres.restoreDrillSchedule"),
+    ("backups.postgres.offsiteDrillSchedule", "45 6 1 * * *", "real-estate-ai:backups.postgres.offsiteDrillSchedule"),
+    ("backups.postgres.offsiteDrillSchedule", "45 6 30 2 *", "real-estate-ai:backups.postgres.offsiteDrillSchedule"),
     # Text that would add a line to a generated file
     ("backups.offsite.region", "eu-central-1\nrepo2-storage-verify-tls=n", "real-estate-ai:backups.offsite.region"),
     ("backups.offsite.region", "eu-central-1\n", "real-estate-ai:backups.offsite.region"),
@@ -325,6 +327,7 @@ ACCEPTED = [
     ("api.resources.limits.cpu", 2),
     ("api.resources.requests.cpu", 0.5),
     ("backups.postgres.restoreDrillSchedule", "45 5 * * SUN"),
+    ("backups.postgres.offsiteDrillSchedule", "45 6 1 */3 *"),
     ("backups.postgres.verifySchedule", "15 5 * JAN-DEC MON-FRI"),
     ("backups.postgres.incrementalSchedule", "45 0,2,4-23 * * *"),
     ("redis.image", "redis:7"),
