@@ -38,7 +38,8 @@ trap 'fail "command failed (exit $?)"' ERR
 rm -rf "$pgdata"
 step="archive"
 # What the restore must reach: the last archived segment, and the newest backup's end.
-archive=$(python3 "$here/pg_archive.py" check --repo "$repo") || fail "the WAL archive has a gap or cannot be read (see above)"
+# The newest backup's line only: that is what a restore to latest uses (verify checks every backup's).
+archive=$(python3 "$here/pg_archive.py" check --repo "$repo" --newest) || fail "the WAL archive has a gap or cannot be read (see above)"
 field() { python3 -c 'import json, sys; print(json.loads(sys.stdin.read())[sys.argv[1]])' "$1" <<<"$archive"; }
 end_segment=$(field end) end_lsn=$(field end_lsn) backup=$(field newest_backup) backup_stop=$(field newest_backup_stop)
 details=",\"backup\":\"$backup\",\"archive_end\":\"$end_segment\""
@@ -60,13 +61,16 @@ psql_() { psql -X -q -At -v ON_ERROR_STOP=1 -h "$socket" -p "$port" -U "${DRILL_
 
 step="replay"
 # As a standby the copy replays every segment it can fetch, then waits. It has reached the archive's end when
-# its replay position is inside the last archived segment; if it stops short, the next segment is missing.
+# its replay position is past the start of the last archived segment; if it stops short, the next one is missing
+# or unreadable — unless PostgreSQL paused replay itself (a hot-standby setting lower than the primary's).
 deadline=$(( $(date +%s) + timeout ))
 last_progress=$(date +%s) last_lsn=""
 while :; do
-  read -r replayed reached < <(psql_ -d postgres -F ' ' -c \
-    "SELECT pg_last_wal_replay_lsn(), pg_last_wal_replay_lsn() >= '$end_lsn'::pg_lsn")
+  read -r replayed reached paused < <(psql_ -d postgres -F ' ' -c \
+    "SELECT pg_last_wal_replay_lsn(), pg_last_wal_replay_lsn() > '$end_lsn'::pg_lsn, pg_get_wal_replay_pause_state()")
   [[ "$reached" == t ]] && break
+  [[ "$paused" == "not paused" ]] \
+    || fail "PostgreSQL paused replay at $replayed ($paused): a setting such as max_connections is lower than the primary's; see $scratch/drill.log"
   if [[ "$replayed" != "$last_lsn" ]]; then last_lsn="$replayed" last_progress=$(date +%s); fi
   if (( $(date +%s) - last_progress >= stall )); then
     fail "replay stopped at $replayed, before the archive's end $end_segment ($end_lsn): a segment after $replayed cannot be fetched"
@@ -89,9 +93,12 @@ step="tables"
 # Exact counts (statistics and planner estimates are not what was backed up), one query for every table.
 read -r tables rows per_table < <(psql_ -d "$database" -F ' ' -c "
   WITH counted AS (
-    SELECT format('%I.%I', schemaname, relname) AS name,
-           (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', schemaname, relname), false, true, '')))[1]::text::bigint AS n
-    FROM pg_stat_user_tables)
+    SELECT format('%I.%I', n.nspname, c.relname) AS name,
+           (xpath('/row/n/text()', query_to_xml(format('SELECT count(*) AS n FROM %I.%I', n.nspname, c.relname), false, true, '')))[1]::text::bigint AS n
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    -- Plain tables only: a partitioned parent would count its partitions twice, a view or an unfilled
+    -- materialized view is not data.
+    WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_%')
   SELECT count(*), coalesce(sum(n), 0),
          (SELECT coalesce(json_object_agg(name, n ORDER BY name), '{}') FROM (SELECT * FROM counted ORDER BY name LIMIT 50) first)
   FROM counted")

@@ -19,17 +19,33 @@ fi
 [[ "$scope" == full || "$scope" == latest ]] || { echo "pg-verify: VERIFY_SCOPE must be full or latest" >&2; exit 2; }
 
 failed=0
+# Every repository's listing first, close together in time, so the lag comparison compares like with like;
+# then the checksum passes, which can take hours. A gap does not skip the checksums: both are reported.
+declare -A continuity=() newest=()
 ends=()
 for repo in $repos; do
-  if ! continuity=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
-    echo "$continuity"
+  if report=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
+    ends+=("$report")
+  else
+    echo "$report"
     echo "pg-verify: repository ${repo}: WAL archive check FAILED (see above)" >&2
     failed=1
-    continue
+    # A repository with a gap still has an end: it takes part in the lag comparison.
+    grep -q '"end_written"' <<<"$report" && ends+=("$report")
   fi
-  newest=$(python3 -c 'import json, sys; print(json.loads(sys.stdin.read())["newest_backup"])' <<<"$continuity")
+  continuity[$repo]="$report"
+  newest[$repo]=$(python3 -c 'import json, sys; print(json.loads(sys.stdin.read()).get("newest_backup", ""))' <<<"$report")
+done
+if (( ${#ends[@]} > 1 )); then
+  printf '%s\n' "${ends[@]}" | python3 "$here/pg_archive.py" lag --max-seconds "${VERIFY_MAX_ARCHIVE_LAG:-900}" || failed=1
+fi
+
+for repo in $repos; do
   set_args=()
-  [[ "$scope" == latest ]] && set_args=(--set="$newest")
+  if [[ "$scope" == latest ]]; then
+    [[ -n "${newest[$repo]}" ]] || { echo "pg-verify: repository ${repo}: no backup to verify" >&2; failed=1; continue; }
+    set_args=(--set="${newest[$repo]}")
+  fi
   if ! report=$(pgbackrest verify --repo="$repo" "${set_args[@]}" --output=text --verbose 2>&1); then
     echo "$report" >&2
     echo "pg-verify: repository ${repo}: verification could not run" >&2
@@ -44,12 +60,10 @@ for repo in $repos; do
     failed=1
     continue
   fi
-  ends+=("$continuity")
   backups=$(grep -c '^  backup: .*status: valid' <<<"$report" || true)
-  printf '{"time":"%s","job":"pg-verify","repo":%s,"status":"ok","scope":"%s","newest_backup":"%s","valid_backups":%s,"archive":%s}\n' \
-    "$(date -u +%FT%TZ)" "$repo" "$scope" "$newest" "$backups" "$continuity"
+  state=ok
+  grep -q '"status": "ok"' <<<"${continuity[$repo]}" || state=failed
+  printf '{"time":"%s","job":"pg-verify","repo":%s,"status":"%s","scope":"%s","newest_backup":"%s","valid_backups":%s,"archive":%s}\n' \
+    "$(date -u +%FT%TZ)" "$repo" "$state" "$scope" "${newest[$repo]}" "$backups" "${continuity[$repo]}"
 done
-if (( ${#ends[@]} > 1 )); then
-  printf '%s\n' "${ends[@]}" | python3 "$here/pg_archive.py" lag --max-seconds "${VERIFY_MAX_ARCHIVE_LAG:-900}" || failed=1
-fi
 exit "$failed"

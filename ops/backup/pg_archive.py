@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
 """Continuity of a pgBackRest WAL archive: every segment a retained backup needs to reach the archive's end.
 
-    pg_archive.py check [--repo N] [--set LABEL | --target-time EPOCH] [--segment-size BYTES]
+    pg_archive.py check [--repo N] [--set LABEL | --newest | --target-time EPOCH] [--segment-size BYTES]
     pg_archive.py lag --max-seconds N < reports     (the JSON lines `check` printed, one per repository)
 
 pgBackRest's own `verify` checks the files that are there; a segment that was never archived, or was deleted,
 leaves no file to check, and a restore to "latest" stops at the gap and promotes. This walks the archive instead:
 for each retained backup (or the one given with --set), every segment from the backup's start, along the
 timelines the newest timeline's history names, to the last archived segment. A gap fails, naming the repository,
-the timeline and the missing segments. --target-time checks what a point-in-time restore to that time would use:
-the newest backup that ended before it (none: the time is before the oldest backup, and fails).
+the timeline and the missing segments. --newest checks what a restore to "latest" uses, the newest backup only (an
+old gap that only older backups cross does not stop it); --target-time what a point-in-time restore to that time
+would use: the newest backup that ended before it (none: the time is before the oldest backup, and fails).
 
 pgBackRest is run as `$PG_ARCHIVE_EXEC pgbackrest ...` (PG_ARCHIVE_EXEC empty in the verify job; a `kubectl exec`
 prefix when a restore checks a cluster's repository from outside). Stanza and configuration come from pgBackRest's
@@ -139,14 +140,15 @@ def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int)
     return missing, end[0], end[1]
 
 
-def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None) -> dict:
+def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None, newest: bool = False) -> dict:
     info = json.loads(pgbackrest("info", "--output=json", f"--repo={repo}"))
     if not info:
         raise RepositoryError("no stanza in the repository")
     stanza = info[0]
-    if stanza.get("status", {}).get("code", 0) not in (0, 3):
-        # 3 is 'backup/expire running': the archive is readable meanwhile.
-        raise RepositoryError(stanza["status"].get("message", "stanza status not ok"))
+    status = stanza.get("status", {})
+    # 0 ok (a backup running shows as a lock beside it), 2 no valid backup; anything else cannot be read.
+    if status.get("code", 0) not in (0, 2):
+        raise RepositoryError(f"stanza status {status.get('code')}: {status.get('message', 'not ok')}")
     backups = stanza.get("backup", [])
     if only_set:
         backups = [b for b in backups if b["label"] == only_set]
@@ -162,6 +164,8 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
             return {"status": "failed", "problems": [
                 f"the target time is before the end of the oldest backup in repository {repo}; the earliest time it can restore is {oldest}"]}
         backups = before[-1:]
+    elif newest:
+        backups = backups[-1:]
     archive_ids = {a["database"]["id"]: a["id"] for a in stanza.get("archive", [])}
     problems: List[str] = []
     result: dict = {"backups_checked": len(backups), "missing": 0}
@@ -208,8 +212,12 @@ def lagging(reports: List[dict], max_seconds: int) -> List[str]:
     problems = []
     for report in reports:
         behind = newest["end_written"] - report["end_written"]
-        if report["timeline"] < newest["timeline"] or behind > max_seconds:
-            written = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(report["end_written"]))
+        written = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(report["end_written"]))
+        if report["timeline"] < newest["timeline"]:
+            problems.append(
+                f"repository {report['repo']}: its archive ends on timeline {report['timeline']} at {report['end']} (written {written}), "
+                f"while repository {newest['repo']}'s goes on to {newest['end']}: it is not receiving WAL")
+        elif behind > max_seconds:
             problems.append(
                 f"repository {report['repo']}: its archive ends at {report['end']} (written {written}), {behind} s behind "
                 f"repository {newest['repo']}'s {newest['end']}: it is not receiving WAL")
@@ -224,6 +232,7 @@ def main(argv: List[str]) -> int:
     which = checker.add_mutually_exclusive_group()
     which.add_argument("--set", dest="only_set", help="check only this backup set")
     which.add_argument("--target-time", type=int, metavar="EPOCH", help="check what a restore to this time would use")
+    which.add_argument("--newest", action="store_true", help="check only the newest backup (what a restore to latest uses)")
     checker.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
     lag = sub.add_parser("lag")
     lag.add_argument("--max-seconds", type=int, required=True)
@@ -247,7 +256,7 @@ def main(argv: List[str]) -> int:
         return 2
     base = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "job": "pg-archive", "repo": int(args.repo)}
     try:
-        result = check(args.repo, args.only_set, args.segment_size, args.target_time)
+        result = check(args.repo, args.only_set, args.segment_size, args.target_time, args.newest)
     except RepositoryError as error:
         print(f"pg_archive: repository {args.repo}: could not read the archive: {error}", file=sys.stderr)
         print(json.dumps({**base, "status": "unreadable"}))

@@ -12,7 +12,8 @@
 # that copy, deliberately. After: fails as soon as the operator reports failure; checks the cluster is ready with
 # one primary out of recovery and, for --latest, that recovery reached the archive's end (the new timeline's switch
 # point); if it did not, restores again from the other repository when that one passed its check.
-# The script never scales or edits what Pulumi owns. Needs kubectl with rights in NAMESPACE and python3 (3.9+).
+# The script never scales or edits what Pulumi owns. Needs kubectl with rights in NAMESPACE, python3 (3.9+),
+# bash 4.4+ and GNU date (on macOS: Homebrew's bash and coreutils).
 # Exit: 0 restored, 1 failed, 2 bad usage.
 set -euo pipefail
 
@@ -61,7 +62,7 @@ if [[ -n "$snapshot_class" && ( "$snapshot" == no || ! "$snapshot_class" =~ ^[a-
   exit 2
 fi
 options=()
-check_args=()
+check_args=(--newest)
 if [[ "$mode" == time ]]; then
   # An absolute time with its offset, so nobody restores to the wrong hour.
   [[ "$target" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}\ [0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?[+-][0-9]{2}(:?[0-9]{2})?$ ]] \
@@ -71,13 +72,12 @@ if [[ "$mode" == time ]]; then
   # The operator runs `pgbackrest restore <options>` through a shell: the time's space must stay quoted.
   # PostgreSQL refuses to promote when the WAL ends before the time: a short archive fails the restore.
   options+=("\"--type=time\"" "'--target=\"$target\"'")
-  check_args+=(--target-time "$target_epoch")
+  check_args=(--target-time "$target_epoch")
 fi
 if [[ -n "$set_label" ]]; then
   options+=("\"--set=$set_label\"")
   check_args=(--set "$set_label")
 fi
-options_yaml="[$(IFS=,; echo "${options[*]}")]"
 command -v python3 >/dev/null || fail "python3 is needed to check the repository's archive before restoring"
 
 k() { kubectl --namespace "$namespace" "$@"; }
@@ -97,7 +97,7 @@ fi
 repo_host=$(k get pod -l "$label/cluster=$cluster,$label/data=pgbackrest" -o name | head -n 1)
 [[ -n "$repo_host" ]] || fail "no repository host pod for '$cluster'; the archive cannot be checked (kubectl get pods -l $label/data=pgbackrest)"
 usable=() gapped=()
-declare -A archive_end=()
+declare -A archive_end=() archive_timeline=()
 other() { [[ "$1" == repo1 ]] && echo repo2 || echo repo1; }
 for candidate in "$repo" "$(other "$repo")"; do
   [[ "$candidate" == "$repo" ]] || echo "restore: trying $candidate instead" >&2
@@ -106,11 +106,13 @@ for candidate in "$repo" "$(other "$repo")"; do
   if (( status == 0 )); then
     usable+=("$candidate")
     archive_end[$candidate]=$(field end_lsn <<<"$report")
+    archive_timeline[$candidate]=$(field timeline <<<"$report")
     echo "restore: $candidate can reach the target: backup $(field newest_backup <<<"$report"), archive to $(field end <<<"$report")"
   elif (( status == 1 )) && [[ "$mode" == time && "$(field missing <<<"$report")" =~ ^[1-9] ]]; then
     # A gap somewhere after the backup: the time may lie before it. PostgreSQL refuses to promote if it does not.
     gapped+=("$candidate")
     archive_end[$candidate]=$(field end_lsn <<<"$report")
+    archive_timeline[$candidate]=$(field timeline <<<"$report")
     echo "restore: $candidate has a WAL gap (see above); usable only if '$target' lies before it" >&2
   elif (( status == 3 )) && [[ "$candidate" == repo2 ]]; then
     echo "restore: repo2 could not be read (not configured, or the off-site store is unreachable; see above)" >&2
@@ -156,7 +158,13 @@ fi
 
 # --- 3. Restore, and prove the result -----------------------------------------------------------------------------
 restore_from() {
-  local from="$1" attempt="$name-${1}" state
+  local from="$1" attempt="$name-${1}" state attempt_options=("${options[@]+"${options[@]}"}")
+  if [[ "$mode" == latest ]]; then
+    # Follow the timeline the check walked, not "latest": once a first attempt has run, its own (short) timeline
+    # is in the repositories too, and a second attempt must not follow it back to the gap.
+    attempt_options+=("\"--recovery-option=recovery_target_timeline=$(( 16#${archive_timeline[$from]} ))\"")
+  fi
+  local options_yaml="[$(IFS=,; echo "${attempt_options[*]}")]"
   echo "restore: $attempt: $cluster from $from to ${target:-the latest archived WAL}${set_label:+ (backup $set_label)}"
   k apply -f - <<YAML
 apiVersion: pgv2.percona.com/v2
@@ -192,11 +200,11 @@ YAML
   [[ "$in_recovery" == f ]] || fail "the primary ${primary#pod/} is still in recovery"
 }
 
-# Where recovery ended: the switch point the restore's promotion wrote into the new timeline's history.
+# Where recovery ended: the last line of the new timeline's history, "<timeline it left> <switch point> <reason>".
 recovery_end() {
   k exec "$primary" -c database -- psql -XAtq -c \
     "SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex(timeline_id)), 8, '0') || '.history') FROM pg_control_checkpoint() WHERE timeline_id > 1" \
-    | awk 'NF >= 2 && $1 ~ /^[0-9]+$/ { lsn = $2 } END { print lsn }'
+    | awk 'NF >= 2 && $1 ~ /^[0-9]+$/ { line = $1 " " $2 } END { print line }'
 }
 
 snapshots_note=""
@@ -207,11 +215,14 @@ for from in "${usable[@]}"; do
     echo "restore: $cluster restored from $from to $target; primary ${primary#pod/} accepts writes"
     exit 0
   fi
-  ended=$(recovery_end)
-  if [[ -n "$ended" ]] && (( $(lsn "$ended") >= $(lsn "${archive_end[$from]}") )); then
+  ended=$(recovery_end) || ended=""
+  left_timeline="${ended%% *}" ended="${ended#* }"
+  if [[ -n "$ended" && "$left_timeline" == "$(( 16#${archive_timeline[$from]} ))" ]] \
+     && (( $(lsn "$ended") > $(lsn "${archive_end[$from]}") )); then
     echo "restore: $cluster restored from $from to the archive's end (recovery ended at $ended); primary ${primary#pod/} accepts writes"
     exit 0
   fi
-  echo "restore: recovery from $from ended at ${ended:-an unknown point}, before the archive's end ${archive_end[$from]}: WAL after it could not be read" >&2
+  echo "restore: recovery from $from ended at ${ended:-an unknown point} on timeline ${left_timeline:-?}, before the archive's end" \
+       "${archive_end[$from]} on timeline $(( 16#${archive_timeline[$from]} )): WAL after it could not be read" >&2
 done
 fail "no repository restored '$cluster' to the archive's end${snapshots_note}"

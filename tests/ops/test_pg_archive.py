@@ -123,6 +123,14 @@ def test_set_checks_that_backup_only_and_refuses_an_unknown_one(archive):
     assert done.returncode == 1 and "backup set 20990101-000000F is not in repository 1" in done.stderr
 
 
+def test_newest_checks_only_what_a_restore_to_latest_reads(archive):
+    segments = {1: [n for n in range(1, 12) if n != 4]}
+    done, report = archive([FULL, INCR], segments, None, "--newest")
+    assert done.returncode == 0 and report["backups_checked"] == 1 and report["newest_backup"] == INCR["label"], done.stderr
+    done, _ = archive([FULL, INCR], segments, None)
+    assert done.returncode == 1 and segment(1, 4) in done.stderr
+
+
 def test_an_empty_repository_fails(archive):
     done, report = archive([], {1: range(1, 3)})
     assert done.returncode == 1 and "repository 1 holds no backup" in done.stderr

@@ -57,7 +57,9 @@ def test_latest_restore_applies_a_restore_waits_and_verifies(kube):
     assert result.returncode == 0, result.stderr
     restore = _applied(kube)
     assert restore["kind"] == "PerconaPGRestore" and restore["apiVersion"] == "pgv2.percona.com/v2"
-    assert restore["spec"] == {"pgCluster": "postgres", "repoName": "repo1", "options": []}
+    # Pinned to the timeline the archive check walked (1 here), so a second attempt cannot follow the first's.
+    assert restore["spec"] == {"pgCluster": "postgres", "repoName": "repo1",
+                               "options": ["--recovery-option=recovery_target_timeline=1"]}
     assert "primary postgres-instance1-a-0 accepts writes" in result.stdout
     calls = (kube.state / "calls").read_text()
     # Never touches what Pulumi owns: no scale, no patch, no delete.
@@ -172,7 +174,7 @@ def test_a_gap_in_the_chosen_repository_restores_from_the_other(kube):
     _gap(kube, "repo1", 8)
     result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
     assert result.returncode == 0, result.stderr
-    assert f"segment(s) missing after backup {FULL['label']}: {segment(1, 8)}" in result.stderr
+    assert f"segment(s) missing after backup {INCR['label']}: {segment(1, 8)}" in result.stderr
     assert "repo1 cannot reach the target" in result.stderr and "repo2 can reach the target" in result.stdout
     assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo2"]
     assert "--repo=2" in (kube.state / "calls").read_text()
@@ -199,7 +201,7 @@ def test_a_recovery_that_stops_short_of_the_archive_is_restored_again_from_the_o
     (kube.state / "history").write_text("1\t0/7FFFF00\tno recovery target specified\n")
     result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
     assert result.returncode == 1
-    assert "recovery from repo1 ended at 0/7FFFF00, before the archive's end 0/A000000" in result.stderr
+    assert "recovery from repo1 ended at 0/7FFFF00 on timeline 1, before the archive's end 0/A000000" in result.stderr
     assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1", "repo2"]
     assert "VolumeSnapshots labelled real-estate-ai/restore=restore-" in result.stderr
 
@@ -208,8 +210,27 @@ def test_the_other_repository_is_used_when_the_first_recovery_stopped_short(kube
     result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n",
                   history="1\t0/7FFFF00\tx\n1\t0/A000060\tx\n")
     assert result.returncode == 0, result.stderr
-    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1", "repo2"]
+    restores = _restores(kube)
+    assert [r["spec"]["repoName"] for r in restores] == ["repo1", "repo2"]
+    # The second attempt follows the archive's timeline, not the short one the first attempt created.
+    assert restores[1]["spec"]["options"] == ["--recovery-option=recovery_target_timeline=1"]
     assert "restored from repo2 to the archive's end (recovery ended at 0/A000060)" in result.stdout
+
+
+def test_a_recovery_that_ended_on_another_timeline_does_not_count_as_reaching_the_end(kube):
+    # Past the end's position, but having left timeline 2 (a former attempt's), not the archive's timeline 1.
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n",
+                  history="2\t0/B000000\tx\n")
+    assert result.returncode == 1
+    assert "ended at 0/B000000 on timeline 2, before the archive's end 0/A000000 on timeline 1" in result.stderr
+
+
+def test_a_latest_restore_is_not_stopped_by_a_gap_only_older_backups_cross(kube):
+    # Segment 4 lies between the full and the newest (incremental) backup: a restore to latest never reads it.
+    _gap(kube, "repo1", 4)
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1"]
 
 
 def test_a_time_before_the_oldest_backup_is_refused_with_the_earliest_possible(kube):
@@ -235,7 +256,7 @@ def test_a_time_restore_prefers_a_repository_without_a_gap_and_accepts_one_with_
 def test_an_older_backup_set_is_restored_when_asked(kube):
     result = kube("restore.sh", "real-estate", "--latest", "--set", FULL["label"], states="Succeeded\n", primaries="pod/p-0\n")
     assert result.returncode == 0, result.stderr
-    assert _applied(kube)["spec"]["options"] == [f"--set={FULL['label']}"]
+    assert _applied(kube)["spec"]["options"] == [f"--set={FULL['label']}", "--recovery-option=recovery_target_timeline=1"]
     assert f"repo-ls --repo=1" in (kube.state / "calls").read_text()
     bad = kube("restore.sh", "real-estate", "--latest", "--set", "latest")
     assert bad.returncode == 2 and "is not a backup label" in bad.stderr
