@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from settings import KubernetesSettings, PlatformConfig, PlatformSettings
+from settings import ALERT_SECRET_KEYS, KubernetesSettings, PlatformConfig, PlatformSettings
 from settings.rules import operator_namespace
 from components import backups as backups_module
 from components import milvus as milvus_module
@@ -21,6 +21,7 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.network_policies import (
     ApiServerFlow,
@@ -260,6 +261,20 @@ class Platform(Component):
                 opts=child,
             )
             self.ingress_url = ingress.url
+        if c.monitoring.enabled:
+            alerting_ = c.monitoring.alerting
+            Monitoring(
+                "monitoring",
+                MonitoringArgs(
+                    namespace=ns,
+                    stack=stack,
+                    settings=c.monitoring,
+                    alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
+                                   if settings.secrets.get(key) is not None and alerting_.notify},
+                    scrape={"api": "http", "milvus": "metrics"},
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace]),
+            )
         NetworkPolicies(
             "network-policies",
             NetworkPoliciesArgs(

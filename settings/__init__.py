@@ -18,6 +18,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from settings import rules
+from settings.monitoring import MonitoringSettings
 from settings.postgres import (
     Bucket,
     Region,
@@ -62,12 +63,17 @@ SECRET_KEYS = (
     "backupOffsiteCipherPass",
     "milvusS3AccessKeyId",
     "milvusS3SecretAccessKey",
+    "alertSmtpPassword",
+    "alertWecomApiSecret",
+    "alertSmsWebhookUrl",
 )
 # Credentials of the off-site backup repository: needed, as secrets, whenever it is enabled.
 OFFSITE_SECRET_KEYS = ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey")
 # These identify an account at someone else's service; they are as long as that service makes them.
 MILVUS_S3_SECRET_KEYS = ("milvusS3AccessKeyId", "milvusS3SecretAccessKey")
-EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS) | set(MILVUS_S3_SECRET_KEYS)
+# Credentials of the alert channels (mail server, WeCom app, SMS gateway).
+ALERT_SECRET_KEYS = ("alertSmtpPassword", "alertWecomApiSecret", "alertSmsWebhookUrl")
+EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS) | set(MILVUS_S3_SECRET_KEYS) | set(ALERT_SECRET_KEYS)
 MIN_SECRET_LENGTH = 32
 
 
@@ -303,11 +309,6 @@ class AppConfigSettings(Settings):
     grey_release: GreyReleaseSettings = GreyReleaseSettings()
 
 
-class MonitoringSettings(Settings):
-    # The namespace whose Prometheus scrapes the platform's metrics ports.
-    namespace: DnsLabel = "monitoring"
-
-
 class PlatformConfig(Settings):
     """Everything under the `real-estate-ai:` config namespace except the secret overrides."""
 
@@ -420,6 +421,14 @@ def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
         required.update({key: "is required while backups.offsite.enabled is true" for key in OFFSITE_SECRET_KEYS})
     if config is not None and config.milvus.external_s3 is not None:
         required.update({key: "is required while milvus.externalS3 is set" for key in MILVUS_S3_SECRET_KEYS})
+    alerting = config.monitoring.alerting if config is not None else None
+    if alerting is not None and alerting.notify:
+        if alerting.smtp is not None and alerting.smtp.username:
+            required["alertSmtpPassword"] = "is required while monitoring.alerting.smtp.username is set"
+        if alerting.wecom is not None:
+            required["alertWecomApiSecret"] = "is required while monitoring.alerting.wecom is set (the WeCom app's secret)"
+        if alerting.sms_gateway:
+            required["alertSmsWebhookUrl"] = "is required while monitoring.alerting.smsGateway is true (the gateway's webhook URL)"
     if config is not None and config.postgres.restore_from is not None:
         required["backupOffsiteCipherPass"] = (
             "is required with postgres.restoreFrom: the source stack's passphrase "

@@ -158,6 +158,12 @@ def prod_guardrails(config: "PlatformConfig") -> list[str]:
                 f"{_key('backups.postgres.fullRetentionDays')}: is {backups.postgres.full_retention_days}; "
                 f"prod keeps full backups at least {PROD_FULL_RETENTION_DAYS} days"
             )
+    alerting = config.monitoring.alerting
+    if not alerting.notify:
+        problems.append(f"{_key('monitoring.alerting.notify')}: prod alerts must reach people; configure the levels' channels")
+    elif not (alerting.on_call.sms or alerting.on_call.wecom_users or alerting.on_call.dingtalk):
+        problems.append(f"{_key('monitoring.alerting.onCall')}: prod's on-call needs an instant channel (sms, wecomUsers or dingtalk), "
+                        "not e-mail alone: P0 means act now")
     return problems
 
 

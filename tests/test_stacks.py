@@ -60,8 +60,12 @@ def test_every_resource_name_is_unique(stack, rendered_stacks):
 def test_every_object_is_in_the_stack_namespace(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
+    monitoring = decoded_config(stack).get("real-estate-ai:monitoring", {}).get("namespace", "monitoring")
     for obj in rendered.objects:
-        if obj["kind"] != "Namespace":
+        if (obj["kind"], obj["metadata"]["name"]) == ("Secret", f"alertmanager-{stack}"):
+            # The one exception: Alertmanager reads its configuration from its own namespace.
+            assert obj["metadata"]["namespace"] == monitoring
+        elif obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "real-estate-ai"
 

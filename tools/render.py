@@ -229,7 +229,9 @@ def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str,
         # A value written in plain text stays as it is: the program refuses it, as `pulumi up` would.
         if full_key not in config:
             print(f"render: {full_key} is a secret the render cannot read; using a stand-in", file=sys.stderr)
-            config[full_key] = f"render-stand-in-{key}".ljust(40, "x")
+            # A URL where the program expects one (the SMS gateway's webhook), a long string elsewhere.
+            config[full_key] = (f"https://render-stand-in.invalid/{key}" if key.endswith("Url")
+                                else f"render-stand-in-{key}".ljust(40, "x"))
             secret_keys.append(full_key)
     return config, secret_keys
 

@@ -1,0 +1,108 @@
+"""What the cluster's prometheus-operator (kube-prometheus-stack) needs from the platform: scrape targets
+(ServiceMonitors for the API and Milvus), the alert rules of monitoring/rules and the escalation rules as
+PrometheusRules, and Alertmanager's routing as a Secret in the monitoring namespace (it holds channel credentials).
+
+The rule files stay plain Prometheus files, so promtool reads exactly what is deployed; only their runbook links
+are made absolute here (monitoring.runbookBaseUrl). Prometheus must select these objects: kube-prometheus-stack
+with `*SelectorNilUsesHelmValues: false`, or `monitoring.selectorLabels` set to what its selectors ask for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components import alerting
+from components.component import Component
+from components.workload import labels
+from settings.monitoring import MonitoringSettings
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
+RUNBOOKS_PREFIX = "docs/runbooks/"
+ALERTMANAGER_KEY = "alertmanager.yaml"
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.rules.yml"))
+
+
+def with_runbook_base(rules: dict, base: Optional[str]) -> dict:
+    """The rule groups with every runbook link under `base` (unchanged without one)."""
+    if not base:
+        return rules
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            if url.startswith(RUNBOOKS_PREFIX):
+                rule["annotations"]["runbook_url"] = f"{base.rstrip('/')}/{url[len(RUNBOOKS_PREFIX):]}"
+    return rules
+
+
+@dataclass
+class MonitoringArgs:
+    namespace: pulumi.Input[str]
+    stack: str
+    settings: MonitoringSettings
+    # The alert channels' secret values by config key (only those the settings need).
+    alert_secrets: dict[str, pulumi.Output[str]]
+    # Service name → port name to scrape at /metrics.
+    scrape: dict[str, str]
+
+
+class Monitoring(Component):
+    def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:monitoring:Monitoring", name, opts)
+        self._args = args
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        for service, port in sorted(args.scrape.items()):
+            k8s.apiextensions.CustomResource(
+                self.child_name(service),
+                api_version="monitoring.coreos.com/v1",
+                kind="ServiceMonitor",
+                metadata=self._meta(service),
+                spec={
+                    # job="<service>": the name the rules select on.
+                    "selector": {"matchLabels": {"app.kubernetes.io/name": service, "app.kubernetes.io/instance": args.stack}},
+                    "endpoints": [{"port": port, "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}],
+                },
+                opts=child,
+            )
+        groups = {path.name.removesuffix(".rules.yml"): yaml.safe_load(path.read_text()) for path in rule_files()}
+        groups["escalation"] = alerting.escalation_rules(s.alerting)
+        for name, rules in groups.items():
+            k8s.apiextensions.CustomResource(
+                self.child_name(f"{name}-rules"),
+                api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata=self._meta(f"{name}-rules"),
+                spec=with_runbook_base(rules, s.runbook_base_url),
+                opts=child,
+            )
+        keys = sorted(args.alert_secrets)
+        config = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
+            lambda values: alerting.render(alerting.alertmanager_config(s.alerting, dict(zip(keys, values))))
+        )
+        self.alertmanager_secret_name = f"alertmanager-{args.stack}"
+        k8s.core.v1.Secret(
+            self.child_name("alertmanager"),
+            metadata={"name": self.alertmanager_secret_name, "namespace": s.namespace,
+                      "labels": labels("alertmanager", args.stack, "monitoring")},
+            # Alertmanager reads this key (Alertmanager CR `configSecret`, or kube-prometheus-stack's
+            # alertmanager.alertmanagerSpec.useExistingSecret + configSecret).
+            string_data={ALERTMANAGER_KEY: pulumi.Output.secret(config)},
+            opts=child,
+        )
+        self.register_outputs({})
+
+    def _meta(self, name: str) -> dict:
+        return {
+            "name": name,
+            "namespace": self._args.namespace,
+            "labels": {**labels(name, self._args.stack, "monitoring"), **self._args.settings.selector_labels},
+        }

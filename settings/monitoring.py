@@ -1,0 +1,143 @@
+"""Monitoring and incident routing: who is told what, by which channel, and when an alert escalates.
+
+Severities (docs/runbooks/README.md): P0 system down, act now; P1 core function down; P2 partial; P3 minor.
+Escalation levels: 1 on-call, 2 tech lead, 3 management. P0 and P1 climb the levels while they keep firing;
+P2 and P3 stay at level 1.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Optional
+
+from pydantic import Field, model_validator
+
+from settings.values import Settings, Text, matching
+
+_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+_HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
+_PHONE_RE = re.compile(r"\+[1-9][0-9]{6,14}")
+_WECOM_ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?")
+_HTTP_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?")
+
+Email = Annotated[str, matching(_EMAIL_RE, "an e-mail address like 'oncall@example.com'")]
+HostPort = Annotated[str, matching(_HOST_PORT_RE, "a host and port like 'smtp.example.com:587'")]
+Phone = Annotated[str, matching(_PHONE_RE, "a phone number in E.164 form like '+8613800000000'")]
+WecomId = Annotated[str, matching(_WECOM_ID_RE, "a WeCom id (letters, digits, '_', '.', '@', '-')")]
+HttpsUrl = Annotated[str, matching(HTTPS_URL_RE, "an https URL without query or fragment")]
+HttpUrl = Annotated[str, matching(_HTTP_URL_RE, "an http(s) URL without query or fragment")]
+
+LabelKey = Annotated[str, matching(re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"), "a label key")]
+LabelValue = Annotated[str, matching(re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"), "a label value")]
+
+LEVELS = ("onCall", "techLead", "management")
+SEVERITIES = ("P0", "P1", "P2", "P3")
+
+
+class SmtpSettings(Settings):
+    smarthost: HostPort
+    sender: Email
+    # With a username, the password is the secret config key alertSmtpPassword.
+    username: Optional[Text] = None
+    require_tls: bool = True
+
+
+class WecomSettings(Settings):
+    """WeCom (企业微信) through Alertmanager's own WeChat receiver; the app secret is alertWecomApiSecret."""
+
+    corp_id: WecomId
+    agent_id: Annotated[str, matching(re.compile(r"[0-9]{1,12}"), "a WeCom agent id (digits)")]
+    api_url: HttpsUrl = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+
+class DingtalkSettings(Settings):
+    """DingTalk (钉钉) through a prometheus-webhook-dingtalk bridge: Alertmanager posts to <bridgeUrl>/dingtalk/<target>/send."""
+
+    bridge_url: HttpUrl
+    # The bridge's target per level (its config names the robot and its signing secret).
+    targets: dict[str, WecomId] = {"onCall": "oncall", "techLead": "techlead", "management": "management"}
+
+
+class ContactSettings(Settings):
+    """Who is told at one escalation level, by which channels."""
+
+    emails: Annotated[list[Email], Field(max_length=50)] = []
+    sms: Annotated[list[Phone], Field(max_length=50)] = []
+    wecom_users: Annotated[list[WecomId], Field(max_length=50)] = []
+    dingtalk: bool = False
+
+    def channels(self) -> int:
+        return len(self.emails) + len(self.sms) + len(self.wecom_users) + int(self.dingtalk)
+
+
+class EscalationSettings(Settings):
+    """Minutes an alert keeps firing before the next level is told."""
+
+    p0_level2_minutes: Annotated[int, Field(ge=1, le=1440)] = 15
+    p0_level3_minutes: Annotated[int, Field(ge=2, le=2880)] = 45
+    p1_level2_minutes: Annotated[int, Field(ge=1, le=1440)] = 60
+    p1_level3_minutes: Annotated[int, Field(ge=2, le=2880)] = 240
+
+    @model_validator(mode="after")
+    def _levels_in_order(self) -> "EscalationSettings":
+        for severity in ("p0", "p1"):
+            two, three = getattr(self, f"{severity}_level2_minutes"), getattr(self, f"{severity}_level3_minutes")
+            if three <= two:
+                raise ValueError(f"{severity}Level3Minutes ({three}) must be more than {severity}Level2Minutes ({two})")
+        return self
+
+
+class AlertTimingSettings(Settings):
+    group_wait_seconds: Annotated[int, Field(ge=0, le=600)] = 30
+    group_interval_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
+    repeat_interval_minutes: Annotated[int, Field(ge=5, le=10080)] = 240
+
+
+class AlertingSettings(Settings):
+    # Off: every alert goes to a receiver that notifies nobody (dev); it still shows in Alertmanager.
+    notify: bool = True
+    smtp: Optional[SmtpSettings] = None
+    wecom: Optional[WecomSettings] = None
+    dingtalk: Optional[DingtalkSettings] = None
+    # SMS through a gateway that takes Alertmanager's webhook; its URL (with any token) is alertSmsWebhookUrl.
+    sms_gateway: bool = False
+    on_call: ContactSettings = ContactSettings()
+    tech_lead: ContactSettings = ContactSettings()
+    management: ContactSettings = ContactSettings()
+    escalation: EscalationSettings = EscalationSettings()
+    timing: AlertTimingSettings = AlertTimingSettings()
+
+    def level(self, name: str) -> ContactSettings:
+        return {"onCall": self.on_call, "techLead": self.tech_lead, "management": self.management}[name]
+
+    @model_validator(mode="after")
+    def _channels_configured(self) -> "AlertingSettings":
+        problems = []
+        for name in LEVELS:
+            contact = self.level(name)
+            if contact.emails and self.smtp is None:
+                problems.append(f"{name}.emails needs smtp")
+            if contact.wecom_users and self.wecom is None:
+                problems.append(f"{name}.wecomUsers needs wecom")
+            if contact.dingtalk and self.dingtalk is None:
+                problems.append(f"{name}.dingtalk needs dingtalk.bridgeUrl")
+            if contact.sms and not self.sms_gateway:
+                problems.append(f"{name}.sms needs smsGateway: true")
+            if self.notify and contact.channels() == 0:
+                problems.append(f"{name} has no channel: give it emails, sms, wecomUsers or dingtalk (or set notify: false)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class MonitoringSettings(Settings):
+    # ServiceMonitors, PrometheusRules and the Alertmanager Secret; needs the prometheus-operator's CRDs in the cluster.
+    enabled: bool = True
+    # Labels the cluster's Prometheus selects its ServiceMonitors and rules by (kube-prometheus-stack: `release`).
+    selector_labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=8)] = {}
+    # The namespace whose Prometheus scrapes the platform's metrics ports; its Alertmanager reads the routing Secret.
+    namespace: Annotated[str, matching(re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"), "a DNS-1123 label")] = "monitoring"
+    # Where docs/runbooks is published; alerts link <runbookBaseUrl>/<page>.md. Unset: the repository path.
+    runbook_base_url: Optional[HttpsUrl] = None
+    alerting: AlertingSettings = AlertingSettings(notify=False)
