@@ -5,6 +5,7 @@ routing in a Secret that amtool accepts."""
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -82,3 +83,26 @@ def test_alertmanager_routing_is_a_secret_that_amtool_accepts(stack, rendered_st
     # No channel credential in any ConfigMap.
     for config_map in _of(rendered, "ConfigMap").values():
         assert "wechat_configs" not in str(config_map) and "smtp_auth_password" not in str(config_map)
+
+
+RUNBOOKS = Path(__file__).resolve().parent.parent / "docs" / "runbooks"
+
+
+def test_every_alert_links_a_runbook_page_that_names_it():
+    from components.alerting import escalation_rules
+    from settings.monitoring import AlertingSettings
+    from tests.monitoring.rules import alerts
+
+    linked = {name: rule["annotations"]["runbook_url"] for name, rule in alerts().items()}
+    for rule in escalation_rules(AlertingSettings(notify=False))["groups"][0]["rules"]:
+        linked[rule["alert"]] = rule["annotations"]["runbook_url"]
+    for name, url in linked.items():
+        assert url.startswith("docs/runbooks/"), name
+        page = RUNBOOKS / url.removeprefix("docs/runbooks/")
+        assert page.is_file(), f"{name}: {page} missing"
+        text = page.read_text()
+        assert name in text.splitlines()[0] and "## First checks" in text and "## Fault plan" in text, name
+        if name in alerts():
+            assert f"({alerts()[name]['labels']['severity']})" in text.splitlines()[0], name
+    # No page without an alert.
+    assert {p.name for p in RUNBOOKS.glob("*.md")} - {"README.md"} == {u.removeprefix("docs/runbooks/") for u in linked.values()}
