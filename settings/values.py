@@ -106,11 +106,11 @@ def _check_semver(value: str) -> str:
 
 
 def matching(pattern: re.Pattern, what: str) -> AfterValidator:
-    """A validator: the whole value matches `pattern`, else "'<value>' is not <what>"."""
+    """A validator: the whole value matches `pattern`, else "'<value>' is not <what>" (escaped: one line)."""
 
     def check(value: str) -> str:
         if not pattern.fullmatch(value):
-            raise ValueError(f"'{value}' is not {what}")
+            raise ValueError(f"{value!r} is not {what}")
         return value
 
     return AfterValidator(check)

@@ -195,6 +195,25 @@ MALFORMED = [
     ("redis.maxmemory", "2Gi", "real-estate-ai:redis.maxmemory"),  # the container limit
     ("backups.redis.storage.size", "67Gi", "real-estate-ai:backups.redis.storage.size"),  # 172 × 1536Mi / 4 × 1.05 = 67.7Gi
     ("backups.redis.retentionDays", 8, "real-estate-ai:backups.redis.storage.size"),
+    # Monitoring and incident routing
+    ("monitoring.alerting.notify", False, "real-estate-ai:monitoring.alerting.notify"),  # prod alerts reach people
+    ("monitoring.alerting.onCall", {"emails": ["oncall@example.com"]}, "real-estate-ai:monitoring.alerting.onCall"),  # P0 needs an instant channel
+    ("monitoring.alerting.onCall.emails", ["oncall"], "real-estate-ai:monitoring.alerting.onCall.emails[0]"),
+    ("monitoring.alerting.onCall.emails", ["oncall@example.com\nBcc: x@example.com"], "real-estate-ai:monitoring.alerting.onCall.emails[0]"),
+    ("monitoring.alerting.onCall.sms", ["13800000001"], "real-estate-ai:monitoring.alerting.onCall.sms[0]"),
+    ("monitoring.alerting.onCall.sms", ["+86138000000011234567"], "real-estate-ai:monitoring.alerting.onCall.sms[0]"),
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.alerting.smtp", DELETE, "real-estate-ai:monitoring.alerting"),  # e-mails without a mail server
+    ("monitoring.alerting.wecom", DELETE, "real-estate-ai:monitoring.alerting"),
+    ("monitoring.alerting.smsGateway", False, "real-estate-ai:monitoring.alerting"),
+    ("monitoring.alerting.wecom.agentId", "10000x2", "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    ("monitoring.alerting.dingtalk.bridgeUrl", "http://bridge:8060/?x=1", "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
+    ("monitoring.alerting.management", {}, "real-estate-ai:monitoring.alerting"),  # a level with no channel
+    ("monitoring.alerting.escalation.p0Level3Minutes", 15, "real-estate-ai:monitoring.alerting.escalation"),
+    ("monitoring.alerting.escalation.p0Level2Minutes", 0, "real-estate-ai:monitoring.alerting.escalation.p0Level2Minutes"),
+    ("monitoring.alerting.timing.repeatIntervalMinutes", 4, "real-estate-ai:monitoring.alerting.timing.repeatIntervalMinutes"),
+    ("monitoring.runbookBaseUrl", "http://git.example.com/runbooks", "real-estate-ai:monitoring.runbookBaseUrl"),
+    ("monitoring.selectorLabels", {"release": "kube prometheus"}, "real-estate-ai:monitoring.selectorLabels.release"),
 ]
 
 
@@ -283,6 +302,36 @@ def test_restoring_from_another_stack_needs_its_passphrase():
     with pytest.raises(StackConfigError) as error:
         run_program("prod", load_settings, encode_config(config))
     assert "real-estate-ai:backupOffsiteCipherPass: is required with postgres.restoreFrom" in str(error.value)
+
+
+def test_alert_channels_need_their_credentials_as_secrets():
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(decoded_config("prod")))
+    message = str(error.value)
+    assert "real-estate-ai:alertWecomApiSecret: is required while monitoring.alerting.wecom is set" in message
+    assert "real-estate-ai:alertSmsWebhookUrl: is required while monitoring.alerting.smsGateway is true" in message
+    # prod's mail server takes mail without a login: no SMTP password is asked for.
+    assert "alertSmtpPassword" not in message
+    config = with_value(decoded_config("prod"), "monitoring.alerting.smtp.username", "alerts")
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(config))
+    assert "real-estate-ai:alertSmtpPassword: is required while monitoring.alerting.smtp.username is set" in str(error.value)
+
+
+def test_a_value_with_a_line_break_is_reported_on_one_line():
+    config = with_value(decoded_config("prod"), "monitoring.alerting.onCall.emails", ["oncall@example.com\nBcc: x@example.com"])
+    with pytest.raises(StackConfigError) as error:
+        _load("prod", config)
+    (line,) = [l for l in str(error.value).splitlines() if "onCall.emails" in l]
+    assert line.endswith("'oncall@example.com\\nBcc: x@example.com' is not an e-mail address like 'oncall@example.com'")
+
+
+def test_routing_defaults_are_the_documented_ones():
+    from settings.monitoring import AlertingSettings, MonitoringSettings
+
+    assert MonitoringSettings().alerting.notify is False and MonitoringSettings().enabled is True
+    e = AlertingSettings(notify=False).escalation
+    assert (e.p0_level2_minutes, e.p0_level3_minutes, e.p1_level2_minutes, e.p1_level3_minutes) == (15, 45, 60, 240)
 
 
 def test_dev_needs_no_secret_at_all():
