@@ -82,7 +82,8 @@ BACKUP_FLOWS = [
 # restores from the operator's Jobs, and our checks.
 OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, backups_module.PG_DRILL]
 # What the monitoring namespace scrapes: the API's /metrics and Milvus' metrics port.
-METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT)]
+METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
+                 MetricsPort(redis_module.NAME, redis_module.METRICS_PORT)]
 
 
 def offsite_flows(config: PlatformConfig) -> list[ExternalFlow]:
@@ -271,7 +272,7 @@ class Platform(Component):
                     settings=c.monitoring,
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
                                    if settings.secrets.get(key) is not None and alerting_.notify},
-                    scrape={"api": "http", "milvus": "metrics"},
+                    scrape={"api": "http", "milvus": "metrics", "redis": "metrics"},
                 ),
                 opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace]),
             )

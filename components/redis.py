@@ -26,6 +26,7 @@ from components.workload import (
 
 NAME = "redis"
 PORT = 6379
+METRICS_PORT = 9121
 DATA_PATH = "/data"
 CONFIG_PATH = "/etc/redis"
 # Outside CONFIG_PATH: a mount nested in a read-only ConfigMap volume cannot be created.
@@ -104,6 +105,24 @@ class Redis(Component):
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         }
+        # oliver006/redis_exporter: a static binary (/redis_exporter, the image's entrypoint) in a scratch image;
+        # it writes nothing, so a read-only root holds. The password comes from the same Secret as Redis'.
+        exporter = {
+            "name": "exporter",
+            "image": s.exporter_image,
+            "imagePullPolicy": "Always",
+            "env": [
+                {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
+                {"name": "REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {
+                    "name": args.credentials.secret_name, "key": args.credentials.password_key}}},
+                {"name": "REDIS_EXPORTER_WEB_LISTEN_ADDRESS", "value": f":{METRICS_PORT}"},
+            ],
+            "ports": [{"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}},
+            "securityContext": container_security_context(),
+            "livenessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3},
+            "readinessProbe": {"tcpSocket": {"port": "metrics"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
+        }
         stateful = StatefulService(
             StatefulServiceArgs(
                 name=NAME,
@@ -114,6 +133,8 @@ class Redis(Component):
                 port=PORT,
                 port_name="redis",
                 container=container,
+                sidecars=[exporter],
+                extra_ports={"metrics": METRICS_PORT},
                 storage=s.storage,
                 data_path=DATA_PATH,
                 protect=args.protect,

@@ -33,6 +33,8 @@ class StatefulServiceArgs:
     pod_annotations: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     # Further containers in the pod (they may mount "data" too).
     sidecars: list[dict] = field(default_factory=list)
+    # Further ports of the Service (a sidecar's), as name → port (the container port of the same name).
+    extra_ports: dict[str, int] = field(default_factory=dict)
 
 
 class StatefulService:
@@ -50,7 +52,8 @@ class StatefulService:
             automount_service_account_token=False,
             opts=child,
         )
-        ports = [{"name": args.port_name, "port": args.port, "targetPort": args.port_name, "protocol": "TCP"}]
+        ports = [{"name": name, "port": port, "targetPort": name, "protocol": "TCP"}
+                 for name, port in {args.port_name: args.port, **args.extra_ports}.items()]
         headless_name = f"{args.name}-headless"
         self.headless_service = k8s.core.v1.Service(
             parent.child_name(headless_name),

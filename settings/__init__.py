@@ -187,6 +187,8 @@ class IngressSettings(Settings):
 
 class RedisSettings(Settings):
     image: Image = "redis:7.4.11"
+    # Prometheus' view of Redis (redis_up, memory, clients), beside it in the pod.
+    exporter_image: Image = "docker.io/oliver006/redis_exporter:v1.88.0"
     storage: Storage = Storage(size="2Gi")
     resources: Resources = make_resources("100m", "256Mi", "500m", "512Mi")
     # Redis evicts nothing by default; a cap below the container limit keeps it from being OOM-killed.

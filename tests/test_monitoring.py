@@ -40,8 +40,8 @@ def test_monitoring_objects_pass_the_operators_schemas(stack, rendered_stacks):
 def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     monitors = _of(rendered, "ServiceMonitor")
-    assert set(monitors) == {"api", "milvus"}
-    for name, port in (("api", "http"), ("milvus", "metrics")):
+    assert set(monitors) == {"api", "milvus", "redis"}
+    for name, port in (("api", "http"), ("milvus", "metrics"), ("redis", "metrics")):
         service = rendered.find("Service", name)
         selector = monitors[name]["spec"]["selector"]["matchLabels"]
         assert selector.items() <= service["metadata"]["labels"].items()

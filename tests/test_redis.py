@@ -22,8 +22,15 @@ def test_statefulset_reads_config_and_password_from_files():
     rendered, component = run_component(_redis)
     assert value(component.service_name) == "redis"
     sts = rendered.find("StatefulSet", "redis")
-    (container,) = containers(sts)
+    container, exporter = containers(sts)
     assert container["args"] == ["/etc/redis/redis.conf"]
+    # The exporter beside it: the password from the same Secret, nothing mounted, its port on the Service.
+    assert exporter["name"] == "exporter" and "volumeMounts" not in exporter
+    env = {e["name"]: e for e in exporter["env"]}
+    assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "redis-credentials", "key": "password"}
+    assert env["REDIS_ADDR"]["value"] == "redis://127.0.0.1:6379"
+    assert exporter["ports"] == [{"name": "metrics", "containerPort": 9121, "protocol": "TCP"}]
+    assert {p["name"]: p["port"] for p in rendered.find("Service", "redis")["spec"]["ports"]} == {"redis": 6379, "metrics": 9121}
     assert "env" not in container or not container["env"]
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {"data": DATA_PATH, "config": "/etc/redis", "credentials": SECRET_PATH, "tmp": "/tmp"}
