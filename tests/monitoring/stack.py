@@ -1,0 +1,138 @@
+"""A monitoring stack on loopback, nothing leaving the machine: Debian's Prometheus with the repository's rule
+files and the stack's escalation rules, Debian's Alertmanager with the generated routing, a webhook receiver
+standing in for the DingTalk bridge, and an SMTP sink (aiosmtpd) for e-mail. Shared by the end-to-end test and
+bench/alert_latency.py."""
+
+from __future__ import annotations
+
+import email
+import http.server
+import json
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+import httpx
+import yaml
+from aiosmtpd.controller import Controller
+
+from components.alerting import alertmanager_config, escalation_rules, render
+from settings.monitoring import AlertingSettings
+from tests.monitoring.rules import RULE_FILES
+from tests.services import free_port, wait_for_port
+
+NAMESPACE = "real-estate"
+
+
+class Webhooks:
+    """Records every POST (path, JSON body, arrival time)."""
+
+    def __init__(self):
+        self.received: list[tuple[str, dict, float]] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                owner.received.append((self.path, json.loads(body or b"{}"), time.time()))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+class Mailbox:
+    """An SMTP sink: every message with its recipients and arrival time."""
+
+    def __init__(self):
+        self.messages: list[tuple[list[str], email.message.Message, float]] = []
+        owner = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+                owner.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content), time.time()))
+                return "250 OK"
+
+        self.port = free_port()
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int = 1, level3_minutes: int = 2) -> AlertingSettings:
+    """Routing as prod's shape, channels on loopback: e-mail and DingTalk (the bridge stood in for by `webhooks`)."""
+    return AlertingSettings.model_validate({
+        "notify": True,
+        "smtp": {"smarthost": f"127.0.0.1:{mailbox.port}", "sender": "alerts@example.com", "requireTls": False},
+        "dingtalk": {"bridgeUrl": f"http://127.0.0.1:{webhooks.port}"},
+        "onCall": {"emails": ["oncall@example.com"], "dingtalk": True},
+        "techLead": {"emails": ["techlead@example.com"], "dingtalk": True},
+        "management": {"emails": ["management@example.com"]},
+        "escalation": {"p0Level2Minutes": level2_minutes, "p0Level3Minutes": level3_minutes},
+        "timing": {"groupWaitSeconds": 0, "groupIntervalSeconds": 10},
+    })
+
+
+class MonitoringStack:
+    def __init__(self, settings: AlertingSettings, api_port: int, interval: str = "5s"):
+        self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
+        self.am_port, self.prom_port = free_port(), free_port()
+        (self.base / "alertmanager.yml").write_text(render(alertmanager_config(settings, {})))
+        (self.base / "escalation.rules.yml").write_text(yaml.safe_dump(escalation_rules(settings)))
+        prometheus = {
+            "global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "rule_files": [*map(str, RULE_FILES), str(self.base / "escalation.rules.yml")],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
+            "scrape_configs": [{
+                # What the ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
+                "job_name": "api", "metrics_path": "/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{api_port}"], "labels": {"namespace": NAMESPACE}}],
+            }],
+        }
+        (self.base / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
+        self.processes = [
+            subprocess.Popen(
+                ["prometheus-alertmanager", f"--config.file={self.base / 'alertmanager.yml'}",
+                 f"--storage.path={self.base / 'am'}", f"--web.listen-address=127.0.0.1:{self.am_port}",
+                 "--cluster.listen-address=", "--log.level=warn"],
+                stdout=subprocess.DEVNULL, stderr=open(self.base / "alertmanager.log", "w")),
+            subprocess.Popen(
+                ["prometheus", f"--config.file={self.base / 'prometheus.yml'}", f"--storage.tsdb.path={self.base / 'tsdb'}",
+                 f"--web.listen-address=127.0.0.1:{self.prom_port}", "--log.level=warn"],
+                stdout=subprocess.DEVNULL, stderr=open(self.base / "prometheus.log", "w")),
+        ]
+        wait_for_port(self.am_port, 30)
+        wait_for_port(self.prom_port, 30)
+
+    def query(self, expr: str) -> list:
+        answer = httpx.get(f"http://127.0.0.1:{self.prom_port}/api/v1/query", params={"query": expr}, timeout=10).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def firing(self, alertname: str) -> Optional[dict]:
+        for alert in httpx.get(f"http://127.0.0.1:{self.prom_port}/api/v1/alerts", timeout=10).json()["data"]["alerts"]:
+            if alert["labels"]["alertname"] == alertname and alert["state"] == "firing":
+                return alert
+        return None
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -1,0 +1,102 @@
+"""A fault, end to end, nothing leaving the machine: the real API (uvicorn) against real PostgreSQL, Redis and
+milvus-lite, scraped by Debian's Prometheus with the repository's rules; Debian's Alertmanager with the routing
+generated for the stack (escalation shortened by its settings to 1 and 2 minutes). PostgreSQL is stopped;
+the P0 `ApiDatabaseUnreachable` must reach on-call by e-mail and DingTalk with its severity and runbook link,
+then escalate to the tech lead a minute later, then resolve when PostgreSQL is back."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.app.conftest import API_KEY, APP_DIR, PROPERTIES
+from tests.monitoring.stack import Mailbox, MonitoringStack, Webhooks, alerting_settings
+from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
+
+
+def _wait(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(1)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory):
+    postgres = PostgresServer().init().start()
+    postgres.psql("CREATE DATABASE real_estate")
+    redis, milvus = RedisServer().start(), MilvusLiteServer().start()
+    properties = tmp_path_factory.mktemp("api") / "app.properties"
+    properties.write_text(PROPERTIES)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": postgres.url("real_estate"), "REDIS_URL": redis.url(), "MILVUS_URL": milvus.url(),
+           "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "e2e"}
+    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                           cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port, 60)
+    # The kubelet's readiness probe, which is what refreshes dependency_up.
+    probing = threading.Event()
+
+    def probe():
+        while not probing.is_set():
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+
+    threading.Thread(target=probe, daemon=True).start()
+    webhooks, mailbox = Webhooks(), Mailbox()
+    stack = MonitoringStack(alerting_settings(webhooks, mailbox), port)
+    yield postgres, stack, webhooks, mailbox
+    probing.set()
+    stack.stop()
+    webhooks.stop()
+    mailbox.stop()
+    api.kill()
+    api.wait()
+    for server in (redis, milvus, postgres):
+        server.cleanup()
+
+
+def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform):
+    postgres, stack, webhooks, mailbox = platform
+    _wait(lambda: stack.query('dependency_up{job="api", dependency="postgres"} == 1'), 60, "Prometheus scraping the API")
+    # Healthy: nothing fires, nobody is told.
+    assert stack.firing("ApiDatabaseUnreachable") is None and not webhooks.received and not mailbox.messages
+
+    postgres.stop("immediate")
+    stopped = time.time()
+    # for: 1m, scrape and evaluation every 5 s here, the readiness probe every 2 s, group_wait 0 for a P0.
+    _wait(lambda: any("/dingtalk/oncall/send" in path for path, _, _ in webhooks.received), 200, "the P0 reaching on-call on DingTalk")
+    path, body, arrived = next(r for r in webhooks.received if r[0] == "/dingtalk/oncall/send")
+    (alert,) = [a for a in body["alerts"] if a["labels"]["alertname"] == "ApiDatabaseUnreachable"]
+    assert alert["status"] == "firing" and alert["labels"]["severity"] == "P0" and alert["labels"]["service"] == "api"
+    assert alert["annotations"]["runbook_url"] == "docs/runbooks/api-database-unreachable.md"
+    assert 60 <= arrived - stopped <= 90, arrived - stopped
+    _wait(lambda: any("oncall@example.com" in to for to, _, _ in mailbox.messages), 60, "the P0 e-mail to on-call")
+    to, message, _ = next(m for m in mailbox.messages if "oncall@example.com" in m[0])
+    assert "ApiDatabaseUnreachable" in message["Subject"]
+    # Nobody else yet: the tech lead hears only after a minute more of firing.
+    assert not any("techlead@example.com" in to for to, _, _ in mailbox.messages)
+
+    _wait(lambda: any("/dingtalk/techlead/send" in path for path, _, _ in webhooks.received), 120, "the escalation to level 2")
+    path, body, escalated_at = next(r for r in webhooks.received if r[0] == "/dingtalk/techlead/send")
+    (alert,) = body["alerts"]
+    assert alert["labels"]["alertname"] == "EscalationP0Level2" and alert["labels"]["escalated"] == "ApiDatabaseUnreachable"
+    assert alert["labels"]["escalation"] == "2" and escalated_at - arrived >= 55
+    _wait(lambda: any("techlead@example.com" in to for to, _, _ in mailbox.messages), 60, "the escalation e-mail")
+
+    postgres.start()
+    _wait(lambda: any(a["status"] == "resolved" and a["labels"]["alertname"] == "ApiDatabaseUnreachable"
+                      for path, body, _ in webhooks.received if path == "/dingtalk/oncall/send" for a in body["alerts"]),
+          120, "the resolution reaching on-call")
