@@ -14,19 +14,11 @@ Prints numbers and the arithmetic of the bound; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
-import sys
-import threading
 import time
 
-import httpx
-
-from tests.app.conftest import API_KEY, APP_DIR, PROPERTIES
-from tests.monitoring.stack import Mailbox, MonitoringStack, Webhooks, alerting_settings
-from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
+from tests.monitoring.stack import Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings
 
 SCRAPE = 15
 EVALUATE = 15
@@ -38,30 +30,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    postgres = PostgresServer().init().start()
-    postgres.psql("CREATE DATABASE real_estate")
-    redis, milvus = RedisServer().start(), MilvusLiteServer().start()
+    api = ProbedApi(probe_seconds=PROBE)
+    postgres = api.postgres
     webhooks, mailbox = Webhooks(), Mailbox()
-    properties = postgres.base / "app.properties"
-    properties.write_text(PROPERTIES)
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": postgres.url("real_estate"), "REDIS_URL": redis.url(), "MILVUS_URL": milvus.url(),
-           "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "bench"}
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                           cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 60)
-    stop = threading.Event()
-
-    def probe():
-        while not stop.is_set():
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/ready", timeout=3)
-            except httpx.HTTPError:
-                pass
-            time.sleep(PROBE)
-
-    threading.Thread(target=probe, daemon=True).start()
-    stack = MonitoringStack(alerting_settings(webhooks, mailbox, level2_minutes=60, level3_minutes=120), port, interval=f"{SCRAPE}s")
+    stack = MonitoringStack(alerting_settings(webhooks, mailbox, level2_minutes=60, level3_minutes=120), api.port, interval=f"{SCRAPE}s")
     latencies = []
     try:
         while not stack.query('dependency_up{dependency="postgres"} == 1'):
@@ -82,13 +54,10 @@ def main() -> int:
                 time.sleep(1)
             time.sleep(SCRAPE)
     finally:
-        stop.set()
         stack.stop()
         webhooks.stop()
         mailbox.stop()
-        api.kill()
-        for server in (redis, milvus, postgres):
-            server.cleanup()
+        api.stop()
     print(f"\nfault → P0 notification over {len(latencies)} runs: min {min(latencies):.1f} s, mean {statistics.mean(latencies):.1f} s, "
           f"max {max(latencies):.1f} s")
     print(f"bound: readiness probe {PROBE} s + scrape {SCRAPE} s + evaluation {EVALUATE} s + for {FOR} s + group_wait 0 s "

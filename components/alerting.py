@@ -11,6 +11,7 @@ placed into the text here, so the result is delivered as a Kubernetes Secret, ne
 from __future__ import annotations
 
 from typing import Optional
+from urllib.parse import urlencode
 
 import yaml
 
@@ -55,7 +56,7 @@ def _receiver(name: str, settings: AlertingSettings, level: str, channels: tuple
             # Never the value: it may carry the gateway's token.
             raise ValueError("the secret alertSmsWebhookUrl must be an https URL without query or fragment")
         # The gateway is told whom to text in the query; Alertmanager's payload carries the alerts.
-        webhooks.append({"url": f"{secrets['alertSmsWebhookUrl']}?to={','.join(contact.sms)}", "send_resolved": False,
+        webhooks.append({"url": f"{secrets['alertSmsWebhookUrl']}?{urlencode({'to': ','.join(contact.sms)})}", "send_resolved": False,
                          "max_alerts": 10})
     if webhooks:
         receiver["webhook_configs"] = webhooks
@@ -98,11 +99,20 @@ def alertmanager_config(settings: AlertingSettings, secrets: dict[str, str]) -> 
             if severity == "P3":
                 route_["repeat_interval"] = "24h"
             routes.append(route_)
+        # kube-prometheus-stack's own alerts (nodes, Prometheus, kube-state-metrics, ...) use critical/warning/info;
+        # this configuration replaces the chart's, so they are routed here: critical as P1, warning as P2. Watchdog
+        # (always firing, for a dead man's switch) and the chart's InfoInhibitor tell nobody.
+        routes[-4:-4] = [
+            {"receiver": SILENT, "matchers": ['alertname=~"Watchdog|InfoInhibitor"']},
+            {"receiver": receiver_name("onCall", "P1"), "matchers": ['severity="critical"']},
+            {"receiver": receiver_name("onCall", "P2"), "matchers": ['severity="warning"']},
+        ]
         route["routes"] = routes
     config["inhibit_rules"] = [
-        # A service that is down (P0) silences its own lesser alerts; escalations are not silenced.
+        # A service that is down (P0) silences its own lesser alerts, their escalations included: the P0 escalates itself.
         {"source_matchers": ['severity="P0"'], "target_matchers": ['severity=~"P1|P2|P3"'], "equal": ["namespace", "service"]},
-        {"source_matchers": ['severity="P1"'], "target_matchers": ['severity=~"P2|P3"'], "equal": ["namespace", "service", "alertname"]},
+        # The chart's convention: a critical alert silences the warning of the same name.
+        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["namespace", "alertname"]},
     ]
     return config
 

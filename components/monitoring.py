@@ -19,6 +19,7 @@ import yaml
 
 from components import alerting
 from components.component import Component
+from components.stateful import HEADLESS_LABEL
 from components.workload import labels
 from settings.monitoring import MonitoringSettings
 
@@ -68,7 +69,10 @@ class Monitoring(Component):
                 metadata=self._meta(service),
                 spec={
                     # job="<service>": the name the rules select on.
-                    "selector": {"matchLabels": {"app.kubernetes.io/name": service, "app.kubernetes.io/instance": args.stack}},
+                    "selector": {
+                        "matchLabels": {"app.kubernetes.io/name": service, "app.kubernetes.io/instance": args.stack},
+                        "matchExpressions": [{"key": HEADLESS_LABEL, "operator": "DoesNotExist"}],
+                    },
                     # 15 s: part of the 90 s budget from a fault to the page (docs/monitoring.md).
                     "endpoints": [{"port": port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
                 },

@@ -14,6 +14,9 @@ from components.component import Component
 from components.workload import account_node_disk, labels, pod_security_context, selector_labels, volume_claim_template
 
 
+HEADLESS_LABEL = "real-estate-ai/headless"
+
+
 @dataclass
 class StatefulServiceArgs:
     name: str
@@ -57,7 +60,8 @@ class StatefulService:
         headless_name = f"{args.name}-headless"
         self.headless_service = k8s.core.v1.Service(
             parent.child_name(headless_name),
-            metadata={"name": headless_name, "namespace": args.namespace, "labels": meta_labels},
+            # Marked, so a ServiceMonitor selecting the client Service does not scrape the same pods twice.
+            metadata={"name": headless_name, "namespace": args.namespace, "labels": {**meta_labels, HEADLESS_LABEL: "true"}},
             spec={"clusterIP": "None", "selector": selector, "ports": ports, "publishNotReadyAddresses": True},
             opts=child,
         )

@@ -50,6 +50,13 @@ class WecomSettings(Settings):
     agent_id: Annotated[str, matching(re.compile(r"[0-9]{1,12}"), "a WeCom agent id (digits)")]
     api_url: HttpsUrl = "https://qyapi.weixin.qq.com/cgi-bin/"
 
+    @model_validator(mode="after")
+    def _api_url_is_a_directory(self) -> "WecomSettings":
+        # Alertmanager appends 'gettoken' and 'message/send' to it.
+        if not self.api_url.endswith("/"):
+            raise ValueError(f"apiUrl must end with '/' (Alertmanager appends 'gettoken' to it)")
+        return self
+
 
 class DingtalkSettings(Settings):
     """DingTalk (钉钉) through a prometheus-webhook-dingtalk bridge: Alertmanager posts to <bridgeUrl>/dingtalk/<target>/send."""

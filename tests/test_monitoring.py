@@ -41,10 +41,15 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
     rendered = rendered_stacks[stack]
     monitors = _of(rendered, "ServiceMonitor")
     assert set(monitors) == {"api", "milvus", "redis"}
+    services = _of(rendered, "Service").values()
     for name, port in (("api", "http"), ("milvus", "metrics"), ("redis", "metrics")):
         service = rendered.find("Service", name)
-        selector = monitors[name]["spec"]["selector"]["matchLabels"]
-        assert selector.items() <= service["metadata"]["labels"].items()
+        selector = monitors[name]["spec"]["selector"]
+        # Exactly the client Service: a headless twin with the same pods would be scraped twice.
+        matched = [s["metadata"]["name"] for s in services
+                   if selector["matchLabels"].items() <= s["metadata"]["labels"].items()
+                   and all(e["key"] not in s["metadata"]["labels"] for e in selector["matchExpressions"])]
+        assert matched == [name]
         assert port in [p["name"] for p in service["spec"]["ports"]]
         assert monitors[name]["spec"]["endpoints"][0]["port"] == port
         # The rules select job="<service>": a ServiceMonitor's job label is the Service's name.

@@ -207,6 +207,7 @@ MALFORMED = [
     ("monitoring.alerting.wecom", DELETE, "real-estate-ai:monitoring.alerting"),
     ("monitoring.alerting.smsGateway", False, "real-estate-ai:monitoring.alerting"),
     ("monitoring.alerting.wecom.agentId", "10000x2", "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    ("monitoring.alerting.wecom.apiUrl", "https://qyapi.weixin.qq.com/cgi-bin", "real-estate-ai:monitoring.alerting.wecom"),
     ("monitoring.alerting.dingtalk.bridgeUrl", "http://bridge:8060/?x=1", "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
     ("monitoring.alerting.management", {}, "real-estate-ai:monitoring.alerting"),  # a level with no channel
     ("monitoring.alerting.escalation.p0Level3Minutes", 15, "real-estate-ai:monitoring.alerting.escalation"),

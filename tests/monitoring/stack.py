@@ -8,7 +8,9 @@ from __future__ import annotations
 import email
 import http.server
 import json
+import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -21,10 +23,47 @@ from aiosmtpd.controller import Controller
 
 from components.alerting import alertmanager_config, escalation_rules, render
 from settings.monitoring import AlertingSettings
+from tests.app.conftest import API_KEY, APP_DIR, PROPERTIES
 from tests.monitoring.rules import RULE_FILES
-from tests.services import free_port, wait_for_port
+from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
 
 NAMESPACE = "real-estate"
+
+
+class ProbedApi:
+    """The API under uvicorn against its own PostgreSQL, Redis and milvus-lite, with a prober calling /ready every
+    `probe_seconds` as the kubelet does (that call is what refreshes `dependency_up`)."""
+
+    def __init__(self, probe_seconds: float):
+        self.postgres = PostgresServer().init().start()
+        self.postgres.psql("CREATE DATABASE real_estate")
+        self.redis, self.milvus = RedisServer().start(), MilvusLiteServer().start()
+        properties = self.postgres.base / "app.properties"
+        properties.write_text(PROPERTIES)
+        self.port = free_port()
+        env = {**os.environ, "DATABASE_URL": self.postgres.url("real_estate"), "REDIS_URL": self.redis.url(),
+               "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "monitoring"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+            cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, 60)
+        self._stop = threading.Event()
+        threading.Thread(target=self._probe, args=(probe_seconds,), daemon=True).start()
+
+    def _probe(self, every: float) -> None:
+        while not self._stop.is_set():
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=3)
+            except httpx.HTTPError:
+                pass
+            time.sleep(every)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.process.kill()
+        self.process.wait()
+        for server in (self.redis, self.milvus, self.postgres):
+            server.cleanup()
 
 
 class Webhooks:

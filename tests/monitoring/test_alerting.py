@@ -60,6 +60,10 @@ def test_amtool_rejects_a_broken_configuration(tmp_path):
     (["severity=P1", "service=postgres", "escalation=2"], "level2"),
     (["severity=P0", "service=api", "escalation=3"], "level3"),
     (["service=api"], "log-only"),  # no severity: nobody is woken for an unlabelled rule
+    # kube-prometheus-stack's own alerts.
+    (["severity=critical", "alertname=KubeNodeNotReady"], "level1-p1"),
+    (["severity=warning", "alertname=KubePodNotReady"], "level1-p2"),
+    (["severity=none", "alertname=Watchdog"], "log-only"),
 ])
 def test_each_severity_and_level_reaches_exactly_its_receiver_in_prod(labels, receiver, tmp_path):
     assert _route(_write("prod", tmp_path), *labels) == receiver
@@ -89,7 +93,8 @@ def test_prod_receivers_use_the_channels_of_their_severity():
     # Management has no phone or DingTalk configured in prod: e-mail and WeCom only.
     assert channels("level3") == {"email_configs", "wechat_configs"}
     sms = next(h for h in receivers["level1-p0"]["webhook_configs"] if "sms" in h["url"])
-    assert sms["url"] == "https://sms.example.com/hook?to=+8613800000001"
+    # Encoded: a bare '+' in a query reads as a space.
+    assert sms["url"] == "https://sms.example.com/hook?to=%2B8613800000001"
     assert receivers["level2"]["email_configs"][0]["to"] == "techlead@example.com"
     assert receivers["level1-p0"]["wechat_configs"][0]["api_secret"] == "wecom-stand-in"
     dingtalk = next(h for h in receivers["level1-p0"]["webhook_configs"] if "/dingtalk/" in h["url"])
@@ -120,9 +125,9 @@ NODE_CPU = {'node_cpu_seconds_total{instance="n1", cpu="0", mode="idle"}': "0+1x
 
 
 @pytest.mark.parametrize("alertname, minute, fires", [
-    # ApiDown (P0) fires at 2 min; level 2 after 15 more, level 3 after 45.
-    ("EscalationP0Level2", "16m", False), ("EscalationP0Level2", "18m", True),
-    ("EscalationP0Level3", "46m", False), ("EscalationP0Level3", "48m", True),
+    # ApiDown (P0, for: 1m) fires at 1 min; level 2 15 min later, level 3 45 min later.
+    ("EscalationP0Level2", "15m", False), ("EscalationP0Level2", "17m", True),
+    ("EscalationP0Level3", "45m", False), ("EscalationP0Level3", "47m", True),
 ])
 def test_a_p0_escalates_after_the_configured_minutes(alertname, minute, fires, tmp_path):
     done = _escalation_test(tmp_path, API_DOWN, minute, alertname)

@@ -6,18 +6,11 @@ then escalate to the tech lead a minute later, then resolve when PostgreSQL is b
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 import time
 
-import httpx
 import pytest
 
-from tests.app.conftest import API_KEY, APP_DIR, PROPERTIES
-from tests.monitoring.stack import Mailbox, MonitoringStack, Webhooks, alerting_settings
-from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
+from tests.monitoring.stack import Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings
 
 
 def _wait(condition, timeout: float, what: str):
@@ -31,41 +24,15 @@ def _wait(condition, timeout: float, what: str):
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory):
-    postgres = PostgresServer().init().start()
-    postgres.psql("CREATE DATABASE real_estate")
-    redis, milvus = RedisServer().start(), MilvusLiteServer().start()
-    properties = tmp_path_factory.mktemp("api") / "app.properties"
-    properties.write_text(PROPERTIES)
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": postgres.url("real_estate"), "REDIS_URL": redis.url(), "MILVUS_URL": milvus.url(),
-           "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "e2e"}
-    api = subprocess.Popen([sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-                           cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port, 60)
-    # The kubelet's readiness probe, which is what refreshes dependency_up.
-    probing = threading.Event()
-
-    def probe():
-        while not probing.is_set():
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-
-    threading.Thread(target=probe, daemon=True).start()
+def platform():
+    api = ProbedApi(probe_seconds=2)
     webhooks, mailbox = Webhooks(), Mailbox()
-    stack = MonitoringStack(alerting_settings(webhooks, mailbox), port)
-    yield postgres, stack, webhooks, mailbox
-    probing.set()
+    stack = MonitoringStack(alerting_settings(webhooks, mailbox), api.port)
+    yield api.postgres, stack, webhooks, mailbox
     stack.stop()
     webhooks.stop()
     mailbox.stop()
-    api.kill()
-    api.wait()
-    for server in (redis, milvus, postgres):
-        server.cleanup()
+    api.stop()
 
 
 def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform):
