@@ -1,5 +1,5 @@
 """What the cluster's prometheus-operator (kube-prometheus-stack) needs from the platform: scrape targets
-(ServiceMonitors for the API and Milvus), the alert rules of monitoring/rules and the escalation rules as
+(ServiceMonitors for the API, Milvus and Redis' exporter), Grafana dashboards (ConfigMaps for its sidecar), the alert rules of monitoring/rules and the escalation rules as
 PrometheusRules, and Alertmanager's routing as a Secret in the monitoring namespace (it holds channel credentials).
 
 The rule files stay plain Prometheus files, so promtool reads exactly what is deployed; only their runbook links
@@ -24,12 +24,19 @@ from components.workload import labels
 from settings.monitoring import MonitoringSettings
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
+DASHBOARDS_DIR = RULES_DIR.parent / "dashboards"
+# The label kube-prometheus-stack's Grafana sidecar collects dashboards by (in every namespace by default).
+DASHBOARD_LABEL = "grafana_dashboard"
 RUNBOOKS_PREFIX = "docs/runbooks/"
 ALERTMANAGER_KEY = "alertmanager.yaml"
 
 
 def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.rules.yml"))
+
+
+def dashboards() -> list[Path]:
+    return sorted(DASHBOARDS_DIR.glob("*.json"))
 
 
 def with_runbook_base(rules: dict, base: Optional[str]) -> dict:
@@ -87,6 +94,14 @@ class Monitoring(Component):
                 kind="PrometheusRule",
                 metadata=self._meta(f"{name}-rules"),
                 spec=with_runbook_base(rules, s.runbook_base_url),
+                opts=child,
+            )
+        for path in dashboards():
+            name = f"dashboard-{path.stem}"
+            k8s.core.v1.ConfigMap(
+                self.child_name(name),
+                metadata={**self._meta(name), "labels": {**self._meta(name)["labels"], DASHBOARD_LABEL: "1"}},
+                data={path.name: path.read_text()},
                 opts=child,
             )
         keys = sorted(args.alert_secrets)

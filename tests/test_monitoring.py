@@ -4,6 +4,7 @@ routing in a Secret that amtool accepts."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -111,3 +112,15 @@ def test_every_alert_links_a_runbook_page_that_names_it():
             assert f"({alerts()[name]['labels']['severity']})" in text.splitlines()[0], name
     # No page without an alert.
     assert {p.name for p in RUNBOOKS.glob("*.md")} - {"README.md"} == {u.removeprefix("docs/runbooks/") for u in linked.values()}
+
+
+@pytest.mark.parametrize("stack", MONITORED)
+def test_dashboards_are_config_maps_for_grafanas_sidecar(stack, rendered_stacks):
+    from components.monitoring import dashboards
+
+    maps = {name: m for name, m in _of(rendered_stacks[stack], "ConfigMap").items() if name.startswith("dashboard-")}
+    assert set(maps) == {f"dashboard-{p.stem}" for p in dashboards()} and len(maps) == 2
+    for path in dashboards():
+        config_map = maps[f"dashboard-{path.stem}"]
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        assert json.loads(config_map["data"][path.name])["uid"].startswith("real-estate-ai-")
