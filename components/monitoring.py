@@ -31,6 +31,10 @@ RUNBOOKS_PREFIX = "docs/runbooks/"
 ALERTMANAGER_KEY = "alertmanager.yaml"
 
 
+def alertmanager_secret_name(stack: str) -> str:
+    return f"alertmanager-{stack}"
+
+
 def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.rules.yml"))
 
@@ -108,7 +112,7 @@ class Monitoring(Component):
         config = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
             lambda values: alerting.render(alerting.alertmanager_config(s.alerting, dict(zip(keys, values))))
         )
-        self.alertmanager_secret_name = f"alertmanager-{args.stack}"
+        self.alertmanager_secret_name = alertmanager_secret_name(args.stack)
         k8s.core.v1.Secret(
             self.child_name("alertmanager"),
             metadata={"name": self.alertmanager_secret_name, "namespace": s.namespace,

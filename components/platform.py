@@ -21,7 +21,8 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs, alertmanager_secret_name
+from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs
 from components.namespace import Namespace, NamespaceArgs
 from components.network_policies import (
     ApiServerFlow,
@@ -262,6 +263,15 @@ class Platform(Component):
                 opts=child,
             )
             self.ingress_url = ingress.url
+        monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
+        if c.monitoring.install.enabled:
+            # The chart brings the CRDs and the monitoring namespace the Monitoring objects go into.
+            install = MonitoringInstall(
+                "monitoring-install",
+                MonitoringInstallArgs(c.monitoring, stack, alertmanager_secret_name(stack)),
+                opts=child,
+            )
+            monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, install.release])
         if c.monitoring.enabled:
             alerting_ = c.monitoring.alerting
             Monitoring(
@@ -274,7 +284,7 @@ class Platform(Component):
                                    if settings.secrets.get(key) is not None and alerting_.notify},
                     scrape={"api": "http", "milvus": "metrics", "redis": "metrics"},
                 ),
-                opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace]),
+                opts=monitoring_opts,
             )
         NetworkPolicies(
             "network-policies",

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field, model_validator
 
-from settings.values import Settings, Text, matching
+from settings.values import SemVer, Settings, Text, matching
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
@@ -138,6 +138,16 @@ class AlertingSettings(Settings):
         return self
 
 
+class MonitoringInstallSettings(Settings):
+    """kube-prometheus-stack installed by this stack, for a cluster that runs no monitoring (dev on kind)."""
+
+    enabled: bool = False
+    # prometheus-community/helm-charts: 88.3.0 is the newest chart bundling prometheus-operator v0.93.0, the CRDs
+    # the tests validate against.
+    chart_version: SemVer = "88.3.0"
+    retention: Annotated[str, matching(re.compile(r"[1-9][0-9]{0,3}[hdw]"), "a retention like '7d' (hours, days or weeks)")] = "7d"
+
+
 class MonitoringSettings(Settings):
     # ServiceMonitors, PrometheusRules and the Alertmanager Secret; needs the prometheus-operator's CRDs in the cluster.
     enabled: bool = True
@@ -148,3 +158,10 @@ class MonitoringSettings(Settings):
     # Where docs/runbooks is published; alerts link <runbookBaseUrl>/<page>.md. Unset: the repository path.
     runbook_base_url: Optional[HttpsUrl] = None
     alerting: AlertingSettings = AlertingSettings(notify=False)
+    install: MonitoringInstallSettings = MonitoringInstallSettings()
+
+    @model_validator(mode="after")
+    def _install_needs_the_objects(self) -> "MonitoringSettings":
+        if self.install.enabled and not self.enabled:
+            raise ValueError("install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true")
+        return self

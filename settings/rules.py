@@ -159,6 +159,8 @@ def prod_guardrails(config: "PlatformConfig") -> list[str]:
                 f"prod keeps full backups at least {PROD_FULL_RETENTION_DAYS} days"
             )
     alerting = config.monitoring.alerting
+    if not config.monitoring.enabled:
+        problems.append(f"{_key('monitoring.enabled')}: prod runs with its alert rules and scrape targets")
     if not alerting.notify:
         problems.append(f"{_key('monitoring.alerting.notify')}: prod alerts must reach people; configure the levels' channels")
     elif not (alerting.on_call.sms or alerting.on_call.wecom_users or alerting.on_call.dingtalk):

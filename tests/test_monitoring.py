@@ -22,10 +22,32 @@ def _of(rendered, kind: str) -> dict[str, dict]:
     return {o["metadata"]["name"]: o for o in rendered.objects if o["kind"] == kind}
 
 
-def test_dev_renders_no_monitoring_objects(rendered_stacks):
-    # kind has no prometheus-operator: its CRDs would be missing and the stack would not deploy.
-    assert "dev" not in MONITORED
-    assert not [o for o in rendered_stacks["dev"].objects if o["kind"] in ("ServiceMonitor", "PrometheusRule")]
+RELEASE = "kubernetes:helm.sh/v3:Release"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_only_dev_installs_the_monitoring_stack_pinned_and_wired_to_the_platform(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    releases = [r for r in rendered.registrations if r.type == RELEASE and r.inputs["chart"] == "kube-prometheus-stack"]
+    if stack != "dev":
+        # test and prod run in clusters with their own monitoring.
+        assert releases == []
+        return
+    (release,) = releases
+    assert release.inputs["version"] == "88.3.0"
+    assert release.inputs["repositoryOpts"]["repo"] == "https://prometheus-community.github.io/helm-charts"
+    assert release.inputs["namespace"] == "monitoring"
+    values = release.inputs["values"]
+    spec = values["prometheus"]["prometheusSpec"]
+    # Prometheus selects every ServiceMonitor and rule, not only the chart's own.
+    assert all(spec[f"{kind}SelectorNilUsesHelmValues"] is False for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig"))
+    assert values["alertmanager"]["alertmanagerSpec"] == {"useExistingSecret": True, "configSecret": "alertmanager-dev"}
+    assert rendered.find("Secret", "alertmanager-dev")["metadata"]["namespace"] == "monitoring"
+    assert values["grafana"]["sidecar"]["dashboards"]["label"] == "grafana_dashboard"
+    # Not the chart's well-known default: a generated password.
+    assert values["grafana"]["adminPassword"] != "prom-operator" and len(values["grafana"]["adminPassword"]) == 32
+    namespace = [o for o in rendered.objects if o["kind"] == "Namespace" and o["metadata"]["name"] == "monitoring"]
+    assert namespace and namespace[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
 
 
 @pytest.mark.parametrize("stack", MONITORED)

@@ -142,8 +142,8 @@ def test_the_cluster_is_protected_and_awaited(stack, protected, rendered_stacks)
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_operator_is_installed_pinned_and_scoped(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
-    (release,) = [r for r in rendered.registrations if r.type == RELEASE]
-    assert release.inputs["chart"] == "pg-operator" and release.inputs["version"] == "3.0.0"
+    (release,) = [r for r in rendered.registrations if r.type == RELEASE and r.inputs["chart"] == "pg-operator"]
+    assert release.inputs["version"] == "3.0.0"
     assert release.inputs["repositoryOpts"]["repo"] == "https://percona.github.io/percona-helm-charts/"
     namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
     assert release.inputs["values"]["watchNamespace"] == namespace
@@ -158,8 +158,8 @@ def test_the_operator_is_installed_pinned_and_scoped(stack, rendered_stacks):
 def test_a_cluster_that_already_runs_the_operator_installs_none():
     config = encode_config(with_value(decoded_config("dev"), "postgres.operator.install", False))
     rendered = render("dev", config)
-    assert not [r for r in rendered.registrations if r.type == RELEASE]
-    assert [o["metadata"]["name"] for o in rendered.objects if o["kind"] == "Namespace"] == ["real-estate-dev"]
+    assert not [r for r in rendered.registrations if r.type == RELEASE and r.inputs["chart"] == "pg-operator"]
+    assert sorted(o["metadata"]["name"] for o in rendered.objects if o["kind"] == "Namespace") == ["monitoring", "real-estate-dev"]
     assert rendered.find("PerconaPGCluster", "postgres")
 
 

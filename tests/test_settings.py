@@ -215,6 +215,9 @@ MALFORMED = [
     ("monitoring.alerting.timing.repeatIntervalMinutes", 4, "real-estate-ai:monitoring.alerting.timing.repeatIntervalMinutes"),
     ("monitoring.runbookBaseUrl", "http://git.example.com/runbooks", "real-estate-ai:monitoring.runbookBaseUrl"),
     ("monitoring.selectorLabels", {"release": "kube prometheus"}, "real-estate-ai:monitoring.selectorLabels.release"),
+    ("monitoring.install", {"enabled": True, "retention": "7 days"}, "real-estate-ai:monitoring.install.retention"),
+    ("monitoring.install.chartVersion", "latest", "real-estate-ai:monitoring.install.chartVersion"),
+    ("monitoring.enabled", False, "real-estate-ai:monitoring.enabled"),
 ]
 
 
@@ -331,6 +334,9 @@ def test_routing_defaults_are_the_documented_ones():
     from settings.monitoring import AlertingSettings, MonitoringSettings
 
     assert MonitoringSettings().alerting.notify is False and MonitoringSettings().enabled is True
+    assert MonitoringSettings().install.enabled is False and MonitoringSettings().install.chart_version == "88.3.0"
+    with pytest.raises(ValueError, match="install.enabled installs a monitoring stack"):
+        MonitoringSettings.model_validate({"enabled": False, "install": {"enabled": True}})
     e = AlertingSettings(notify=False).escalation
     assert (e.p0_level2_minutes, e.p0_level3_minutes, e.p1_level2_minutes, e.p1_level3_minutes) == (15, 45, 60, 240)
 

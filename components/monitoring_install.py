@@ -1,0 +1,79 @@
+"""kube-prometheus-stack from its pinned Helm chart, for a cluster that runs no monitoring (dev on kind): Prometheus
+selecting every ServiceMonitor and rule (not only the chart's), Alertmanager reading the routing Secret the
+Monitoring component writes, Grafana with a generated admin password and its dashboard sidecar on every namespace.
+
+Values keys from the chart (prometheus-community/helm-charts, charts/kube-prometheus-stack/values.yaml, 88.3.0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.component import Component
+from components.workload import labels
+from settings.monitoring import MonitoringSettings
+
+CHART = "kube-prometheus-stack"
+CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
+RELEASE = "kube-prometheus"
+# Helm waits for the operator, Prometheus, Alertmanager and Grafana; images on a fresh node take a while.
+INSTALL_TIMEOUT_SECONDS = 900
+
+
+def values(settings: MonitoringSettings, alertmanager_secret: str, grafana_password: pulumi.Input[str]) -> dict:
+    select_all = {f"{kind}SelectorNilUsesHelmValues": False for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")}
+    return {
+        "prometheus": {"prometheusSpec": {**select_all, "retention": settings.install.retention}},
+        # The whole configuration comes from the Secret the Monitoring component writes (key alertmanager.yaml).
+        "alertmanager": {"alertmanagerSpec": {"useExistingSecret": True, "configSecret": alertmanager_secret}},
+        "grafana": {
+            # The chart's default is a well-known string.
+            "adminPassword": grafana_password,
+            "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1", "searchNamespace": "ALL"}},
+        },
+    }
+
+
+@dataclass
+class MonitoringInstallArgs:
+    settings: MonitoringSettings
+    stack: str
+    alertmanager_secret: str
+
+
+class MonitoringInstall(Component):
+    def __init__(self, name: str, args: MonitoringInstallArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:monitoring:MonitoringInstall", name, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        namespace = k8s.core.v1.Namespace(
+            self.child_name("namespace"),
+            metadata={"name": s.namespace, "labels": {
+                **labels("kube-prometheus-stack", args.stack, "monitoring"),
+                # node-exporter reads the host (hostNetwork, hostPID, host paths): only privileged admits it.
+                "pod-security.kubernetes.io/enforce": "privileged",
+                "pod-security.kubernetes.io/warn": "baseline",
+            }},
+            opts=child,
+        )
+        password = random.RandomPassword(self.child_name("grafana-admin"), length=32, special=False, opts=child)
+        self.grafana_password = pulumi.Output.secret(password.result)
+        self.namespace = namespace.metadata.name
+        self.release = k8s.helm.v3.Release(
+            self.child_name("release"),
+            name=RELEASE,
+            chart=CHART,
+            version=s.install.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
+            namespace=self.namespace,
+            values=values(s, args.alertmanager_secret, self.grafana_password),
+            timeout=INSTALL_TIMEOUT_SECONDS,
+            atomic=False,
+            opts=child,
+        )
+        self.register_outputs({})
