@@ -32,7 +32,8 @@ def receiver_name(level: str, severity: Optional[str] = None) -> str:
     return f"level{LEVEL_NUMBER[level]}-{severity.lower()}" if severity else f"level{LEVEL_NUMBER[level]}"
 
 
-def _receiver(name: str, settings: AlertingSettings, level: str, channels: tuple[str, ...], secrets: dict[str, str]) -> dict:
+def _receiver(name: str, settings: AlertingSettings, level: str, channels: tuple[str, ...], secrets: dict[str, str],
+              dingtalk_url: Optional[str]) -> dict:
     contact = settings.level(level)
     receiver: dict = {"name": name}
     if "email" in channels and contact.emails:
@@ -49,8 +50,8 @@ def _receiver(name: str, settings: AlertingSettings, level: str, channels: tuple
         }]
     webhooks = []
     if "dingtalk" in channels and contact.dingtalk and settings.dingtalk:
-        target = settings.dingtalk.targets.get(level, level.lower())
-        webhooks.append({"url": f"{settings.dingtalk.bridge_url.rstrip('/')}/dingtalk/{target}/send", "send_resolved": True})
+        base = dingtalk_url or settings.dingtalk.bridge_url
+        webhooks.append({"url": f"{base.rstrip('/')}/dingtalk/{settings.dingtalk.targets[level]}/send", "send_resolved": True})
     if "sms" in channels and contact.sms and settings.sms_gateway:
         if not HTTPS_URL_RE.fullmatch(secrets["alertSmsWebhookUrl"]):
             # Never the value: it may carry the gateway's token.
@@ -63,8 +64,9 @@ def _receiver(name: str, settings: AlertingSettings, level: str, channels: tuple
     return receiver
 
 
-def alertmanager_config(settings: AlertingSettings, secrets: dict[str, str]) -> dict:
-    """alertmanager.yaml as a dict. `secrets` holds the alert channels' secret values by config key."""
+def alertmanager_config(settings: AlertingSettings, secrets: dict[str, str], dingtalk_url: Optional[str] = None) -> dict:
+    """alertmanager.yaml as a dict. `secrets` holds the alert channels' secret values by config key; `dingtalk_url`
+    is the bridge the program deployed (else the configured bridgeUrl)."""
     timing = settings.timing
     route: dict = {
         "receiver": SILENT,
@@ -87,11 +89,11 @@ def alertmanager_config(settings: AlertingSettings, secrets: dict[str, str]) -> 
         # Escalations first: an escalated alert goes to its level, whatever its severity.
         for level in ("management", "techLead"):
             name = receiver_name(level)
-            config["receivers"].append(_receiver(name, settings, level, SEVERITY_CHANNELS["P0"], secrets))
+            config["receivers"].append(_receiver(name, settings, level, SEVERITY_CHANNELS["P0"], secrets, dingtalk_url))
             routes.append({"receiver": name, "matchers": [f'escalation="{LEVEL_NUMBER[level]}"'], "group_wait": "0s"})
         for severity, channels in SEVERITY_CHANNELS.items():
             name = receiver_name("onCall", severity)
-            config["receivers"].append(_receiver(name, settings, "onCall", channels, secrets))
+            config["receivers"].append(_receiver(name, settings, "onCall", channels, secrets, dingtalk_url))
             route_ = {"receiver": name, "matchers": [f'severity="{severity}"']}
             if severity == "P0":
                 # Act now: no batching delay, reminders every 30 minutes.

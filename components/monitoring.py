@@ -64,6 +64,8 @@ class MonitoringArgs:
     alert_secrets: dict[str, pulumi.Output[str]]
     # Service name → port name to scrape at /metrics.
     scrape: dict[str, str]
+    # The DingTalk bridge the program deployed, if any.
+    dingtalk_url: Optional[str] = None
 
 
 class Monitoring(Component):
@@ -110,7 +112,7 @@ class Monitoring(Component):
             )
         keys = sorted(args.alert_secrets)
         config = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
-            lambda values: alerting.render(alerting.alertmanager_config(s.alerting, dict(zip(keys, values))))
+            lambda values: alerting.render(alerting.alertmanager_config(s.alerting, dict(zip(keys, values)), args.dingtalk_url))
         )
         self.alertmanager_secret_name = alertmanager_secret_name(args.stack)
         k8s.core.v1.Secret(

@@ -21,6 +21,8 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
+from components import dingtalk_bridge as dingtalk_bridge_module
+from components.dingtalk_bridge import DingtalkBridge, DingtalkBridgeArgs
 from components.monitoring import Monitoring, MonitoringArgs, alertmanager_secret_name
 from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs
 from components.namespace import Namespace, NamespaceArgs
@@ -83,8 +85,10 @@ BACKUP_FLOWS = [
 # restores from the operator's Jobs, and our checks.
 OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, backups_module.PG_DRILL]
 # What the monitoring namespace scrapes: the API's /metrics and Milvus' metrics port.
+# What the monitoring namespace reaches: Prometheus the metrics ports, Alertmanager the DingTalk bridge.
 METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
-                 MetricsPort(redis_module.NAME, redis_module.METRICS_PORT)]
+                 MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
+                 MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
 
 
 def offsite_flows(config: PlatformConfig) -> list[ExternalFlow]:
@@ -107,6 +111,10 @@ def flows(config: PlatformConfig) -> list[Flow]:
 
 def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     result = offsite_flows(config) if config.backups.enabled and config.backups.offsite.enabled else []
+    dingtalk = config.monitoring.alerting.dingtalk
+    if config.monitoring.enabled and config.monitoring.alerting.notify and dingtalk is not None and dingtalk.deploy:
+        # DingTalk's API (oapi.dingtalk.com) over HTTPS; its addresses are DingTalk's to change.
+        result.append(ExternalFlow(dingtalk_bridge_module.NAME, 443, (), "dingtalk"))
     external = config.milvus.external_s3
     if external is not None:
         users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
@@ -272,6 +280,15 @@ class Platform(Component):
                 opts=child,
             )
             monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, install.release])
+        dingtalk = c.monitoring.alerting.dingtalk
+        deploy_dingtalk = c.monitoring.enabled and c.monitoring.alerting.notify and dingtalk is not None and dingtalk.deploy
+        if deploy_dingtalk:
+            DingtalkBridge(
+                "dingtalk-bridge",
+                DingtalkBridgeArgs(ns, stack, dingtalk, settings.secrets.get("alertDingtalkRobotUrl"),
+                                   settings.secrets.get("alertDingtalkRobotSecret")),
+                opts=child,
+            )
         if c.monitoring.enabled:
             alerting_ = c.monitoring.alerting
             Monitoring(
@@ -283,6 +300,7 @@ class Platform(Component):
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
                                    if settings.secrets.get(key) is not None and alerting_.notify},
                     scrape={"api": "http", "milvus": "metrics", "redis": "metrics"},
+                    dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                 ),
                 opts=monitoring_opts,
             )

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field, model_validator
 
-from settings.values import SemVer, Settings, Text, matching
+from settings.values import Image, SemVer, Settings, Text, matching
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
@@ -59,11 +59,23 @@ class WecomSettings(Settings):
 
 
 class DingtalkSettings(Settings):
-    """DingTalk (钉钉) through a prometheus-webhook-dingtalk bridge: Alertmanager posts to <bridgeUrl>/dingtalk/<target>/send."""
+    """DingTalk (钉钉) through a prometheus-webhook-dingtalk bridge: Alertmanager posts to <bridge>/dingtalk/<target>/send.
+    deploy: the program runs the bridge (the robot's webhook URL and signing secret are the secrets
+    alertDingtalkRobotUrl and alertDingtalkRobotSecret); else bridgeUrl names one you run."""
 
-    bridge_url: HttpUrl
-    # The bridge's target per level (its config names the robot and its signing secret).
+    deploy: bool = False
+    image: Image = "docker.io/timonwong/prometheus-webhook-dingtalk:v2.1.0"
+    bridge_url: Optional[HttpUrl] = None
+    # The bridge's target per level.
     targets: dict[str, WecomId] = {"onCall": "oncall", "techLead": "techlead", "management": "management"}
+
+    @model_validator(mode="after")
+    def _one_bridge(self) -> "DingtalkSettings":
+        if self.deploy == (self.bridge_url is not None):
+            raise ValueError("set either deploy: true (the program runs the bridge) or bridgeUrl (a bridge you run)")
+        if set(self.targets) != set(LEVELS):
+            raise ValueError(f"targets must name one target for each of {', '.join(LEVELS)}")
+        return self
 
 
 class ContactSettings(Settings):
@@ -128,7 +140,7 @@ class AlertingSettings(Settings):
             if contact.wecom_users and self.wecom is None:
                 problems.append(f"{name}.wecomUsers needs wecom")
             if contact.dingtalk and self.dingtalk is None:
-                problems.append(f"{name}.dingtalk needs dingtalk.bridgeUrl")
+                problems.append(f"{name}.dingtalk needs dingtalk (deploy: true or bridgeUrl)")
             if contact.sms and not self.sms_gateway:
                 problems.append(f"{name}.sms needs smsGateway: true")
             if self.notify and contact.channels() == 0:

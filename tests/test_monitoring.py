@@ -146,3 +146,34 @@ def test_dashboards_are_config_maps_for_grafanas_sidecar(stack, rendered_stacks)
         config_map = maps[f"dashboard-{path.stem}"]
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
         assert json.loads(config_map["data"][path.name])["uid"].startswith("real-estate-ai-")
+
+
+def test_prod_runs_the_dingtalk_bridge_with_its_robot_in_a_secret(rendered_stacks):
+    from components.workload import RUN_AS_UID
+
+    rendered = rendered_stacks["prod"]
+    deployment = rendered.find("Deployment", "dingtalk-bridge")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == "docker.io/timonwong/prometheus-webhook-dingtalk:v2.1.0"
+    assert container["args"] == ["--config.file=/etc/dingtalk/config.yml", "--web.listen-address=:8060"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/-/healthy" and container["readinessProbe"]["httpGet"]["path"] == "/-/ready"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == RUN_AS_UID
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["config"]["secret"]["secretName"] == "dingtalk-bridge-config"
+    assert rendered.find("Service", "dingtalk-bridge")["spec"]["ports"][0]["port"] == 8060
+    # test names a bridge it does not run.
+    assert not [o for o in rendered_stacks["test"].objects if o["metadata"]["name"] == "dingtalk-bridge"]
+
+
+def test_the_bridge_config_has_a_target_per_level_and_refuses_a_bad_robot_url_without_showing_it():
+    from components.dingtalk_bridge import render_config
+    from settings.monitoring import DingtalkSettings
+
+    settings = DingtalkSettings(deploy=True)
+    robot = "https://oapi.dingtalk.com/robot/send?access_token=t0k3n"
+    config = yaml.safe_load(render_config(settings, robot, "SECsign"))
+    assert config["targets"] == {t: {"url": robot, "secret": "SECsign"} for t in ("oncall", "techlead", "management")}
+    with pytest.raises(ValueError) as error:
+        render_config(settings, "http://oapi.dingtalk.com/robot/send?access_token=t0k3n", "SECsign")
+    assert "alertDingtalkRobotUrl" in str(error.value) and "t0k3n" not in str(error.value)

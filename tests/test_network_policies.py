@@ -153,7 +153,7 @@ def test_every_pod_may_resolve_names_and_nothing_else_outside(prod):
         assert not allowed(policies, _pod(pods, name), internet, 443), name
 
 
-def test_only_the_backup_writers_reach_off_site_storage(prod):
+def test_only_the_backup_writers_and_the_dingtalk_bridge_reach_public_addresses(prod):
     policies, pods = prod
     offsite = ({}, None, False)  # a public address outside the cluster
     writers = {peer_name(source) for source in OFFSITE_WRITERS}
@@ -162,6 +162,8 @@ def test_only_the_backup_writers_reach_off_site_storage(prod):
     writers.add("pgbackrest-repo-host")
     # prod keeps Milvus' data in an external S3 service: Milvus and its backup jobs reach it on 443.
     writers |= set(MILVUS_STORE_USERS)
+    # prod runs the DingTalk bridge: it posts to DingTalk's API, and Alertmanager (the monitoring namespace) to it.
+    writers.add("dingtalk-bridge")
     for name in pods:
         assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
 

@@ -208,7 +208,10 @@ MALFORMED = [
     ("monitoring.alerting.smsGateway", False, "real-estate-ai:monitoring.alerting"),
     ("monitoring.alerting.wecom.agentId", "10000x2", "real-estate-ai:monitoring.alerting.wecom.agentId"),
     ("monitoring.alerting.wecom.apiUrl", "https://qyapi.weixin.qq.com/cgi-bin", "real-estate-ai:monitoring.alerting.wecom"),
-    ("monitoring.alerting.dingtalk.bridgeUrl", "http://bridge:8060/?x=1", "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
+    ("monitoring.alerting.dingtalk", {"deploy": True, "bridgeUrl": "http://bridge:8060"}, "real-estate-ai:monitoring.alerting.dingtalk"),
+    ("monitoring.alerting.dingtalk", {"deploy": False}, "real-estate-ai:monitoring.alerting.dingtalk"),
+    ("monitoring.alerting.dingtalk", {"bridgeUrl": "http://bridge:8060/?x=1"}, "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
+    ("monitoring.alerting.dingtalk.targets", {"onCall": "a"}, "real-estate-ai:monitoring.alerting.dingtalk"),
     ("monitoring.alerting.management", {}, "real-estate-ai:monitoring.alerting"),  # a level with no channel
     ("monitoring.alerting.escalation.p0Level3Minutes", 15, "real-estate-ai:monitoring.alerting.escalation"),
     ("monitoring.alerting.escalation.p0Level2Minutes", 0, "real-estate-ai:monitoring.alerting.escalation.p0Level2Minutes"),
@@ -314,6 +317,8 @@ def test_alert_channels_need_their_credentials_as_secrets():
     message = str(error.value)
     assert "real-estate-ai:alertWecomApiSecret: is required while monitoring.alerting.wecom is set" in message
     assert "real-estate-ai:alertSmsWebhookUrl: is required while monitoring.alerting.smsGateway is true" in message
+    for key in ("alertDingtalkRobotUrl", "alertDingtalkRobotSecret"):
+        assert f"real-estate-ai:{key}: is required while monitoring.alerting.dingtalk.deploy is true" in message
     # prod's mail server takes mail without a login: no SMTP password is asked for.
     assert "alertSmtpPassword" not in message
     config = with_value(decoded_config("prod"), "monitoring.alerting.smtp.username", "alerts")

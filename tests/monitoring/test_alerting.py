@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from components.alerting import alertmanager_config, escalation_rules, render
+from components.dingtalk_bridge import bridge_url
 from settings.monitoring import AlertingSettings
 from tests.harness import STACKS, decoded_config
 from tests.monitoring.rules import RULE_FILES
@@ -23,9 +24,16 @@ def _alerting(stack: str) -> AlertingSettings:
     return AlertingSettings.model_validate(decoded_config(stack).get("real-estate-ai:monitoring", {}).get("alerting", {"notify": False}))
 
 
+def _config(stack: str) -> dict:
+    settings = _alerting(stack)
+    deployed = settings.dingtalk is not None and settings.dingtalk.deploy
+    namespace = decoded_config(stack)["real-estate-ai:namespace"]["name"]
+    return alertmanager_config(settings, STAND_INS, bridge_url(namespace) if deployed else None)
+
+
 def _write(stack: str, tmp_path: Path) -> Path:
     path = tmp_path / f"alertmanager-{stack}.yaml"
-    path.write_text(render(alertmanager_config(_alerting(stack), STAND_INS)))
+    path.write_text(render(_config(stack)))
     return path
 
 
@@ -43,7 +51,7 @@ def test_amtool_accepts_every_stacks_configuration(stack, tmp_path):
 
 
 def test_amtool_rejects_a_broken_configuration(tmp_path):
-    config = alertmanager_config(_alerting("prod"), STAND_INS)
+    config = _config("prod")
     config["route"]["routes"][0]["receiver"] = "nobody"
     path = tmp_path / "broken.yaml"
     path.write_text(render(config))
@@ -75,7 +83,7 @@ def test_dev_tells_nobody(labels, tmp_path):
 
 
 def test_prod_receivers_use_the_channels_of_their_severity():
-    config = alertmanager_config(_alerting("prod"), STAND_INS)
+    config = _config("prod")
     receivers = {r["name"]: r for r in config["receivers"]}
 
     def channels(name: str) -> set[str]:
@@ -98,11 +106,12 @@ def test_prod_receivers_use_the_channels_of_their_severity():
     assert receivers["level2"]["email_configs"][0]["to"] == "techlead@example.com"
     assert receivers["level1-p0"]["wechat_configs"][0]["api_secret"] == "wecom-stand-in"
     dingtalk = next(h for h in receivers["level1-p0"]["webhook_configs"] if "/dingtalk/" in h["url"])
-    assert dingtalk["url"] == "http://dingtalk-bridge.monitoring.svc.cluster.local:8060/dingtalk/oncall/send"
+    # prod runs its own bridge beside the platform.
+    assert dingtalk["url"] == "http://dingtalk-bridge.real-estate.svc.cluster.local:8060/dingtalk/oncall/send"
 
 
 def test_a_p0_of_a_service_silences_its_lesser_alerts():
-    (p0, _) = alertmanager_config(_alerting("prod"), STAND_INS)["inhibit_rules"]
+    (p0, _) = _config("prod")["inhibit_rules"]
     assert p0["source_matchers"] == ['severity="P0"'] and p0["equal"] == ["namespace", "service"]
 
 
@@ -148,5 +157,5 @@ def test_a_p2_never_escalates(tmp_path):
 
 def test_a_malformed_sms_gateway_url_is_refused_without_showing_it():
     with pytest.raises(ValueError) as error:
-        alertmanager_config(_alerting("prod"), {**STAND_INS, "alertSmsWebhookUrl": "http://gw.example.com/?token=s3cr3t"})
+        alertmanager_config(_alerting("prod"), {**STAND_INS, "alertSmsWebhookUrl": "http://gw.example.com/?token=s3cr3t"}, "http://bridge:8060")
     assert "alertSmsWebhookUrl must be an https URL" in str(error.value) and "s3cr3t" not in str(error.value)

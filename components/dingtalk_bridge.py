@@ -1,0 +1,122 @@
+"""DingTalk (钉钉) for Alertmanager: timonwong/prometheus-webhook-dingtalk, which turns Alertmanager's webhook into
+DingTalk robot messages. Alertmanager posts to http://dingtalk-bridge.<namespace>:8060/dingtalk/<target>/send.
+
+Image evidence (timonwong/prometheus-webhook-dingtalk, tag v2.1.0, 2022-04-21, its latest release): Dockerfile final
+stage `gcr.io/distroless/static:nonroot`, binary `/bin/prometheus-webhook-dingtalk` as ENTRYPOINT, `EXPOSE 8060`,
+flags `--config.file`, `--web.listen-address`; health at `/-/healthy` and `/-/ready`. Its config has no `*_file`
+variants, so the whole file (robot URL with its access token, signing secret) is a Kubernetes Secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.component import Component
+from components.workload import (
+    account_node_disk,
+    container_security_context,
+    empty_dir,
+    http_probe,
+    labels,
+    pod_security_context,
+    secret_volume,
+    selector_labels,
+    service_dns,
+    sha256,
+)
+from settings.monitoring import HTTPS_URL_RE, LEVELS, DingtalkSettings
+
+NAME = "dingtalk-bridge"
+PORT = 8060
+CONFIG_DIR = "/etc/dingtalk"
+
+
+def bridge_url(namespace: str) -> str:
+    return f"http://{service_dns(NAME, namespace)}:{PORT}"
+
+
+def render_config(settings: DingtalkSettings, robot_url: str, robot_secret: str) -> str:
+    """config.yml: one target per escalation level, all posting to the stack's robot (its group)."""
+    if not HTTPS_URL_RE.fullmatch(robot_url.split("?", 1)[0]) or "\n" in robot_url or "\n" in robot_secret:
+        # Never the value: the URL carries the robot's access token.
+        raise ValueError("the secret alertDingtalkRobotUrl must be the robot's https webhook URL, on one line")
+    targets = {settings.targets[level]: {"url": robot_url, "secret": robot_secret} for level in LEVELS}
+    return yaml.safe_dump({"timeout": "5s", "targets": targets}, sort_keys=True)
+
+
+@dataclass
+class DingtalkBridgeArgs:
+    namespace: pulumi.Input[str]
+    stack: str
+    settings: DingtalkSettings
+    robot_url: pulumi.Input[str]
+    robot_secret: pulumi.Input[str]
+
+
+class DingtalkBridge(Component):
+    def __init__(self, name: str, args: DingtalkBridgeArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("real-estate-ai:monitoring:DingtalkBridge", name, opts)
+        s = args.settings
+        child = pulumi.ResourceOptions(parent=self)
+        meta = {"namespace": args.namespace, "labels": labels(NAME, args.stack, "monitoring")}
+        config = pulumi.Output.all(args.robot_url, args.robot_secret).apply(lambda v: render_config(s, v[0], v[1]))
+        secret = k8s.core.v1.Secret(
+            self.child_name(f"{NAME}-config"),
+            metadata={"name": f"{NAME}-config", **meta},
+            string_data={"config.yml": pulumi.Output.secret(config)},
+            opts=child,
+        )
+        k8s.core.v1.ServiceAccount(self.child_name(NAME), metadata={"name": NAME, **meta},
+                                   automount_service_account_token=False, opts=child)
+        container = {
+            "name": NAME,
+            "image": s.image,
+            "imagePullPolicy": "Always",
+            "args": [f"--config.file={CONFIG_DIR}/config.yml", f"--web.listen-address=:{PORT}"],
+            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+            "securityContext": container_security_context(),
+            "livenessProbe": http_probe("/-/healthy", "http", 5, 20),
+            "readinessProbe": http_probe("/-/ready", "http", 2, 10),
+            "volumeMounts": [
+                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                # The image's WORKDIR, declared a VOLUME: writable, off the read-only root.
+                {"name": "work", "mountPath": "/prometheus-webhook-dingtalk"},
+            ],
+        }
+        pod_spec = account_node_disk({
+            "serviceAccountName": NAME,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "securityContext": pod_security_context(),
+            "containers": [container],
+            "volumes": [secret_volume("config", secret.metadata.name, {"config.yml": "config.yml"}), empty_dir("work", "16Mi")],
+        })
+        selector = selector_labels(NAME, args.stack)
+        k8s.apps.v1.Deployment(
+            self.child_name(NAME),
+            metadata={"name": NAME, **meta},
+            spec={
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    # A new robot or secret restarts the bridge (it reads its file at start).
+                    "metadata": {"labels": meta["labels"], "annotations": {
+                        "real-estate-ai/config-checksum": config.apply(sha256)}},
+                    "spec": pod_spec,
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            self.child_name(f"{NAME}-service"),
+            metadata={"name": NAME, **meta},
+            spec={"selector": selector, "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
+            opts=child,
+        )
+        self.register_outputs({})
