@@ -15,14 +15,16 @@ from components.monitoring import dashboards
 from tests.monitoring.stack import NAMESPACE, Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings
 
 
-def _wait(condition, timeout: float, what: str):
+def _wait(condition, timeout: float, what: str, seen=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = condition()
         if found:
             return found
         time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+    shown = "" if seen is None else "; received: " + "; ".join(
+        f"{path} {[(a['labels']['alertname'], a['status']) for a in body['alerts']]}" for path, body, _ in seen.received)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s{shown}")
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +68,11 @@ def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform)
     _wait(lambda: any("techlead@example.com" in to for to, _, _ in mailbox.messages), 60, "the escalation e-mail")
 
     postgres.start()
+    # The API's connection pool backs off while PostgreSQL is away (up to a minute between attempts after minutes
+    # of outage), so the way back takes longer than the way down.
     _wait(lambda: any(a["status"] == "resolved" and a["labels"]["alertname"] == "ApiDatabaseUnreachable"
                       for path, body, _ in webhooks.received if path == "/dingtalk/oncall/send" for a in body["alerts"]),
-          120, "the resolution reaching on-call")
+          300, "the resolution reaching on-call", webhooks)
 
 
 def test_every_dashboard_query_runs_against_prometheus(platform):
