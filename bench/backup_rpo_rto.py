@@ -156,7 +156,7 @@ def rpo(archive_timeout: int, periods: int, outage: int) -> None:
         writer.join()
 
         print(f"RPO  archive_timeout={archive_timeout}s, a commit every 50 ms, asynchronous push, zst; loss of a restore to latest")
-        print(f"     if the cluster and its volumes were lost at each instant (sampled every 0.5 s):")
+        print("     if the cluster and its volumes were lost at each instant (sampled every 0.5 s):")
         for phase in ("steady", "outage", "after outage"):
             values = [writer.loss_at(t, end) for t, end, p in samples if p == phase]
             if values:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import yaml
 
-from settings.monitoring import HTTPS_URL_RE, LEVELS, AlertingSettings
+from settings.monitoring import HTTPS_URL_RE, AlertingSettings
 
 SILENT = "log-only"
 # Channels of level 1 per severity; levels 2 and 3 use every channel their contacts have.
@@ -145,5 +145,3 @@ def escalation_rules(settings: AlertingSettings) -> dict:
         })
     return {"groups": [{"name": "escalation", "rules": rules}]}
 
-
-__all__ = ["LEVELS", "alertmanager_config", "escalation_rules", "render", "receiver_name"]

@@ -104,9 +104,11 @@ class Monitoring(Component):
             )
         for path in dashboards():
             name = f"dashboard-{path.stem}"
+            meta = self._meta(name)
+            meta["labels"][DASHBOARD_LABEL] = "1"
             k8s.core.v1.ConfigMap(
                 self.child_name(name),
-                metadata={**self._meta(name), "labels": {**self._meta(name)["labels"], DASHBOARD_LABEL: "1"}},
+                metadata=meta,
                 data={path.name: path.read_text()},
                 opts=child,
             )

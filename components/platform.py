@@ -111,8 +111,7 @@ def flows(config: PlatformConfig) -> list[Flow]:
 
 def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     result = offsite_flows(config) if config.backups.enabled and config.backups.offsite.enabled else []
-    dingtalk = config.monitoring.alerting.dingtalk
-    if config.monitoring.enabled and config.monitoring.alerting.notify and dingtalk is not None and dingtalk.deploy:
+    if config.monitoring.deploys_dingtalk_bridge:
         # DingTalk's API (oapi.dingtalk.com) over HTTPS; its addresses are DingTalk's to change.
         result.append(ExternalFlow(dingtalk_bridge_module.NAME, 443, (), "dingtalk"))
     external = config.milvus.external_s3
@@ -280,12 +279,11 @@ class Platform(Component):
                 opts=child,
             )
             monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, install.release])
-        dingtalk = c.monitoring.alerting.dingtalk
-        deploy_dingtalk = c.monitoring.enabled and c.monitoring.alerting.notify and dingtalk is not None and dingtalk.deploy
+        deploy_dingtalk = c.monitoring.deploys_dingtalk_bridge
         if deploy_dingtalk:
             DingtalkBridge(
                 "dingtalk-bridge",
-                DingtalkBridgeArgs(ns, stack, dingtalk, settings.secrets.get("alertDingtalkRobotUrl"),
+                DingtalkBridgeArgs(ns, stack, c.monitoring.alerting.dingtalk, settings.secrets.get("alertDingtalkRobotUrl"),
                                    settings.secrets.get("alertDingtalkRobotSecret")),
                 opts=child,
             )

@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 from pydantic import Field, model_validator
 
-from settings.values import Image, SemVer, Settings, Text, matching
+from settings.values import DnsLabel, Image, SemVer, Settings, Text, matching
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
@@ -54,7 +54,7 @@ class WecomSettings(Settings):
     def _api_url_is_a_directory(self) -> "WecomSettings":
         # Alertmanager appends 'gettoken' and 'message/send' to it.
         if not self.api_url.endswith("/"):
-            raise ValueError(f"apiUrl must end with '/' (Alertmanager appends 'gettoken' to it)")
+            raise ValueError("apiUrl must end with '/' (Alertmanager appends 'gettoken' to it)")
         return self
 
 
@@ -166,11 +166,17 @@ class MonitoringSettings(Settings):
     # Labels the cluster's Prometheus selects its ServiceMonitors and rules by (kube-prometheus-stack: `release`).
     selector_labels: Annotated[dict[LabelKey, LabelValue], Field(max_length=8)] = {}
     # The namespace whose Prometheus scrapes the platform's metrics ports; its Alertmanager reads the routing Secret.
-    namespace: Annotated[str, matching(re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"), "a DNS-1123 label")] = "monitoring"
+    namespace: DnsLabel = "monitoring"
     # Where docs/runbooks is published; alerts link <runbookBaseUrl>/<page>.md. Unset: the repository path.
     runbook_base_url: Optional[HttpsUrl] = None
     alerting: AlertingSettings = AlertingSettings(notify=False)
     install: MonitoringInstallSettings = MonitoringInstallSettings()
+
+    @property
+    def deploys_dingtalk_bridge(self) -> bool:
+        """The program runs the DingTalk bridge: monitoring on, people notified, dingtalk.deploy."""
+        dingtalk = self.alerting.dingtalk
+        return self.enabled and self.alerting.notify and dingtalk is not None and dingtalk.deploy
 
     @model_validator(mode="after")
     def _install_needs_the_objects(self) -> "MonitoringSettings":

@@ -257,7 +257,7 @@ def test_an_older_backup_set_is_restored_when_asked(kube):
     result = kube("restore.sh", "real-estate", "--latest", "--set", FULL["label"], states="Succeeded\n", primaries="pod/p-0\n")
     assert result.returncode == 0, result.stderr
     assert _applied(kube)["spec"]["options"] == [f"--set={FULL['label']}", "--recovery-option=recovery_target_timeline=1"]
-    assert f"repo-ls --repo=1" in (kube.state / "calls").read_text()
+    assert "repo-ls --repo=1" in (kube.state / "calls").read_text()
     bad = kube("restore.sh", "real-estate", "--latest", "--set", "latest")
     assert bad.returncode == 2 and "is not a backup label" in bad.stderr
 
