@@ -9,6 +9,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -128,8 +129,17 @@ class _ProcessServer:
             self.process = None
 
     def cleanup(self) -> None:
+        self.resume()
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pause(self) -> None:
+        """Hang the server (SIGSTOP): connections stay open and nothing answers."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process:
+            self.process.send_signal(signal.SIGCONT)
 
 
 class RedisServer(_ProcessServer):
@@ -150,6 +160,13 @@ class RedisServer(_ProcessServer):
 
     def url(self) -> str:
         return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def restart_empty(self) -> None:
+        """A restart that lost the data (no volume, or a new pod): same port, nothing in it."""
+        self.stop()
+        for path in self.dir.iterdir():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        self.start()
 
 
 class PlatformRedis(_ProcessServer):

@@ -2,50 +2,54 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import hmac
 import json
 import logging
 import re
-import statistics
 import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Optional
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from real_estate_api.assignment import Assignment, assign, user_id
+from real_estate_api.breaker import STATE_VALUES, CircuitBreaker
 from real_estate_api.config import Settings
+from real_estate_api.health import HealthMonitor
+from real_estate_api.listings import ListingIndex
 from real_estate_api.logs import request_id
 from real_estate_api.metrics import Metrics
-from real_estate_api.stores import Cache, DependencyUnavailable, Postgres, Stores, VectorStore, listing_vector
+from real_estate_api.recommendations import Recommender
+from real_estate_api.stores import Cache, DependencyUnavailable, FeedbackRefused, Postgres, Stores, VectorStore
+from real_estate_api.valuation import StatsCache, confidence
 
 log = logging.getLogger("real_estate_api")
 
 PLACE = r"^[\w][\w .'-]{0,63}$"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-CACHE_TTL_SECONDS = 300
-# A wish's budget may be exceeded by this much before a listing is filtered out (hybrid model).
-BUDGET_TOLERANCE = 1.1
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:-]{1,128}$"
+# A valuation within 10 % of the reported actual price counts as accurate (the spec's accuracy metric).
 ACCURATE_WITHIN = 0.10
+# Paths behind the API key; the key is checked before a byte of the body is read.
+PROTECTED_PREFIX = "/v1/"
 
-
-# One definition per kind of value, shared by every request body.
+# One definition per kind of value, bounded to physical sense (a 1e-300 m² flat is a typo, not a listing).
 Place = Annotated[str, Field(pattern=PLACE)]
-Area = Annotated[float, Field(gt=0, le=100_000)]
+Area = Annotated[float, Field(ge=5, le=100_000)]
 Bedrooms = Annotated[int, Field(ge=0, le=50)]
-Money = Annotated[float, Field(gt=0, le=1e11)]
+Money = Annotated[float, Field(ge=1_000, le=1e11)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinities are valid JSON to Python's parser, never a valid price or area.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ListingIn(_Body):
@@ -80,26 +84,40 @@ class FeedbackIn(_Body):
     actual_price: Money
 
 
-# Readiness fails only without PostgreSQL, the system of record: every write and valuation needs it. Redis is a
-# cache and Milvus has a fallback path; their outages are reported (body, dependency_up) but keep pods in service.
-READINESS_REQUIRES = frozenset({"postgres"})
-
-
 def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     metrics = Metrics()
     props = settings.properties
     metrics.build.info({"version": props.app_version, "revision": settings.build_revision})
+
+    def circuit_changed(dependency: str, state: str) -> None:
+        metrics.circuit_state.labels(dependency).set(STATE_VALUES[state])
+        log.warning("circuit breaker changed", extra={"dependency": dependency, "state": state})
+
+    def breaker(name: str) -> CircuitBreaker:
+        metrics.circuit_state.labels(name).set(0)
+        return CircuitBreaker(name, settings.breaker_reset, circuit_changed)
+
     timeout = settings.readiness_timeout
     stores = stores or Stores(
-        Postgres(settings.database_url, timeout, settings.database_pool_size), Cache(settings.redis_url, timeout), VectorStore(settings.milvus_url, timeout)
+        Postgres(settings.database_url, timeout, settings.database_pool_size, settings.statement_timeout, breaker("postgres")),
+        Cache(settings.redis_url, timeout, breaker("redis")),
+        VectorStore(settings.milvus_url, settings.vector_timeout, timeout, breaker("milvus")),
     )
+    recommender = Recommender(stores, metrics)
+    listings = ListingIndex(stores, metrics, settings.reconcile_interval)
+    health = HealthMonitor(stores, metrics, settings.probe_interval, timeout, recommender.rebuild)
+    stats = StatsCache()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         await stores.postgres.open()
+        await health.start()
+        listings.start()
         log.info("started", extra={"version": props.app_version, "environment": props.environment})
         yield
         # uvicorn has finished the in-flight requests by now; release connections last.
+        await listings.stop()
+        await health.stop()
         for store in stores.all():
             await store.close()
         log.info("stopped")
@@ -108,7 +126,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.stores = stores
+    app.state.health = health
+    app.state.listings = listings
+    app.state.recommender = recommender
 
+    # Outermost first: the request id and metrics see every answer, the guard's 401/413 included.
+    app.add_middleware(GuardRequests, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveRequests, metrics=metrics)
 
     @app.exception_handler(DependencyUnavailable)
@@ -123,49 +146,34 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError):
         details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in error.errors()]
-        return JSONResponse({"error": "invalid request", "details": details}, status_code=422)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception):
-        log.error("unhandled error", exc_info=error)
-        return JSONResponse({"error": "internal error", "request_id": request_id.get()}, status_code=500)
-
-    def api_key(x_api_key: Annotated[Optional[str], Header()] = None) -> None:
-        if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), settings.api_key.encode()):
-            raise _Reject(401, "missing or invalid API key (send it in the X-API-Key header)")
-
-    def feature(name: str):
-        def check() -> None:
-            if not props.feature_enabled(name):
-                raise _Reject(404, f"feature '{name}' is disabled")
-
-        return check
+        return JSONResponse({"error": "invalid request", "details": details, "request_id": request_id.get()}, status_code=422)
 
     @app.exception_handler(_Reject)
     async def rejected(_: Request, error: _Reject):
-        return JSONResponse({"error": error.message}, status_code=error.status)
+        return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status)
+
+    @app.exception_handler(FeedbackRefused)
+    async def feedback_refused(_: Request, error: FeedbackRefused):
+        return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status)
+
+    def assignment_for(request: Request, response: Response, body_user: Optional[str] = None) -> Assignment:
+        assignment = assign(props, user_id(request.headers, request.cookies, body_user), request.headers)
+        response.headers.update(assignment.headers())
+        return assignment
+
+    def require(assignment: Assignment, name: str) -> None:
+        if not assignment.feature_on(props, name):
+            raise _Reject(404, f"feature '{name}' is disabled")
 
     @app.get("/health")
-    async def health():
+    async def health_endpoint():
         # Liveness: the event loop answers. Dependencies are readiness' business, never liveness'.
         return {"status": "ok"}
 
     @app.get("/ready")
     async def ready():
-        results = await asyncio.gather(*(s.check() for s in stores.all()), return_exceptions=True)
-        status, failed = {}, {}
-        for store, result in zip(stores.all(), results):
-            up = result is None
-            metrics.dependency_up.labels(store.name).set(1 if up else 0)
-            status[store.name] = "ok" if up else "unavailable"
-            if not up:
-                failed[store.name] = result.reason if isinstance(result, DependencyUnavailable) else type(result).__name__
-        if failed.keys() & READINESS_REQUIRES:
-            return JSONResponse({"status": "not ready", "dependencies": status, "failed": failed}, status_code=503)
-        if failed:
-            # Serving degraded (uncached answers, no vector search) beats taking every pod out for a shared blip.
-            return {"status": "degraded", "dependencies": status, "failed": failed}
-        return {"status": "ready", "dependencies": status}
+        status, body = health.readiness()
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics")
     async def metrics_endpoint():
@@ -175,71 +183,57 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     async def version():
         return {"name": props.app_name, "version": props.app_version, "revision": settings.build_revision}
 
-    @app.post("/v1/listings", status_code=201, dependencies=[Depends(api_key)])
-    async def add_listing(listing: ListingIn):
-        row = await stores.postgres.add_listing(listing.model_dump())
-        vector = listing_vector(listing.price, listing.area_sqm, listing.bedrooms, listing.latitude, listing.longitude)
-        fields = {k: getattr(listing, k) for k in ("city", "price", "area_sqm", "bedrooms")}
-        fields["district"] = listing.district or ""
-        await stores.vectors.add_listing(row["id"], vector, fields)
-        return {"id": row["id"]}
+    @app.post("/v1/listings", status_code=201)
+    async def add_listing(
+        listing: ListingIn,
+        idempotency_key: Annotated[Optional[str], Header(pattern=IDEMPOTENCY_KEY)] = None,
+    ):
+        status, body = await listings.add(listing.model_dump(), idempotency_key)
+        return JSONResponse(body, status_code=status)
 
-    @app.post("/v1/recommendations", dependencies=[Depends(api_key), Depends(feature("recommendation"))])
-    async def recommend(wish: RecommendationIn):
-        model = props.recommendation_model
+    @app.post("/v1/recommendations")
+    async def recommend(wish: RecommendationIn, request: Request, response: Response):
+        assignment = assignment_for(request, response, wish.user_id)
+        require(assignment, "recommendation")
+        model = assignment.recommendation_model
         top_k = wish.top_k or props.recommendation_top_k
-        metrics.recommendation_requests.labels(model).inc()
-        key = "rec:v1:" + hashlib.sha256(json.dumps([model, top_k, wish.model_dump()], sort_keys=True).encode()).hexdigest()
-        available, cached = await stores.cache.get(key)
-        if cached is not None:
-            metrics.recommendation_cache.labels("hit").inc()
-            items, cache_state = cached, "hit"
-        else:
-            cache_state = "miss" if available else "unavailable"
-            metrics.recommendation_cache.labels(cache_state).inc()
-            vector = listing_vector(wish.budget, wish.area_sqm, wish.bedrooms, wish.latitude, wish.longitude)
-            # hybrid: similarity within budget; content: similarity alone; collaborative has no history
-            # to learn from in this service, so it ranks by similarity as content does.
-            max_price = wish.budget * BUDGET_TOLERANCE if model == "hybrid" else None
-            items = await stores.vectors.search(vector, top_k, wish.city, max_price)
-            if available:
-                await stores.cache.put(key, items, CACHE_TTL_SECONDS)
-        if items:
-            metrics.recommendation_success.labels(model).inc()
-        return {"model": model, "top_k": top_k, "cache": cache_state, "items": items}
+        metrics.recommendation_requests.labels(model, assignment.variant).inc()
+        answer = await recommender.recommend(wish, model, top_k)
+        if answer["items"]:
+            metrics.recommendation_success.labels(model, assignment.variant).inc()
+        return {"model": model, "variant": assignment.variant, "top_k": top_k, **answer}
 
-    @app.post("/v1/valuations", dependencies=[Depends(api_key), Depends(feature("valuation"))])
-    async def valuate(request: ValuationIn):
+    @app.post("/v1/valuations")
+    async def valuate(body: ValuationIn, request: Request, response: Response):
+        require(assignment_for(request, response), "valuation")
         model = props.evaluation_model
         metrics.valuation_requests.labels(model).inc()
-        comparables = [row["ppsqm"] for row in await stores.postgres.comparables(request.city, request.district)]
+        comparables = await stats.get((body.city, body.district), lambda: stores.postgres.price_per_sqm_quartiles(body.city, body.district))
         if not comparables:
-            raise _Reject(422, f"no comparable listings in {request.city}; add listings first")
-        median = statistics.median(comparables)
-        spread = statistics.pstdev(comparables) / statistics.mean(comparables) if len(comparables) > 1 else 1.0
-        # More comparables and less spread between them: more confidence.
-        confidence = round(min(1.0, len(comparables) / 10) * max(0.0, 1.0 - spread), 3)
-        estimate = round(median * request.area_sqm, 2)
-        row = await stores.postgres.save_valuation({**request.model_dump(), "estimate": estimate, "confidence": confidence, "model": model})
-        confident = confidence >= props.evaluation_confidence_threshold
+            raise _Reject(422, f"no comparable listings in {body.city}; add listings first")
+        q1, median, q3 = comparables["quartiles"]
+        score = confidence(comparables["n"], q1, q3)
+        estimate = round(median * body.area_sqm, 2)
+        row = await stores.postgres.save_valuation({**body.model_dump(), "estimate": estimate, "confidence": score, "model": model})
+        confident = score >= props.evaluation_confidence_threshold
         if confident:
             metrics.valuation_success.labels(model).inc()
         return {
             "valuation_id": str(row["id"]),
             "estimate": estimate,
-            "confidence": confidence,
+            "confidence": score,
             "low_confidence": not confident,
-            "comparables": len(comparables),
+            "comparables": comparables["n"],
+            "comparables_scope": comparables["scope"],
             "model": model,
             "method": "comparable-median",
         }
 
-    @app.post("/v1/valuations/{valuation_id}/feedback", dependencies=[Depends(api_key), Depends(feature("valuation"))])
-    async def feedback(valuation_id: uuid.UUID, body: FeedbackIn):
-        row = await stores.postgres.record_actual_price(str(valuation_id), body.actual_price)
-        if row is None:
-            raise _Reject(404, f"no valuation {valuation_id}")
-        error = abs(row["estimate"] - body.actual_price) / body.actual_price
+    @app.post("/v1/valuations/{valuation_id}/feedback")
+    async def feedback(valuation_id: uuid.UUID, body: FeedbackIn, request: Request, response: Response):
+        require(assignment_for(request, response), "valuation")
+        estimate = await stores.postgres.record_actual_price(valuation_id, body.actual_price)
+        error = abs(estimate - body.actual_price) / body.actual_price
         metrics.valuation_error_ratio.observe(error)
         metrics.valuation_feedback.labels("accurate" if error <= ACCURATE_WITHIN else "inaccurate").inc()
         return {"valuation_id": str(valuation_id), "absolute_percentage_error": round(error, 4)}
@@ -247,9 +241,68 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     return app
 
 
+async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None:
+    payload = json.dumps(body).encode()
+    await send({
+        "type": "http.response.start", "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers],
+    })
+    await send({"type": "http.response.body", "body": payload})
+
+
+class GuardRequests:
+    """Before any parsing: the API key on /v1/ paths (timing-safe), then the body size. A refused request costs
+    no more than its headers, and an accepted body is at most max_body_bytes in memory."""
+
+    def __init__(self, app, api_key: str, max_body_bytes: int):
+        self.app = app
+        self.api_key = api_key.encode()
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if scope["path"].startswith(PROTECTED_PREFIX):
+            if not hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key):
+                await _send_json(send, 401, {"error": "missing or invalid API key (send it in the X-API-Key header)",
+                                             "request_id": request_id.get()})
+                return
+        if scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        too_large = {"error": f"request body larger than {self.max_body_bytes} bytes", "request_id": request_id.get()}
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self.max_body_bytes:
+            await _send_json(send, 413, too_large)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:  # chunked uploads have no Content-Length to check first
+                await _send_json(send, 413, too_large)
+                return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 class ObserveRequests:
     """Request id, metrics and one access log line per request, as plain ASGI middleware
-    (Starlette's BaseHTTPMiddleware costs about a third of the service's throughput)."""
+    (Starlette's BaseHTTPMiddleware costs about a third of the service's throughput). An unexpected error
+    becomes a 500 here, inside the request's context, so its body and log line carry the request id."""
 
     def __init__(self, app, metrics: Metrics):
         self.app = app
@@ -263,18 +316,22 @@ class ObserveRequests:
         rid = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(rid)
         started = time.perf_counter()
-        status = 500
+        status, response_started = 500, False
 
         async def send_with_id(message):
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, response_started = message["status"], True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
             await send(message)
 
         self.metrics.http_in_flight.inc()
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            log.error("unhandled error", exc_info=error)
+            if not response_started:
+                await _send_json(send_with_id, 500, {"error": "internal error", "request_id": rid})
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")

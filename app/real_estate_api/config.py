@@ -1,12 +1,13 @@
 """Settings from the environment and the mounted app.properties, validated once at start-up.
 
 A missing or malformed setting raises SettingsError naming the setting; secret values are never
-part of any message.
+part of any message. Unknown property keys are refused: a typo must not silently do nothing.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -15,9 +16,43 @@ from urllib.parse import urlparse
 DEFAULT_PROPERTIES = "/etc/real-estate-ai/app.properties"
 MIN_API_KEY_LENGTH = 16
 
+RECOMMENDATION_MODELS = frozenset({"hybrid", "collaborative", "content"})
+EVALUATION_MODELS = frozenset({"xgboost", "lightgbm", "linear"})
+# The switches this service knows; the platform's settings refuse any other name (tests keep the lists equal).
+# market_analysis is reserved for the market-analysis endpoint: switchable, nothing behind it yet.
+FEATURES = frozenset({"recommendation", "valuation", "market_analysis"})
+
+_KEYS = frozenset({
+    "app.name", "app.version", "app.environment",
+    "recommendation.model", "recommendation.top_k",
+    "evaluation.model", "evaluation.confidence_threshold",
+    "ab_test.enabled", "ab_test.variant_b_percent", "ab_test.variant_b.recommendation_model",
+    "grey_release.enabled", "grey_release.percent", "grey_release.header", "grey_release.features",
+}) | {f"feature.{name}.enabled" for name in FEATURES}
+_HEADER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it and never holds a secret value."""
+
+
+@dataclass(frozen=True)
+class AbTest:
+    """Users split sticky into variant A (the configured model) and B (another model) by a hash of their id."""
+
+    enabled: bool
+    variant_b_percent: int
+    variant_b_model: str
+
+
+@dataclass(frozen=True)
+class GreyRelease:
+    """Features in the grey release are on for `percent` % of users (sticky); testers opt in or out with `header`."""
+
+    enabled: bool
+    percent: int
+    header: str
+    features: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -30,8 +65,8 @@ class Properties:
     evaluation_model: str
     evaluation_confidence_threshold: float
     features: dict[str, bool]
-    grey_release_enabled: bool
-    grey_release_percent: int
+    ab_test: AbTest
+    grey_release: GreyRelease
 
     def feature_enabled(self, name: str) -> bool:
         # A switch that is not listed is on: flags turn features off, they do not gate new ones.
@@ -48,12 +83,20 @@ class Settings:
     api_key: str
     properties: Properties
     build_revision: str
-    # Seconds each dependency gets to answer a readiness check.
+    # Seconds each dependency gets to answer a health probe; also the cache's per-operation budget.
     readiness_timeout: float = 1.0
-
-
-RECOMMENDATION_MODELS = {"hybrid", "collaborative", "content"}
-EVALUATION_MODELS = {"xgboost", "lightgbm", "linear"}
+    # Seconds a vector search or insert may take before the rule engine answers instead.
+    vector_timeout: float = 2.0
+    # PostgreSQL cancels a statement after this long: a locked table cannot hold the pool.
+    statement_timeout: float = 5.0
+    # How often the background probe checks each dependency; /ready reports its last result.
+    probe_interval: float = 2.0
+    # An open circuit breaker lets one trial call through after this long.
+    breaker_reset: float = 5.0
+    # How often each pod indexes listings saved while Milvus was unavailable.
+    reconcile_interval: float = 10.0
+    # Largest request body read; larger ones are refused with 413 before parsing.
+    max_body_bytes: int = 65536
 
 
 def _parse_properties(text: str, source: str) -> dict[str, str]:
@@ -64,8 +107,12 @@ def _parse_properties(text: str, source: str) -> dict[str, str]:
             continue
         if "=" not in line:
             raise SettingsError(f"{source}:{number}: expected key=value")
-        key, value = line.split("=", 1)
-        values[key.strip()] = value.strip()
+        key, value = (part.strip() for part in line.split("=", 1))
+        if key not in _KEYS:
+            raise SettingsError(f"{source}:{number}: unknown key '{key}'")
+        if key in values:
+            raise SettingsError(f"{source}:{number}: {key} is set twice")
+        values[key] = value
     return values
 
 
@@ -79,7 +126,9 @@ def _bool(values: dict[str, str], key: str, source: str, default: bool | None = 
     return values[key] == "true"
 
 
-def _int(values: dict[str, str], key: str, source: str, low: int, high: int) -> int:
+def _int(values: dict[str, str], key: str, source: str, low: int, high: int, default: int | None = None) -> int:
+    if key not in values and default is not None:
+        return default
     try:
         number = int(values[key])
     except KeyError:
@@ -91,45 +140,79 @@ def _int(values: dict[str, str], key: str, source: str, low: int, high: int) -> 
     return number
 
 
-def _choice(values: dict[str, str], key: str, source: str, allowed: set[str]) -> str:
+def _choice(values: dict[str, str], key: str, source: str, allowed: frozenset[str], default: str | None = None) -> str:
     if key not in values:
-        raise SettingsError(f"{source}: {key} is required")
+        if default is None:
+            raise SettingsError(f"{source}: {key} is required")
+        return default
     if values[key] not in allowed:
         raise SettingsError(f"{source}: {key} must be one of {', '.join(sorted(allowed))}, got '{values[key]}'")
     return values[key]
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(f"APP_PROPERTIES: {path} does not exist") from None
+    except IsADirectoryError:
+        raise SettingsError(f"APP_PROPERTIES: {path} is a directory, not a properties file") from None
+    except PermissionError:
+        raise SettingsError(f"APP_PROPERTIES: {path} is not readable by this user") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"APP_PROPERTIES: {path} is not UTF-8 text") from None
+
+
+def _ab_test(values: dict[str, str], source: str, model_a: str) -> AbTest:
+    enabled = _bool(values, "ab_test.enabled", source, default=False)
+    percent = _int(values, "ab_test.variant_b_percent", source, 0, 100, default=0)
+    model_b = _choice(values, "ab_test.variant_b.recommendation_model", source, RECOMMENDATION_MODELS, default=model_a)
+    if enabled and model_b == model_a:
+        raise SettingsError(f"{source}: ab_test.variant_b.recommendation_model must differ from recommendation.model ({model_a})")
+    return AbTest(enabled, percent, model_b)
+
+
+def _grey_release(values: dict[str, str], source: str) -> GreyRelease:
+    header = values.get("grey_release.header", "X-Grey-Release")
+    if not _HEADER.match(header):
+        raise SettingsError(f"{source}: grey_release.header must be an HTTP header name, got '{header}'")
+    names = [name.strip() for name in values.get("grey_release.features", "").split(",") if name.strip()]
+    unknown = sorted(set(names) - FEATURES)
+    if unknown:
+        raise SettingsError(f"{source}: grey_release.features names unknown features: {', '.join(unknown)}")
+    return GreyRelease(
+        enabled=_bool(values, "grey_release.enabled", source, default=False),
+        percent=_int(values, "grey_release.percent", source, 0, 100, default=0),
+        header=header,
+        features=frozenset(names),
+    )
+
+
 def load_properties(path: Path) -> Properties:
     source = str(path)
-    try:
-        values = _parse_properties(path.read_text(), source)
-    except FileNotFoundError:
-        raise SettingsError(f"APP_PROPERTIES: {source} does not exist") from None
+    values = _parse_properties(_read(path), source)
     try:
         threshold = float(values.get("evaluation.confidence_threshold", ""))
     except ValueError:
         raise SettingsError(f"{source}: evaluation.confidence_threshold must be a number in (0, 1]") from None
     if not 0 < threshold <= 1:
         raise SettingsError(f"{source}: evaluation.confidence_threshold must be a number in (0, 1], got {threshold}")
-    features = {
-        key[len("feature."):-len(".enabled")]: _bool(values, key, source)
-        for key in values
-        if key.startswith("feature.") and key.endswith(".enabled")
-    }
+    features = {name: _bool(values, f"feature.{name}.enabled", source) for name in FEATURES if f"feature.{name}.enabled" in values}
     for key in ("app.name", "app.version"):
         if not values.get(key):
             raise SettingsError(f"{source}: {key} is required")
+    model = _choice(values, "recommendation.model", source, RECOMMENDATION_MODELS)
     return Properties(
         app_name=values["app.name"],
         app_version=values["app.version"],
         environment=values.get("app.environment", "dev"),
-        recommendation_model=_choice(values, "recommendation.model", source, RECOMMENDATION_MODELS),
+        recommendation_model=model,
         recommendation_top_k=_int(values, "recommendation.top_k", source, 1, 100),
         evaluation_model=_choice(values, "evaluation.model", source, EVALUATION_MODELS),
         evaluation_confidence_threshold=threshold,
         features=features,
-        grey_release_enabled=_bool(values, "grey_release.enabled", source, default=False),
-        grey_release_percent=_int(values, "grey_release.percent", source, 0, 100) if "grey_release.percent" in values else 0,
+        ab_test=_ab_test(values, source, model),
+        grey_release=_grey_release(values, source),
     )
 
 
@@ -137,10 +220,15 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name, "")
     if not value:
         raise SettingsError(f"{name} is not set")
-    parsed = urlparse(value)
-    if parsed.scheme not in schemes or not parsed.hostname:
-        # The value may hold a password: name the variable and the expected form only.
-        raise SettingsError(f"{name} must be a URL of the form {schemes[0]}://host:port/…")
+    # The value may hold a password: name the variable and the expected form only.
+    problem = SettingsError(f"{name} must be a URL of the form {schemes[0]}://host:port/…")
+    try:
+        parsed = urlparse(value)
+        parsed.port  # raises on a port that is not a number in range
+    except ValueError:
+        raise problem from None
+    if parsed.scheme not in schemes or not parsed.hostname or not value.isprintable():
+        raise problem
     return value
 
 
@@ -156,7 +244,13 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         properties=load_properties(Path(env.get("APP_PROPERTIES", DEFAULT_PROPERTIES))),
         build_revision=env.get("BUILD_REVISION", "unknown"),
         readiness_timeout=_seconds(env, "READINESS_TIMEOUT_SECONDS", 1.0),
-        database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10),
+        vector_timeout=_seconds(env, "VECTOR_TIMEOUT_SECONDS", 2.0),
+        statement_timeout=_seconds(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0),
+        probe_interval=_seconds(env, "HEALTH_PROBE_INTERVAL_SECONDS", 2.0),
+        breaker_reset=_seconds(env, "BREAKER_RESET_SECONDS", 5.0),
+        reconcile_interval=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 10.0),
+        database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10, 100),
+        max_body_bytes=_count(env, "MAX_BODY_BYTES", 65536, 10 * 1024 * 1024),
     )
 
 
@@ -170,8 +264,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
-def _count(env: Mapping[str, str], name: str, default: int) -> int:
+def _count(env: Mapping[str, str], name: str, default: int, high: int) -> int:
     raw = env.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise SettingsError(f"{name} must be a whole number from 1 to 100")
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise SettingsError(f"{name} must be a whole number from 1 to {high}")
     return int(raw)

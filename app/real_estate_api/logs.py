@@ -38,6 +38,13 @@ def configure(level: str = "INFO") -> None:
     root.setLevel(level)
     # uvicorn's own access log would duplicate ours without the request id.
     logging.getLogger("uvicorn.access").disabled = True
-    for name in ("uvicorn", "uvicorn.error"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    # Libraries that installed handlers of their own (pymilvus prints plain-text tracebacks; uvicorn its own
+    # format) log through the JSON handler instead: every line on stdout is one JSON object.
+    for name in ("uvicorn", "uvicorn.error", *logging.root.manager.loggerDict):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.captureWarnings(True)
+    # pymilvus logs every failed RPC with its traceback in the message; the stores log each failure once, with the
+    # request id and a short reason, and the breaker logs its state changes.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)

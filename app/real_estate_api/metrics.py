@@ -24,11 +24,19 @@ class Metrics:
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.http_in_flight = Gauge("http_requests_in_flight", "HTTP requests being served.", registry=r)
+        # variant: the A/B variant ("a" or "b"), so the success rate of each can be compared.
         self.recommendation_requests = Counter(
-            "recommendation_requests_total", "Recommendation requests that passed validation.", ["model"], registry=r,
+            "recommendation_requests_total", "Recommendation requests that passed validation.", ["model", "variant"], registry=r,
         )
         self.recommendation_success = Counter(
-            "recommendation_success_total", "Recommendation requests answered with at least one listing.", ["model"], registry=r,
+            "recommendation_success_total", "Recommendation requests answered with at least one listing.", ["model", "variant"], registry=r,
+        )
+        self.recommendation_source = Counter(
+            "recommendation_source_total", "Recommendations computed, by source: vector (Milvus) or rules (the fallback).",
+            ["source"], registry=r,
+        )
+        self.cache_rebuilt = Counter(
+            "recommendation_cache_rebuilt_total", "Recommendations recomputed into Redis after it came back empty.", registry=r,
         )
         self.recommendation_cache = Counter(
             "recommendation_cache_total", "Recommendation cache lookups by result: hit, miss, unavailable.", ["result"], registry=r,
@@ -50,5 +58,16 @@ class Metrics:
         )
         self.dependency_up = Gauge(
             "dependency_up", "1 when the dependency answered the last readiness check in time, else 0.", ["dependency"], registry=r,
+        )
+        self.circuit_state = Gauge(
+            "dependency_circuit_state", "Circuit breaker per dependency: 0 closed, 1 half-open (one trial call), 2 open (failing fast).",
+            ["dependency"], registry=r,
+        )
+        self.listing_writes = Counter(
+            "listing_writes_total", "Listings saved, by result: indexed (searchable at once) or deferred (the reconciler indexes it).",
+            ["result"], registry=r,
+        )
+        self.listing_index_backlog = Gauge(
+            "listing_index_backlog", "Listings saved in PostgreSQL and not yet in Milvus (at the last reconcile).", registry=r,
         )
         self.build = Info("app_build", "Version and build revision of the running service.", registry=r)

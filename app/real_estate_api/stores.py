@@ -1,28 +1,40 @@
 """The three data stores: PostgreSQL (listings, valuations), Redis (cache), Milvus (listing vectors).
 
-Each store answers a readiness check within a timeout and raises DependencyUnavailable when it
-cannot serve, which the API turns into a 503 naming the dependency.
+Every call goes through the store's circuit breaker and a timeout, and raises DependencyUnavailable
+when the store cannot serve, which the API turns into a fallback or a 503 naming the dependency.
+Each store also has a `probe()` for the background health monitor that never queues behind requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import json
 import logging
 import math
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 import psycopg
 import redis.asyncio as aioredis
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pymilvus import MilvusClient
+from pymilvus.exceptions import MilvusException
+
+from real_estate_api.breaker import CircuitBreaker
 
 log = logging.getLogger("real_estate_api.stores")
 
 VECTOR_DIMENSION = 6
 COLLECTION = "listings"
+# Fields stored beside each vector and returned with every hit.
+VECTOR_FIELDS = ("city", "district", "price", "area_sqm", "bedrooms", "latitude", "longitude")
+# Any value works: pods of one service take this advisory lock to migrate and to reconcile one at a time.
+SCHEMA_LOCK, RECONCILE_LOCK = 7_242_001, 7_242_002
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS listings (
@@ -36,7 +48,16 @@ CREATE TABLE IF NOT EXISTS listings (
     longitude   DOUBLE PRECISION NOT NULL,
     created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS listings_city_district ON listings (city, district);
+-- A retried POST with the same Idempotency-Key returns the first row instead of adding a second.
+ALTER TABLE listings ADD COLUMN IF NOT EXISTS idempotency_key TEXT UNIQUE;
+-- NULL until the listing's vector is in Milvus: the outbox the reconciler drains.
+ALTER TABLE listings ADD COLUMN IF NOT EXISTS indexed_at TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS listings_unindexed ON listings (id) WHERE indexed_at IS NULL;
+-- Valuations aggregate price per m² of a city or district with an index-only scan.
+DROP INDEX IF EXISTS listings_city_district;
+CREATE INDEX IF NOT EXISTS listings_city_district_prices ON listings (city, district) INCLUDE (price, area_sqm);
+-- The rule engine: listings of a city under a budget.
+CREATE INDEX IF NOT EXISTS listings_city_price ON listings (city, price);
 CREATE TABLE IF NOT EXISTS valuations (
     id            UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     city          TEXT NOT NULL,
@@ -49,7 +70,11 @@ CREATE TABLE IF NOT EXISTS valuations (
     actual_price  DOUBLE PRECISION,
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+ALTER TABLE valuations ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMPTZ;
 """
+
+# Feedback more than this factor away from the estimate is refused: a typo, not a price.
+FEEDBACK_MAX_FACTOR = 10.0
 
 
 class DependencyUnavailable(Exception):
@@ -59,10 +84,25 @@ class DependencyUnavailable(Exception):
         self.reason = reason
 
 
+class FeedbackRefused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
 def _reason(error: BaseException) -> str:
     """A short reason that cannot carry a credential: the error's class, or 'timeout'."""
-    if isinstance(error, (asyncio.TimeoutError, PoolTimeout, TimeoutError)):
+    if isinstance(error, (asyncio.TimeoutError, PoolTimeout, TimeoutError, psycopg.errors.QueryCanceled)):
         return "timeout"
+    if isinstance(error, MilvusException):
+        return f"milvus code {error.code}"
+    code = getattr(error, "code", None)
+    if callable(code):  # a gRPC error: its status name (UNAVAILABLE, DEADLINE_EXCEEDED)
+        try:
+            return str(code().name)
+        except Exception:
+            pass
     return type(error).__name__
 
 
@@ -80,67 +120,164 @@ def listing_vector(price: float, area_sqm: float, bedrooms: int, latitude: float
     ]
 
 
+def string_literal(value: str) -> str:
+    """A Milvus filter-expression string literal. The parser reads `\\"` and `\\\\` escapes and raw UTF-8, but
+    not JSON's `\\uXXXX` (which broke every non-ASCII city); control characters have no escape and are refused."""
+    if not value.isprintable():
+        raise ValueError("filter values must be printable")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+async def guarded(breaker: CircuitBreaker, dependency: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `call` unless the breaker is open, and report its outcome: DependencyUnavailable is an outage;
+    any other error means the dependency answered (about this call), so it counts as up."""
+    if not breaker.allow():
+        raise DependencyUnavailable(dependency, "circuit open")
+    try:
+        result = await call()
+    except DependencyUnavailable:
+        breaker.failure()
+        raise
+    except asyncio.CancelledError:
+        breaker.release()
+        raise
+    except Exception:
+        breaker.success()
+        raise
+    breaker.success()
+    return result
+
+
 class Postgres:
     name = "postgres"
 
-    def __init__(self, url: str, timeout: float, pool_size: int = 10):
+    def __init__(self, url: str, timeout: float, pool_size: int, statement_timeout: float, breaker: CircuitBreaker):
+        self._url = url
         self._timeout = timeout
+        self.breaker = breaker
         self._schema_ready = False
+        self._probe_conn: Optional[psycopg.AsyncConnection] = None
+        self._connect_kwargs = {
+            "connect_timeout": max(1, int(timeout)),
+            "application_name": "real-estate-api",
+            # A locked table or a runaway query gives its connection back instead of holding the pool.
+            "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c lock_timeout={int(statement_timeout * 1000)}",
+        }
         # Opened lazily and kept trying in the background: the service starts while PostgreSQL is down.
-        self.pool = AsyncConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=timeout, kwargs={"connect_timeout": max(1, int(timeout))}
-        )
+        self.pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=timeout, kwargs=self._connect_kwargs)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
     async def close(self) -> None:
         await self.pool.close()
+        if self._probe_conn is not None:
+            await self._probe_conn.close()
 
-    async def check(self) -> None:
+    async def probe(self) -> None:
+        """SELECT 1 on a connection of its own (one per pod, outside the pool): never waits behind requests."""
         try:
-            async with self.pool.connection(timeout=self._timeout) as conn:
-                await asyncio.wait_for(conn.execute("SELECT 1"), self._timeout)
-        except (psycopg.Error, PoolTimeout, asyncio.TimeoutError, OSError) as error:
+            if self._probe_conn is None or self._probe_conn.closed:
+                self._probe_conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._connect_kwargs)
+            await self._probe_conn.execute("SELECT 1")
+        except (psycopg.Error, OSError) as error:
+            if self._probe_conn is not None:
+                await self._probe_conn.close()
+                self._probe_conn = None
             raise DependencyUnavailable(self.name, _reason(error)) from None
 
-    async def _run(self, query: str, params: tuple = (), fetch: str = "all") -> Any:
-        try:
-            async with self.pool.connection() as conn:
-                if not self._schema_ready:
-                    await conn.execute(SCHEMA)
-                    self._schema_ready = True
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(query, params)
-                    if fetch == "one":
-                        return await cur.fetchone()
-                    if fetch == "all":
-                        return await cur.fetchall()
-                    return None
-        except (psycopg.OperationalError, PoolTimeout, OSError) as error:
-            raise DependencyUnavailable(self.name, _reason(error)) from None
+    async def _migrate(self, conn: psycopg.AsyncConnection) -> None:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            await conn.execute(SCHEMA)
+        self._schema_ready = True
 
-    async def add_listing(self, listing: dict) -> dict:
-        return await self._run(
-            "INSERT INTO listings (city, district, area_sqm, bedrooms, price, latitude, longitude) "
-            "VALUES (%(city)s, %(district)s, %(area_sqm)s, %(bedrooms)s, %(price)s, %(latitude)s, %(longitude)s) "
-            "RETURNING id, created_at",
-            listing,
+    async def run(self, query: str, params: Any = (), fetch: str = "all") -> Any:
+        async def execute():
+            try:
+                async with self.pool.connection() as conn:
+                    if not self._schema_ready:
+                        await self._migrate(conn)
+                    async with conn.cursor(row_factory=dict_row) as cur:
+                        await cur.execute(query, params)
+                        if fetch == "one":
+                            return await cur.fetchone()
+                        if fetch == "all":
+                            return await cur.fetchall()
+                        return None
+            except psycopg.errors.QueryCanceled:
+                # The statement timeout: this query waited too long (a lock, a slow plan); the server is up.
+                raise _Slow() from None
+            except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+                raise DependencyUnavailable(self.name, _reason(error)) from None
+
+        try:
+            return await guarded(self.breaker, self.name, execute)
+        except _Slow:
+            raise DependencyUnavailable(self.name, "statement timeout") from None
+
+    async def add_listing(self, listing: dict, idempotency_key: Optional[str]) -> dict:
+        """(id, created, indexed): a replayed key returns the first row and whether it is in Milvus yet."""
+        return await self.run(
+            "INSERT INTO listings (city, district, area_sqm, bedrooms, price, latitude, longitude, idempotency_key) "
+            "VALUES (%(city)s, %(district)s, %(area_sqm)s, %(bedrooms)s, %(price)s, %(latitude)s, %(longitude)s, %(key)s) "
+            "ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key "
+            "RETURNING id, (xmax = 0) AS created, indexed_at IS NOT NULL AS indexed, "
+            "city, district, area_sqm, bedrooms, price, latitude, longitude",
+            {**listing, "key": idempotency_key},
             fetch="one",
         )
 
-    async def comparables(self, city: str, district: Optional[str]) -> list[dict]:
-        """Price per square metre of comparable listings: the district when it has enough, else the city."""
+    async def mark_indexed(self, ids: list[int]) -> None:
+        await self.run("UPDATE listings SET indexed_at = now() WHERE id = ANY(%s)", (ids,), fetch="none")
+
+    async def index_backlog(self) -> int:
+        row = await self.run("SELECT count(*) AS n FROM listings WHERE indexed_at IS NULL", fetch="one")
+        return row["n"]
+
+    async def reconcile(self, index: Callable[[list[dict]], Awaitable[None]], batch: int, settle_seconds: float) -> int:
+        """Index listings saved but not yet in Milvus (older than `settle_seconds`, so a request still writing its
+        own is left alone). One pod at a time (an advisory lock); the upsert makes a repeat harmless."""
+
+        async def execute():
+            try:
+                async with self.pool.connection() as conn:
+                    async with conn.transaction():
+                        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (RECONCILE_LOCK,))).fetchone()
+                        if not locked[0]:
+                            return 0
+                        async with conn.cursor(row_factory=dict_row) as cur:
+                            await cur.execute(
+                                "SELECT id, city, district, area_sqm, bedrooms, price, latitude, longitude FROM listings "
+                                "WHERE indexed_at IS NULL AND created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s",
+                                (settle_seconds, batch),
+                            )
+                            rows = await cur.fetchall()
+                        if rows:
+                            await index(rows)
+                            await conn.execute("UPDATE listings SET indexed_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],))
+                        return len(rows)
+            except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+                raise DependencyUnavailable(self.name, _reason(error)) from None
+
+        return await guarded(self.breaker, self.name, execute)
+
+    async def price_per_sqm_quartiles(self, city: str, district: Optional[str]) -> Optional[dict]:
+        """Count and quartiles of price per m² over the district when it has at least 3 listings, else the city:
+        aggregated in PostgreSQL (an index-only scan), never fetched row by row."""
+        query = (
+            "SELECT count(*) AS n, percentile_cont(ARRAY[0.25, 0.5, 0.75]) WITHIN GROUP (ORDER BY price / area_sqm) AS q "
+            "FROM listings WHERE city = %s"
+        )
         if district:
-            rows = await self._run(
-                "SELECT price / area_sqm AS ppsqm FROM listings WHERE city = %s AND district = %s", (city, district)
-            )
-            if len(rows) >= 3:
-                return rows
-        return await self._run("SELECT price / area_sqm AS ppsqm FROM listings WHERE city = %s", (city,))
+            row = await self.run(query + " AND district = %s", (city, district), fetch="one")
+            if row["n"] >= 3:
+                return {"n": row["n"], "quartiles": row["q"], "scope": "district"}
+        row = await self.run(query, (city,), fetch="one")
+        return {"n": row["n"], "quartiles": row["q"], "scope": "city"} if row["n"] else None
 
     async def save_valuation(self, valuation: dict) -> dict:
-        return await self._run(
+        return await self.run(
             "INSERT INTO valuations (city, district, area_sqm, bedrooms, estimate, confidence, model) "
             "VALUES (%(city)s, %(district)s, %(area_sqm)s, %(bedrooms)s, %(estimate)s, %(confidence)s, %(model)s) "
             "RETURNING id",
@@ -148,120 +285,210 @@ class Postgres:
             fetch="one",
         )
 
-    async def record_actual_price(self, valuation_id: str, actual_price: float) -> Optional[dict]:
-        return await self._run(
-            "UPDATE valuations SET actual_price = %s WHERE id = %s RETURNING estimate",
-            (actual_price, valuation_id),
+    async def record_actual_price(self, valuation_id: uuid.UUID, actual_price: float) -> float:
+        """Store the one actual price of a valuation; returns its estimate. Refuses a second report and a price more
+        than FEEDBACK_MAX_FACTOR away from the estimate, so neither repeats nor typos skew the accuracy metric."""
+        row = await self.run(
+            "UPDATE valuations SET actual_price = %(price)s, feedback_at = now() "
+            "WHERE id = %(id)s AND actual_price IS NULL AND %(price)s BETWEEN estimate / %(f)s AND estimate * %(f)s "
+            "RETURNING estimate",
+            {"id": valuation_id, "price": actual_price, "f": FEEDBACK_MAX_FACTOR},
             fetch="one",
         )
+        if row is not None:
+            return row["estimate"]
+        existing = await self.run("SELECT estimate, actual_price FROM valuations WHERE id = %s", (valuation_id,), fetch="one")
+        if existing is None:
+            raise FeedbackRefused(404, f"no valuation {valuation_id}")
+        if existing["actual_price"] is not None:
+            raise FeedbackRefused(409, f"valuation {valuation_id} already has its actual price")
+        raise FeedbackRefused(
+            422, f"actual_price must be within a factor of {FEEDBACK_MAX_FACTOR:g} of the estimate ({existing['estimate']:.2f})"
+        )
+
+    async def candidates(self, city: Optional[str], max_price: float, latitude: float, longitude: float, radius_km: float,
+                         limit: int) -> list[dict]:
+        """The rule engine's candidates: under budget, within `radius_km` (a bounding box), nearest first."""
+        lat_span = radius_km / 111.0
+        lon_span = radius_km / (111.0 * max(0.01, math.cos(math.radians(latitude))))
+        where = ["price <= %(max_price)s", "latitude BETWEEN %(lat)s - %(dlat)s AND %(lat)s + %(dlat)s",
+                 "longitude BETWEEN %(lon)s - %(dlon)s AND %(lon)s + %(dlon)s"]
+        if city:
+            where.insert(0, "city = %(city)s")
+        return await self.run(
+            "SELECT id AS listing_id, city, district, price, area_sqm, bedrooms, latitude, longitude FROM listings "
+            f"WHERE {' AND '.join(where)} "
+            "ORDER BY (latitude - %(lat)s) ^ 2 + ((longitude - %(lon)s) * %(coslat)s) ^ 2, id LIMIT %(limit)s",
+            {"city": city, "max_price": max_price, "lat": latitude, "lon": longitude, "dlat": lat_span, "dlon": lon_span,
+             "coslat": math.cos(math.radians(latitude)), "limit": limit},
+        )
+
+
+class _Slow(Exception):
+    """A statement timeout inside a guarded call: not an outage, so it must not open the breaker."""
 
 
 class Cache:
     """Redis as a cache: every failure is reported to the caller as None/False so it can degrade."""
 
     name = "redis"
+    # Written when the cache is (re)built; its absence on a reachable Redis means Redis came back empty.
+    SENTINEL = "cache:built"
 
-    def __init__(self, url: str, timeout: float):
+    def __init__(self, url: str, timeout: float, breaker: CircuitBreaker):
         self._timeout = timeout
+        self.breaker = breaker
         self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False)
 
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def check(self) -> None:
+    async def _unguarded(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            await asyncio.wait_for(self.client.ping(), self._timeout)
+            return await asyncio.wait_for(call(), self._timeout)
         except (aioredis.RedisError, asyncio.TimeoutError, OSError) as error:
             raise DependencyUnavailable(self.name, _reason(error)) from None
+
+    async def _op(self, call: Callable[[], Awaitable[Any]]) -> Any:
+        return await guarded(self.breaker, self.name, lambda: self._unguarded(call))
+
+    async def probe(self) -> bool:
+        """True when Redis answers and still holds the cache it had; False when it answers empty. Past the breaker:
+        probing is how an open circuit learns that Redis is back."""
+        return bool(await self._unguarded(lambda: self.client.exists(self.SENTINEL)))
+
+    async def mark_built(self) -> None:
+        await self._unguarded(lambda: self.client.set(self.SENTINEL, "1"))
 
     async def get(self, key: str) -> tuple[bool, Optional[Any]]:
         """(available, value)."""
         try:
-            raw = await asyncio.wait_for(self.client.get(key), self._timeout)
-        except (aioredis.RedisError, asyncio.TimeoutError, OSError) as error:
-            log.warning("cache read failed", extra={"dependency": self.name, "reason": _reason(error)})
+            raw = await self._op(lambda: self.client.get(key))
+        except DependencyUnavailable as error:
+            if error.reason != "circuit open":
+                log.warning("cache read failed", extra={"dependency": self.name, "reason": error.reason})
             return False, None
         return True, json.loads(raw) if raw is not None else None
 
     async def put(self, key: str, value: Any, ttl_seconds: int) -> bool:
         try:
-            await asyncio.wait_for(self.client.set(key, json.dumps(value), ex=ttl_seconds), self._timeout)
+            await self._op(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds))
             return True
-        except (aioredis.RedisError, asyncio.TimeoutError, OSError) as error:
-            log.warning("cache write failed", extra={"dependency": self.name, "reason": _reason(error)})
+        except DependencyUnavailable as error:
+            if error.reason != "circuit open":
+                log.warning("cache write failed", extra={"dependency": self.name, "reason": error.reason})
             return False
 
 
 class VectorStore:
-    """Milvus through pymilvus. The client blocks, so calls run in a worker thread under a timeout."""
+    """Milvus through pymilvus. The client blocks, so calls run in threads of this store's own (requests and
+    the health probe apart), under a timeout that is also passed to gRPC so a hung server frees its thread."""
 
     name = "milvus"
+    # Milvus answers a search on a collection that is not loaded (after its restart) with this code.
+    NOT_LOADED = 101
 
-    def __init__(self, url: str, timeout: float):
+    def __init__(self, url: str, timeout: float, probe_timeout: float, breaker: CircuitBreaker, workers: int = 8):
         self._url = url
         self._timeout = timeout
+        self._probe_timeout = probe_timeout
+        self.breaker = breaker
         self._client: Optional[MilvusClient] = None
         self._collection_ready = False
+        self._requests = ThreadPoolExecutor(workers, thread_name_prefix="milvus")
+        self._probes = ThreadPoolExecutor(1, thread_name_prefix="milvus-probe")
 
-    def _connect(self) -> MilvusClient:
+    def _connect(self, timeout: float) -> MilvusClient:
         if self._client is None:
-            self._client = MilvusClient(uri=self._url, timeout=self._timeout)
+            self._client = MilvusClient(uri=self._url, timeout=timeout)
         return self._client
 
-    async def _call(self, fn, timeout: Optional[float] = None) -> Any:
+    async def _in_thread(self, executor: ThreadPoolExecutor, fn: Callable[[], Any], timeout: float) -> Any:
+        def run():
+            try:
+                return fn()
+            except Exception:
+                # Drop the client here, in the worker: after an outage a fresh channel reconnects faster than a broken
+                # one, and a gRPC channel torn down on the event loop's thread can block it.
+                self._client = None
+                self._collection_ready = False
+                raise
+
+        loop = asyncio.get_running_loop()
+        # The request's context (its request id) goes with the call into the worker thread.
+        call = functools.partial(contextvars.copy_context().run, run)
         try:
-            return await asyncio.wait_for(asyncio.to_thread(fn), timeout or self._timeout * 5)
-        except DependencyUnavailable:
-            raise
+            return await asyncio.wait_for(loop.run_in_executor(executor, call), timeout)
         except Exception as error:  # pymilvus raises many types, grpc ones included
-            # Drop the client: after an outage a fresh channel reconnects faster than a broken one.
-            self._client = None
-            self._collection_ready = False
             raise DependencyUnavailable(self.name, _reason(error)) from None
+
+    async def _call(self, fn: Callable[[MilvusClient], Any]) -> Any:
+        def run():
+            client = self._connect(self._timeout)
+            self._ensure_collection(client)
+            try:
+                return fn(client)
+            except MilvusException as error:
+                if error.code != self.NOT_LOADED:
+                    raise
+                # Milvus restarted and released the collection: load it and answer this request too.
+                client.load_collection(COLLECTION, timeout=self._timeout)
+                log.warning("milvus collection was not loaded; loaded it", extra={"dependency": self.name})
+                return fn(client)
+
+        return await guarded(self.breaker, self.name, lambda: self._in_thread(self._requests, run, self._timeout * 2))
 
     async def close(self) -> None:
         if self._client is not None:
             client, self._client = self._client, None
             await asyncio.to_thread(client.close)
+        self._requests.shutdown(wait=False, cancel_futures=True)
+        self._probes.shutdown(wait=False, cancel_futures=True)
 
-    async def check(self) -> None:
-        await self._call(lambda: self._connect().get_server_version(timeout=self._timeout), self._timeout)
+    async def probe(self) -> None:
+        """Server answers and, when the collection exists, it is loaded (loaded here if Milvus restarted)."""
+
+        def run():
+            client = self._connect(self._probe_timeout)
+            client.get_server_version(timeout=self._probe_timeout)
+            if client.has_collection(COLLECTION, timeout=self._probe_timeout):
+                state = client.get_load_state(COLLECTION, timeout=self._probe_timeout)["state"]
+                if state.name == "NotLoad":
+                    client.load_collection(COLLECTION, timeout=self._timeout)
+                    log.warning("milvus collection was not loaded; loaded it", extra={"dependency": self.name})
+
+        await self._in_thread(self._probes, run, self._probe_timeout + self._timeout)
 
     def _ensure_collection(self, client: MilvusClient) -> None:
         if not self._collection_ready:
-            if not client.has_collection(COLLECTION):
-                client.create_collection(COLLECTION, dimension=VECTOR_DIMENSION, metric_type="L2", auto_id=False)
+            if not client.has_collection(COLLECTION, timeout=self._timeout):
+                client.create_collection(COLLECTION, dimension=VECTOR_DIMENSION, metric_type="L2", auto_id=False, timeout=self._timeout)
             self._collection_ready = True
 
-    async def add_listing(self, listing_id: int, vector: list[float], fields: dict) -> None:
-        def insert():
-            client = self._connect()
-            self._ensure_collection(client)
-            client.insert(COLLECTION, [{"id": listing_id, "vector": vector, **fields}])
+    async def upsert(self, listings: list[dict]) -> None:
+        """Listings (rows with id and VECTOR_FIELDS) into Milvus; by primary key, so a repeat changes nothing."""
+        data = [
+            {
+                "id": row["id"],
+                "vector": listing_vector(row["price"], row["area_sqm"], row["bedrooms"], row["latitude"], row["longitude"]),
+                **{k: row[k] for k in VECTOR_FIELDS},
+                "district": row["district"] or "",
+            }
+            for row in listings
+        ]
+        await self._call(lambda client: client.upsert(COLLECTION, data, timeout=self._timeout))
 
-        await self._call(insert)
-
-    async def search(self, vector: list[float], limit: int, city: Optional[str], max_price: Optional[float]) -> list[dict]:
-        conditions = []
+    async def search(self, vector: list[float], limit: int, city: Optional[str], max_price: float) -> list[dict]:
+        conditions = [f"price <= {float(max_price)!r}"]
         if city:
-            conditions.append(f"city == {json.dumps(city)}")
-        if max_price is not None:
-            conditions.append(f"price <= {float(max_price)}")
+            conditions.append(f"city == {string_literal(city)}")
 
-        def search():
-            client = self._connect()
-            self._ensure_collection(client)
+        def search(client: MilvusClient):
             result = client.search(
-                COLLECTION,
-                data=[vector],
-                limit=limit,
-                filter=" and ".join(conditions),
-                output_fields=["city", "district", "price", "area_sqm", "bedrooms"],
+                COLLECTION, data=[vector], limit=limit, filter=" and ".join(conditions), output_fields=list(VECTOR_FIELDS),
+                timeout=self._timeout,
             )
-            return [
-                {"listing_id": hit["id"], "distance": float(hit["distance"]), **hit["entity"]}
-                for hit in result[0]
-            ]
+            return [{"listing_id": hit["id"], "distance": float(hit["distance"]), **hit["entity"]} for hit in result[0]]
 
         return await self._call(search)
 

@@ -1,15 +1,20 @@
 """Real PostgreSQL, Redis and Milvus (milvus-lite) for the API tests, started once per session."""
 
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 APP_DIR = Path(__file__).resolve().parents[2] / "app"
 if str(APP_DIR) not in sys.path:
     sys.path.insert(0, str(APP_DIR))
 
-from tests.services import MilvusLiteServer, PostgresServer, RedisServer  # noqa: E402
+from real_estate_api.app import create_app  # noqa: E402
+from real_estate_api.config import load_settings  # noqa: E402
+from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port  # noqa: E402
 
 API_KEY = "test-api-key-0123456789abcdef"
 PROPERTIES = """\
@@ -65,4 +70,34 @@ def env(postgres, redis_server, milvus, properties_file):
         "API_KEY": API_KEY,
         "APP_PROPERTIES": str(properties_file),
         "BUILD_REVISION": "abc1234",
+        # Faster than production's 2 s / 5 s / 10 s so fault tests see state changes quickly.
+        "HEALTH_PROBE_INTERVAL_SECONDS": "0.2",
+        "BREAKER_RESET_SECONDS": "1",
+        "RECONCILE_INTERVAL_SECONDS": "0.5",
+        "VECTOR_TIMEOUT_SECONDS": "1",
     }
+
+
+@pytest.fixture
+def client(env):
+    """The app in-process (lifespan included) against the real servers."""
+    with TestClient(create_app(load_settings(env))) as test_client:
+        yield test_client
+
+
+
+
+@pytest.fixture
+def server(env):
+    """`uvicorn main:app` as the image runs it: (process, base URL); stdout and stderr together in process.stdout."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--timeout-graceful-shutdown", "25", "--no-access-log"],
+        cwd=APP_DIR, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    wait_for_port(port, 60)
+    yield process, f"http://127.0.0.1:{port}"
+    if process.poll() is None:
+        process.kill()
+        process.wait()

@@ -1,10 +1,7 @@
 """The service run as the image runs it: `uvicorn main:app`, JSON logs, graceful shutdown on SIGTERM."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -13,25 +10,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.app.conftest import API_KEY, APP_DIR
-from tests.services import free_port, wait_for_port
+from tests.app.conftest import API_KEY
 
 AUTH = {"X-API-Key": API_KEY}
-
-
-@pytest.fixture
-def server(env):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--timeout-graceful-shutdown", "25", "--no-access-log"],
-        cwd=APP_DIR, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    wait_for_port(port, 60)
-    yield process, f"http://127.0.0.1:{port}"
-    if process.poll() is None:
-        process.kill()
-        process.wait()
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(server, postgres):

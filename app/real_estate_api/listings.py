@@ -1,0 +1,76 @@
+"""Listing writes that converge: PostgreSQL is the system of record, Milvus an index of it.
+
+A write saves the row (idempotent under an `Idempotency-Key`), then upserts its vector and marks the row
+indexed. When Milvus fails in between, the row stays marked unindexed (an outbox) and the answer is 202:
+saved, not yet searchable. A background reconciler in every pod (one at a time, by advisory lock) upserts
+the unindexed rows; upserts by primary key make every repeat harmless, so the two stores converge whatever
+fails where. `listing_index_backlog` counts what is waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Optional
+
+from real_estate_api.metrics import Metrics
+from real_estate_api.stores import DependencyUnavailable, Stores
+
+log = logging.getLogger("real_estate_api.listings")
+
+RECONCILE_BATCH = 500
+# Rows younger than this are left to the request that is writing them.
+RECONCILE_SETTLE_SECONDS = 5.0
+
+
+class ListingIndex:
+    def __init__(self, stores: Stores, metrics: Metrics, interval: float):
+        self._stores = stores
+        self._metrics = metrics
+        self._interval = interval
+        self._task: Optional[asyncio.Task] = None
+
+    async def add(self, listing: dict, idempotency_key: Optional[str]) -> tuple[int, dict]:
+        row = await self._stores.postgres.add_listing(listing, idempotency_key)
+        indexed = row["indexed"]
+        if not indexed:
+            try:
+                await self._stores.vectors.upsert([row])
+                await self._stores.postgres.mark_indexed([row["id"]])
+                indexed = True
+            except DependencyUnavailable as error:
+                log.warning("listing saved, indexing deferred", extra={"listing_id": row["id"], "dependency": error.dependency, "reason": error.reason})
+        self._metrics.listing_writes.labels("indexed" if indexed else "deferred").inc()
+        status = 202 if not indexed else (201 if row["created"] else 200)
+        return status, {"id": row["id"], "indexed": indexed, "replayed": not row["created"]}
+
+    async def reconcile(self, settle_seconds: float = RECONCILE_SETTLE_SECONDS) -> int:
+        """Index what is waiting; returns how many rows were indexed."""
+        done = 0
+        while True:
+            n = await self._stores.postgres.reconcile(self._stores.vectors.upsert, RECONCILE_BATCH, settle_seconds)
+            done += n
+            if n < RECONCILE_BATCH:
+                break
+        self._metrics.listing_index_backlog.set(await self._stores.postgres.index_backlog())
+        if done:
+            log.info("listings reconciled", extra={"indexed": done})
+        return done
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="listing-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.reconcile()
+            except DependencyUnavailable as error:
+                log.info("reconcile postponed", extra={"dependency": error.dependency, "reason": error.reason})
+            except Exception:
+                log.exception("reconcile failed")

@@ -1,0 +1,98 @@
+"""Recommendations and their fault plan.
+
+    cache hit                → the cached answer (its source kept)
+    Milvus answers           → vector search (`source: vector`); hybrid re-ranks the 3 × top_k nearest by fit
+    Milvus down, slow, open  → the rule engine over PostgreSQL (`source: rules`, cached only briefly, so answers
+                               switch back to vectors soon after Milvus recovers)
+    both down                → 503 naming PostgreSQL
+
+Models: `content` ranks by vector similarity; `hybrid` by fit (ranking.py) among the most similar; `collaborative`
+has no interaction history in this service to learn from and ranks as `content` does. Every model and the rule engine
+keep to the budget (price ≤ budget). The answer does not depend on who asks, so the cache key leaves out user_id.
+
+When Redis comes back empty, `rebuild()` recomputes the most recently asked wishes into it (warm-up).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+
+from real_estate_api.metrics import Metrics
+from real_estate_api.ranking import RADIUS_KM, rank
+from real_estate_api.stores import DependencyUnavailable, Stores, listing_vector
+
+log = logging.getLogger("real_estate_api.recommendations")
+
+CACHE_TTL_SECONDS = {"vector": 300, "rules": 30}
+HYBRID_CANDIDATES = 3
+RULE_CANDIDATES = 200
+# Wishes remembered for the warm-up after Redis lost its data.
+RECENT_WISHES = 1000
+
+
+def cache_key(model: str, top_k: int, wish: dict) -> str:
+    question = {k: v for k, v in wish.items() if k != "user_id"}
+    return "rec:v2:" + hashlib.sha256(json.dumps([model, top_k, question], sort_keys=True).encode()).hexdigest()
+
+
+class Recommender:
+    def __init__(self, stores: Stores, metrics: Metrics):
+        self._stores = stores
+        self._metrics = metrics
+        self._recent: OrderedDict[str, tuple] = OrderedDict()
+
+    async def recommend(self, wish, model: str, top_k: int) -> dict:
+        key = cache_key(model, top_k, wish.model_dump())
+        self._remember(key, (wish, model, top_k))
+        available, cached = await self._stores.cache.get(key)
+        if cached is not None:
+            self._metrics.recommendation_cache.labels("hit").inc()
+            return {"cache": "hit", **cached}
+        self._metrics.recommendation_cache.labels("miss" if available else "unavailable").inc()
+        answer = await self._answer(wish, model, top_k)
+        if available:
+            await self._stores.cache.put(key, answer, CACHE_TTL_SECONDS[answer["source"]])
+        return {"cache": "miss" if available else "unavailable", **answer}
+
+    async def _answer(self, wish, model: str, top_k: int) -> dict:
+        try:
+            items = await self._vector(wish, model, top_k)
+            source = "vector"
+        except DependencyUnavailable as error:
+            if error.dependency != self._stores.vectors.name:
+                raise
+            items = rank(wish, await self._stores.postgres.candidates(
+                wish.city, wish.budget, wish.latitude, wish.longitude, RADIUS_KM, RULE_CANDIDATES), top_k)
+            source = "rules"
+        self._metrics.recommendation_source.labels(source).inc()
+        return {"source": source, "items": items}
+
+    async def _vector(self, wish, model: str, top_k: int) -> list[dict]:
+        vector = listing_vector(wish.budget, wish.area_sqm, wish.bedrooms, wish.latitude, wish.longitude)
+        if model == "hybrid":
+            hits = await self._stores.vectors.search(vector, min(100, top_k * HYBRID_CANDIDATES), wish.city, wish.budget)
+            return rank(wish, hits, top_k)
+        return await self._stores.vectors.search(vector, top_k, wish.city, wish.budget)
+
+    def _remember(self, key: str, question: tuple) -> None:
+        self._recent[key] = question
+        self._recent.move_to_end(key)
+        while len(self._recent) > RECENT_WISHES:
+            self._recent.popitem(last=False)
+
+    async def rebuild(self) -> None:
+        """Recompute the recently asked wishes into an empty cache, most recent first; stop at the first failure."""
+        rebuilt = 0
+        for key, (wish, model, top_k) in reversed(list(self._recent.items())):
+            try:
+                answer = await self._answer(wish, model, top_k)
+            except DependencyUnavailable:
+                break
+            if not await self._stores.cache.put(key, answer, CACHE_TTL_SECONDS[answer["source"]]):
+                break
+            rebuilt += 1
+        self._metrics.cache_rebuilt.inc(rebuilt)
+        log.info("cache rebuilt", extra={"entries": rebuilt})
