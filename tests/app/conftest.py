@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,12 @@ def env(postgres, redis_server, milvus, properties_file):
 
 @pytest.fixture
 def client(env):
-    """The app in-process (lifespan included) against the real servers."""
+    """The app in-process (lifespan included) against the real servers, once it reports every dependency up
+    (a test that restarted a server leaves pymilvus reconnecting for a second or two)."""
     with TestClient(create_app(load_settings(env))) as test_client:
+        deadline = time.monotonic() + 30
+        while test_client.get("/ready").json()["status"] != "ready" and time.monotonic() < deadline:
+            time.sleep(0.1)
         yield test_client
 
 

@@ -26,7 +26,7 @@ def test_valid_settings(base_env):
     settings = load_settings(base_env)
     assert settings.properties.recommendation_top_k == 3
     assert settings.properties.evaluation_confidence_threshold == 0.8
-    assert settings.properties.feature_enabled("valuation") and settings.properties.feature_enabled("unlisted")
+    assert settings.properties.feature_enabled("valuation") and settings.properties.feature_enabled("market_analysis")
 
 
 @pytest.mark.parametrize(
@@ -40,6 +40,12 @@ def test_valid_settings(base_env):
         ("API_KEY", "short", "API_KEY must be set to at least 16"),
         ("APP_PROPERTIES", "/nonexistent/app.properties", "/nonexistent/app.properties does not exist"),
         ("READINESS_TIMEOUT_SECONDS", "soon", "READINESS_TIMEOUT_SECONDS must be a number"),
+        ("REDIS_URL", f"redis://:{SECRET_PASSWORD}@cache:port/0", "REDIS_URL must be a URL"),
+        ("DATABASE_URL", f"postgresql://app:{SECRET_PASSWORD}@db:99999/x", "DATABASE_URL must be a URL"),
+        ("DATABASE_URL", f"postgresql://app:{SECRET_PASSWORD}@[db/x", "DATABASE_URL must be a URL"),
+        ("APP_PROPERTIES", "/tmp", "APP_PROPERTIES: /tmp is a directory, not a properties file"),
+        ("MAX_BODY_BYTES", "0", "MAX_BODY_BYTES must be a whole number from 1 to 10485760"),
+        ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "nan", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be between 0 and 30"),
     ],
 )
 def test_bad_environment_is_named(base_env, name, value, expected):
@@ -63,6 +69,16 @@ def test_bad_environment_is_named(base_env, name, value, expected):
         ("evaluation.model=xgboost", "", "evaluation.model is required"),
         ("feature.valuation.enabled=true", "feature.valuation.enabled=yes", "feature.valuation.enabled must be true or false"),
         ("app.version=1.4.2", "app.version", "expected key=value"),
+        # A typo must not silently do nothing.
+        ("feature.valuation.enabled=true", "feature.valuaton.enabled=false", ":11: unknown key 'feature.valuaton.enabled'"),
+        ("recommendation.top_k=3", "recommendation.topk=3", ":5: unknown key 'recommendation.topk'"),
+        ("app.name=real-estate-ai", "app.name=real-estate-ai\napp.name=other", ":2: app.name is set twice"),
+        ("grey_release.percent=0", "grey_release.percent=0\ngrey_release.features=valuation,pricing",
+         "grey_release.features names unknown features: pricing"),
+        ("grey_release.percent=0", "grey_release.percent=0\ngrey_release.header=X Bad", "grey_release.header must be an HTTP header name"),
+        ("grey_release.percent=0", "grey_release.percent=0\nab_test.enabled=true\nab_test.variant_b.recommendation_model=hybrid",
+         "ab_test.variant_b.recommendation_model must differ from recommendation.model \\(hybrid\\)"),
+        ("grey_release.percent=0", "grey_release.percent=101", "grey_release.percent must be between 0 and 100, got 101"),
     ],
 )
 def test_bad_properties_are_named(base_env, properties_file, line, replacement, expected):
