@@ -35,7 +35,10 @@ def render_properties(settings: AppConfigSettings, version: str, environment: st
         ("grey_release.enabled", str(settings.grey_release.enabled).lower()),
         ("grey_release.percent", str(settings.grey_release.percent)),
         ("grey_release.header", settings.grey_release.header),
+        ("grey_release.features", ",".join(settings.grey_release.features)),
     ]
+    if settings.ab_test.variant_b.recommendation_model:
+        entries.append(("ab_test.variant_b.recommendation_model", settings.ab_test.variant_b.recommendation_model))
     entries += [(f"feature.{name}.enabled", str(enabled).lower()) for name, enabled in sorted(settings.features.items())]
     for key, value in entries:
         # Validation already refuses such values; the builder refuses them again, so no value can add a line.

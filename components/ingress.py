@@ -13,6 +13,9 @@ from components.workload import labels
 from components.component import Component
 
 NAME = "api"
+# Only what users and release checks call: the business API, the version and readiness. /metrics (scraped inside the
+# cluster), /docs, /openapi.json and /health stay off the public route.
+PUBLIC_PATHS = (("/v1/", "Prefix"), ("/version", "Exact"), ("/ready", "Exact"))
 
 
 def tls_secret_name(settings: IngressSettings) -> str:
@@ -45,10 +48,11 @@ class Ingress(Component):
                     "http": {
                         "paths": [
                             {
-                                "path": "/",
-                                "pathType": "Prefix",
+                                "path": path,
+                                "pathType": path_type,
                                 "backend": {"service": {"name": args.service_name, "port": {"number": args.service_port}}},
                             }
+                            for path, path_type in PUBLIC_PATHS
                         ]
                     },
                 }

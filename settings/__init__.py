@@ -267,8 +267,11 @@ class BackupSettings(Settings):
     milvus: MilvusBackupSettings = MilvusBackupSettings()
 
 
+RecommendationModel = Literal["hybrid", "collaborative", "content"]
+
+
 class RecommendationSettings(Settings):
-    model: Literal["hybrid", "collaborative", "content"] = "hybrid"
+    model: RecommendationModel = "hybrid"
     top_k: Annotated[int, Field(ge=1, le=100)] = 10
 
 
@@ -277,34 +280,45 @@ class EvaluationSettings(Settings):
     confidence_threshold: Annotated[float, Field(gt=0, le=1)] = 0.8
 
 
+class VariantBSettings(Settings):
+    # What variant B does differently: its recommendation model (variant A uses recommendation.model).
+    recommendation_model: Optional[RecommendationModel] = None
+
+
 class AbTestSettings(Settings):
+    """Users are split sticky (a hash of their id, app/real_estate_api/assignment.py) into variants A and B."""
+
     enabled: bool = False
-    # Share of traffic that sees variant B.
+    # Share of users that see variant B.
     variant_b_percent: Percent = 0
+    variant_b: VariantBSettings = VariantBSettings()
+
+
+# The feature switches the API knows (app/real_estate_api/config.py FEATURES; a test keeps the two equal).
+FEATURES = ("recommendation", "valuation", "market_analysis")
+
+
+def _check_feature_names(names) -> Any:
+    unknown = [name for name in names if name not in FEATURES]
+    if unknown:
+        raise ValueError(f"unknown feature '{unknown[0]}'; the API knows {', '.join(FEATURES)}")
+    return names
 
 
 class GreyReleaseSettings(Settings):
+    """The in-app grey release: `features` are on for `percent` % of users (sticky); testers send `header: on|off`."""
+
     enabled: bool = False
     percent: Percent = 0
-    # Requests carrying this header are always routed to the grey release.
     header: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")] = "X-Grey-Release"
-
-
-_FEATURE_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-
-
-def _check_features(value: dict[str, bool]) -> dict[str, bool]:
-    for name in value:
-        if not _FEATURE_NAME_RE.fullmatch(name):
-            raise ValueError(f"feature name '{name}' must be snake_case: lower-case letters, digits and '_'")
-    return value
+    features: Annotated[list[str], AfterValidator(_check_feature_names)] = []
 
 
 class AppConfigSettings(Settings):
     name: Text = "real-estate-ai"
     recommendation: RecommendationSettings = RecommendationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
-    features: Annotated[dict[str, bool], AfterValidator(_check_features)] = {
+    features: Annotated[dict[str, bool], AfterValidator(_check_feature_names)] = {
         "recommendation": True,
         "valuation": True,
         "market_analysis": True,

@@ -190,6 +190,9 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
     grey = config.app_config.grey_release
     if grey.enabled and grey.percent == 0:
         result.append(f"{_key('appConfig.greyRelease.percent')}: must be above 0 when the grey release is enabled")
+    if grey.enabled and not grey.features:
+        result.append(f"{_key('appConfig.greyRelease.features')}: name the features in the grey release when it is enabled")
+    result += ab_test_rules(config)
     if byte_count(config.redis.maxmemory) >= byte_count(config.redis.resources.limits.memory):
         result.append(
             f"{_key('redis.maxmemory')}: {config.redis.maxmemory} must be below redis.resources.limits.memory "
@@ -216,4 +219,20 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
     result += connection_budget(config)
     if config.backups.enabled:
         result += backup_schedules(config)
+    return result
+
+
+def ab_test_rules(config: "PlatformConfig") -> list[str]:
+    """An enabled A/B test needs users in variant B and something that differs for them."""
+    ab, model = config.app_config.ab_test, config.app_config.recommendation.model
+    if not ab.enabled:
+        return []
+    result = []
+    if ab.variant_b_percent == 0:
+        result.append(f"{_key('appConfig.abTest.variantBPercent')}: must be above 0 when the A/B test is enabled")
+    if ab.variant_b.recommendation_model in (None, model):
+        result.append(
+            f"{_key('appConfig.abTest.variantB.recommendationModel')}: must name a model other than "
+            f"appConfig.recommendation.model ({model}) when the A/B test is enabled"
+        )
     return result

@@ -52,3 +52,45 @@ def test_no_value_can_add_a_line_to_app_properties():
     hostile = AppConfigSettings.model_construct(**{**AppConfigSettings().__dict__, "name": "estate\nfeature.valuation.enabled=false"})
     with pytest.raises(ValueError, match="would not be one line"):
         render_properties(hostile, "1.0.0", "prod")
+
+
+def test_the_api_accepts_the_properties_of_every_stack(rendered_stacks, tmp_path):
+    """The consumer reads what the program renders: the API's own loader, unknown keys refused."""
+    import sys
+
+    from tests.app.conftest import APP_DIR
+
+    sys.path.insert(0, str(APP_DIR))
+    from real_estate_api.config import load_properties
+
+    for stack, rendered in rendered_stacks.items():
+        path = tmp_path / f"{stack}.properties"
+        path.write_text(rendered.find("ConfigMap", "api-config")["data"]["app.properties"])
+        properties = load_properties(path)
+        assert properties.environment == stack
+    test = load_properties(tmp_path / "test.properties")
+    assert test.ab_test.enabled and test.ab_test.variant_b_percent == 10 and test.ab_test.variant_b_model == "content"
+
+
+def test_the_settings_know_exactly_the_apis_features():
+    import sys
+
+    from settings import FEATURES
+    from tests.app.conftest import APP_DIR
+
+    sys.path.insert(0, str(APP_DIR))
+    from real_estate_api import config
+
+    assert set(FEATURES) == config.FEATURES
+
+
+def test_grey_release_features_and_the_variant_b_model_are_rendered():
+    from settings import AbTestSettings, VariantBSettings
+
+    settings = AppConfigSettings(
+        ab_test=AbTestSettings(enabled=True, variant_b_percent=25, variant_b=VariantBSettings(recommendation_model="content")),
+        grey_release=GreyReleaseSettings(enabled=True, percent=5, features=["valuation", "market_analysis"]),
+    )
+    props = _properties(render_properties(settings, "1.0.0", "test"))
+    assert props["ab_test.variant_b.recommendation_model"] == "content" and props["ab_test.variant_b_percent"] == "25"
+    assert props["grey_release.features"] == "valuation,market_analysis" and props["grey_release.percent"] == "5"
