@@ -40,7 +40,9 @@ def connection_budget(config: "PlatformConfig") -> list[str]:
     """Every connection the API can open must find a server slot, through PgBouncer or directly."""
     pg = config.postgres
     available = pg.max_connections - RESERVED_CONNECTIONS
-    api_connections = max_api_pods(config) * config.api.database_pool_size
+    # Each pod holds its pool plus one connection of its own for the health probe (app/real_estate_api/health.py).
+    per_pod = config.api.database_pool_size + 1
+    api_connections = max_api_pods(config) * per_pod
     problems = []
     if pg.pgbouncer.enabled:
         bouncer = pg.pgbouncer
@@ -54,12 +56,13 @@ def connection_budget(config: "PlatformConfig") -> list[str]:
         # The Service may send every client to one PgBouncer pod.
         if api_connections > bouncer.max_client_conn:
             problems.append(
-                f"{_key('postgres.pgbouncer.maxClientConn')}: {max_api_pods(config)} API pods × databasePoolSize "
-                f"{config.api.database_pool_size} = {api_connections} client connections, above maxClientConn {bouncer.max_client_conn}"
+                f"{_key('postgres.pgbouncer.maxClientConn')}: {max_api_pods(config)} API pods × (databasePoolSize "
+                f"{config.api.database_pool_size} + 1 probe) = {api_connections} client connections, above maxClientConn "
+                f"{bouncer.max_client_conn}"
             )
     elif api_connections > available:
         problems.append(
-            f"{_key('api.databasePoolSize')}: {max_api_pods(config)} API pods × {config.api.database_pool_size} = "
+            f"{_key('api.databasePoolSize')}: {max_api_pods(config)} API pods × ({config.api.database_pool_size} + 1 probe) = "
             f"{api_connections} connections, above the {available} that postgres.maxConnections {pg.max_connections} "
             f"leaves after {RESERVED_CONNECTIONS} reserved; lower the pool, raise maxConnections or enable PgBouncer"
         )

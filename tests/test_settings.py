@@ -124,7 +124,7 @@ MALFORMED = [
     ("postgres.patroni.syncPeriodSeconds", 0, "real-estate-ai:postgres.patroni.syncPeriodSeconds"),
     ("postgres.pgbouncer.enabled", False, "real-estate-ai:postgres.pgbouncer.enabled"),
     ("postgres.pgbouncer.defaultPoolSize", 61, "real-estate-ai:postgres.pgbouncer.defaultPoolSize"),  # 3 × 61 > 200 - 20
-    ("postgres.pgbouncer.maxClientConn", 99, "real-estate-ai:postgres.pgbouncer.maxClientConn"),  # 10 pods × 10
+    ("postgres.pgbouncer.maxClientConn", 109, "real-estate-ai:postgres.pgbouncer.maxClientConn"),  # 10 pods × (10 + 1 probe)
     ("postgres.pgbouncer.poolMode", "statement", "real-estate-ai:postgres.pgbouncer.poolMode"),
     ("postgres.user", "real_estate", "real-estate-ai:postgres.user"),
     ("postgres.user", "Admin", "real-estate-ai:postgres.user"),
@@ -451,3 +451,11 @@ def test_build_revision_is_safe_for_a_tag_and_a_label(monkeypatch, given, expect
         assert result and all(c.isalnum() for c in result)
     else:
         assert result == expected
+
+
+def test_the_connection_budget_counts_each_pods_probe_connection():
+    config = decoded_config("prod")
+    assert config["real-estate-ai:api"]["autoscaling"]["maxReplicas"] == 10 and config["real-estate-ai:api"].get("databasePoolSize", 10) == 10
+    _load("prod", with_value(config, "postgres.pgbouncer.maxClientConn", 110))  # exactly 10 × (10 + 1)
+    with pytest.raises(StackConfigError, match=r"10 API pods × \(databasePoolSize 10 \+ 1 probe\) = 110 client connections, above maxClientConn 109"):
+        _load("prod", with_value(config, "postgres.pgbouncer.maxClientConn", 109))
