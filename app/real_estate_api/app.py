@@ -103,6 +103,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         Cache(settings.redis_url, timeout, breaker("redis")),
         VectorStore(settings.milvus_url, settings.vector_timeout, timeout, breaker("milvus")),
     )
+    for store in stores.all():
+        store.observe = metrics.dependency_duration.labels(store.name).observe
     recommender = Recommender(stores, metrics)
     listings = ListingIndex(stores, metrics, settings.reconcile_interval)
     health = HealthMonitor(stores, metrics, settings.probe_interval, timeout, recommender.rebuild)

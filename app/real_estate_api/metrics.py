@@ -59,6 +59,10 @@ class Metrics:
         self.dependency_up = Gauge(
             "dependency_up", "1 when the dependency answered the last readiness check in time, else 0.", ["dependency"], registry=r,
         )
+        self.dependency_duration = Histogram(
+            "dependency_request_duration_seconds", "Time of each call to a dependency from a request (probes excluded).",
+            ["dependency"], buckets=LATENCY_BUCKETS, registry=r,
+        )
         self.circuit_state = Gauge(
             "dependency_circuit_state", "Circuit breaker per dependency: 0 closed, 1 half-open (one trial call), 2 open (failing fast).",
             ["dependency"], registry=r,

@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import math
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -128,11 +129,13 @@ def string_literal(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-async def guarded(breaker: CircuitBreaker, dependency: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `call` unless the breaker is open, and report its outcome: DependencyUnavailable is an outage;
-    any other error means the dependency answered (about this call), so it counts as up."""
+async def guarded(store, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `call` unless the store's breaker is open, time it, and report its outcome: DependencyUnavailable is an
+    outage; any other error means the dependency answered (about this call), so it counts as up."""
+    breaker = store.breaker
     if not breaker.allow():
-        raise DependencyUnavailable(dependency, "circuit open")
+        raise DependencyUnavailable(store.name, "circuit open")
+    started = time.perf_counter()
     try:
         result = await call()
     except DependencyUnavailable:
@@ -144,12 +147,20 @@ async def guarded(breaker: CircuitBreaker, dependency: str, call: Callable[[], A
     except Exception:
         breaker.success()
         raise
+    finally:
+        store.observe(time.perf_counter() - started)
     breaker.success()
     return result
 
 
+def _ignore(_: float) -> None:
+    pass
+
+
 class Postgres:
     name = "postgres"
+    # Called with the seconds each call took (the API sets it to a histogram).
+    observe: Callable[[float], None] = staticmethod(_ignore)
 
     def __init__(self, url: str, timeout: float, pool_size: int, statement_timeout: float, breaker: CircuitBreaker):
         self._url = url
@@ -212,7 +223,7 @@ class Postgres:
                 raise DependencyUnavailable(self.name, _reason(error)) from None
 
         try:
-            return await guarded(self.breaker, self.name, execute)
+            return await guarded(self, execute)
         except _Slow:
             raise DependencyUnavailable(self.name, "statement timeout") from None
 
@@ -260,7 +271,7 @@ class Postgres:
             except (psycopg.OperationalError, PoolTimeout, OSError) as error:
                 raise DependencyUnavailable(self.name, _reason(error)) from None
 
-        return await guarded(self.breaker, self.name, execute)
+        return await guarded(self, execute)
 
     async def price_per_sqm_quartiles(self, city: str, district: Optional[str]) -> Optional[dict]:
         """Count and quartiles of price per m² over the district when it has at least 3 listings, else the city:
@@ -332,6 +343,8 @@ class Cache:
     """Redis as a cache: every failure is reported to the caller as None/False so it can degrade."""
 
     name = "redis"
+    # Called with the seconds each call took (the API sets it to a histogram).
+    observe: Callable[[float], None] = staticmethod(_ignore)
     # Written when the cache is (re)built; its absence on a reachable Redis means Redis came back empty.
     SENTINEL = "cache:built"
 
@@ -350,7 +363,7 @@ class Cache:
             raise DependencyUnavailable(self.name, _reason(error)) from None
 
     async def _op(self, call: Callable[[], Awaitable[Any]]) -> Any:
-        return await guarded(self.breaker, self.name, lambda: self._unguarded(call))
+        return await guarded(self, lambda: self._unguarded(call))
 
     async def probe(self) -> bool:
         """True when Redis answers and still holds the cache it had; False when it answers empty. Past the breaker:
@@ -385,6 +398,8 @@ class VectorStore:
     the health probe apart), under a timeout that is also passed to gRPC so a hung server frees its thread."""
 
     name = "milvus"
+    # Called with the seconds each call took (the API sets it to a histogram).
+    observe: Callable[[float], None] = staticmethod(_ignore)
     # Milvus answers a search on a collection that is not loaded (after its restart) with this code.
     NOT_LOADED = 101
 
@@ -436,7 +451,7 @@ class VectorStore:
                 log.warning("milvus collection was not loaded; loaded it", extra={"dependency": self.name})
                 return fn(client)
 
-        return await guarded(self.breaker, self.name, lambda: self._in_thread(self._requests, run, self._timeout * 2))
+        return await guarded(self, lambda: self._in_thread(self._requests, run, self._timeout * 2))
 
     async def close(self) -> None:
         if self._client is not None:

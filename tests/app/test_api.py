@@ -82,6 +82,7 @@ def test_recommendations_rank_by_similarity_within_budget_and_use_the_cache(clie
     assert [item["listing_id"] for item in body["items"]] == [mid, cheap]  # 5M is over budget
     assert all(item["city"] == city for item in body["items"])
 
+    assert metric(client, "dependency_request_duration_seconds_count", dependency="milvus") >= 1
     second = client.post("/v1/recommendations", json=wish, headers=AUTH).json()
     assert second["cache"] == "hit" and second["items"] == body["items"]
     assert metric(client, "recommendation_requests_total", model="hybrid") == requests_before + 2
