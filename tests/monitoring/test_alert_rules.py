@@ -100,6 +100,9 @@ CASES = [
     Case("ApiDatabaseUnreachable", _dependency("postgres", 0, 0), _dependency("postgres", 0, 1), "5m"),
     Case("ApiModelServiceUnreachable", _dependency("milvus", 0, 0), _dependency("milvus", 1, 0), "5m"),
     Case("ApiCacheUnreachable", _dependency("redis", 0, 0), _dependency("redis", 0, 1), "10m"),
+    Case("ListingIndexBacklog",
+         {f'listing_index_backlog{{job="api", namespace="{NS}", pod="api-{i}"}}': "1x40" for i in range(2)},
+         {f'listing_index_backlog{{job="api", namespace="{NS}", pod="api-{i}"}}': f"{1 - i}x40" for i in range(2)}, "35m"),
     # 1.2 % of user requests fail vs 0.8 % — and 50 failing probes a minute do not count.
     Case("ApiErrorRateHigh", _requests(988, 12), _requests(992, 8, probe_errors=50), "15m"),
     # p99 by interpolation in the (1 s, 2.5 s] bucket: 2.05 s vs 1.9 s.
