@@ -14,6 +14,7 @@ from components import backups as backups_module
 from components import milvus as milvus_module
 from components import pgbackrest
 from components import postgres as postgres_module
+from components import postgres_exporter as postgres_exporter_module
 from components import redis as redis_module
 from components.api import HTTP_PORT, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
 from components.component import Component
@@ -36,6 +37,7 @@ from components.network_policies import (
     Pods,
 )
 from components.postgres import Postgres, PostgresArgs
+from components.postgres_exporter import PostgresExporter, PostgresExporterArgs
 from components.postgres_operator import PostgresOperator, PostgresOperatorArgs
 from components.redis import Redis, RedisArgs
 from components.secrets import PlatformSecrets, SecretsArgs
@@ -60,6 +62,8 @@ FLOWS = [
     Flow(PG_INSTANCES, PG_REPO_HOST, postgres_module.PGBACKREST_PORT),
     Flow(PG_REPO_HOST, PG_INSTANCES, postgres_module.PGBACKREST_PORT),
     Flow(PG_BACKREST_PODS, PG_REPO_HOST, postgres_module.PGBACKREST_PORT),
+    # The exporter reads statistics on the primary.
+    Flow(postgres_exporter_module.NAME, PG_INSTANCES, postgres_module.PORT),
 ]
 # The API reaches PostgreSQL through PgBouncer where it runs.
 API_TO_BOUNCER = [Flow("api", PG_BOUNCER, postgres_module.PORT), Flow(PG_BOUNCER, PG_INSTANCES, postgres_module.PORT)]
@@ -88,6 +92,7 @@ OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, bac
 # What the monitoring namespace reaches: Prometheus the metrics ports, Alertmanager the DingTalk bridge.
 METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
                  MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
+                 MetricsPort(postgres_exporter_module.NAME, postgres_exporter_module.PORT),
                  MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
 
 
@@ -200,6 +205,15 @@ class Platform(Component):
             PostgresArgs(ns, stack, c.postgres, c.backups, c.protect_data, offsite_config),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=cluster_dependencies),
         )
+        PostgresExporter(
+            "postgres-exporter",
+            PostgresExporterArgs(
+                namespace=ns, namespace_name=ns_name, stack=stack, image=c.postgres.exporter_image,
+                primary_service=f"{postgres_module.NAME}-primary", port=postgres_module.PORT,
+                user_secret=postgres_module.user_secret_name(postgres_exporter_module.ROLE),
+            ),
+            opts=child,
+        )
         app_config = AppConfig(
             "app-config",
             AppConfigArgs(ns, stack, c.environment, c.api.version, c.app_config),
@@ -297,7 +311,7 @@ class Platform(Component):
                     settings=c.monitoring,
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
                                    if settings.secrets.get(key) is not None and alerting_.notify},
-                    scrape={"api": "http", "milvus": "metrics", "redis": "metrics"},
+                    scrape={"api": "http", "milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                 ),
                 opts=monitoring_opts,

@@ -15,7 +15,7 @@ import pulumi_kubernetes as k8s
 
 from settings import BackupSettings, PostgresSettings, byte_count, make_resources
 from settings.postgres import OPERATOR_VERSION
-from components import pgbackrest
+from components import pgbackrest, postgres_exporter
 from components.workload import claim_spec, labels
 from components.component import Component
 
@@ -41,6 +41,12 @@ MiB = 2**20
 def user_secret_name(user: str) -> str:
     """The Secret the operator writes for the API's role: user, password, host, port, dbname, uri, pgbouncer-uri."""
     return f"{NAME}-pguser-{user}"
+
+
+# Run once by the operator (as superuser) after the cluster is up: the exporter's role may read every statistic.
+INIT_SQL_CONFIG_MAP = "postgres-init-sql"
+INIT_SQL_KEY = "init.sql"
+INIT_SQL = f"GRANT pg_monitor TO {postgres_exporter.ROLE};\n"
 
 
 def repo1_claim_name() -> str:
@@ -121,7 +127,12 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
         "imagePullPolicy": "Always",
         "postgresVersion": pg.version,
         "port": PORT,
-        "users": [{"name": pg.user, "databases": [pg.database], "grantPublicSchemaAccess": True}],
+        "users": [
+            {"name": pg.user, "databases": [pg.database], "grantPublicSchemaAccess": True},
+            # The exporter's login: no database of its own (it reads statistics in `postgres`), pg_monitor by INIT_SQL.
+            {"name": postgres_exporter.ROLE},
+        ],
+        "databaseInitSQL": {"name": INIT_SQL_CONFIG_MAP, "key": INIT_SQL_KEY},
         "instances": [instance],
         "patroni": {
             # ops/postgres/switchover.sh triggers one with an annotation; the program owns this switch.
@@ -241,6 +252,12 @@ class Postgres(Component):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             offsite_secret = secret.metadata.name
+        init_sql = k8s.core.v1.ConfigMap(
+            self.child_name("init-sql"),
+            metadata={"name": INIT_SQL_CONFIG_MAP, "namespace": args.namespace, "labels": meta_labels},
+            data={INIT_SQL_KEY: INIT_SQL},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         spec = cluster_spec(args.settings, args.backups, OFFSITE_SECRET if offsite_secret else None)
         self.cluster = k8s.apiextensions.CustomResource(
             self.child_name("cluster"),
@@ -260,7 +277,7 @@ class Postgres(Component):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=args.protect,
-                depends_on=[secret] if offsite_secret else None,
+                depends_on=[init_sql, secret] if offsite_secret else [init_sql],
             ),
         )
         self.service_name = pulumi.Output.from_input(f"{NAME}-pgbouncer" if args.settings.pgbouncer.enabled else f"{NAME}-primary")

@@ -49,7 +49,8 @@ def _check_repo_path(value: str) -> str:
 
 
 # Names the operator keeps for itself: asking for `postgres` would hand the API the superuser.
-RESERVED_ROLES = frozenset({"postgres", "monitor", "pgbouncer", "replicator", "ccp_monitoring"})
+# The operator's roles, and ours: `metrics` is the PostgreSQL exporter's (components/postgres_exporter.py).
+RESERVED_ROLES = frozenset({"postgres", "monitor", "pgbouncer", "replicator", "ccp_monitoring", "metrics"})
 
 
 def _check_not_reserved(value: str) -> str:
@@ -157,6 +158,8 @@ class PostgresSettings(Settings):
     zone_spread: Literal["required", "preferred"] = "preferred"
     patroni: PatroniSettings = PatroniSettings()
     pgbouncer: PgBouncerSettings = PgBouncerSettings()
+    # prometheus-community's postgres_exporter: the operator ships none without PMM (README, image evidence).
+    exporter_image: Image = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"
     restore_from: Optional[RestoreFromSettings] = None
 
     @model_validator(mode="after")

@@ -111,7 +111,32 @@ class PostgresServer:
         )
         return result.stdout.strip()
 
+    def _processes(self) -> list[int]:
+        """The postmaster and every process it forked (backends, checkpointer, walwriter, …)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # pid (comm) state ppid …: comm may hold spaces, so split after its closing parenthesis.
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == postmaster:
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def pause(self) -> None:
+        """Hang the whole server (SIGSTOP to every process): connections stay open and nothing answers."""
+        for pid in self._processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._processes():
+            os.kill(pid, signal.SIGCONT)
+
     def cleanup(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.resume()
         self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
 

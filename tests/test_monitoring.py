@@ -63,9 +63,9 @@ def test_monitoring_objects_pass_the_operators_schemas(stack, rendered_stacks):
 def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     monitors = _of(rendered, "ServiceMonitor")
-    assert set(monitors) == {"api", "milvus", "redis"}
+    assert set(monitors) == {"api", "milvus", "redis", "postgres-exporter"}
     services = _of(rendered, "Service").values()
-    for name, port in (("api", "http"), ("milvus", "metrics"), ("redis", "metrics")):
+    for name, port in (("api", "http"), ("milvus", "metrics"), ("redis", "metrics"), ("postgres-exporter", "metrics")):
         service = rendered.find("Service", name)
         selector = monitors[name]["spec"]["selector"]
         # Exactly the client Service: a headless twin with the same pods would be scraped twice.

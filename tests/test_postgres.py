@@ -17,7 +17,7 @@ from components.postgres import (
 )
 from settings import BackupSettings, OffsiteSettings, PatroniSettings, PgBouncerSettings, PostgresSettings, byte_count, cron
 from tests.crd_schemas import errors
-from tests.harness import STACKS, containers, decoded_config, encode_config, env_value, run_component, with_value
+from tests.harness import STACKS, containers, decoded_config, encode_config, env_value, pod_spec, run_component, with_value
 from tools.render import render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -74,8 +74,10 @@ def test_dev_is_one_instance_straight_to_the_primary(rendered_stacks):
 def test_the_api_connects_through_pgbouncer_as_its_own_role(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     spec = _cluster(rendered)["spec"]
-    (user,) = spec["users"]
+    user, exporter = spec["users"]
     config = decoded_config(stack)["real-estate-ai:postgres"]
+    # The exporter's role: no database, no role attributes; pg_monitor comes from the init SQL.
+    assert exporter == {"name": "metrics"}
     assert user["name"] == "realestate" and user["databases"] == ["real_estate"]
     # A plain role: no role attributes granted (the operator creates it NOSUPERUSER).
     assert "options" not in user
@@ -223,3 +225,21 @@ def test_a_long_namespace_still_gets_a_valid_release_name():
     long = "n" * 63
     assert len(release_name(long)) == 53 and release_name(long) != release_name("n" * 62)
     assert release_name("real-estate") == "pgo-real-estate"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_exporter_reads_the_primary_as_its_own_monitoring_role(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    spec = _cluster(rendered)["spec"]
+    init = rendered.find("ConfigMap", spec["databaseInitSQL"]["name"])
+    assert init["data"][spec["databaseInitSQL"]["key"]] == "GRANT pg_monitor TO metrics;\n"
+    (exporter,) = containers(rendered.find("Deployment", "postgres-exporter"))
+    assert exporter["image"].startswith("quay.io/prometheuscommunity/postgres-exporter:v")
+    namespace = rendered.find("Deployment", "postgres-exporter")["metadata"]["namespace"]
+    assert env_value(exporter, "DATA_SOURCE_URI")["value"] == f"postgres-primary.{namespace}.svc.cluster.local:5432/postgres?sslmode=require"
+    assert env_value(exporter, "DATA_SOURCE_USER_FILE")["value"] == "/etc/postgres-exporter/user"
+    assert env_value(exporter, "DATA_SOURCE_PASS_FILE")["value"] == "/etc/postgres-exporter/password"
+    (volume,) = pod_spec(rendered.find("Deployment", "postgres-exporter"))["volumes"]
+    assert volume["secret"]["secretName"] == "postgres-pguser-metrics"
+    assert {i["key"] for i in volume["secret"]["items"]} == {"user", "password"}
+    assert rendered.find("Service", "postgres-exporter")["spec"]["ports"][0]["port"] == 9187

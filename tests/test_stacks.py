@@ -102,6 +102,8 @@ def _secret_keys(objects, stack):
     # Written by the operator for the API's role (percona-postgresql-operator v3.0.0, internal/postgres/users.go).
     user = decoded_config(stack)["real-estate-ai:postgres"].get("user", "realestate")
     keys[user_secret_name(user)] = {"user", "password", "host", "port", "dbname", "uri", "pgbouncer-uri", "pgbouncer-host"}
+    # The exporter's role has no database: no dbname or uri keys.
+    keys[user_secret_name("metrics")] = {"user", "password", "verifier", "host", "port"}
     return keys
 
 

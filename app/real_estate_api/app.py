@@ -32,6 +32,10 @@ log = logging.getLogger("real_estate_api")
 
 PLACE = r"^[\w][\w .'-]{0,63}$"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The `method` label's values: anything else is counted as "other", so a client cannot grow the series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# nginx's status for a client that went away before the answer: recorded, never sent.
+CLIENT_CLOSED = 499
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:-]{1,128}$"
 # A valuation within 10 % of the reported actual price counts as accurate (the spec's accuracy metric).
 ACCURATE_WITHIN = 0.10
@@ -152,7 +156,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
 
     @app.exception_handler(_Reject)
     async def rejected(_: Request, error: _Reject):
-        return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status)
+        return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status, headers=error.headers)
 
     @app.exception_handler(FeedbackRefused)
     async def feedback_refused(_: Request, error: FeedbackRefused):
@@ -165,7 +169,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
 
     def require(assignment: Assignment, name: str) -> None:
         if not assignment.feature_on(props, name):
-            raise _Reject(404, f"feature '{name}' is disabled")
+            raise _Reject(404, f"feature '{name}' is disabled", assignment.headers())
 
     @app.get("/health")
     async def health_endpoint():
@@ -283,6 +287,7 @@ class GuardRequests:
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
+                scope["client_closed"] = True
                 return
             body += message.get("body", b"")
             more = message.get("more_body", False)
@@ -338,7 +343,9 @@ class ObserveRequests:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = route.path if route is not None else "unmatched"
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            if not response_started and scope.get("client_closed"):
+                status = CLIENT_CLOSED
             self.metrics.http_in_flight.dec()
             self.metrics.http_requests.labels(method, template, str(status)).inc()
             self.metrics.http_duration.labels(method, template).observe(elapsed)
@@ -349,7 +356,8 @@ class ObserveRequests:
 class _Reject(Exception):
     """A client error with a clear message."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers

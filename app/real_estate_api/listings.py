@@ -1,8 +1,8 @@
 """Listing writes that converge: PostgreSQL is the system of record, Milvus an index of it.
 
-A write saves the row (idempotent under an `Idempotency-Key`), then upserts its vector and marks the row
-indexed. When Milvus fails in between, the row stays marked unindexed (an outbox) and the answer is 202:
-saved, not yet searchable. A background reconciler in every pod (one at a time, by advisory lock) upserts
+A write saves the row (idempotent under an `Idempotency-Key`: a retry gets the first row back, the same key with a
+different listing is refused), then upserts its vector and marks the row indexed. When Milvus fails in between, the row stays marked unindexed (an outbox) and the answer is 202:
+saved, not yet searchable. A background reconciler in every pod upserts
 the unindexed rows; upserts by primary key make every repeat harmless, so the two stores converge whatever
 fails where. `listing_index_backlog` counts what is waiting.
 """
@@ -32,6 +32,8 @@ class ListingIndex:
 
     async def add(self, listing: dict, idempotency_key: Optional[str]) -> tuple[int, dict]:
         row = await self._stores.postgres.add_listing(listing, idempotency_key)
+        if not row["created"] and any(row[field] != value for field, value in listing.items()):
+            return 409, {"error": "this Idempotency-Key was used for a different listing", "id": row["id"]}
         indexed = row["indexed"]
         if not indexed:
             try:
@@ -45,14 +47,26 @@ class ListingIndex:
         return status, {"id": row["id"], "indexed": indexed, "replayed": not row["created"]}
 
     async def reconcile(self, settle_seconds: float = RECONCILE_SETTLE_SECONDS) -> int:
-        """Index what is waiting; returns how many rows were indexed."""
-        done = 0
-        while True:
-            n = await self._stores.postgres.reconcile(self._stores.vectors.upsert, RECONCILE_BATCH, settle_seconds)
-            done += n
-            if n < RECONCILE_BATCH:
-                break
-        self._metrics.listing_index_backlog.set(await self._stores.postgres.index_backlog())
+        """Index what is waiting; returns how many rows were indexed. Each store's call is guarded on its own, so a
+        Milvus outage stops the round without counting against PostgreSQL. Several pods may index the same rows at
+        once: the upsert makes that harmless."""
+        postgres = self._stores.postgres
+        try:
+            done = 0
+            while True:
+                rows = await postgres.unindexed(RECONCILE_BATCH, settle_seconds)
+                if rows:
+                    await self._stores.vectors.upsert(rows)
+                    await postgres.mark_indexed([row["id"] for row in rows])
+                    done += len(rows)
+                if len(rows) < RECONCILE_BATCH:
+                    break
+        finally:
+            # Counted whatever happened: during the outage it is meant to report, the backlog must still show.
+            try:
+                self._metrics.listing_index_backlog.set(await postgres.index_backlog())
+            except DependencyUnavailable:
+                pass
         if done:
             log.info("listings reconciled", extra={"indexed": done})
         return done
@@ -68,6 +82,8 @@ class ListingIndex:
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
+            if not self._stores.postgres.schema_ready:
+                continue
             try:
                 await self.reconcile()
             except DependencyUnavailable as error:

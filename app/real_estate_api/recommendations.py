@@ -10,7 +10,8 @@ Models: `content` ranks by vector similarity; `hybrid` by fit (ranking.py) among
 has no interaction history in this service to learn from and ranks as `content` does. Every model and the rule engine
 keep to the budget (price ≤ budget). The answer does not depend on who asks, so the cache key leaves out user_id.
 
-When Redis comes back empty, `rebuild()` recomputes the most recently asked wishes into it (warm-up).
+When Redis comes back without this pod's marker (restarted empty, flushed), `rebuild()` recomputes the wishes this
+pod was asked most recently into it (warm-up); every pod refills its own.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Recommender:
             await self._stores.cache.put(key, answer, CACHE_TTL_SECONDS[answer["source"]])
         return {"cache": "miss" if available else "unavailable", **answer}
 
-    async def _answer(self, wish, model: str, top_k: int) -> dict:
+    async def _answer(self, wish, model: str, top_k: int, count: bool = True) -> dict:
         try:
             items = await self._vector(wish, model, top_k)
             source = "vector"
@@ -67,7 +68,8 @@ class Recommender:
             items = rank(wish, await self._stores.postgres.candidates(
                 wish.city, wish.budget, wish.latitude, wish.longitude, RADIUS_KM, RULE_CANDIDATES), top_k)
             source = "rules"
-        self._metrics.recommendation_source.labels(source).inc()
+        if count:
+            self._metrics.recommendation_source.labels(source).inc()
         return {"source": source, "items": items}
 
     async def _vector(self, wish, model: str, top_k: int) -> list[dict]:
@@ -84,14 +86,15 @@ class Recommender:
             self._recent.popitem(last=False)
 
     async def rebuild(self) -> None:
-        """Recompute the recently asked wishes into an empty cache, most recent first; stop at the first failure."""
+        """Recompute this pod's recently asked wishes into an empty cache, most recent first; stop at the first failure.
+        Not counted in the request metrics: nobody asked."""
         rebuilt = 0
         for key, (wish, model, top_k) in reversed(list(self._recent.items())):
             try:
-                answer = await self._answer(wish, model, top_k)
-            except DependencyUnavailable:
-                break
-            if not await self._stores.cache.put(key, answer, CACHE_TTL_SECONDS[answer["source"]]):
+                answer = await self._answer(wish, model, top_k, count=False)
+                await self._stores.cache.refill(key, answer, CACHE_TTL_SECONDS[answer["source"]])
+            except DependencyUnavailable as error:
+                log.warning("cache rebuild stopped", extra={"entries": rebuilt, "dependency": error.dependency, "reason": error.reason})
                 break
             rebuilt += 1
         self._metrics.cache_rebuilt.inc(rebuilt)

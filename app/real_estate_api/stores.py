@@ -26,6 +26,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
+from real_estate_api import schema
 from real_estate_api.breaker import CircuitBreaker
 
 log = logging.getLogger("real_estate_api.stores")
@@ -34,46 +35,8 @@ VECTOR_DIMENSION = 6
 COLLECTION = "listings"
 # Fields stored beside each vector and returned with every hit.
 VECTOR_FIELDS = ("city", "district", "price", "area_sqm", "bedrooms", "latitude", "longitude")
-# Any value works: pods of one service take this advisory lock to migrate and to reconcile one at a time.
-SCHEMA_LOCK, RECONCILE_LOCK = 7_242_001, 7_242_002
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS listings (
-    id          BIGSERIAL PRIMARY KEY,
-    city        TEXT NOT NULL,
-    district    TEXT,
-    area_sqm    DOUBLE PRECISION NOT NULL CHECK (area_sqm > 0),
-    bedrooms    INTEGER NOT NULL CHECK (bedrooms >= 0),
-    price       DOUBLE PRECISION NOT NULL CHECK (price > 0),
-    latitude    DOUBLE PRECISION NOT NULL,
-    longitude   DOUBLE PRECISION NOT NULL,
-    created_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-);
--- A retried POST with the same Idempotency-Key returns the first row instead of adding a second.
-ALTER TABLE listings ADD COLUMN IF NOT EXISTS idempotency_key TEXT UNIQUE;
--- NULL until the listing's vector is in Milvus: the outbox the reconciler drains.
-ALTER TABLE listings ADD COLUMN IF NOT EXISTS indexed_at TIMESTAMPTZ;
-CREATE INDEX IF NOT EXISTS listings_unindexed ON listings (id) WHERE indexed_at IS NULL;
--- Valuations aggregate price per m² of a city or district with an index-only scan.
-DROP INDEX IF EXISTS listings_city_district;
-CREATE INDEX IF NOT EXISTS listings_city_district_prices ON listings (city, district) INCLUDE (price, area_sqm);
--- The rule engine: listings of a city under a budget.
-CREATE INDEX IF NOT EXISTS listings_city_price ON listings (city, price);
-CREATE TABLE IF NOT EXISTS valuations (
-    id            UUID PRIMARY KEY DEFAULT gen_random_uuid(),
-    city          TEXT NOT NULL,
-    district      TEXT,
-    area_sqm      DOUBLE PRECISION NOT NULL,
-    bedrooms      INTEGER NOT NULL,
-    estimate      DOUBLE PRECISION NOT NULL,
-    confidence    DOUBLE PRECISION NOT NULL,
-    model         TEXT NOT NULL,
-    actual_price  DOUBLE PRECISION,
-    created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-ALTER TABLE valuations ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMPTZ;
-"""
-
+# A pod's cache marker outlives it by this much (cache probes renew it every couple of seconds).
+MARKER_TTL_SECONDS = 600
 # Feedback more than this factor away from the estimate is refused: a typo, not a price.
 FEEDBACK_MAX_FACTOR = 10.0
 
@@ -129,27 +92,44 @@ def string_literal(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+async def within(awaitable: Awaitable[Any], seconds: float) -> Any:
+    """Await with a deadline that holds even when cancelling takes long: on expiry the call is cancelled in the
+    background (a driver's cancellation can wait for an unresponsive server) and TimeoutError raised at once."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no "never retrieved" warning
+        raise asyncio.TimeoutError()
+    return task.result()
+
+
 async def guarded(store, call: Callable[[], Awaitable[Any]]) -> Any:
     """Run `call` unless the store's breaker is open, time it, and report its outcome: DependencyUnavailable is an
     outage; any other error means the dependency answered (about this call), so it counts as up."""
     breaker = store.breaker
-    if not breaker.allow():
+    ticket = breaker.allow()
+    if ticket is None:
         raise DependencyUnavailable(store.name, "circuit open")
     started = time.perf_counter()
     try:
         result = await call()
     except DependencyUnavailable:
-        breaker.failure()
+        breaker.failure(ticket)
         raise
     except asyncio.CancelledError:
-        breaker.release()
+        breaker.release(ticket)
         raise
     except Exception:
-        breaker.success()
+        breaker.success(ticket)
         raise
     finally:
         store.observe(time.perf_counter() - started)
-    breaker.success()
+    breaker.success(ticket)
     return result
 
 
@@ -165,17 +145,24 @@ class Postgres:
     def __init__(self, url: str, timeout: float, pool_size: int, statement_timeout: float, breaker: CircuitBreaker):
         self._url = url
         self._timeout = timeout
+        # The client's own deadline: the server's statement_timeout cannot end a call to a hung server.
+        self._deadline = statement_timeout + 1.0
         self.breaker = breaker
-        self._schema_ready = False
+        self.schema_ready = False
         self._probe_conn: Optional[psycopg.AsyncConnection] = None
         self._connect_kwargs = {
             "connect_timeout": max(1, int(timeout)),
             "application_name": "real-estate-api",
             # A locked table or a runaway query gives its connection back instead of holding the pool.
             "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c lock_timeout={int(statement_timeout * 1000)}",
+            # A peer that vanished (node lost, network partition) is noticed in seconds, not at the kernel's 2 hours.
+            "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+            "tcp_user_timeout": int(self._deadline * 1000),
         }
         # Opened lazily and kept trying in the background: the service starts while PostgreSQL is down.
-        self.pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=timeout, kwargs=self._connect_kwargs)
+        # Connections are checked when taken: after a failover the old primary's are dead.
+        self.pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=timeout,
+                                        kwargs=self._connect_kwargs, check=AsyncConnectionPool.check_connection)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
@@ -185,6 +172,14 @@ class Postgres:
         if self._probe_conn is not None:
             await self._probe_conn.close()
 
+    async def migrate(self) -> None:
+        """The schema (schema.py), on a connection of its own; raises DependencyUnavailable while PostgreSQL is not there."""
+        try:
+            await schema.migrate(self._url, self._connect_kwargs)
+        except (psycopg.OperationalError, OSError) as error:
+            raise DependencyUnavailable(self.name, _reason(error)) from None
+        self.schema_ready = True
+
     async def probe(self) -> None:
         """SELECT 1 on a connection of its own (one per pod, outside the pool): never waits behind requests."""
         try:
@@ -192,23 +187,24 @@ class Postgres:
                 self._probe_conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True, **self._connect_kwargs)
             await self._probe_conn.execute("SELECT 1")
         except (psycopg.Error, OSError) as error:
-            if self._probe_conn is not None:
-                await self._probe_conn.close()
-                self._probe_conn = None
+            await self._drop_probe_connection()
             raise DependencyUnavailable(self.name, _reason(error)) from None
+        except asyncio.CancelledError:
+            await self._drop_probe_connection()
+            raise
 
-    async def _migrate(self, conn: psycopg.AsyncConnection) -> None:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            await conn.execute(SCHEMA)
-        self._schema_ready = True
+    async def _drop_probe_connection(self) -> None:
+        if self._probe_conn is not None:
+            conn, self._probe_conn = self._probe_conn, None
+            await conn.close()
 
     async def run(self, query: str, params: Any = (), fetch: str = "all") -> Any:
+        if not self.schema_ready:
+            raise DependencyUnavailable(self.name, "schema not migrated yet")
+
         async def execute():
             try:
                 async with self.pool.connection() as conn:
-                    if not self._schema_ready:
-                        await self._migrate(conn)
                     async with conn.cursor(row_factory=dict_row) as cur:
                         await cur.execute(query, params)
                         if fetch == "one":
@@ -218,26 +214,41 @@ class Postgres:
                         return None
             except psycopg.errors.QueryCanceled:
                 # The statement timeout: this query waited too long (a lock, a slow plan); the server is up.
-                raise _Slow() from None
-            except (psycopg.OperationalError, PoolTimeout, OSError) as error:
+                raise _Busy("statement timeout") from None
+            except PoolTimeout:
+                # No connection free in time. Busy (every connection in use) is not an outage; no connection at all is.
+                if self.pool.get_stats().get("pool_size", 0) > 0:
+                    raise _Busy("connection pool exhausted") from None
+                raise DependencyUnavailable(self.name, "timeout") from None
+            except (psycopg.OperationalError, OSError) as error:
                 raise DependencyUnavailable(self.name, _reason(error)) from None
 
+        async def bounded():
+            try:
+                return await within(execute(), self._deadline)
+            except asyncio.TimeoutError:
+                raise DependencyUnavailable(self.name, "timeout") from None
+
         try:
-            return await guarded(self, execute)
-        except _Slow:
-            raise DependencyUnavailable(self.name, "statement timeout") from None
+            return await guarded(self, bounded)
+        except _Busy as busy:
+            raise DependencyUnavailable(self.name, busy.reason) from None
 
     async def add_listing(self, listing: dict, idempotency_key: Optional[str]) -> dict:
-        """(id, created, indexed): a replayed key returns the first row and whether it is in Milvus yet."""
-        return await self.run(
+        """The row with `created` (False: an earlier request with this key wrote it) and `indexed`."""
+        columns = "id, indexed_at IS NOT NULL AS indexed, city, district, area_sqm, bedrooms, price, latitude, longitude"
+        row = await self.run(
             "INSERT INTO listings (city, district, area_sqm, bedrooms, price, latitude, longitude, idempotency_key) "
             "VALUES (%(city)s, %(district)s, %(area_sqm)s, %(bedrooms)s, %(price)s, %(latitude)s, %(longitude)s, %(key)s) "
-            "ON CONFLICT (idempotency_key) DO UPDATE SET idempotency_key = EXCLUDED.idempotency_key "
-            "RETURNING id, (xmax = 0) AS created, indexed_at IS NOT NULL AS indexed, "
-            "city, district, area_sqm, bedrooms, price, latitude, longitude",
+            f"ON CONFLICT (idempotency_key) DO NOTHING RETURNING {columns}",
             {**listing, "key": idempotency_key},
             fetch="one",
         )
+        if row is not None:
+            return {**row, "created": True}
+        # The key was used before (only a non-NULL key can conflict): the first row, written by an earlier request.
+        row = await self.run(f"SELECT {columns} FROM listings WHERE idempotency_key = %s", (idempotency_key,), fetch="one")
+        return {**row, "created": False}
 
     async def mark_indexed(self, ids: list[int]) -> None:
         await self.run("UPDATE listings SET indexed_at = now() WHERE id = ANY(%s)", (ids,), fetch="none")
@@ -246,32 +257,14 @@ class Postgres:
         row = await self.run("SELECT count(*) AS n FROM listings WHERE indexed_at IS NULL", fetch="one")
         return row["n"]
 
-    async def reconcile(self, index: Callable[[list[dict]], Awaitable[None]], batch: int, settle_seconds: float) -> int:
-        """Index listings saved but not yet in Milvus (older than `settle_seconds`, so a request still writing its
-        own is left alone). One pod at a time (an advisory lock); the upsert makes a repeat harmless."""
-
-        async def execute():
-            try:
-                async with self.pool.connection() as conn:
-                    async with conn.transaction():
-                        locked = await (await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (RECONCILE_LOCK,))).fetchone()
-                        if not locked[0]:
-                            return 0
-                        async with conn.cursor(row_factory=dict_row) as cur:
-                            await cur.execute(
-                                "SELECT id, city, district, area_sqm, bedrooms, price, latitude, longitude FROM listings "
-                                "WHERE indexed_at IS NULL AND created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s",
-                                (settle_seconds, batch),
-                            )
-                            rows = await cur.fetchall()
-                        if rows:
-                            await index(rows)
-                            await conn.execute("UPDATE listings SET indexed_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],))
-                        return len(rows)
-            except (psycopg.OperationalError, PoolTimeout, OSError) as error:
-                raise DependencyUnavailable(self.name, _reason(error)) from None
-
-        return await guarded(self, execute)
+    async def unindexed(self, limit: int, settle_seconds: float) -> list[dict]:
+        """Listings saved but not yet in Milvus, older than `settle_seconds` (a request still writing its own is left
+        alone), oldest first."""
+        return await self.run(
+            "SELECT id, city, district, area_sqm, bedrooms, price, latitude, longitude FROM listings "
+            "WHERE indexed_at IS NULL AND created_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s",
+            (settle_seconds, limit),
+        )
 
     async def price_per_sqm_quartiles(self, city: str, district: Optional[str]) -> Optional[dict]:
         """Count and quartiles of price per m² over the district when it has at least 3 listings, else the city:
@@ -335,8 +328,13 @@ class Postgres:
         )
 
 
-class _Slow(Exception):
-    """A statement timeout inside a guarded call: not an outage, so it must not open the breaker."""
+class _Busy(Exception):
+    """PostgreSQL answered but this call could not be served in time (statement timeout, pool exhausted): a 503
+    for this request, not an outage, so it must not open the breaker for everyone."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Cache:
@@ -345,20 +343,21 @@ class Cache:
     name = "redis"
     # Called with the seconds each call took (the API sets it to a histogram).
     observe: Callable[[float], None] = staticmethod(_ignore)
-    # Written when the cache is (re)built; its absence on a reachable Redis means Redis came back empty.
-    SENTINEL = "cache:built"
 
     def __init__(self, url: str, timeout: float, breaker: CircuitBreaker):
         self._timeout = timeout
         self.breaker = breaker
         self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False)
+        # This process's marker in Redis: while it is there, Redis still holds what this pod cached. Expires so the
+        # markers of pods long gone do not pile up; every probe renews it.
+        self._marker = f"cache:built:{uuid.uuid4().hex}"
 
     async def close(self) -> None:
         await self.client.aclose()
 
     async def _unguarded(self, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
-            return await asyncio.wait_for(call(), self._timeout)
+            return await within(call(), self._timeout)
         except (aioredis.RedisError, asyncio.TimeoutError, OSError) as error:
             raise DependencyUnavailable(self.name, _reason(error)) from None
 
@@ -366,12 +365,16 @@ class Cache:
         return await guarded(self, lambda: self._unguarded(call))
 
     async def probe(self) -> bool:
-        """True when Redis answers and still holds the cache it had; False when it answers empty. Past the breaker:
-        probing is how an open circuit learns that Redis is back."""
-        return bool(await self._unguarded(lambda: self.client.exists(self.SENTINEL)))
+        """True when Redis answers and still holds this pod's cache; False when it answers without it (restarted
+        empty, flushed), and the marker is set again. Past the breaker: probing is how an open circuit learns."""
+        kept = await self._unguarded(lambda: self.client.expire(self._marker, MARKER_TTL_SECONDS))
+        if not kept:
+            await self._unguarded(lambda: self.client.set(self._marker, "1", ex=MARKER_TTL_SECONDS))
+        return bool(kept)
 
-    async def mark_built(self) -> None:
-        await self._unguarded(lambda: self.client.set(self.SENTINEL, "1"))
+    async def refill(self, key: str, value: Any, ttl_seconds: int) -> None:
+        """A write for the rebuild, after a probe found Redis up: past the breaker, failures raised."""
+        await self._unguarded(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds))
 
     async def get(self, key: str) -> tuple[bool, Optional[Any]]:
         """(available, value)."""
@@ -402,6 +405,7 @@ class VectorStore:
     observe: Callable[[float], None] = staticmethod(_ignore)
     # Milvus answers a search on a collection that is not loaded (after its restart) with this code.
     NOT_LOADED = 101
+    COLLECTION_NOT_FOUND = 100
 
     def __init__(self, url: str, timeout: float, probe_timeout: float, breaker: CircuitBreaker, workers: int = 8):
         self._url = url
@@ -422,11 +426,16 @@ class VectorStore:
         def run():
             try:
                 return fn()
-            except Exception:
-                # Drop the client here, in the worker: after an outage a fresh channel reconnects faster than a broken
-                # one, and a gRPC channel torn down on the event loop's thread can block it.
-                self._client = None
-                self._collection_ready = False
+            except MilvusException as error:
+                if error.code == self.COLLECTION_NOT_FOUND:
+                    self._collection_ready = False  # Milvus came back without it: create it again
+                raise
+            except Exception as error:
+                # Connection trouble: drop the client here, in the worker (a fresh channel reconnects faster than a
+                # broken one, and a gRPC channel torn down on the event loop's thread can block it). A slow answer
+                # says nothing about the collection, so that flag stays.
+                if _reason(error) != "DEADLINE_EXCEEDED":
+                    self._client = None
                 raise
 
         loop = asyncio.get_running_loop()
@@ -451,7 +460,8 @@ class VectorStore:
                 log.warning("milvus collection was not loaded; loaded it", extra={"dependency": self.name})
                 return fn(client)
 
-        return await guarded(self, lambda: self._in_thread(self._requests, run, self._timeout * 2))
+        # One deadline for the whole call (connect, create, load, search): slower than that, the fallback answers.
+        return await guarded(self, lambda: self._in_thread(self._requests, run, self._timeout))
 
     async def close(self) -> None:
         if self._client is not None:

@@ -31,23 +31,23 @@ class StatsCache:
         self._entries = entries
         self._clock = clock
         self._values: dict[tuple, tuple[float, Optional[dict]]] = {}
-        self._pending: dict[tuple, asyncio.Future] = {}
+        self._pending: dict[tuple, asyncio.Task] = {}
 
     async def get(self, key: tuple, compute: Callable[[], Awaitable[Optional[dict]]]) -> Optional[dict]:
         hit = self._values.get(key)
         if hit is not None and self._clock() - hit[0] < self._ttl:
             return hit[1]
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        task = self._pending.get(key)
+        if task is None:
+            # Its own task: a caller that goes away (a client disconnect cancels its request) cancels only itself.
+            task = asyncio.ensure_future(self._compute(key, compute))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved even if every caller left
+            self._pending[key] = task
+        return await asyncio.shield(task)
+
+    async def _compute(self, key: tuple, compute: Callable[[], Awaitable[Optional[dict]]]) -> Optional[dict]:
         try:
             value = await compute()
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody else waited
-            raise
         finally:
             self._pending.pop(key, None)
         if len(self._values) >= self._entries:
@@ -55,5 +55,4 @@ class StatsCache:
         # Empty results are not kept: the first listing of a new city must be usable at once.
         if value is not None:
             self._values[key] = (self._clock(), value)
-        future.set_result(value)
         return value

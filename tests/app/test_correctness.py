@@ -178,3 +178,12 @@ def test_a_listing_write_is_idempotent_and_converges_when_milvus_fails_mid_write
 def test_a_bad_idempotency_key_is_refused(client):
     response = client.post("/v1/listings", json={"city": "X", **LISTING}, headers={**AUTH, "Idempotency-Key": "no spaces"})
     assert response.status_code == 422 and response.json()["details"][0]["field"] == "header.idempotency-key"
+
+
+def test_an_idempotency_key_reused_for_another_listing_is_refused(client):
+    headers = {**AUTH, "Idempotency-Key": f"reuse-{uuid.uuid4().hex}"}
+    first = client.post("/v1/listings", json={"city": "Reuse", **LISTING}, headers=headers)
+    other = client.post("/v1/listings", json={"city": "Reuse", **LISTING, "price": 950_000}, headers=headers)
+    assert first.status_code == 201
+    assert other.status_code == 409 and other.json() == {"error": "this Idempotency-Key was used for a different listing",
+                                                         "id": first.json()["id"]}

@@ -8,12 +8,14 @@ import uuid
 
 import httpx
 import psycopg
+import pytest
 import redis
 from fastapi.testclient import TestClient
+from pymilvus import MilvusClient
 
 from real_estate_api.app import create_app
 from real_estate_api.config import load_settings
-
+from real_estate_api.stores import DependencyUnavailable
 from tests.app.helpers import AUTH, SHANGHAI, add_listings, metric, wait_for, wait_until_ready
 
 
@@ -53,28 +55,37 @@ def test_milvus_down_answers_from_the_rule_engine_then_switches_back(client, mil
     finally:
         milvus.start()
     wait_until_ready(client)
-    assert metric(client, "dependency_circuit_state", dependency="milvus") == 0
+    # Milvus answers its probe again: the next search is the trial, and its success closes the circuit.
     body = recommend(client, wish_for(city, area_sqm=99))
     assert body["source"] == "vector" and [item["listing_id"] for item in body["items"]][:2] == [far, near]
+    assert metric(client, "dependency_circuit_state", dependency="milvus") == 0
 
 
-def test_a_hung_milvus_costs_one_timeout_not_one_per_request(client, milvus):
+@pytest.fixture
+def patient_client(env):
+    """The app with a 30 s breaker reset: during a test, an open circuit stays open (no trial costs a timeout)."""
+    with TestClient(create_app(load_settings({**env, "BREAKER_RESET_SECONDS": "30"}))) as client:
+        wait_until_ready(client)
+        yield client
+
+
+def test_a_hung_milvus_costs_one_timeout_not_one_per_request(patient_client, milvus):
+    client = patient_client
     city = f"Suzhou-{uuid.uuid4().hex[:6]}"
     add_listings(client, city, SHANGHAI, [900_000])
+    calls_before = metric(client, "dependency_request_duration_seconds_count", dependency="milvus")
     milvus.pause()
     try:
         started = time.monotonic()
-        first = recommend(client, wish_for(city))
-        first_took = time.monotonic() - started
-        started = time.monotonic()
-        rest = [recommend(client, wish_for(city, area_sqm=90 + i)) for i in range(10)]
-        rest_took = time.monotonic() - started
+        bodies = [recommend(client, wish_for(city, area_sqm=90 + i)) for i in range(10)]
+        took = time.monotonic() - started
     finally:
         milvus.resume()
-    assert first["source"] == "rules" and all(body["source"] == "rules" for body in rest)
-    # VECTOR_TIMEOUT_SECONDS is 1 here: the first request waits it out (twice for the connect and the call at most),
-    # the ten after it find the circuit open. Without the breaker they would take ten seconds or more.
-    assert first_took < 3.5 and rest_took < 3.0, (first_took, rest_took)
+    assert all(body["source"] == "rules" for body in bodies)
+    # One call reached Milvus and waited out VECTOR_TIMEOUT_SECONDS (1 s here); the circuit refused the nine after it.
+    assert metric(client, "dependency_request_duration_seconds_count", dependency="milvus") == calls_before + 1
+    assert metric(client, "dependency_circuit_state", dependency="milvus") == 2
+    assert took < 1 + 9 * 0.5, took  # without the breaker: ten seconds or more
     wait_until_ready(client)
 
 
@@ -82,32 +93,44 @@ def test_after_a_milvus_restart_the_collection_is_loaded_again(client, milvus):
     city = f"Xiamen-{uuid.uuid4().hex[:6]}"
     (listing,) = add_listings(client, city, SHANGHAI, [900_000])
     milvus.stop()
-    milvus.start()  # a restarted Milvus has the collection, released (not loaded)
+    milvus.start()  # a restarted Milvus has the collection, released (not loaded): the probe loads it
     wait_until_ready(client)
     body = recommend(client, wish_for(city))
     assert body["source"] == "vector" and [item["listing_id"] for item in body["items"]] == [listing]
 
 
+def test_a_search_on_a_released_collection_loads_it_and_answers(env, milvus):
+    # No probe in between (30 s interval): the request itself meets Milvus' "not loaded" and loads the collection.
+    with TestClient(create_app(load_settings({**env, "HEALTH_PROBE_INTERVAL_SECONDS": "30"}))) as client:
+        city = f"Haikou-{uuid.uuid4().hex[:6]}"
+        (listing,) = add_listings(client, city, SHANGHAI, [900_000])
+        MilvusClient(uri=milvus.url()).release_collection("listings")
+        body = recommend(client, wish_for(city))
+        assert body["source"] == "vector" and [item["listing_id"] for item in body["items"]] == [listing]
+
+
 # --- Cache (Redis): degrade, read from source, rebuild ------------------------------------------------------------
 
-def test_a_hung_redis_costs_one_timeout_then_answers_from_source(client, redis_server):
+def test_a_hung_redis_costs_one_timeout_then_answers_from_source(patient_client, redis_server):
+    client = patient_client
     city = f"Ningbo-{uuid.uuid4().hex[:6]}"
     add_listings(client, city, SHANGHAI, [900_000])
+    calls_before = metric(client, "dependency_request_duration_seconds_count", dependency="redis")
     redis_server.pause()
     try:
-        started = time.monotonic()
         bodies = [recommend(client, wish_for(city, area_sqm=80 + i)) for i in range(10)]
-        took = time.monotonic() - started
         assert client.get("/ready").json()["status"] in ("ready", "degraded")
     finally:
         redis_server.resume()
     assert all(body["cache"] == "unavailable" and body["source"] == "vector" and len(body["items"]) == 1 for body in bodies)
-    # One 1 s timeout (READINESS_TIMEOUT_SECONDS) opens the circuit; the others skip the cache.
-    assert took < 3.0, took
+    # One read waited out its 1 s (READINESS_TIMEOUT_SECONDS) and opened the circuit; nothing else went to Redis.
+    assert metric(client, "dependency_request_duration_seconds_count", dependency="redis") == calls_before + 1
     wait_until_ready(client)
+    # The probe sees Redis again: the next call is the trial, and it closes the circuit.
     wish = wish_for(city)
     recommend(client, wish)
     assert recommend(client, wish)["cache"] == "hit"
+    assert metric(client, "dependency_circuit_state", dependency="redis") == 0
 
 
 def test_redis_restarted_empty_is_rebuilt_from_recent_wishes(client, redis_server):
@@ -120,7 +143,9 @@ def test_redis_restarted_empty_is_rebuilt_from_recent_wishes(client, redis_serve
     assert wait_for(lambda: metric(client, "recommendation_cache_rebuilt_total") > rebuilt_before, 15)
     body = recommend(client, {**wish, "user_id": "someone-else"})
     assert body["cache"] == "hit" and body["source"] == "vector" and len(body["items"]) == 1
-    assert redis.Redis.from_url(redis_server.url()).exists("cache:built") == 1
+    # This pod's marker is back, with its expiry: the next probe will not rebuild again.
+    (marker,) = redis.Redis.from_url(redis_server.url()).keys("cache:built:*")
+    assert 0 < redis.Redis.from_url(redis_server.url()).ttl(marker) <= 600
 
 
 # --- Database (PostgreSQL): what still answers ---------------------------------------------------------------------
@@ -150,20 +175,69 @@ def test_a_locked_table_cannot_hold_the_pool(env, postgres):
     city = f"Dalian-{uuid.uuid4().hex[:6]}"
     settings = load_settings({**env, "DATABASE_STATEMENT_TIMEOUT_SECONDS": "1", "DATABASE_POOL_SIZE": "2"})
     with TestClient(create_app(settings)) as client:
+        wait_until_ready(client)
         add_listings(client, city, SHANGHAI, [900_000])
+        statuses = []
+
+        def valuate(i):
+            statuses.append(client.post("/v1/valuations", json={"city": city, "area_sqm": 50 + i, "bedrooms": 1}, headers=AUTH).status_code)
+
         with psycopg.connect(postgres.url("real_estate")) as blocker:
             blocker.execute("LOCK TABLE listings IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
-            responses = [client.post("/v1/valuations", json={"city": city, "area_sqm": 50 + i, "bedrooms": 1}, headers=AUTH)
-                         for i in range(3)]
+            # Six at once on a pool of two: two wait for the lock until the statement timeout, four for a connection.
+            threads = [threading.Thread(target=valuate, args=(i,)) for i in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(30)
             took = time.monotonic() - started
             health = client.get("/health").status_code
             blocker.rollback()
-        assert [r.status_code for r in responses] == [503] * 3 and took < 6, took
+        assert statuses == [503] * 6 and took < 6, (statuses, took)
         assert health == 200
-        # The statement timeout is not an outage: the circuit stays closed and the next request is served.
+        # Neither the statement timeout nor a busy pool is an outage: the circuit stays closed, the next request is served.
         assert metric(client, "dependency_circuit_state", dependency="postgres") == 0
         assert client.post("/v1/valuations", json={"city": city, "area_sqm": 50, "bedrooms": 1}, headers=AUTH).status_code == 200
+
+
+def test_a_hung_postgres_costs_one_deadline_then_fails_fast(patient_client, postgres):
+    client = patient_client
+    city = f"Harbin-{uuid.uuid4().hex[:6]}"
+    add_listings(client, city, SHANGHAI, [900_000] * 3)
+    postgres.pause()
+    try:
+        started = time.monotonic()
+        first = client.post("/v1/valuations", json={"city": f"{city}-x", "area_sqm": 50, "bedrooms": 1}, headers=AUTH)
+        first_took = time.monotonic() - started
+        started = time.monotonic()
+        rest = [client.post("/v1/valuations", json={"city": f"{city}-{i}", "area_sqm": 50, "bedrooms": 1}, headers=AUTH) for i in range(5)]
+        rest_took = time.monotonic() - started
+        ready = client.get("/ready")
+    finally:
+        postgres.resume()
+    # The server's statement timeout cannot end a call to a hung server; the client's deadline (5 s + 1 s) does.
+    assert first.status_code == 503 and first.json()["dependency"] == "postgres" and first_took < 8, first_took
+    assert all(r.status_code == 503 for r in rest) and rest_took < 1, rest_took
+    assert ready.status_code == 200 and ready.json()["dependencies"]["postgres"] == "unavailable"
+    wait_until_ready(client)
+    assert client.post("/v1/valuations", json={"city": city, "area_sqm": 50, "bedrooms": 1}, headers=AUTH).status_code == 200
+
+
+def test_a_milvus_outage_during_reconcile_does_not_trip_postgres(client, milvus):
+    city = f"Lhasa-{uuid.uuid4().hex[:6]}"
+    milvus.stop()
+    try:
+        assert client.post("/v1/listings", json={"city": city, "area_sqm": 60, "bedrooms": 1, "price": 500_000, **SHANGHAI},
+                           headers=AUTH).status_code == 202
+        with pytest.raises(DependencyUnavailable, match="milvus"):
+            client.portal.call(client.app.state.listings.reconcile, 0.0)
+        assert metric(client, "dependency_circuit_state", dependency="postgres") == 0
+        assert metric(client, "listing_index_backlog") >= 1  # reported during the outage it exists for
+        assert client.post("/v1/valuations", json={"city": city, "area_sqm": 60, "bedrooms": 1}, headers=AUTH).status_code == 200
+    finally:
+        milvus.start()
+    wait_until_ready(client)
 
 
 # --- Readiness under load, logs under faults (the service as the image runs it) -----------------------------------
