@@ -126,7 +126,10 @@ def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int 
 
 
 class MonitoringStack:
-    def __init__(self, settings: AlertingSettings, api_port: int, interval: str = "5s"):
+    def __init__(self, settings: AlertingSettings, api_port: Optional[int] = None, interval: str = "5s",
+                 jobs: Optional[dict[str, int]] = None):
+        """Scrapes job "api" at api_port and any other `jobs` (job name → port on loopback)."""
+        targets = {**({"api": api_port} if api_port else {}), **(jobs or {})}
         self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
         self.am_port, self.prom_port = free_port(), free_port()
         (self.base / "alertmanager.yml").write_text(render(alertmanager_config(settings, {})))
@@ -135,11 +138,12 @@ class MonitoringStack:
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
             "rule_files": [*map(str, RULE_FILES), str(self.base / "escalation.rules.yml")],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
-            "scrape_configs": [{
-                # What the ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
-                "job_name": "api", "metrics_path": "/metrics",
-                "static_configs": [{"targets": [f"127.0.0.1:{api_port}"], "labels": {"namespace": NAMESPACE}}],
-            }],
+            # What a ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
+            "scrape_configs": [
+                {"job_name": job, "metrics_path": "/metrics",
+                 "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": NAMESPACE}}]}
+                for job, port in targets.items()
+            ],
         }
         (self.base / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
         self.processes = [

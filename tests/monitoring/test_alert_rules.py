@@ -94,6 +94,20 @@ def _cronjob(name: str, succeeded_hours_ago: float | None, at_hours: float, crea
     return series
 
 
+def _archiver(failed_per_min: float, archived_per_min: float) -> dict[str, str]:
+    base = f'job="postgres-exporter", namespace="{NS}"'
+    return {
+        f"pg_stat_archiver_failed_count{{{base}}}": f"0+{failed_per_min}x30",
+        f"pg_stat_archiver_archived_count{{{base}}}": f"100+{archived_per_min}x30",
+    }
+
+
+def _wal(times_max: float) -> dict[str, str]:
+    base = f'job="postgres-exporter", namespace="{NS}"'
+    gib = 2**30
+    return {f"pg_wal_size_bytes{{{base}}}": f"{int(times_max * gib)}x30", f"pg_settings_max_wal_size_bytes{{{base}}}": f"{gib}x30"}
+
+
 CASES = [
     Case("ApiDown", {f'up{{job="api", namespace="{NS}", pod="api-0"}}': "0x10"},
          {f'up{{job="api", namespace="{NS}", pod="api-0"}}': "0x10", f'up{{job="api", namespace="{NS}", pod="api-1"}}': "1x10"}, "5m"),
@@ -154,6 +168,10 @@ CASES = [
          {"cronjob": "postgres-restore-drill"}, step="15m"),
     # Silent: a CronJob created 2.5 h ago that has not succeeded yet has had no chance.
     Case("RedisBackupTooOld", _cronjob("redis-backup", 3.5, 30), _cronjob("redis-backup", None, 30, created_hours_ago=2.5), "30h", step="15m"),
+    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=0), _archiver(failed_per_min=1, archived_per_min=0.2), "20m"),
+    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=0), _archiver(failed_per_min=0, archived_per_min=0), "20m"),
+    Case("PostgresWalPilingUp", _wal(2.01), _wal(2.0), "20m"),
+    Case("PostgresArchiverMetricsMissing", {f'up{{job="postgres-exporter", namespace="{NS}"}}': "0x30"}, _archiver(0, 1), "20m"),
     Case("MilvusBackupTooOld", _cronjob("milvus-backup", 27, 30), _cronjob("milvus-backup", 25, 30), "30h", step="15m"),
     # The same alerts by their other paths.
     Case("ApiDown", {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "0x10"},
