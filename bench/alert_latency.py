@@ -1,7 +1,7 @@
 """Seconds from an injected fault to the P0 notification, with production settings, over several runs.
 
-The fault: PostgreSQL stops under the real API (uvicorn; its readiness probe every 5 s, as prod's
-`api.readiness.periodSeconds`). Prometheus (Debian's) scrapes the API every 15 s (the ServiceMonitor) and evaluates
+The fault: PostgreSQL stops under the real API (uvicorn; its background health probe every 2 s, the default
+HEALTH_PROBE_INTERVAL_SECONDS). Prometheus (Debian's) scrapes the API every 15 s (the ServiceMonitor) and evaluates
 the P0 groups every 15 s (their `interval`); `ApiDatabaseUnreachable` has `for: 1m`; Alertmanager (Debian's) routes
 P0 with `group_wait: 0s` to a local webhook standing in for the DingTalk bridge. Each run starts at a random moment
 of the scrape cycle; PostgreSQL is started again and the alert resolved before the next run.
@@ -23,7 +23,7 @@ from tests.monitoring.stack import Mailbox, MonitoringStack, ProbedApi, Webhooks
 SCRAPE = 15
 EVALUATE = 15
 FOR = 60
-PROBE = 5
+PROBE = 2
 
 
 def main() -> int:
@@ -60,7 +60,7 @@ def main() -> int:
         api.stop()
     print(f"\nfault → P0 notification over {len(latencies)} runs: min {min(latencies):.1f} s, mean {statistics.mean(latencies):.1f} s, "
           f"max {max(latencies):.1f} s")
-    print(f"bound: readiness probe {PROBE} s + scrape {SCRAPE} s + evaluation {EVALUATE} s + for {FOR} s + group_wait 0 s "
+    print(f"bound: health probe {PROBE} s + scrape {SCRAPE} s + evaluation {EVALUATE} s + for {FOR} s + group_wait 0 s "
           f"= {PROBE + SCRAPE + EVALUATE + FOR} s worst case; expected mean ≈ {PROBE / 2 + SCRAPE / 2 + EVALUATE / 2 + FOR:.1f} s")
     return 0
 

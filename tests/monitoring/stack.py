@@ -31,8 +31,9 @@ NAMESPACE = "real-estate"
 
 
 class ProbedApi:
-    """The API under uvicorn against its own PostgreSQL, Redis and milvus-lite, with a prober calling /ready every
-    `probe_seconds` as the kubelet does (that call is what refreshes `dependency_up`)."""
+    """The API under uvicorn against its own PostgreSQL, Redis and milvus-lite. Its background health probe (every
+    `probe_seconds`, HEALTH_PROBE_INTERVAL_SECONDS) is what refreshes `dependency_up`. `traffic()` sends users'
+    requests (a valuation and a recommendation every 0.2 s) so the user-facing error rate has something to judge."""
 
     def __init__(self, probe_seconds: float):
         self.postgres = PostgresServer().init().start()
@@ -42,21 +43,33 @@ class ProbedApi:
         properties.write_text(PROPERTIES)
         self.port = free_port()
         env = {**os.environ, "DATABASE_URL": self.postgres.url("real_estate"), "REDIS_URL": self.redis.url(),
-               "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "monitoring"}
+               "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "monitoring",
+               "HEALTH_PROBE_INTERVAL_SECONDS": str(probe_seconds)}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
             cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 60)
         self._stop = threading.Event()
-        threading.Thread(target=self._probe, args=(probe_seconds,), daemon=True).start()
 
-    def _probe(self, every: float) -> None:
-        while not self._stop.is_set():
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=3)
-            except httpx.HTTPError:
-                pass
-            time.sleep(every)
+    def traffic(self) -> None:
+        place = {"city": "Traffic", "area_sqm": 80, "bedrooms": 2}
+        where = {"latitude": 31.2, "longitude": 121.5}
+
+        def send() -> None:
+            with httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers={"X-API-Key": API_KEY}, timeout=10) as client:
+                client.post("/v1/listings", json={**place, "price": 1_000_000, **where})
+                n = 0
+                while not self._stop.is_set():
+                    n += 1
+                    try:
+                        client.post("/v1/valuations", json={**place, "area_sqm": 60 + n % 40})
+                        client.post("/v1/recommendations", json={"user_id": f"u{n % 50}", "budget": 2_000_000, "area_sqm": 80,
+                                                                 "bedrooms": 2, **where})
+                    except httpx.HTTPError:
+                        pass
+                    time.sleep(0.2)
+
+        threading.Thread(target=send, daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from components.monitoring import dashboards
+from tests.monitoring.rules import alerts
 from tests.monitoring.stack import NAMESPACE, Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings
 
 
@@ -30,6 +31,7 @@ def _wait(condition, timeout: float, what: str, seen=None):
 @pytest.fixture(scope="module")
 def platform():
     api = ProbedApi(probe_seconds=2)
+    api.traffic()
     webhooks, mailbox = Webhooks(), Mailbox()
     stack = MonitoringStack(alerting_settings(webhooks, mailbox), api.port)
     yield api.postgres, stack, webhooks, mailbox
@@ -42,12 +44,15 @@ def platform():
 def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform):
     postgres, stack, webhooks, mailbox = platform
     _wait(lambda: stack.query('dependency_up{job="api", dependency="postgres"} == 1'), 60, "Prometheus scraping the API")
-    # Healthy: nothing fires, nobody is told.
+    # Healthy: nothing fires, nobody is told; users' requests succeed.
     assert stack.firing("ApiDatabaseUnreachable") is None and not webhooks.received and not mailbox.messages
+    error_rate = alerts()["ApiErrorRateHigh"]["expr"]
+    _wait(lambda: stack.query("namespace:api_user_requests:rate5m > 0.1"), 90, "user traffic recorded")
+    assert stack.query(error_rate) == []
 
     postgres.stop("immediate")
     stopped = time.time()
-    # for: 1m, scrape and evaluation every 5 s here, the readiness probe every 2 s, group_wait 0 for a P0.
+    # for: 1m, scrape and evaluation every 5 s here, the API's health probe every 2 s, group_wait 0 for a P0.
     _wait(lambda: any("/dingtalk/oncall/send" in path for path, _, _ in webhooks.received), 200, "the P0 reaching on-call on DingTalk")
     path, body, arrived = next(r for r in webhooks.received if r[0] == "/dingtalk/oncall/send")
     (alert,) = [a for a in body["alerts"] if a["labels"]["alertname"] == "ApiDatabaseUnreachable"]
@@ -57,6 +62,10 @@ def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform)
     _wait(lambda: any("oncall@example.com" in to for to, _, _ in mailbox.messages), 60, "the P0 e-mail to on-call")
     to, message, _ = next(m for m in mailbox.messages if "oncall@example.com" in m[0])
     assert "ApiDatabaseUnreachable" in message["Subject"]
+    # Valuations now fail (503) while recommendations still answer: the user-facing error rate rises past 1 %
+    # (ApiErrorRateHigh waits 5 minutes before firing; its expression is what is checked here).
+    (rate,) = _wait(lambda: stack.query(error_rate), 90, "the error-rate expression matching")
+    assert float(rate["value"][1]) > 0.01 and rate["metric"]["namespace"] == NAMESPACE
     # Nobody else yet: the tech lead hears only after a minute more of firing.
     assert not any("techlead@example.com" in to for to, _, _ in mailbox.messages)
 

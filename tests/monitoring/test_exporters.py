@@ -1,7 +1,10 @@
-"""The WAL archiving alerts against what the exporter really exposes: a real PostgreSQL whose archive_command fails,
-Debian's postgres_exporter logged in as the `metrics` role with the cluster's init SQL and credentials from files (as
-the Deployment runs it), scraped by a real Prometheus with the repository's rules. promtool's cases fix the
-thresholds and `for:`; this proves the expressions match the exporter's metric names and labels."""
+"""Alert expressions against what the exporters really expose, scraped by a real Prometheus with the repository's
+rules. promtool's cases fix the thresholds and `for:`; these prove the expressions match the exporters' metric names
+and labels, and that the exporters run as the platform configures them:
+
+- PostgreSQL whose archive_command fails, Debian's postgres_exporter logged in as the `metrics` role with the
+  cluster's init SQL and credentials from files (as the Deployment runs it);
+- Redis with its password, Debian's redis_exporter with the sidecar's environment, then Redis stopped."""
 
 from __future__ import annotations
 
@@ -11,24 +14,16 @@ import time
 
 import httpx
 import pytest
-import yaml
 
 from components.postgres import INIT_SQL
 from components.postgres_exporter import CREDENTIALS_DIR, ROLE
-from tests.monitoring.rules import RULE_FILES
+from tests.monitoring.rules import alerts
 from tests.monitoring.stack import MonitoringStack, Mailbox, Webhooks, alerting_settings
-from tests.services import PostgresServer, free_port, wait_for_port
+from tests.harness import containers
+from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
+from tools.render import render
 
 PASSWORD = "metrics-password-0123456789"
-
-
-def _expr(alert: str) -> str:
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            for rule in group["rules"]:
-                if rule.get("alert") == alert:
-                    return rule["expr"]
-    raise KeyError(alert)
 
 
 def _wait(condition, timeout: float, what: str):
@@ -38,6 +33,39 @@ def _wait(condition, timeout: float, what: str):
             return found
         time.sleep(1)
     raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def redis_exporter(tmp_path_factory):
+    base = tmp_path_factory.mktemp("redis-exporter")
+    redis = RedisServer().start()
+    port = free_port()
+    (sidecar,) = [c for c in containers(render("dev").find("StatefulSet", "redis")) if c["name"] == "exporter"]
+    # The sidecar's variables, its address and listen port pointed at loopback.
+    env = {**os.environ, "REDIS_ADDR": f"redis://127.0.0.1:{redis.port}", "REDIS_PASSWORD": redis.password,
+           "REDIS_EXPORTER_WEB_LISTEN_ADDRESS": f"127.0.0.1:{port}"}
+    assert {e["name"] for e in sidecar["env"]} == {"REDIS_ADDR", "REDIS_PASSWORD", "REDIS_EXPORTER_WEB_LISTEN_ADDRESS"}
+    process = subprocess.Popen(["prometheus-redis-exporter"], env=env, stdout=subprocess.DEVNULL, stderr=open(base / "exporter.log", "w"))
+    wait_for_port(port, 30)
+    webhooks, mailbox = Webhooks(), Mailbox()
+    stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs={"redis": port})
+    yield redis, stack
+    stack.stop()
+    webhooks.stop()
+    mailbox.stop()
+    process.terminate()
+    process.wait(10)
+    redis.cleanup()
+
+
+def test_redis_down_matches_a_stopped_redis_and_only_then(redis_exporter):
+    redis, stack = redis_exporter
+    down = alerts()["RedisDown"]["expr"]
+    _wait(lambda: stack.query('redis_up{job="redis"} == 1'), 60, "Prometheus scraping redis_exporter logged in to Redis")
+    assert stack.query(down) == []
+    redis.stop()
+    (series,) = _wait(lambda: stack.query(down), 60, "the RedisDown expression matching a stopped Redis")
+    assert series["metric"]["namespace"] == "real-estate"
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +110,7 @@ def test_the_exporter_logs_in_as_the_metrics_role_from_files(exporter):
 
 def test_the_archiving_alert_expression_matches_a_failing_archiver_and_only_then(exporter):
     postgres, _, stack = exporter
-    failing, missing = _expr("PostgresWalArchivingFailing"), _expr("PostgresArchiverMetricsMissing")
+    failing, missing = alerts()["PostgresWalArchivingFailing"]["expr"], alerts()["PostgresArchiverMetricsMissing"]["expr"]
     _wait(lambda: stack.query('pg_stat_archiver_failed_count{job="postgres-exporter"}'), 60, "Prometheus scraping the exporter")
     assert stack.query(missing) == []
     assert stack.query(failing) == []  # nothing to archive yet, nothing failed
