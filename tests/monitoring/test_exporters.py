@@ -117,3 +117,52 @@ def test_the_archiving_alert_expression_matches_a_failing_archiver_and_only_then
     postgres.psql("CREATE TABLE filler AS SELECT generate_series(1, 1000) AS n; SELECT pg_switch_wal();")
     series = _wait(lambda: stack.query(failing), 120, "the archiving expression matching a failing archive_command")
     assert series[0]["metric"]["namespace"] == "real-estate" and series[0]["metric"]["job"] == "postgres-exporter"
+
+
+@pytest.fixture(scope="module")
+def small_disk(tmp_path_factory):
+    """A 32 MiB ext4 filesystem on a loop device: a disk that can be filled for real."""
+    base = tmp_path_factory.mktemp("disk")
+    image, mountpoint = base / "disk.img", base / "mnt"
+    mountpoint.mkdir()
+    image.write_bytes(b"\0" * 32 * 2**20)
+    made = subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], capture_output=True, text=True)
+    mounted = made.returncode == 0 and subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)],
+                                                      capture_output=True, text=True).returncode == 0
+    if not mounted:
+        pytest.skip(f"this machine cannot mount a loop filesystem (mkfs: {made.returncode}); NodeDiskHigh is checked by promtool only")
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=False)
+
+
+def test_node_disk_high_matches_a_filled_disk_and_only_then(small_disk):
+    port = free_port()
+    process = subprocess.Popen(["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+                                "--collector.filesystem"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    webhooks, mailbox = Webhooks(), Mailbox()
+    try:
+        wait_for_port(port, 30)
+        stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs={"node-exporter": port})
+        try:
+            high = alerts()["NodeDiskHigh"]["expr"]
+            ours = f'node_filesystem_size_bytes{{mountpoint="{small_disk}"}}'
+            _wait(lambda: stack.query(ours), 60, "Prometheus scraping node-exporter with the small disk")
+            assert not [s for s in stack.query(high) if s["metric"]["mountpoint"] == str(small_disk)]
+            filler = small_disk / "filler"
+            with open(filler, "wb") as out:  # until the disk refuses more: past 90 % of its size
+                try:
+                    while True:
+                        out.write(b"\1" * 2**20)
+                        out.flush()
+                except OSError:
+                    pass
+            found = _wait(lambda: [s for s in stack.query(high) if s["metric"]["mountpoint"] == str(small_disk)], 60,
+                          "NodeDiskHigh's expression matching the filled disk")
+            assert float(found[0]["value"][1]) > 0.9 and found[0]["metric"]["fstype"] == "ext4"
+        finally:
+            stack.stop()
+    finally:
+        webhooks.stop()
+        mailbox.stop()
+        process.terminate()
+        process.wait(10)
