@@ -6,13 +6,14 @@ CHECKOV_VENV := .venv-checkov
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov up preview manifests test clean
+.PHONY: help venv checkov up preview manifests test mutation clean
 
 help:
 	@echo "make up                   deploy the dev stack (Pulumi CLI, local state backend)"
 	@echo "make preview STACK=prod   show the plan for a stack"
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
 	@echo "make test                 run every test"
+	@echo "make mutation             mutation-test the config contract (a report: slow; ARGS='--module settings/values.py --sample 50')"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +59,10 @@ manifests: venv
 
 test: venv checkov
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest
+
+# Not part of `make test`: every mutant runs the module's tests (about 10 s each; the whole set takes hours).
+mutation: venv
+	$(PY) -m tools.mutation $(ARGS)
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,0 +1,124 @@
+"""The value types of the config contract at their edges: the largest valid and the smallest invalid value of every
+bound, inputs that differ from a valid one only late in the string, and the exact text of each class of message.
+(tools/mutation.py found these edges untested: a bound moved by one, a dropped character class, a unit's factor.)"""
+
+import math
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from settings.values import (
+    Bytes,
+    Cpu,
+    DnsLabel,
+    Hostname,
+    Image,
+    Percent,
+    Resources,
+    SemVer,
+    SqlIdentifier,
+    byte_count,
+    cpu_millicores,
+    make_resources,
+)
+
+
+def accepts(kind, value) -> bool:
+    try:
+        TypeAdapter(kind).validate_python(value)
+        return True
+    except ValidationError:
+        return False
+
+
+def message(kind, value) -> str:
+    with pytest.raises(ValidationError) as error:
+        TypeAdapter(kind).validate_python(value)
+    return error.value.errors()[0]["msg"]
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("999999m", True), ("1000000m", False), ("1m", True), ("0m", False),
+    ("9999", True), ("10000", False), ("0.001", True), ("0.0001", False), ("0", False), ("0.000", False),
+    ("1.5", True), ("1.", False), (".5", False), (2, True), (0.25, True), ("2k", False),
+])
+def test_cpu_quantities_at_their_bounds(value, ok):
+    assert accepts(Cpu, value) is ok
+
+
+def test_cpu_message_and_arithmetic():
+    assert message(Cpu, "lots") == "Value error, 'lots' is not a CPU quantity; use millicores like '500m' or cores like '2' or '0.5'"
+    assert [cpu_millicores(q) for q in ("250m", "2", "0.5", "1.25", "0.001")] == [250, 2000, 500, 1250, 1]
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("999999999999999", True), ("1000000000000000", False), ("1", True), ("0", False), ("0Gi", False),
+    ("512Mi", True), ("512mi", False), ("512MiB", False), ("1.5Gi", False), (1024, True),
+])
+def test_byte_quantities_at_their_bounds(value, ok):
+    assert accepts(Bytes, value) is ok
+
+
+def test_every_byte_unit_has_its_exact_factor():
+    units = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+             "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
+    assert {unit: byte_count(f"3{unit}") for unit in units} == {unit: 3 * factor for unit, factor in units.items()}
+    assert byte_count("7") == 7
+    assert message(Bytes, "1GB").startswith("Value error, '1GB' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti")
+
+
+def test_yaml_numbers_become_quantities_only_where_exact():
+    assert TypeAdapter(Cpu).validate_python(1.5) == "1.5" and TypeAdapter(Bytes).validate_python(999999.0) == "999999"
+    assert not accepts(Bytes, 1e6)  # a float this large is left a float (its text would be exponent notation), and refused
+    assert not accepts(Cpu, True) and not accepts(Cpu, math.nan)
+
+
+def test_requests_may_equal_limits_but_not_exceed_them():
+    make_resources("500m", "512Mi", "500m", "512Mi")
+    with pytest.raises(ValidationError, match="requests.cpu 501m exceeds limits.cpu 500m"):
+        make_resources("501m", "512Mi", "500m", "512Mi")
+    with pytest.raises(ValidationError, match="requests.memory 536870913 exceeds limits.memory 512Mi"):
+        Resources.model_validate({"requests": {"cpu": "1", "memory": "536870913"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+
+
+@pytest.mark.parametrize("kind,valid,invalid", [
+    (DnsLabel, "a" * 63, "a" * 64),
+    (DnsLabel, "a-b9", "a-b-"),
+    (DnsLabel, "0abc", "abC"),
+    (SqlIdentifier, "a" * 63, "a" * 64),
+    (SqlIdentifier, "_estate_9", "estate-9"),
+    (Hostname, ("a" * 63 + ".") * 3 + "b" * 61, ("a" * 63 + ".") * 3 + "b" * 62),
+    (Hostname, "api.example.com", "api.example.co-"),
+    (Hostname, "a9.example.com", "api"),
+])
+def test_names_at_their_length_and_character_edges(kind, valid, invalid):
+    assert accepts(kind, valid) and not accepts(kind, invalid)
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("postgres:17", True), ("redis:7", True), ("registry.example.com:5000/team/app:1.2.3", True),
+    ("registry.example.com:123456/app:1", False), ("app:" + "t" * 128, True), ("app:" + "t" * 129, False),
+    ("app@sha256:" + "a" * 64, True), ("app@sha256:" + "a" * 63, False), ("app@sha256:" + "A" * 64, False),
+    ("app:1.0-rc_1", True), ("app:.1", False), ("Team/app:1", False), ("team/a__b:1", True), ("te__am/app:1", False), ("team/app", False),
+])
+def test_image_references_at_their_edges(value, ok):
+    assert accepts(Image, value) is ok
+
+
+def test_image_messages_name_the_problem():
+    assert message(Image, "app") == "Value error, 'app' has no tag; pin a version like 'name:1.2.3' or a digest '@sha256:…'"
+    assert message(Image, "app:latest") == "Value error, 'app:latest' uses ':latest'; pin a version so every rollout is reproducible"
+    assert message(Image, "App:1") == "Value error, 'App:1' is not an image reference like 'registry/name:1.2.3'"
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("999999999.0.0", True), ("1000000000.0.0", False), ("1.2.3", True), ("01.2.3", False), ("1.2.3-rc.1", True),
+    ("1.2.3+build", False), ("1.2", False),
+])
+def test_semantic_versions(value, ok):
+    assert accepts(SemVer, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [(0, True), (100, True), (-1, False), (101, False)])
+def test_percent_bounds(value, ok):
+    assert accepts(Percent, value) is ok

@@ -1,0 +1,285 @@
+"""Mutation testing of the config contract and the other pure-logic modules: does a wrong value fail a test?
+
+Each mutant changes one thing in one module — a comparison (< ↔ <=, == ↔ !=, in ↔ not in), a number (±1, ×2, ÷2),
+a boolean, `and` ↔ `or`, a dropped `not`, a pydantic bound (ge ↔ gt, le ↔ lt), a regular expression (a quantifier's
+bound ±1, a dropped anchor, `+` → `*`, a character-class range removed), a deleted `raise` — which mutmut and
+cosmic-ray leave alone in class bodies and patterns, where this code keeps its rules. The module's tests run against
+each mutant in a scratch copy of the repository; a mutant that fails them is killed, one that passes survives.
+Equivalent mutants (no behaviour can tell them apart) are listed, with the reason, in tools/mutation-equivalent.txt.
+
+    .venv/bin/python -m tools.mutation [--module settings/values.py] [--sample 100 --seed 1] [--jobs 2]
+
+Prints a table per module and every survivor; exits 0 (a report, like bench/: too slow for every CI run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import concurrent.futures
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EQUIVALENT_FILE = ROOT / "tools" / "mutation-equivalent.txt"
+# Module → the tests that guard it (fast ones: no renders of every stack where a unit test exists).
+TARGETS = {
+    "settings/values.py": ["tests/test_values.py", "tests/test_settings.py"],
+    "settings/cron.py": ["tests/test_settings.py", "tests/test_postgres.py"],
+    "settings/rules.py": ["tests/test_settings.py"],
+    "settings/postgres.py": ["tests/test_settings.py", "tests/test_postgres.py"],
+    "settings/monitoring.py": ["tests/test_settings.py", "tests/monitoring/test_alerting.py"],
+    "settings/__init__.py": ["tests/test_settings.py", "tests/test_app_config.py"],
+    "components/alerting.py": ["tests/monitoring/test_alerting.py", "tests/test_monitoring.py"],
+    "components/app_config.py": ["tests/test_app_config.py"],
+    "components/network_policies.py": ["tests/test_network_policies.py"],
+}
+COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
+                 ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
+BOUND_SWAPS = {"ge": "gt", "gt": "ge", "le": "lt", "lt": "le"}
+REGEX_CALLS = {"compile", "fullmatch", "match", "search"}
+
+
+@dataclass(frozen=True)
+class Mutant:
+    module: str
+    line: int
+    what: str
+    source: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.module}:{self.line}: {self.what}"
+
+
+def regex_mutations(pattern: str) -> list[tuple[str, str]]:
+    """(description, mutated pattern) for one regular expression; only mutants that still compile."""
+    found = []
+    for match in re.finditer(r"\{(\d+)(?:,(\d+))?\}", pattern):
+        low, high = match.group(1), match.group(2)
+        for new, what in ((f"{{{low},{int(high) + 1}}}" if high else f"{{{int(low) + 1}}}", "bound +1"),
+                          (f"{{{low},{int(high) - 1}}}" if high and int(high) > int(low) else None, "bound -1")):
+            if new:
+                found.append((f"regex {match.group(0)} → {new} ({what})", pattern[:match.start()] + new + pattern[match.end():]))
+    if pattern.startswith("^"):
+        found.append(("regex without ^", pattern[1:]))
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        found.append(("regex without $", pattern[:-1]))
+    for match in re.finditer(r"(?<!\\)\+", pattern):
+        found.append((f"regex + → * at {match.start()}", pattern[:match.start()] + "*" + pattern[match.end():]))
+    for match in re.finditer(r"\[([^\]]*?)([A-Za-z0-9]-[A-Za-z0-9])([^\]]*)\]", pattern):
+        if match.group(1) + match.group(3):
+            found.append((f"regex class without {match.group(2)}",
+                          pattern[:match.start()] + f"[{match.group(1)}{match.group(3)}]" + pattern[match.end():]))
+    valid = []
+    for what, mutated in found:
+        try:
+            re.compile(mutated)
+            valid.append((what, mutated))
+        except re.error:
+            pass
+    return valid
+
+
+class _Finder(ast.NodeVisitor):
+    """Collects (node, description, replacement builder) for every mutation point."""
+
+    def __init__(self):
+        self.points: list[tuple[ast.AST, str, object]] = []
+        self.regex_nodes: set[int] = set()
+
+    def visit_Call(self, node: ast.Call):
+        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if name in REGEX_CALLS and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            self.regex_nodes.add(id(node.args[0]))
+        for keyword in node.keywords:
+            if keyword.arg == "pattern" and isinstance(keyword.value, ast.Constant) and isinstance(keyword.value.value, str):
+                self.regex_nodes.add(id(keyword.value))
+            if name == "Field" and keyword.arg in BOUND_SWAPS:
+                self.points.append((keyword, f"Field {keyword.arg}= → {BOUND_SWAPS[keyword.arg]}=", ("rename", BOUND_SWAPS[keyword.arg])))
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare):
+        for i, op in enumerate(node.ops):
+            swap = COMPARE_SWAPS.get(type(op))
+            if swap:
+                self.points.append((node, f"{type(op).__name__} → {swap.__name__}", ("compare", i, swap)))
+        self.generic_visit(node)
+
+    def visit_BoolOp(self, node: ast.BoolOp):
+        other = ast.Or if isinstance(node.op, ast.And) else ast.And
+        self.points.append((node, f"{type(node.op).__name__} → {other.__name__}", ("boolop", other)))
+        self.generic_visit(node)
+
+    def visit_UnaryOp(self, node: ast.UnaryOp):
+        if isinstance(node.op, ast.Not):
+            self.points.append((node, "not dropped", ("unnot",)))
+        self.generic_visit(node)
+
+    def visit_Raise(self, node: ast.Raise):
+        self.points.append((node, "raise deleted", ("delete",)))
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant):
+        value = node.value
+        if isinstance(value, bool):
+            self.points.append((node, f"{value} → {not value}", ("const", not value)))
+        elif isinstance(value, int):
+            for new in (value + 1, value - 1):
+                self.points.append((node, f"{value} → {new}", ("const", new)))
+        elif isinstance(value, float):
+            for new in ({value * 2, value / 2} if value else {1.0}):
+                self.points.append((node, f"{value} → {new}", ("const", new)))
+        elif isinstance(value, str) and id(node) in self.regex_nodes:
+            for what, mutated in regex_mutations(value):
+                self.points.append((node, what, ("const", mutated)))
+
+
+def mutants(module: str) -> list[Mutant]:
+    path = ROOT / module
+    text = path.read_text()
+    tree = ast.parse(text)
+    finder = _Finder()
+    # A call records its pattern argument before its children are visited, so the pattern's constant is known then.
+    finder.visit(tree)
+    result = []
+    for node, what, change in finder.points:
+        mutated = _apply(text, tree, node, change)
+        if mutated is not None and mutated != text:
+            result.append(Mutant(module, node.lineno, what, mutated))
+    return result
+
+
+def _apply(text: str, tree: ast.Module, target: ast.AST, change: tuple) -> str | None:
+    """The module's source with one change, through the AST (comments are lost; only tests read the result)."""
+    copy = ast.parse(text)
+    index = [n for n in ast.walk(tree)].index(target)
+    node = [n for n in ast.walk(copy)][index]
+    kind = change[0]
+    if kind == "rename":
+        node.arg = change[1]
+    elif kind == "compare":
+        node.ops[change[1]] = change[2]()
+    elif kind == "boolop":
+        node.op = change[1]()
+    elif kind == "const":
+        node.value = change[1]
+    elif kind in ("unnot", "delete"):
+        replacement = node.operand if kind == "unnot" else ast.Pass()
+        for parent in ast.walk(copy):
+            for field, value in ast.iter_fields(parent):
+                if value is node:
+                    setattr(parent, field, replacement)
+                elif isinstance(value, list) and any(v is node for v in value):
+                    setattr(parent, field, [replacement if v is node else v for v in value])
+    try:
+        return ast.unparse(ast.fix_missing_locations(copy))
+    except Exception:
+        return None
+
+
+def _scratch() -> Path:
+    """A copy of the tracked files (the virtualenvs are used from where they are)."""
+    base = Path(tempfile.mkdtemp(prefix="re-mutation-"))
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        source = ROOT / name
+        if source.is_file():
+            (base / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, base / name)
+    return base
+
+
+def _run(mutant: Mutant, scratch: Path, timeout: float) -> str:
+    target = scratch / mutant.module
+    original = target.read_text()
+    target.write_text(mutant.source)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[mutant.module]],
+            cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        return "survived" if result.returncode == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        return "killed"  # a hang is a failure a test run would report
+    finally:
+        target.write_text(original)
+
+
+def equivalents() -> dict[str, str]:
+    found = {}
+    if EQUIVALENT_FILE.exists():
+        for line in EQUIVALENT_FILE.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                mutant_id, _, reason = line.partition(" | ")
+                found[mutant_id.strip()] = reason.strip()
+    return found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--module", action="append", choices=sorted(TARGETS), help="only these modules (repeatable)")
+    parser.add_argument("--sample", type=int, help="run a random sample of this many mutants per module")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--timeout", type=float, default=300)
+    args = parser.parse_args()
+    known = equivalents()
+    rng = random.Random(args.seed)
+    plan = []
+    for module in args.module or sorted(TARGETS):
+        found = mutants(module)
+        chosen = rng.sample(found, min(args.sample, len(found))) if args.sample else found
+        plan += [(module, len(found), m) for m in chosen]
+    scratches = [_scratch() for _ in range(args.jobs)]
+    started = time.monotonic()
+    outcomes: dict[str, list[tuple[Mutant, str]]] = {}
+    try:
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            free = list(scratches)
+            futures = {}
+            pending = list(plan)
+            while pending or futures:
+                while pending and free:
+                    module, _, mutant = pending.pop(0)
+                    if mutant.id in known:
+                        outcomes.setdefault(module, []).append((mutant, "equivalent"))
+                        continue
+                    scratch = free.pop()
+                    futures[pool.submit(_run, mutant, scratch, args.timeout)] = (mutant, scratch)
+                if not futures:
+                    continue
+                done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    mutant, scratch = futures.pop(future)
+                    free.append(scratch)
+                    outcomes.setdefault(mutant.module, []).append((mutant, future.result()))
+    finally:
+        for scratch in scratches:
+            shutil.rmtree(scratch, ignore_errors=True)
+    totals = {module: total for module, total, _ in plan}
+    print(f"{'module':<34}{'mutants':>8}{'run':>6}{'killed':>8}{'survived':>10}{'equiv.':>8}{'score':>8}")
+    for module in sorted(outcomes):
+        results = [r for _, r in outcomes[module]]
+        killed, survived, equivalent = results.count("killed"), results.count("survived"), results.count("equivalent")
+        score = killed / (killed + survived) if killed + survived else 1.0
+        print(f"{module:<34}{totals[module]:>8}{len(results):>6}{killed:>8}{survived:>10}{equivalent:>8}{score:>7.0%}")
+    print(f"\n{len(plan)} mutants in {time.monotonic() - started:.0f} s with {args.jobs} jobs")
+    survivors = sorted((m for module in outcomes for m, r in outcomes[module] if r == "survived"), key=lambda m: (m.module, m.line))
+    if survivors:
+        print("\nsurvivors:")
+        for mutant in survivors:
+            print(f"  {mutant.id}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
