@@ -17,18 +17,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.component import Component
-from components.workload import (
-    account_node_disk,
-    container_security_context,
-    empty_dir,
-    http_probe,
-    labels,
-    pod_security_context,
-    secret_volume,
-    selector_labels,
-    service_dns,
-    sha256,
-)
+from components.single_pod import single_pod_service
+from components.workload import container_security_context, empty_dir, http_probe, labels, secret_volume, service_dns, sha256
 from settings.monitoring import HTTPS_URL_RE, LEVELS, DingtalkSettings
 
 NAME = "dingtalk-bridge"
@@ -71,8 +61,6 @@ class DingtalkBridge(Component):
             string_data={"config.yml": pulumi.Output.secret(config)},
             opts=child,
         )
-        k8s.core.v1.ServiceAccount(self.child_name(NAME), metadata={"name": NAME, **meta},
-                                   automount_service_account_token=False, opts=child)
         container = {
             "name": NAME,
             "image": s.image,
@@ -89,34 +77,10 @@ class DingtalkBridge(Component):
                 {"name": "work", "mountPath": "/prometheus-webhook-dingtalk"},
             ],
         }
-        pod_spec = account_node_disk({
-            "serviceAccountName": NAME,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": pod_security_context(),
-            "containers": [container],
-            "volumes": [secret_volume("config", secret.metadata.name, {"config.yml": "config.yml"}), empty_dir("work", "16Mi")],
-        })
-        selector = selector_labels(NAME, args.stack)
-        k8s.apps.v1.Deployment(
-            self.child_name(NAME),
-            metadata={"name": NAME, **meta},
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    # A new robot or secret restarts the bridge (it reads its file at start).
-                    "metadata": {"labels": meta["labels"], "annotations": {
-                        "real-estate-ai/config-checksum": config.apply(sha256)}},
-                    "spec": pod_spec,
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            self.child_name(f"{NAME}-service"),
-            metadata={"name": NAME, **meta},
-            spec={"selector": selector, "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}]},
-            opts=child,
+        single_pod_service(
+            self, NAME, args.namespace, args.stack, container,
+            [secret_volume("config", secret.metadata.name, {"config.yml": "config.yml"}), empty_dir("work", "16Mi")], PORT,
+            # A new robot or secret restarts the bridge (it reads its file at start).
+            template_annotations={"real-estate-ai/config-checksum": config.apply(sha256)},
         )
         self.register_outputs({})

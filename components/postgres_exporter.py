@@ -12,19 +12,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.component import Component
-from components.workload import (
-    account_node_disk,
-    container_security_context,
-    http_probe,
-    labels,
-    pod_security_context,
-    secret_volume,
-    selector_labels,
-    service_dns,
-)
+from components.single_pod import single_pod_service
+from components.workload import container_security_context, http_probe, secret_volume, service_dns
 
 NAME = "postgres-exporter"
 PORT = 9187
@@ -55,10 +46,6 @@ def data_source_uri(args: PostgresExporterArgs) -> str:
 class PostgresExporter(Component):
     def __init__(self, name: str, args: PostgresExporterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:postgres:PostgresExporter", name, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        meta = {"namespace": args.namespace, "labels": labels(NAME, args.stack, "monitoring")}
-        k8s.core.v1.ServiceAccount(self.child_name(NAME), metadata={"name": NAME, **meta},
-                                   automount_service_account_token=False, opts=child)
         container = {
             "name": NAME,
             "image": args.image,
@@ -79,25 +66,6 @@ class PostgresExporter(Component):
             "livenessProbe": http_probe("/", "metrics", 5, 20),
             "readinessProbe": http_probe("/", "metrics", 2, 10),
         }
-        pod_spec = account_node_disk({
-            "serviceAccountName": NAME,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "securityContext": pod_security_context(),
-            "containers": [container],
-            "volumes": [secret_volume("credentials", args.user_secret, {"user": "user", "password": "password"})],
-        })
-        selector = selector_labels(NAME, args.stack)
-        k8s.apps.v1.Deployment(
-            self.child_name(NAME),
-            metadata={"name": NAME, **meta},
-            spec={"replicas": 1, "selector": {"matchLabels": selector}, "template": {"metadata": {"labels": meta["labels"]}, "spec": pod_spec}},
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            self.child_name(f"{NAME}-service"),
-            metadata={"name": NAME, **meta},
-            spec={"selector": selector, "ports": [{"name": "metrics", "port": PORT, "targetPort": "metrics", "protocol": "TCP"}]},
-            opts=child,
-        )
+        credentials = secret_volume("credentials", args.user_secret, {"user": "user", "password": "password"})
+        single_pod_service(self, NAME, args.namespace, args.stack, container, [credentials], PORT)
         self.register_outputs({})

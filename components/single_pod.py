@@ -1,0 +1,47 @@
+"""One small stateless helper pod behind a Service (an exporter, a notification bridge): its ServiceAccount (no token),
+a one-replica Deployment with the platform's pod security, and a ClusterIP Service on its one named port."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.component import Component
+from components.workload import account_node_disk, labels, pod_security_context, selector_labels
+
+
+def single_pod_service(owner: Component, name: str, namespace: pulumi.Input[str], stack: str, container: dict,
+                       volumes: list[dict], port: int, template_annotations: Optional[dict] = None) -> None:
+    """`container` names its one port; the Service exposes it under the same name and number."""
+    (port_spec,) = container["ports"]
+    child = pulumi.ResourceOptions(parent=owner)
+    meta = {"namespace": namespace, "labels": labels(name, stack, "monitoring")}
+    k8s.core.v1.ServiceAccount(owner.child_name(name), metadata={"name": name, **meta},
+                               automount_service_account_token=False, opts=child)
+    pod_spec = account_node_disk({
+        "serviceAccountName": name,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(),
+        "containers": [container],
+        "volumes": volumes,
+    })
+    selector = selector_labels(name, stack)
+    template_metadata: dict = {"labels": meta["labels"]}
+    if template_annotations:
+        template_metadata["annotations"] = template_annotations
+    k8s.apps.v1.Deployment(
+        owner.child_name(name),
+        metadata={"name": name, **meta},
+        spec={"replicas": 1, "selector": {"matchLabels": selector}, "template": {"metadata": template_metadata, "spec": pod_spec}},
+        opts=child,
+    )
+    k8s.core.v1.Service(
+        owner.child_name(f"{name}-service"),
+        metadata={"name": name, **meta},
+        spec={"selector": selector,
+              "ports": [{"name": port_spec["name"], "port": port, "targetPort": port_spec["name"], "protocol": "TCP"}]},
+        opts=child,
+    )
