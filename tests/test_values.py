@@ -10,13 +10,17 @@ from pydantic import TypeAdapter, ValidationError
 from settings.values import (
     Bytes,
     Cpu,
+    Cron,
     DnsLabel,
     Hostname,
     Image,
     Percent,
+    Registry,
     Resources,
     SemVer,
+    Settings,
     SqlIdentifier,
+    Text,
     byte_count,
     cpu_millicores,
     make_resources,
@@ -39,7 +43,7 @@ def message(kind, value) -> str:
 
 @pytest.mark.parametrize("value,ok", [
     ("999999m", True), ("1000000m", False), ("1m", True), ("0m", False),
-    ("9999", True), ("10000", False), ("0.001", True), ("0.0001", False), ("0", False), ("0.000", False),
+    ("9999", True), ("10000", False), ("0.001", True), ("0.0001", False), ("1.0001", False), ("0", False), ("0.000", False),
     ("1.5", True), ("1.", False), (".5", False), (2, True), (0.25, True), ("2k", False),
 ])
 def test_cpu_quantities_at_their_bounds(value, ok):
@@ -90,6 +94,7 @@ def test_requests_may_equal_limits_but_not_exceed_them():
     (Hostname, ("a" * 63 + ".") * 3 + "b" * 61, ("a" * 63 + ".") * 3 + "b" * 62),
     (Hostname, "api.example.com", "api.example.co-"),
     (Hostname, "a9.example.com", "api"),
+    (Hostname, "a" * 63 + ".example.com", "a" * 64 + ".example.com"),
 ])
 def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     assert accepts(kind, valid) and not accepts(kind, invalid)
@@ -99,7 +104,9 @@ def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     ("postgres:17", True), ("redis:7", True), ("registry.example.com:5000/team/app:1.2.3", True),
     ("registry.example.com:123456/app:1", False), ("app:" + "t" * 128, True), ("app:" + "t" * 129, False),
     ("app@sha256:" + "a" * 64, True), ("app@sha256:" + "a" * 63, False), ("app@sha256:" + "A" * 64, False),
-    ("app:1.0-rc_1", True), ("app:.1", False), ("Team/app:1", False), ("team/a__b:1", True), ("te__am/app:1", False), ("team/app", False),
+    ("app:1.0-rc_1", True), ("app:.1", False), ("Team/app:1", False), ("team/a__b:1", True), ("te__am/app:1", False),
+    ("registry:12345/app:1", True), ("app:V1.2", True), ("app:Release", True), ("/app:1", False), ("team//app:1", False),
+    ("team/app.:1", False), ("team/.app:1", False), ("-team/app:1", False), ("team/app-:1", False), ("team.:5000/app:1", False), ("team/app", False),
 ])
 def test_image_references_at_their_edges(value, ok):
     assert accepts(Image, value) is ok
@@ -113,6 +120,8 @@ def test_image_messages_name_the_problem():
 
 @pytest.mark.parametrize("value,ok", [
     ("999999999.0.0", True), ("1000000000.0.0", False), ("1.2.3", True), ("01.2.3", False), ("1.2.3-rc.1", True),
+    ("0.999999999.0", True), ("0.1000000000.0", False), ("0.0.999999999", True), ("0.0.1000000000", False),
+    ("1.2.3-9a", True), ("1.2.3-rc.x9y", True), ("1.2.3-Z", True), ("1.2.3-" + "a" * 57, True), ("1.2.3-" + "a" * 58, False),
     ("1.2.3+build", False), ("1.2", False),
 ])
 def test_semantic_versions(value, ok):
@@ -122,3 +131,31 @@ def test_semantic_versions(value, ok):
 @pytest.mark.parametrize("value,ok", [(0, True), (100, True), (-1, False), (101, False)])
 def test_percent_bounds(value, ok):
     assert accepts(Percent, value) is ok
+
+
+def test_semver_and_text_messages():
+    assert message(SemVer, "1.2.3-" + "a" * 58) == f"Value error, '1.2.3-{'a' * 58}' is longer than 63 characters, the most a label value can hold"
+    assert message(SemVer, "1.2") == "Value error, '1.2' is not a semantic version like '1.4.2' (build metadata '+…' is not allowed)"
+    assert accepts(Text, "x" * 128) and not accepts(Text, "x" * 129) and not accepts(Text, "a\nb")
+    assert message(Text, "a\nb") == "Value error, must be one line of at most 128 printable characters"
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("registry.example.com:12345/team", True), ("registry.example.com:123456/team", False), ("registry..example.com", False),
+    ("team//x", False), ("/team", False), ("team/", False), ("Team", False), ("a-b_c.d/e", True),
+])
+def test_registry_paths(value, ok):
+    assert accepts(Registry, value) is ok
+
+
+def test_a_schedule_that_never_runs_is_refused_by_name():
+    assert message(Cron, "0 0 31 2 *") == "Value error, '0 0 31 2 *' names a day that never comes, so it would never run"
+    assert message(Cron, "0 24 * * *").startswith("Value error, '0 24 * * *' is not a cron schedule Kubernetes accepts: hour 24")
+
+
+def test_defaults_are_validated_like_any_value():
+    class Bad(Settings):
+        cpu: Cpu = "lots"
+
+    with pytest.raises(ValidationError, match="'lots' is not a CPU quantity"):
+        Bad()
