@@ -68,6 +68,8 @@ def test_every_byte_unit_has_its_exact_factor():
              "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
     assert {unit: byte_count(f"3{unit}") for unit in units} == {unit: 3 * factor for unit, factor in units.items()}
     assert byte_count("7") == 7
+    with pytest.raises(ValueError):
+        byte_count("7 GB")
     assert message(Bytes, "1GB").startswith("Value error, '1GB' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti")
 
 
@@ -95,6 +97,7 @@ def test_requests_may_equal_limits_but_not_exceed_them():
     (Hostname, "api.example.com", "api.example.co-"),
     (Hostname, "a9.example.com", "api"),
     (Hostname, "a" * 63 + ".example.com", "a" * 64 + ".example.com"),
+    (Hostname, "api." + "a" * 63 + ".com", "api." + "a" * 64 + ".com"),
 ])
 def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     assert accepts(kind, valid) and not accepts(kind, invalid)
@@ -105,7 +108,7 @@ def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     ("registry.example.com:123456/app:1", False), ("app:" + "t" * 128, True), ("app:" + "t" * 129, False),
     ("app@sha256:" + "a" * 64, True), ("app@sha256:" + "a" * 63, False), ("app@sha256:" + "A" * 64, False),
     ("app:1.0-rc_1", True), ("app:.1", False), ("Team/app:1", False), ("team/a__b:1", True), ("te__am/app:1", False),
-    ("registry:12345/app:1", True), ("app:V1.2", True), ("app:Release", True), ("/app:1", False), ("team//app:1", False),
+    ("registry:12345/app:1", True), ("app:V1.2", True), ("app:Release", True), ("app:v1A", True), ("/app:1", False), ("team//app:1", False),
     ("team/app.:1", False), ("team/.app:1", False), ("-team/app:1", False), ("team/app-:1", False), ("team.:5000/app:1", False), ("team/app", False),
 ])
 def test_image_references_at_their_edges(value, ok):
@@ -121,7 +124,7 @@ def test_image_messages_name_the_problem():
 @pytest.mark.parametrize("value,ok", [
     ("999999999.0.0", True), ("1000000000.0.0", False), ("1.2.3", True), ("01.2.3", False), ("1.2.3-rc.1", True),
     ("0.999999999.0", True), ("0.1000000000.0", False), ("0.0.999999999", True), ("0.0.1000000000", False),
-    ("1.2.3-9a", True), ("1.2.3-rc.x9y", True), ("1.2.3-Z", True), ("1.2.3-" + "a" * 57, True), ("1.2.3-" + "a" * 58, False),
+    ("1.2.3-9a", True), ("1.2.3-a9.b9", True), ("1.2.3-x9", True), ("1.2.3-rc.x9y", True), ("1.2.3-Z", True), ("1.2.3-" + "a" * 57, True), ("1.2.3-" + "a" * 58, False),
     ("1.2.3+build", False), ("1.2", False),
 ])
 def test_semantic_versions(value, ok):
@@ -143,6 +146,7 @@ def test_semver_and_text_messages():
 @pytest.mark.parametrize("value,ok", [
     ("registry.example.com:12345/team", True), ("registry.example.com:123456/team", False), ("registry..example.com", False),
     ("team//x", False), ("/team", False), ("team/", False), ("Team", False), ("a-b_c.d/e", True),
+    ("team/x.", False), ("team/x-", False), ("team/x.y", True),
 ])
 def test_registry_paths(value, ok):
     assert accepts(Registry, value) is ok
@@ -159,3 +163,12 @@ def test_defaults_are_validated_like_any_value():
 
     with pytest.raises(ValidationError, match="'lots' is not a CPU quantity"):
         Bad()
+
+
+def test_settings_read_camel_case_keys_and_python_names():
+    class Example(Settings):
+        pool_size: int = 1
+
+    assert Example.model_validate({"poolSize": 3}).pool_size == 3 and Example(pool_size=4).pool_size == 4
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Example.model_validate({"poolsize": 3})
