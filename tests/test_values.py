@@ -170,5 +170,7 @@ def test_settings_read_camel_case_keys_and_python_names():
         pool_size: int = 1
 
     assert Example.model_validate({"poolSize": 3}).pool_size == 3 and Example(pool_size=4).pool_size == 4
+    with pytest.raises(ValidationError, match="frozen"):
+        Example().pool_size = 5  # read once, never changed behind the validation
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         Example.model_validate({"poolsize": 3})
