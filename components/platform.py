@@ -212,7 +212,8 @@ class Platform(Component):
                 primary_service=f"{postgres_module.NAME}-primary", port=postgres_module.PORT,
                 user_secret=postgres_module.user_secret_name(postgres_exporter_module.ROLE),
             ),
-            opts=child,
+            # Its credentials are the operator's Secret, written once the cluster is up: wait for the cluster first.
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[postgres]),
         )
         app_config = AppConfig(
             "app-config",

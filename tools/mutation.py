@@ -52,12 +52,13 @@ REGEX_CALLS = {"compile", "fullmatch", "match", "search"}
 class Mutant:
     module: str
     line: int
+    column: int
     what: str
     source: str
 
     @property
     def id(self) -> str:
-        return f"{self.module}:{self.line}: {self.what}"
+        return f"{self.module}:{self.line}:{self.column}: {self.what}"
 
 
 def regex_mutations(pattern: str) -> list[tuple[str, str]]:
@@ -68,7 +69,8 @@ def regex_mutations(pattern: str) -> list[tuple[str, str]]:
         for new, what in ((f"{{{low},{int(high) + 1}}}" if high else f"{{{int(low) + 1}}}", "bound +1"),
                           (f"{{{low},{int(high) - 1}}}" if high and int(high) > int(low) else None, "bound -1")):
             if new:
-                found.append((f"regex {match.group(0)} → {new} ({what})", pattern[:match.start()] + new + pattern[match.end():]))
+                found.append((f"regex {match.group(0)} at {match.start()} → {new} ({what})",
+                              pattern[:match.start()] + new + pattern[match.end():]))
     if pattern.startswith("^"):
         found.append(("regex without ^", pattern[1:]))
     if pattern.endswith("$") and not pattern.endswith("\\$"):
@@ -77,7 +79,7 @@ def regex_mutations(pattern: str) -> list[tuple[str, str]]:
         found.append((f"regex + → * at {match.start()}", pattern[:match.start()] + "*" + pattern[match.end():]))
     for match in re.finditer(r"\[([^\]]*?)([A-Za-z0-9]-[A-Za-z0-9])([^\]]*)\]", pattern):
         if match.group(1) + match.group(3):
-            found.append((f"regex class without {match.group(2)}",
+            found.append((f"regex class at {match.start()} without {match.group(2)}",
                           pattern[:match.start()] + f"[{match.group(1)}{match.group(3)}]" + pattern[match.end():]))
     valid = []
     for what, mutated in found:
@@ -111,7 +113,8 @@ class _Finder(ast.NodeVisitor):
         for i, op in enumerate(node.ops):
             swap = COMPARE_SWAPS.get(type(op))
             if swap:
-                self.points.append((node, f"{type(op).__name__} → {swap.__name__}", ("compare", i, swap)))
+                which = f" (comparison {i + 1} of {len(node.ops)})" if len(node.ops) > 1 else ""
+                self.points.append((node, f"{type(op).__name__} → {swap.__name__}{which}", ("compare", i, swap)))
         self.generic_visit(node)
 
     def visit_BoolOp(self, node: ast.BoolOp):
@@ -150,11 +153,12 @@ def mutants(module: str) -> list[Mutant]:
     finder = _Finder()
     # A call records its pattern argument before its children are visited, so the pattern's constant is known then.
     finder.visit(tree)
+    original = ast.unparse(tree)  # mutants are unparsed too: compare like with like, so a no-op is no mutant
     result = []
     for node, what, change in finder.points:
         mutated = _apply(text, tree, node, change)
-        if mutated is not None and mutated != text:
-            result.append(Mutant(module, node.lineno, what, mutated))
+        if mutated is not None and mutated != original:
+            result.append(Mutant(module, node.lineno, node.col_offset, what, mutated))
     return result
 
 
@@ -187,9 +191,11 @@ def _apply(text: str, tree: ast.Module, target: ast.AST, change: tuple) -> str |
 
 
 def _scratch() -> Path:
-    """A copy of the tracked files (the virtualenvs are used from where they are)."""
+    """A copy of the working tree's files, committed or not, minus what git ignores (the virtualenvs are used from
+    where they are)."""
     base = Path(tempfile.mkdtemp(prefix="re-mutation-"))
-    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = [name for name in listed.decode().split("\0") if name]
     for name in files:
         source = ROOT / name
         if source.is_file():
@@ -198,18 +204,25 @@ def _scratch() -> Path:
     return base
 
 
+def _tests_pass(module: str, scratch: Path, timeout: float) -> bool:
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module]],
+        cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    # 1: a test failed. Anything else (no tests collected, an import error, pytest itself failing) is no verdict.
+    if result.returncode not in (0, 1):
+        raise RuntimeError(f"pytest exited {result.returncode} on {module}: {result.stdout.decode()[-500:]}")
+    return result.returncode == 0
+
+
 def _run(mutant: Mutant, scratch: Path, timeout: float) -> str:
     target = scratch / mutant.module
     original = target.read_text()
     target.write_text(mutant.source)
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[mutant.module]],
-            cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-        return "survived" if result.returncode == 0 else "killed"
+        return "survived" if _tests_pass(mutant.module, scratch, timeout) else "killed"
     except subprocess.TimeoutExpired:
-        return "killed"  # a hang is a failure a test run would report
+        return "timeout"  # reported apart: a hang may be the mutant's doing, or a loaded machine's
     finally:
         target.write_text(original)
 
@@ -240,6 +253,10 @@ def main() -> int:
         chosen = rng.sample(found, min(args.sample, len(found))) if args.sample else found
         plan += [(module, len(found), m) for m in chosen]
     scratches = [_scratch() for _ in range(args.jobs)]
+    # The unmutated modules must pass their tests, or every mutant would count as killed.
+    for module in sorted({module for module, _, _ in plan}):
+        if not _tests_pass(module, scratches[0], args.timeout):
+            raise SystemExit(f"the tests of {module} fail without any mutant: fix them first")
     started = time.monotonic()
     outcomes: dict[str, list[tuple[Mutant, str]]] = {}
     try:
@@ -266,18 +283,22 @@ def main() -> int:
         for scratch in scratches:
             shutil.rmtree(scratch, ignore_errors=True)
     totals = {module: total for module, total, _ in plan}
-    print(f"{'module':<34}{'mutants':>8}{'run':>6}{'killed':>8}{'survived':>10}{'equiv.':>8}{'score':>8}")
+    print(f"{'module':<34}{'mutants':>8}{'run':>6}{'killed':>8}{'survived':>10}{'timeout':>9}{'equiv.':>8}{'score':>8}")
     for module in sorted(outcomes):
         results = [r for _, r in outcomes[module]]
-        killed, survived, equivalent = results.count("killed"), results.count("survived"), results.count("equivalent")
-        score = killed / (killed + survived) if killed + survived else 1.0
-        print(f"{module:<34}{totals[module]:>8}{len(results):>6}{killed:>8}{survived:>10}{equivalent:>8}{score:>7.0%}")
+        killed, survived = results.count("killed"), results.count("survived")
+        timeouts, equivalent = results.count("timeout"), results.count("equivalent")
+        # Timeouts count against the score: they are not shown to be killed.
+        judged = killed + survived + timeouts
+        score = killed / judged if judged else 1.0
+        print(f"{module:<34}{totals[module]:>8}{len(results):>6}{killed:>8}{survived:>10}{timeouts:>9}{equivalent:>8}{score:>7.0%}")
     print(f"\n{len(plan)} mutants in {time.monotonic() - started:.0f} s with {args.jobs} jobs")
-    survivors = sorted((m for module in outcomes for m, r in outcomes[module] if r == "survived"), key=lambda m: (m.module, m.line))
+    survivors = sorted(((m, r) for module in outcomes for m, r in outcomes[module] if r in ("survived", "timeout")),
+                       key=lambda pair: (pair[0].module, pair[0].line, pair[0].column))
     if survivors:
-        print("\nsurvivors:")
-        for mutant in survivors:
-            print(f"  {mutant.id}")
+        print("\nsurvivors (and timeouts):")
+        for mutant, result in survivors:
+            print(f"  {mutant.id}{'  [timeout]' if result == 'timeout' else ''}")
     return 0
 
 

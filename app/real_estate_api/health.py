@@ -80,6 +80,8 @@ class HealthMonitor:
             self.reasons[name] = reason
         if was not in ("unknown", self.status[name]):
             log.warning("dependency state changed", extra={"dependency": name, "state": self.status[name], "reason": reason})
+        if name == self._stores.postgres.name and up and was == "unavailable":
+            await self._stores.postgres.renew_pool()
         if name == self._stores.postgres.name and up and not self._stores.postgres.schema_ready:
             if self._migration is None or self._migration.done():
                 self._migration = asyncio.create_task(self._migrate(), name="schema-migration")

@@ -121,7 +121,8 @@ async def guarded(store, call: Callable[[], Awaitable[Any]]) -> Any:
     except DependencyUnavailable:
         breaker.failure(ticket)
         raise
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, _Busy):
+        # Cancelled, or too busy to tell: no verdict on the dependency (and a half-open trial is given back).
         breaker.release(ticket)
         raise
     except Exception:
@@ -145,30 +146,52 @@ class Postgres:
     def __init__(self, url: str, timeout: float, pool_size: int, statement_timeout: float, breaker: CircuitBreaker):
         self._url = url
         self._timeout = timeout
-        # The client's own deadline: the server's statement_timeout cannot end a call to a hung server.
-        self._deadline = statement_timeout + 1.0
+        # The client's own deadline (waiting for a pooled connection, then the statement): the server's
+        # statement_timeout cannot end a call to a hung server.
+        self._deadline = timeout + statement_timeout + 1.0
         self.breaker = breaker
         self.schema_ready = False
         self._probe_conn: Optional[psycopg.AsyncConnection] = None
+        # A locked table or a runaway query gives its connection back instead of holding the pool. Set per transaction,
+        # not as a startup option: PgBouncer refuses startup parameters it does not track, and in transaction pooling a
+        # session setting would land on whichever server connection the next transaction gets.
+        timeout_ms = int(statement_timeout * 1000)
+        self._timeouts = f"SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}"
         self._connect_kwargs = {
             "connect_timeout": max(1, int(timeout)),
             "application_name": "real-estate-api",
-            # A locked table or a runaway query gives its connection back instead of holding the pool.
-            "options": f"-c statement_timeout={int(statement_timeout * 1000)} -c lock_timeout={int(statement_timeout * 1000)}",
             # A peer that vanished (node lost, network partition) is noticed in seconds, not at the kernel's 2 hours.
             "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
             "tcp_user_timeout": int(self._deadline * 1000),
         }
+        self._in_use = 0
+        self._pool_size = pool_size
+        self._closing: set[asyncio.Task] = set()
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> AsyncConnectionPool:
         # Opened lazily and kept trying in the background: the service starts while PostgreSQL is down.
         # Connections are checked when taken: after a failover the old primary's are dead.
-        self.pool = AsyncConnectionPool(url, min_size=1, max_size=pool_size, open=False, timeout=timeout,
-                                        kwargs=self._connect_kwargs, check=AsyncConnectionPool.check_connection)
+        return AsyncConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=False, timeout=self._timeout,
+                                   kwargs=self._connect_kwargs, check=AsyncConnectionPool.check_connection)
 
     async def open(self) -> None:
         await self.pool.open(wait=False)
 
+    async def renew_pool(self) -> None:
+        """A fresh pool once PostgreSQL is back: the old one's reconnection backs off exponentially (a minute and more
+        after a long outage) and gives up after five, while the probe has just seen the server answer."""
+        old, self.pool = self.pool, self._new_pool()
+        await self.pool.open(wait=False)
+        # Requests still holding the old pool's connections finish; the rest close. (A reference is kept: the event
+        # loop holds tasks only weakly.)
+        closing = asyncio.get_running_loop().create_task(old.close(timeout=self._deadline))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
         await self.pool.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._probe_conn is not None:
             await self._probe_conn.close()
 
@@ -205,19 +228,25 @@ class Postgres:
         async def execute():
             try:
                 async with self.pool.connection() as conn:
-                    async with conn.cursor(row_factory=dict_row) as cur:
-                        await cur.execute(query, params)
-                        if fetch == "one":
-                            return await cur.fetchone()
-                        if fetch == "all":
-                            return await cur.fetchall()
-                        return None
+                    self._in_use += 1
+                    try:
+                        async with conn.cursor(row_factory=dict_row) as cur:
+                            await cur.execute(self._timeouts)
+                            await cur.execute(query, params)
+                            if fetch == "one":
+                                return await cur.fetchone()
+                            if fetch == "all":
+                                return await cur.fetchall()
+                            return None
+                    finally:
+                        self._in_use -= 1
             except psycopg.errors.QueryCanceled:
                 # The statement timeout: this query waited too long (a lock, a slow plan); the server is up.
                 raise _Busy("statement timeout") from None
             except PoolTimeout:
-                # No connection free in time. Busy (every connection in use) is not an outage; no connection at all is.
-                if self.pool.get_stats().get("pool_size", 0) > 0:
+                # No connection free in time. Busy (other requests hold connections) is not an outage; nothing served at
+                # all is (the pool counts its failing reconnection attempts as connections, so ask who holds one).
+                if self._in_use > 0:
                     raise _Busy("connection pool exhausted") from None
                 raise DependencyUnavailable(self.name, "timeout") from None
             except (psycopg.OperationalError, OSError) as error:

@@ -160,15 +160,25 @@ def test_postgres_down_recommendations_still_answer_writes_and_valuations_are_50
         assert recommend(client, cached)["cache"] == "hit"
         assert recommend(client, wish_for(city, area_sqm=95))["source"] == "vector"
         valuation = client.post("/v1/valuations", json={"city": f"Other-{uuid.uuid4().hex[:4]}", "area_sqm": 50, "bedrooms": 1}, headers=AUTH)
+        # The refused connection opened the circuit: the next write fails at once, without waiting for the pool.
+        circuit = metric(client, "dependency_circuit_state", dependency="postgres")
+        started = time.monotonic()
         listing = client.post("/v1/listings", json={"city": city, "area_sqm": 60, "bedrooms": 1, "price": 500_000, **SHANGHAI}, headers=AUTH)
+        listing_took = time.monotonic() - started
         assert client.get("/ready").status_code == 200
     finally:
         postgres.start()
     assert valuation.status_code == 503 and valuation.json()["dependency"] == "postgres"
     assert valuation.headers["Retry-After"] == "5" and valuation.json()["request_id"] == valuation.headers["X-Request-ID"]
-    assert listing.status_code == 503
+    assert listing.status_code == 503 and circuit == 2 and listing_took < 0.5, (circuit, listing_took)
     wait_until_ready(client)
     assert client.post("/v1/valuations", json={"city": city, "area_sqm": 50, "bedrooms": 1}, headers=AUTH).status_code == 200
+
+
+def test_no_startup_parameter_that_pgbouncer_refuses(client):
+    # PgBouncer (prod's path to PostgreSQL) drops a connection carrying startup options it does not track, such as
+    # statement_timeout: the timeouts are set per transaction instead (the test below proves they hold).
+    assert "options" not in client.app.state.stores.postgres._connect_kwargs
 
 
 def test_a_locked_table_cannot_hold_the_pool(env, postgres):

@@ -168,10 +168,15 @@ CASES = [
          {"cronjob": "postgres-restore-drill"}, step="15m"),
     # Silent: a CronJob created 2.5 h ago that has not succeeded yet has had no chance.
     Case("RedisBackupTooOld", _cronjob("redis-backup", 3.5, 30), _cronjob("redis-backup", None, 30, created_hours_ago=2.5), "30h", step="15m"),
-    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=0), _archiver(failed_per_min=1, archived_per_min=0.2), "20m"),
-    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=0), _archiver(failed_per_min=0, archived_per_min=0), "20m"),
+    # Failing throughout (even while other pushes succeed) fires; failures that stopped after 5 minutes do not.
+    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=1),
+         {**_archiver(0, 1), f'pg_stat_archiver_failed_count{{job="postgres-exporter", namespace="{NS}"}}': "0 1 2 3 4 5x25"}, "25m"),
+    Case("PostgresWalArchivingFailing", _archiver(failed_per_min=1, archived_per_min=0), _archiver(failed_per_min=0, archived_per_min=0), "25m"),
     Case("PostgresWalPilingUp", _wal(2.01), _wal(2.0), "20m"),
-    Case("PostgresArchiverMetricsMissing", {f'up{{job="postgres-exporter", namespace="{NS}"}}': "0x30"}, _archiver(0, 1), "20m"),
+    Case("PostgresArchiverMetricsMissing", {f'up{{job="postgres-exporter", namespace="{NS}"}}': "0x30"},
+         {f'up{{job="postgres-exporter", namespace="{NS}"}}': "1x30", **_archiver(0, 1)}, "20m"),
+    Case("PostgresArchiverMetricsMissing", {f'up{{job="postgres-exporter", namespace="{NS}"}}': "1x30"},
+         {f'up{{job="postgres-exporter", namespace="{NS}"}}': "1x30", **_archiver(0, 1)}, "20m"),
     Case("MilvusBackupTooOld", _cronjob("milvus-backup", 27, 30), _cronjob("milvus-backup", 25, 30), "30h", step="15m"),
     # The same alerts by their other paths.
     Case("ApiDown", {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "0x10"},
