@@ -10,7 +10,6 @@ beside it (`values`, `cron`, `postgres`, `rules`); the program, the offline rend
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal, Optional
 
 import pulumi
