@@ -25,7 +25,7 @@ from real_estate_api.listings import ListingIndex
 from real_estate_api.logs import request_id
 from real_estate_api.metrics import Metrics
 from real_estate_api.recommendations import Recommender
-from real_estate_api.stores import Cache, DependencyUnavailable, FeedbackRefused, Postgres, Stores, VectorStore
+from real_estate_api.stores import Cache, DependencyUnavailable, Postgres, Refused, Stores, VectorStore
 from real_estate_api.valuation import StatsCache, confidence
 
 log = logging.getLogger("real_estate_api")
@@ -154,13 +154,9 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         details = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in error.errors()]
         return JSONResponse({"error": "invalid request", "details": details, "request_id": request_id.get()}, status_code=422)
 
-    @app.exception_handler(_Reject)
-    async def rejected(_: Request, error: _Reject):
+    @app.exception_handler(Refused)
+    async def refused(_: Request, error: Refused):
         return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status, headers=error.headers)
-
-    @app.exception_handler(FeedbackRefused)
-    async def feedback_refused(_: Request, error: FeedbackRefused):
-        return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status)
 
     def assignment_for(request: Request, response: Response, body_user: Optional[str] = None) -> Assignment:
         assignment = assign(props, user_id(request.headers, request.cookies, body_user), request.headers)
@@ -169,7 +165,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
 
     def require(assignment: Assignment, name: str) -> None:
         if not assignment.feature_on(props, name):
-            raise _Reject(404, f"feature '{name}' is disabled", assignment.headers())
+            raise Refused(404, f"feature '{name}' is disabled", assignment.headers())
 
     @app.get("/health")
     async def health_endpoint():
@@ -216,7 +212,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         metrics.valuation_requests.labels(model).inc()
         comparables = await stats.get((body.city, body.district), lambda: stores.postgres.price_per_sqm_quartiles(body.city, body.district))
         if not comparables:
-            raise _Reject(422, f"no comparable listings in {body.city}; add listings first")
+            raise Refused(422, f"no comparable listings in {body.city}; add listings first")
         q1, median, q3 = comparables["quartiles"]
         score = confidence(comparables["n"], q1, q3)
         estimate = round(median * body.area_sqm, 2)
@@ -351,13 +347,3 @@ class ObserveRequests:
             self.metrics.http_duration.labels(method, template).observe(elapsed)
             log.info("request", extra={"method": method, "route": template, "status": status, "duration_ms": round(elapsed * 1000, 2)})
             request_id.reset(token)
-
-
-class _Reject(Exception):
-    """A client error with a clear message."""
-
-    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers

@@ -35,6 +35,8 @@ VECTOR_DIMENSION = 6
 COLLECTION = "listings"
 # Fields stored beside each vector and returned with every hit.
 VECTOR_FIELDS = ("city", "district", "price", "area_sqm", "bedrooms", "latitude", "longitude")
+# The reason a call refused by an open circuit breaker carries.
+CIRCUIT_OPEN = "circuit open"
 # A pod's cache marker outlives it by this much (cache probes renew it every couple of seconds).
 MARKER_TTL_SECONDS = 600
 # Feedback more than this factor away from the estimate is refused: a typo, not a price.
@@ -48,11 +50,14 @@ class DependencyUnavailable(Exception):
         self.reason = reason
 
 
-class FeedbackRefused(Exception):
-    def __init__(self, status: int, message: str):
+class Refused(Exception):
+    """A client error with a clear message and its HTTP status (raised by the stores and the routes alike)."""
+
+    def __init__(self, status: int, message: str, headers: Optional[dict[str, str]] = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers
 
 
 def _reason(error: BaseException) -> str:
@@ -114,7 +119,7 @@ async def guarded(store, call: Callable[[], Awaitable[Any]]) -> Any:
     breaker = store.breaker
     ticket = breaker.allow()
     if ticket is None:
-        raise DependencyUnavailable(store.name, "circuit open")
+        raise DependencyUnavailable(store.name, CIRCUIT_OPEN)
     started = time.perf_counter()
     try:
         result = await call()
@@ -332,10 +337,10 @@ class Postgres:
             return row["estimate"]
         existing = await self.run("SELECT estimate, actual_price FROM valuations WHERE id = %s", (valuation_id,), fetch="one")
         if existing is None:
-            raise FeedbackRefused(404, f"no valuation {valuation_id}")
+            raise Refused(404, f"no valuation {valuation_id}")
         if existing["actual_price"] is not None:
-            raise FeedbackRefused(409, f"valuation {valuation_id} already has its actual price")
-        raise FeedbackRefused(
+            raise Refused(409, f"valuation {valuation_id} already has its actual price")
+        raise Refused(
             422, f"actual_price must be within a factor of {FEEDBACK_MAX_FACTOR:g} of the estimate ({existing['estimate']:.2f})"
         )
 
@@ -405,24 +410,24 @@ class Cache:
         """A write for the rebuild, after a probe found Redis up: past the breaker, failures raised."""
         await self._unguarded(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds))
 
+    async def _degradable(self, call: Callable[[], Awaitable[Any]], what: str) -> tuple[bool, Any]:
+        """(available, result): a failure is logged (unless the circuit refused it: nothing was tried) and reported
+        to the caller, which goes on without the cache."""
+        try:
+            return True, await self._op(call)
+        except DependencyUnavailable as error:
+            if error.reason != CIRCUIT_OPEN:
+                log.warning(f"cache {what} failed", extra={"dependency": self.name, "reason": error.reason})
+            return False, None
+
     async def get(self, key: str) -> tuple[bool, Optional[Any]]:
         """(available, value)."""
-        try:
-            raw = await self._op(lambda: self.client.get(key))
-        except DependencyUnavailable as error:
-            if error.reason != "circuit open":
-                log.warning("cache read failed", extra={"dependency": self.name, "reason": error.reason})
-            return False, None
-        return True, json.loads(raw) if raw is not None else None
+        available, raw = await self._degradable(lambda: self.client.get(key), "read")
+        return available, json.loads(raw) if raw is not None else None
 
     async def put(self, key: str, value: Any, ttl_seconds: int) -> bool:
-        try:
-            await self._op(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds))
-            return True
-        except DependencyUnavailable as error:
-            if error.reason != "circuit open":
-                log.warning("cache write failed", extra={"dependency": self.name, "reason": error.reason})
-            return False
+        available, _ = await self._degradable(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds), "write")
+        return available
 
 
 class VectorStore:
