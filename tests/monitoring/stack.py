@@ -5,6 +5,7 @@ bench/alert_latency.py."""
 
 from __future__ import annotations
 
+import contextlib
 import email
 import http.server
 import json
@@ -15,7 +16,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import httpx
 import yaml
@@ -28,6 +29,20 @@ from tests.monitoring.rules import RULE_FILES
 from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
 
 NAMESPACE = "real-estate"
+
+
+def wait_until(condition, timeout: float, what: str, seen: Optional["Webhooks"] = None):
+    """Poll `condition` every second until it returns something truthy, which is returned; fail naming `what` (and
+    what the webhooks received, when given)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(1)
+    shown = "" if seen is None else "; received: " + "; ".join(
+        f"{path} {[(a['labels']['alertname'], a['status']) for a in body['alerts']]}" for path, body, _ in seen.received)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f} s{shown}")
 
 
 class ProbedApi:
@@ -192,3 +207,17 @@ class MonitoringStack:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+@contextlib.contextmanager
+def scraping(jobs: dict[str, int]) -> Iterator[MonitoringStack]:
+    """Prometheus with the repository's rules scraping `jobs` (job name → port on loopback), with its Alertmanager and
+    stand-in receivers; all stopped on exit."""
+    webhooks, mailbox = Webhooks(), Mailbox()
+    stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs=jobs)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+        webhooks.stop()
+        mailbox.stop()

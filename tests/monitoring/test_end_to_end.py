@@ -13,19 +13,7 @@ import pytest
 
 from components.monitoring import dashboards
 from tests.monitoring.rules import alerts
-from tests.monitoring.stack import NAMESPACE, Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings
-
-
-def _wait(condition, timeout: float, what: str, seen=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(1)
-    shown = "" if seen is None else "; received: " + "; ".join(
-        f"{path} {[(a['labels']['alertname'], a['status']) for a in body['alerts']]}" for path, body, _ in seen.received)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f} s{shown}")
+from tests.monitoring.stack import NAMESPACE, Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -43,43 +31,43 @@ def platform():
 
 def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform):
     postgres, stack, webhooks, mailbox = platform
-    _wait(lambda: stack.query('dependency_up{job="api", dependency="postgres"} == 1'), 60, "Prometheus scraping the API")
+    wait_until(lambda: stack.query('dependency_up{job="api", dependency="postgres"} == 1'), 60, "Prometheus scraping the API")
     # Healthy: nothing fires, nobody is told; users' requests succeed.
     assert stack.firing("ApiDatabaseUnreachable") is None and not webhooks.received and not mailbox.messages
     error_rate = alerts()["ApiErrorRateHigh"]["expr"]
-    _wait(lambda: stack.query("namespace:api_user_requests:rate5m > 0.1"), 90, "user traffic recorded")
+    wait_until(lambda: stack.query("namespace:api_user_requests:rate5m > 0.1"), 90, "user traffic recorded")
     assert stack.query(error_rate) == []
 
     postgres.stop("immediate")
     stopped = time.time()
     # for: 1m, scrape and evaluation every 5 s here, the API's health probe every 2 s, group_wait 0 for a P0.
-    _wait(lambda: any("/dingtalk/oncall/send" in path for path, _, _ in webhooks.received), 200, "the P0 reaching on-call on DingTalk")
+    wait_until(lambda: any("/dingtalk/oncall/send" in path for path, _, _ in webhooks.received), 200, "the P0 reaching on-call on DingTalk")
     path, body, arrived = next(r for r in webhooks.received if r[0] == "/dingtalk/oncall/send")
     (alert,) = [a for a in body["alerts"] if a["labels"]["alertname"] == "ApiDatabaseUnreachable"]
     assert alert["status"] == "firing" and alert["labels"]["severity"] == "P0" and alert["labels"]["service"] == "api"
     assert alert["annotations"]["runbook_url"] == "docs/runbooks/api-database-unreachable.md"
     assert 60 <= arrived - stopped <= 90, arrived - stopped
-    _wait(lambda: any("oncall@example.com" in to for to, _, _ in mailbox.messages), 60, "the P0 e-mail to on-call")
+    wait_until(lambda: any("oncall@example.com" in to for to, _, _ in mailbox.messages), 60, "the P0 e-mail to on-call")
     to, message, _ = next(m for m in mailbox.messages if "oncall@example.com" in m[0])
     assert "ApiDatabaseUnreachable" in message["Subject"]
     # Valuations now fail (503) while recommendations still answer: the user-facing error rate rises past 1 %
     # (ApiErrorRateHigh waits 5 minutes before firing; its expression is what is checked here).
-    (rate,) = _wait(lambda: stack.query(error_rate), 90, "the error-rate expression matching")
+    (rate,) = wait_until(lambda: stack.query(error_rate), 90, "the error-rate expression matching")
     assert float(rate["value"][1]) > 0.01 and rate["metric"]["namespace"] == NAMESPACE
     # Nobody else yet: the tech lead hears only after a minute more of firing.
     assert not any("techlead@example.com" in to for to, _, _ in mailbox.messages)
 
-    _wait(lambda: any("/dingtalk/techlead/send" in path for path, _, _ in webhooks.received), 120, "the escalation to level 2")
+    wait_until(lambda: any("/dingtalk/techlead/send" in path for path, _, _ in webhooks.received), 120, "the escalation to level 2")
     path, body, escalated_at = next(r for r in webhooks.received if r[0] == "/dingtalk/techlead/send")
     (alert,) = body["alerts"]
     assert alert["labels"]["alertname"] == "EscalationP0Level2" and alert["labels"]["escalated"] == "ApiDatabaseUnreachable"
     assert alert["labels"]["escalation"] == "2" and escalated_at - arrived >= 55
-    _wait(lambda: any("techlead@example.com" in to for to, _, _ in mailbox.messages), 60, "the escalation e-mail")
+    wait_until(lambda: any("techlead@example.com" in to for to, _, _ in mailbox.messages), 60, "the escalation e-mail")
 
     postgres.start()
     # The API's connection pool backs off while PostgreSQL is away (up to a minute between attempts after minutes
     # of outage), so the way back takes longer than the way down.
-    _wait(lambda: any(a["status"] == "resolved" and a["labels"]["alertname"] == "ApiDatabaseUnreachable"
+    wait_until(lambda: any(a["status"] == "resolved" and a["labels"]["alertname"] == "ApiDatabaseUnreachable"
                       for path, body, _ in webhooks.received if path == "/dingtalk/oncall/send" for a in body["alerts"]),
           300, "the resolution reaching on-call", webhooks)
 
@@ -88,7 +76,7 @@ def test_every_dashboard_query_runs_against_prometheus(platform):
     """Each panel's query, with the dashboard's namespace variable filled in, runs without error against the
     Prometheus scraping the real API (with the recording rules loaded); the API's own panels have data."""
     _, stack, _, _ = platform
-    _wait(lambda: stack.query('dependency_up{job="api"}'), 60, "Prometheus scraping the API")
+    wait_until(lambda: stack.query('dependency_up{job="api"}'), 60, "Prometheus scraping the API")
     queries = [(path.name, panel["title"], target["expr"].replace("$namespace", NAMESPACE))
                for path in dashboards() for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
     assert len(queries) >= 20

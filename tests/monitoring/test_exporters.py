@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 
 import httpx
 import pytest
@@ -18,21 +17,12 @@ import pytest
 from components.postgres import INIT_SQL
 from components.postgres_exporter import CREDENTIALS_DIR, ROLE
 from tests.monitoring.rules import alerts
-from tests.monitoring.stack import MonitoringStack, Mailbox, Webhooks, alerting_settings
+from tests.monitoring.stack import scraping, wait_until
 from tests.harness import containers
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
 from tools.render import render
 
 PASSWORD = "metrics-password-0123456789"
-
-
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := condition():
-            return found
-        time.sleep(1)
-    raise AssertionError(f"{what} did not happen within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +37,8 @@ def redis_exporter(tmp_path_factory):
     assert {e["name"] for e in sidecar["env"]} == {"REDIS_ADDR", "REDIS_PASSWORD", "REDIS_EXPORTER_WEB_LISTEN_ADDRESS"}
     process = subprocess.Popen(["prometheus-redis-exporter"], env=env, stdout=subprocess.DEVNULL, stderr=open(base / "exporter.log", "w"))
     wait_for_port(port, 30)
-    webhooks, mailbox = Webhooks(), Mailbox()
-    stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs={"redis": port})
-    yield redis, stack
-    stack.stop()
-    webhooks.stop()
-    mailbox.stop()
+    with scraping({"redis": port}) as stack:
+        yield redis, stack
     process.terminate()
     process.wait(10)
     redis.cleanup()
@@ -61,10 +47,10 @@ def redis_exporter(tmp_path_factory):
 def test_redis_down_matches_a_stopped_redis_and_only_then(redis_exporter):
     redis, stack = redis_exporter
     down = alerts()["RedisDown"]["expr"]
-    _wait(lambda: stack.query('redis_up{job="redis"} == 1'), 60, "Prometheus scraping redis_exporter logged in to Redis")
+    wait_until(lambda: stack.query('redis_up{job="redis"} == 1'), 60, "Prometheus scraping redis_exporter logged in to Redis")
     assert stack.query(down) == []
     redis.stop()
-    (series,) = _wait(lambda: stack.query(down), 60, "the RedisDown expression matching a stopped Redis")
+    (series,) = wait_until(lambda: stack.query(down), 60, "the RedisDown expression matching a stopped Redis")
     assert series["metric"]["namespace"] == "real-estate"
 
 
@@ -90,12 +76,8 @@ def exporter(tmp_path_factory):
     process = subprocess.Popen(["prometheus-postgres-exporter", f"--web.listen-address=127.0.0.1:{port}"], env=env,
                                stdout=subprocess.DEVNULL, stderr=open(base / "exporter.log", "w"))
     wait_for_port(port, 30)
-    webhooks, mailbox = Webhooks(), Mailbox()
-    stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs={"postgres-exporter": port})
-    yield postgres, port, stack
-    stack.stop()
-    webhooks.stop()
-    mailbox.stop()
+    with scraping({"postgres-exporter": port}) as stack:
+        yield postgres, port, stack
     process.terminate()
     process.wait(10)
     postgres.cleanup()
@@ -111,11 +93,11 @@ def test_the_exporter_logs_in_as_the_metrics_role_from_files(exporter):
 def test_the_archiving_alert_expression_matches_a_failing_archiver_and_only_then(exporter):
     postgres, _, stack = exporter
     failing, missing = alerts()["PostgresWalArchivingFailing"]["expr"], alerts()["PostgresArchiverMetricsMissing"]["expr"]
-    _wait(lambda: stack.query('pg_stat_archiver_failed_count{job="postgres-exporter"}'), 60, "Prometheus scraping the exporter")
+    wait_until(lambda: stack.query('pg_stat_archiver_failed_count{job="postgres-exporter"}'), 60, "Prometheus scraping the exporter")
     assert stack.query(missing) == []
     assert stack.query(failing) == []  # nothing to archive yet, nothing failed
     postgres.psql("CREATE TABLE filler AS SELECT generate_series(1, 1000) AS n; SELECT pg_switch_wal();")
-    series = _wait(lambda: stack.query(failing), 120, "the archiving expression matching a failing archive_command")
+    series = wait_until(lambda: stack.query(failing), 120, "the archiving expression matching a failing archive_command")
     assert series[0]["metric"]["namespace"] == "real-estate" and series[0]["metric"]["job"] == "postgres-exporter"
 
 
@@ -139,14 +121,12 @@ def test_node_disk_high_matches_a_filled_disk_and_only_then(small_disk):
     port = free_port()
     process = subprocess.Popen(["prometheus-node-exporter", f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
                                 "--collector.filesystem"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    webhooks, mailbox = Webhooks(), Mailbox()
     try:
         wait_for_port(port, 30)
-        stack = MonitoringStack(alerting_settings(webhooks, mailbox), jobs={"node-exporter": port})
-        try:
+        with scraping({"node-exporter": port}) as stack:
             high = alerts()["NodeDiskHigh"]["expr"]
             ours = f'node_filesystem_size_bytes{{mountpoint="{small_disk}"}}'
-            _wait(lambda: stack.query(ours), 60, "Prometheus scraping node-exporter with the small disk")
+            wait_until(lambda: stack.query(ours), 60, "Prometheus scraping node-exporter with the small disk")
             assert not [s for s in stack.query(high) if s["metric"]["mountpoint"] == str(small_disk)]
             filler = small_disk / "filler"
             with open(filler, "wb") as out:  # until the disk refuses more: past 90 % of its size
@@ -156,13 +136,9 @@ def test_node_disk_high_matches_a_filled_disk_and_only_then(small_disk):
                         out.flush()
                 except OSError:
                     pass
-            found = _wait(lambda: [s for s in stack.query(high) if s["metric"]["mountpoint"] == str(small_disk)], 60,
-                          "NodeDiskHigh's expression matching the filled disk")
+            found = wait_until(lambda: [s for s in stack.query(high) if s["metric"]["mountpoint"] == str(small_disk)], 60,
+                               "NodeDiskHigh's expression matching the filled disk")
             assert float(found[0]["value"][1]) > 0.9 and found[0]["metric"]["fstype"] == "ext4"
-        finally:
-            stack.stop()
     finally:
-        webhooks.stop()
-        mailbox.stop()
         process.terminate()
         process.wait(10)
