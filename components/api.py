@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from settings import ApiSettings
 from components.component import Component
 from components.workload import (
+    PART_OF,
     account_node_disk,
     SecretKeyRef,
     container_security_context,
@@ -32,6 +33,9 @@ PRE_STOP_SECONDS = 5
 # The image's uvicorn --timeout-graceful-shutdown (app/Dockerfile).
 DRAIN_SECONDS = 25
 TERMINATION_GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 10
+# Every API pod, whoever made it: Flagger's primary copies the pod labels but renames app.kubernetes.io/name to
+# 'api-primary', so policies, budgets and scrapes select on these instead.
+POD_LABELS = {"app.kubernetes.io/component": "api", "app.kubernetes.io/part-of": PART_OF}
 
 
 @dataclass
@@ -57,6 +61,8 @@ class ApiArgs:
     secrets_checksum: pulumi.Input[str] = ""
     # The commit the image is built from (a tag part and BUILD_REVISION in the image).
     revision: str = "unknown"
+    # Flagger releases this Deployment (release.canary): it generates the Services and scales this one.
+    canary: bool = False
 
 
 def image_name(settings: ApiSettings, revision: str) -> str:
@@ -124,12 +130,16 @@ class Api(Component):
         ]
         deployment_opts = pulumi.ResourceOptions(
             parent=self,
-            # The autoscaler owns the replica count once it exists.
-            ignore_changes=["spec.replicas"] if s.autoscaling else None,
+            # The autoscaler owns the replica count once it exists; under a canary Flagger does (it scales this
+            # Deployment to 0 after each promotion and up again for the next release).
+            ignore_changes=["spec.replicas"] if s.autoscaling or args.canary else None,
         )
+        # Under a canary, a changed pod template is a release that Flagger runs for many minutes and may roll back;
+        # its verdict is the Canary's status (ops/release waits for it), not this Deployment's rollout.
+        deployment_annotations = {"pulumi.com/skipAwait": "true"} if args.canary else {}
         self.deployment = k8s.apps.v1.Deployment(
             self.child_name(NAME),
-            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
+            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": deployment_annotations},
             spec={
                 "replicas": s.autoscaling.min_replicas if s.autoscaling else s.replicas,
                 "revisionHistoryLimit": 5,
@@ -164,22 +174,11 @@ class Api(Component):
             },
             opts=deployment_opts,
         )
-        service_annotations = {}
-        if s.service_type == "LoadBalancer" and not s.await_load_balancer:
-            service_annotations["pulumi.com/skipAwait"] = "true"
-        service = k8s.core.v1.Service(
-            self.child_name(NAME),
-            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": service_annotations},
-            spec={
-                "type": s.service_type,
-                "selector": selector,
-                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
-                # The cloud's load balancer admits the same sources the NetworkPolicy lets through.
-                **({"loadBalancerSourceRanges": list(s.load_balancer_source_ranges)} if s.service_type == "LoadBalancer" else {}),
-            },
-            opts=child,
-        )
-        self.service_name = service.metadata.name
+        if args.canary:
+            # Flagger generates the Service by this name (pointing at its primary) and 'api-canary'.
+            self.service_name = pulumi.Output.from_input(NAME)
+        else:
+            self.service_name = self._service(args, meta_labels, selector)
 
         if s.pod_disruption_budget_min_available is not None:
             k8s.policy.v1.PodDisruptionBudget(
@@ -187,14 +186,16 @@ class Api(Component):
                 metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
                 spec={
                     "minAvailable": s.pod_disruption_budget_min_available,
-                    "selector": {"matchLabels": selector},
+                    # The primary's pods too, under a canary.
+                    "selector": {"matchLabels": POD_LABELS},
                     # Pods that are not ready protect nothing: never let them block a node drain.
                     "unhealthyPodEvictionPolicy": "AlwaysAllow",
                 },
                 opts=child,
             )
+        self.autoscaler_name: Optional[pulumi.Output[str]] = None
         if s.autoscaling:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 self.child_name(NAME),
                 metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels},
                 spec={
@@ -213,7 +214,28 @@ class Api(Component):
                 },
                 opts=child,
             )
+            self.autoscaler_name = hpa.metadata.name
         self.register_outputs({"image": self.image, "service_name": self.service_name})
+
+    def _service(self, args: ApiArgs, meta_labels: dict, selector: dict) -> pulumi.Output[str]:
+        """The ClusterIP (or NodePort/LoadBalancer) Service in front of the pods, where no canary generates one."""
+        s = args.settings
+        service_annotations = {}
+        if s.service_type == "LoadBalancer" and not s.await_load_balancer:
+            service_annotations["pulumi.com/skipAwait"] = "true"
+        service = k8s.core.v1.Service(
+            self.child_name(NAME),
+            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": service_annotations},
+            spec={
+                "type": s.service_type,
+                "selector": selector,
+                "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+                # The cloud's load balancer admits the same sources the NetworkPolicy lets through.
+                **({"loadBalancerSourceRanges": list(s.load_balancer_source_ranges)} if s.service_type == "LoadBalancer" else {}),
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return service.metadata.name
 
     def _image(self, args: ApiArgs) -> pulumi.Output[str]:
         s = args.settings

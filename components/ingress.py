@@ -1,4 +1,5 @@
-"""The public entry: an Ingress for the API, with TLS from cert-manager when enabled."""
+"""The public entry for clusters that run an Ingress controller (ingress.via: ingress): an Ingress for the API, with
+TLS from cert-manager when enabled."""
 
 from __future__ import annotations
 
@@ -11,15 +12,10 @@ import pulumi_kubernetes as k8s
 from settings import IngressSettings
 from components.workload import labels
 from components.component import Component
+from components.routes import ingress_paths
 
 NAME = "api"
-# Only what users and release checks call: the business API, the version and readiness. /metrics (scraped inside the
-# cluster), /docs, /openapi.json and /health stay off the public route.
-PUBLIC_PATHS = (("/v1/", "Prefix"), ("/version", "Exact"), ("/ready", "Exact"))
 
-
-def tls_secret_name(settings: IngressSettings) -> str:
-    return settings.tls.secret_name or f"{settings.host.replace('.', '-')}-tls"[:63]
 
 
 @dataclass
@@ -52,7 +48,7 @@ class Ingress(Component):
                                 "pathType": path_type,
                                 "backend": {"service": {"name": args.service_name, "port": {"number": args.service_port}}},
                             }
-                            for path, path_type in PUBLIC_PATHS
+                            for path, path_type in ingress_paths()
                         ]
                     },
                 }
@@ -60,7 +56,7 @@ class Ingress(Component):
         }
         if s.tls.enabled:
             annotations["cert-manager.io/cluster-issuer"] = s.tls.cluster_issuer
-            spec["tls"] = [{"hosts": [s.host], "secretName": tls_secret_name(s)}]
+            spec["tls"] = [{"hosts": [s.host], "secretName": s.tls_secret_name}]
         k8s.networking.v1.Ingress(
             self.child_name(NAME),
             metadata={

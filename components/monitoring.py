@@ -1,5 +1,5 @@
 """What the cluster's prometheus-operator (kube-prometheus-stack) needs from the platform: scrape targets
-(ServiceMonitors for the API, Milvus and Redis' exporter), Grafana dashboards (ConfigMaps for its sidecar), the alert rules of monitoring/rules and the escalation rules as
+(a PodMonitor for the API's pods, primary and canary alike; ServiceMonitors for Milvus and the exporters), Grafana dashboards (ConfigMaps for its sidecar), the alert rules of monitoring/rules and the escalation rules as
 PrometheusRules, and Alertmanager's routing as a Secret in the monitoring namespace (it holds channel credentials).
 
 The rule files stay plain Prometheus files, so promtool reads exactly what is deployed; only their runbook links
@@ -9,7 +9,7 @@ with `*SelectorNilUsesHelmValues: false`, or `monitoring.selectorLabels` set to 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -64,6 +64,8 @@ class MonitoringArgs:
     alert_secrets: dict[str, pulumi.Output[str]]
     # Service name → port name to scrape at /metrics.
     scrape: dict[str, str]
+    # Job name → (pod labels, port name) to scrape every matching pod at /metrics (pods no one Service selects).
+    pod_scrape: dict[str, tuple[dict[str, str], str]] = field(default_factory=dict)
     # The DingTalk bridge the program deployed, if any.
     dingtalk_url: Optional[str] = None
 
@@ -88,6 +90,22 @@ class Monitoring(Component):
                     },
                     # 15 s: part of the 90 s budget from a fault to the page (docs/monitoring.md).
                     "endpoints": [{"port": port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+                },
+                opts=child,
+            )
+        for job, (pod_labels, port) in sorted(args.pod_scrape.items()):
+            k8s.apiextensions.CustomResource(
+                self.child_name(f"{job}-pods"),
+                api_version="monitoring.coreos.com/v1",
+                kind="PodMonitor",
+                metadata=self._meta(job),
+                spec={
+                    "selector": {"matchLabels": pod_labels},
+                    "podMetricsEndpoints": [{
+                        "port": port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s",
+                        # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
+                        "relabelings": [{"targetLabel": "job", "replacement": job}],
+                    }],
                 },
                 opts=child,
             )

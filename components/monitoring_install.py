@@ -21,6 +21,9 @@ from settings.monitoring import MonitoringSettings
 CHART = "kube-prometheus-stack"
 CHART_REPOSITORY = "https://prometheus-community.github.io/helm-charts"
 RELEASE = "kube-prometheus"
+# The chart's fullname for release "kube-prometheus": "<release>-<chart>" cut to 26 characters (its _helpers.tpl).
+FULLNAME = f"{RELEASE}-{CHART}"[:26]
+PROMETHEUS_PORT = 9090
 # Helm waits for the operator, Prometheus, Alertmanager and Grafana; images on a fresh node take a while.
 INSTALL_TIMEOUT_SECONDS = 900
 
@@ -37,6 +40,11 @@ def values(settings: MonitoringSettings, alertmanager_secret: str, grafana_passw
             "sidecar": {"dashboards": {"enabled": True, "label": "grafana_dashboard", "labelValue": "1", "searchNamespace": "ALL"}},
         },
     }
+
+
+def prometheus_url(namespace: str) -> str:
+    """The chart's Prometheus Service (<fullname>-prometheus), where other controllers query it."""
+    return f"http://{FULLNAME}-prometheus.{namespace}.svc:{PROMETHEUS_PORT}"
 
 
 @dataclass

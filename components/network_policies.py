@@ -62,6 +62,15 @@ class MetricsPort:
 
 
 @dataclass(frozen=True)
+class NamespaceFlow:
+    """Pods in another namespace (a controller's) open TCP connections to `port` on pods of `target`."""
+
+    namespace: str
+    target: Peer
+    port: int
+
+
+@dataclass(frozen=True)
 class ApiServerFlow:
     """Pods of `source` talk to the Kubernetes API (Patroni's consensus store, the operator's backup jobs)."""
 
@@ -102,8 +111,8 @@ class NetworkPoliciesArgs:
     namespace: pulumi.Input[str]
     stack: str
     flows: list[Flow]
-    # app.kubernetes.io/name of pods the ingress controller may reach, and on which port.
-    ingress_target: str
+    # The pods the ingress controller's (or the Gateway's) proxies may reach, and on which port.
+    ingress_target: Peer
     ingress_port: int
     ingress_controller_namespace: str
     external_flows: list[ExternalFlow] = field(default_factory=list)
@@ -118,6 +127,8 @@ class NetworkPoliciesArgs:
     public_sources: list[str] = field(default_factory=list)
     # NodeLocal DNSCache's address, where the cluster runs it.
     node_local_dns: Optional[str] = None
+    # Controllers elsewhere that call into the namespace (Flagger calling its load tester).
+    namespace_flows: list[NamespaceFlow] = field(default_factory=list)
 
 
 class NetworkPolicies(Component):
@@ -152,7 +163,7 @@ class NetworkPolicies(Component):
             },
         )
         self._ingress(
-            f"allow-ingress-controller-to-{args.ingress_target}", selector_labels(args.ingress_target, args.stack),
+            f"allow-ingress-controller-to-{peer_name(args.ingress_target)}", peer_selector(args.ingress_target, args.stack),
             [_namespace(args.ingress_controller_namespace)], [args.ingress_port],
         )
         # Each pair of pods needs both ends opened: egress from the source and ingress to the target,
@@ -187,12 +198,15 @@ class NetworkPolicies(Component):
         for target, ports in ports_by_target.items() if a.monitoring_namespace else ():
             self._ingress(f"allow-monitoring-to-{peer_name(target)}", peer_selector(target, a.stack),
                           [_namespace(a.monitoring_namespace)], ports)
+        for flow in a.namespace_flows:
+            self._ingress(f"allow-{flow.namespace}-to-{peer_name(flow.target)}", peer_selector(flow.target, a.stack),
+                          [_namespace(flow.namespace)], [flow.port])
         if a.acme_http01:
             # cert-manager labels its HTTP-01 solver pods so, and they listen on 8089.
             self._ingress("allow-ingress-controller-to-acme-solver", {"acme.cert-manager.io/http01-solver": "true"},
                           [_namespace(a.ingress_controller_namespace)], [8089])
         if a.public_sources:
-            self._ingress(f"allow-public-to-{a.ingress_target}", selector_labels(a.ingress_target, a.stack),
+            self._ingress(f"allow-public-to-{peer_name(a.ingress_target)}", peer_selector(a.ingress_target, a.stack),
                           [{"ipBlock": {"cidr": cidr}} for cidr in a.public_sources], [a.ingress_port])
 
     def _ingress(self, name: str, pods: dict[str, str], peers: list[dict], ports: list[int]) -> None:

@@ -16,22 +16,27 @@ from components import pgbackrest
 from components import postgres as postgres_module
 from components import postgres_exporter as postgres_exporter_module
 from components import redis as redis_module
-from components.api import HTTP_PORT, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
+from components import canary as canary_module
+from components.api import HTTP_PORT, POD_LABELS as API_POD_LABELS, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
 from components.component import Component
 from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
+from components.canary import Canary, CanaryArgs
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.gateway import GatewayRoute, GatewayRouteArgs, parent_ref
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components import dingtalk_bridge as dingtalk_bridge_module
 from components.dingtalk_bridge import DingtalkBridge, DingtalkBridgeArgs
 from components.monitoring import Monitoring, MonitoringArgs, alertmanager_secret_name
-from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs
+from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs, prometheus_url
 from components.namespace import Namespace, NamespaceArgs
 from components.network_policies import (
     ApiServerFlow,
     ExternalFlow,
     Flow,
     MetricsPort,
+    NamespaceFlow,
     NetworkPolicies,
     NetworkPoliciesArgs,
     Pods,
@@ -50,10 +55,13 @@ PG_REPO_HOST = Pods.labelled("pgbackrest-repo-host", postgres_module.REPO_HOST_P
 # Backup and restore Jobs (and the repository host, which carries the same label).
 PG_BACKREST_PODS = Pods.labelled("pgbackrest", postgres_module.BACKUP_JOB_PODS)
 
+# Every API pod: the Deployment's, and under a canary Flagger's primary (named api-primary).
+API = Pods.labelled("api", API_POD_LABELS)
+
 # Every connection the platform makes inside its namespace; everything else is denied.
 FLOWS = [
-    Flow("api", redis_module.NAME, redis_module.PORT),
-    Flow("api", milvus_module.NAME, milvus_module.GRPC_PORT),
+    Flow(API, redis_module.NAME, redis_module.PORT),
+    Flow(API, milvus_module.NAME, milvus_module.GRPC_PORT),
     Flow(milvus_module.NAME, milvus_module.ETCD_NAME, milvus_module.ETCD_PORT),
     # Replication, Patroni's REST API between members, pgBackRest between members and the repository host.
     Flow(PG_INSTANCES, PG_INSTANCES, postgres_module.PORT),
@@ -66,8 +74,8 @@ FLOWS = [
     Flow(postgres_exporter_module.NAME, PG_INSTANCES, postgres_module.PORT),
 ]
 # The API reaches PostgreSQL through PgBouncer where it runs.
-API_TO_BOUNCER = [Flow("api", PG_BOUNCER, postgres_module.PORT), Flow(PG_BOUNCER, PG_INSTANCES, postgres_module.PORT)]
-API_TO_PRIMARY = [Flow("api", PG_INSTANCES, postgres_module.PORT)]
+API_TO_BOUNCER = [Flow(API, PG_BOUNCER, postgres_module.PORT), Flow(PG_BOUNCER, PG_INSTANCES, postgres_module.PORT)]
+API_TO_PRIMARY = [Flow(API, PG_INSTANCES, postgres_module.PORT)]
 # Patroni keeps its leader lease in the Kubernetes API; the operator's backup Jobs exec into the repository host.
 API_SERVER_FLOWS = [ApiServerFlow(PG_INSTANCES), ApiServerFlow(PG_BACKREST_PODS)]
 
@@ -90,7 +98,7 @@ BACKUP_FLOWS = [
 OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, backups_module.PG_DRILL]
 # What the monitoring namespace scrapes: the API's /metrics and Milvus' metrics port.
 # What the monitoring namespace reaches: Prometheus the metrics ports, Alertmanager the DingTalk bridge.
-METRICS_PORTS = [MetricsPort("api", HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
+METRICS_PORTS = [MetricsPort(API, HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
                  MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
                  MetricsPort(postgres_exporter_module.NAME, postgres_exporter_module.PORT),
                  MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
@@ -104,8 +112,13 @@ def offsite_flows(config: PlatformConfig) -> list[ExternalFlow]:
 MILVUS_STORE_USERS = [milvus_module.NAME, backups_module.MILVUS_BACKUP, backups_module.MILVUS_RESTORE]
 
 
+# The canary's load tester smoke-tests and loads the new version (through the api-canary Service).
+CANARY_FLOWS = [Flow(canary_module.LOADTESTER, API, HTTP_PORT)]
+
+
 def flows(config: PlatformConfig) -> list[Flow]:
     result = FLOWS + (API_TO_BOUNCER if config.postgres.pgbouncer.enabled else API_TO_PRIMARY)
+    result += CANARY_FLOWS if config.release.canary.enabled else []
     result += BACKUP_FLOWS if config.backups.enabled else []
     if config.milvus.external_s3 is None:
         # Milvus and its backups read and write the object store in the namespace.
@@ -124,6 +137,11 @@ def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
         users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
         result += [ExternalFlow(user, external.port, tuple(external.cidrs), "object-store") for user in users]
     return result
+
+
+def canary_prometheus_url(config: PlatformConfig) -> str:
+    """The Prometheus the canary analysis queries: the configured one, or the one monitoring.install runs."""
+    return config.release.canary.prometheus_url or prometheus_url(config.monitoring.namespace)
 
 
 @dataclass
@@ -252,6 +270,7 @@ class Platform(Component):
                 secrets_checksum=secrets.api_checksum,
                 build_context=args.api_build_context,
                 revision=args.revision,
+                canary=c.release.canary.enabled,
             ),
             # The API's readiness needs all three stores; ordering them first keeps the first rollout clean.
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[postgres, redis, milvus]),
@@ -277,15 +296,8 @@ class Platform(Component):
                 ),
                 opts=child,
             )
-        self.ingress_url = None
-        if c.ingress.enabled:
-            ingress = Ingress(
-                "ingress",
-                IngressArgs(ns, stack, c.ingress, api.service_name, SERVICE_PORT),
-                opts=child,
-            )
-            self.ingress_url = ingress.url
         monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace])
+        monitoring_ready: list[pulumi.Resource] = []
         if c.monitoring.install.enabled:
             # The chart brings the CRDs and the monitoring namespace the Monitoring objects go into.
             install = MonitoringInstall(
@@ -293,7 +305,44 @@ class Platform(Component):
                 MonitoringInstallArgs(c.monitoring, stack, alertmanager_secret_name(stack)),
                 opts=child,
             )
+            monitoring_ready = [install.release]
             monitoring_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, install.release])
+        # The Gateway API, cert-manager and Flagger objects below wait for their controllers where this stack installs them.
+        addons = ClusterAddons(
+            "cluster-addons",
+            ClusterAddonsArgs(c.cluster_addons, stack, c.ingress.gateway.class_name, canary_prometheus_url(c), c.monitoring.enabled),
+            opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=monitoring_ready),
+        )
+        addon_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, *addons.ready])
+        canary = c.release.canary if c.release.canary.enabled else None
+        self.ingress_url = None
+        if c.ingress.enabled and c.ingress.via == "gateway":
+            route = GatewayRoute(
+                "gateway",
+                GatewayRouteArgs(ns, stack, c.ingress, api.service_name, SERVICE_PORT, canary),
+                opts=addon_opts,
+            )
+            self.ingress_url = route.url
+        elif c.ingress.enabled:
+            ingress = Ingress(
+                "ingress",
+                IngressArgs(ns, stack, c.ingress, api.service_name, SERVICE_PORT),
+                opts=child,
+            )
+            self.ingress_url = ingress.url
+        if canary is not None:
+            Canary(
+                "canary",
+                CanaryArgs(
+                    namespace=ns, namespace_name=ns_name, stack=stack, settings=canary, version=c.api.version,
+                    deployment_name=api.deployment.metadata.name, autoscaler_name=api.autoscaler_name,
+                    service_port=SERVICE_PORT, container_port_name="http", host=c.ingress.host,
+                    gateway_ref=parent_ref(c.ingress), prometheus_url=canary_prometheus_url(c),
+                    api_key=secrets.api_key_ref,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, provider=provider,
+                                            depends_on=[namespace, api, *addons.ready, *monitoring_ready]),
+            )
         deploy_dingtalk = c.monitoring.deploys_dingtalk_bridge
         if deploy_dingtalk:
             DingtalkBridge(
@@ -312,7 +361,8 @@ class Platform(Component):
                     settings=c.monitoring,
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
                                    if settings.secrets.get(key) is not None and alerting_.notify},
-                    scrape={"api": "http", "milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
+                    scrape={"milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
+                    pod_scrape={"api": (API_POD_LABELS, "http")},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                 ),
                 opts=monitoring_opts,
@@ -326,14 +376,17 @@ class Platform(Component):
                 external_flows=external_flows(c),
                 api_server_flows=API_SERVER_FLOWS,
                 api_server_cidrs=list(c.kubernetes.api_server_cidrs),
-                ingress_target="api",
+                ingress_target=API,
                 ingress_port=HTTP_PORT,
-                ingress_controller_namespace=c.ingress.controller_namespace,
+                ingress_controller_namespace=c.ingress.proxy_namespace,
                 monitoring_namespace=c.monitoring.namespace,
                 metrics_ports=METRICS_PORTS,
                 acme_http01=c.ingress.enabled and c.ingress.tls.enabled and c.ingress.tls.solver == "http01",
                 public_sources=list(c.api.load_balancer_source_ranges) if c.api.service_type != "ClusterIP" else [],
                 node_local_dns=c.kubernetes.node_local_dns,
+                # Flagger calls the load tester's webhooks from its own namespace.
+                namespace_flows=([NamespaceFlow(c.cluster_addons.flagger.namespace, canary_module.LOADTESTER,
+                                                canary_module.LOADTESTER_PORT)] if canary is not None else []),
             ),
             opts=child,
         )

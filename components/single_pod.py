@@ -1,4 +1,4 @@
-"""One small stateless helper pod behind a Service (an exporter, a notification bridge): its ServiceAccount (no token),
+"""One small stateless helper pod behind a Service (an exporter, a notification bridge, the canary's load tester): its ServiceAccount (no token),
 a one-replica Deployment with the platform's pod security, and a ClusterIP Service on its one named port."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from components.workload import account_node_disk, labels, pod_security_context,
 
 
 def single_pod_service(owner: Component, name: str, namespace: pulumi.Input[str], stack: str, container: dict,
-                       volumes: list[dict], port: int, template_annotations: Optional[dict] = None) -> None:
+                       volumes: list[dict], port: int, template_annotations: Optional[dict] = None,
+                       component: str = "monitoring") -> None:
     """`container` names its one port; the Service exposes it under the same name and number."""
     (port_spec,) = container["ports"]
     child = pulumi.ResourceOptions(parent=owner)
-    meta = {"namespace": namespace, "labels": labels(name, stack, "monitoring")}
+    meta = {"namespace": namespace, "labels": labels(name, stack, component)}
     k8s.core.v1.ServiceAccount(owner.child_name(name), metadata={"name": name, **meta},
                                automount_service_account_token=False, opts=child)
     pod_spec = account_node_disk({

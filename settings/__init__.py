@@ -17,6 +17,8 @@ from pulumi.runtime import config as runtime_config
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
 from settings import rules
+from settings.release import ClusterAddonsSettings, ReleaseSettings
+from settings.routing import IngressSettings, TlsSettings
 from settings.monitoring import MonitoringSettings
 from settings.postgres import (
     Bucket,
@@ -163,27 +165,6 @@ class ApiSettings(Settings):
                     f"minimum replica count {floor}, or no node could ever be drained"
                 )
         return self
-
-
-class TlsSettings(Settings):
-    enabled: bool = False
-    # How cert-manager proves the host: http01 needs its solver pods reachable from the ingress controller
-    # (the NetworkPolicies allow it); dns01 needs nothing in the cluster.
-    solver: Literal["http01", "dns01"] = "http01"
-    cluster_issuer: DnsLabel = "letsencrypt-prod"
-    secret_name: Optional[DnsLabel] = None
-
-
-class IngressSettings(Settings):
-    enabled: bool = True
-    host: Hostname
-    class_name: DnsLabel = "nginx"
-    # Namespace of the ingress controller pods, allowed through the API's NetworkPolicy.
-    controller_namespace: DnsLabel = "ingress-nginx"
-    tls: TlsSettings = TlsSettings()
-    # Wait for the controller to publish an address; off where no controller reports status.
-    await_address: bool = False
-
 
 
 class RedisSettings(Settings):
@@ -342,7 +323,9 @@ class PlatformConfig(Settings):
     app_config: AppConfigSettings = AppConfigSettings()
     backups: BackupSettings = BackupSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
-
+    release: ReleaseSettings = ReleaseSettings()
+    # Controllers installed once per cluster (dev on kind); shared clusters have their owners install them.
+    cluster_addons: ClusterAddonsSettings = ClusterAddonsSettings()
 
 
 class SecretOverrides:

@@ -20,6 +20,9 @@ RESERVED_CONNECTIONS = 20
 # The product spec's retention floor for prod.
 PROD_FULL_RETENTION_DAYS = 30
 PROD_POSTGRES_INSTANCES = 3
+# prod's API floor: one pod per zone of three, and never fewer than two through autoscaling (policy/ checks the same).
+PROD_API_REPLICAS = 3
+PROD_AUTOSCALING_MIN = 2
 
 
 def _key(path: str) -> str:
@@ -125,10 +128,10 @@ def redis_backup_room(config: "PlatformConfig") -> list[str]:
 def prod_guardrails(config: "PlatformConfig") -> list[str]:
     problems = []
     api, pg = config.api, config.postgres
-    if api.replicas < 2:
-        problems.append(f"{_key('api.replicas')}: is {api.replicas}; prod needs at least 2 API replicas")
-    if api.autoscaling and api.autoscaling.min_replicas < 2:
-        problems.append(f"{_key('api.autoscaling.minReplicas')}: is {api.autoscaling.min_replicas}; prod keeps at least 2")
+    if api.replicas < PROD_API_REPLICAS:
+        problems.append(f"{_key('api.replicas')}: is {api.replicas}; prod needs at least {PROD_API_REPLICAS} API replicas")
+    if api.autoscaling and api.autoscaling.min_replicas < PROD_AUTOSCALING_MIN:
+        problems.append(f"{_key('api.autoscaling.minReplicas')}: is {api.autoscaling.min_replicas}; prod keeps at least {PROD_AUTOSCALING_MIN}")
     if api.registry is not None or api.image is None or "@sha256:" not in api.image:
         problems.append(
             f"{_key('api.image')}: prod deploys the image test ran, by digest (`pulumi stack output apiImage --stack test`), "
@@ -142,6 +145,8 @@ def prod_guardrails(config: "PlatformConfig") -> list[str]:
         problems.append(f"{_key('protectData')}: must be true in prod")
     if not (config.ingress.enabled and config.ingress.tls.enabled):
         problems.append(f"{_key('ingress.tls.enabled')}: prod serves the API over TLS only")
+    if not config.release.canary.enabled:
+        problems.append(f"{_key('release.canary.enabled')}: prod releases through a canary analysis with automatic rollback")
     if not config.kubernetes.context:
         problems.append(f"{_key('kubernetes.context')}: prod names its cluster explicitly, never the ambient kubeconfig context")
     if pg.instances < PROD_POSTGRES_INSTANCES:
@@ -190,6 +195,7 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
         result.append(f"{_key('postgres.operator.namespace')}: '{operator_namespace(config)}' is longer than 63; set a shorter one")
     if config.ingress.tls.enabled and not config.ingress.enabled:
         result.append(f"{_key('ingress.tls.enabled')}: TLS needs ingress.enabled to be true")
+    result += routing_rules(config)
     grey = config.app_config.grey_release
     if grey.enabled and grey.percent == 0:
         result.append(f"{_key('appConfig.greyRelease.percent')}: must be above 0 when the grey release is enabled")
@@ -237,5 +243,40 @@ def ab_test_rules(config: "PlatformConfig") -> list[str]:
         result.append(
             f"{_key('appConfig.abTest.variantB.recommendationModel')}: must name a model other than "
             f"appConfig.recommendation.model ({model}) when the A/B test is enabled"
+        )
+    return result
+
+
+def routing_rules(config: "PlatformConfig") -> list[str]:
+    """The canary needs Flagger's Gateway API router and metrics to judge by; an installed controller runs where the
+    NetworkPolicies expect its proxies."""
+    ingress, canary, addons = config.ingress, config.release.canary, config.cluster_addons
+    result = []
+    if canary.enabled and not (ingress.enabled and ingress.via == "gateway"):
+        result.append(
+            f"{_key('release.canary.enabled')}: the canary shifts traffic on the Gateway API; it needs ingress.enabled "
+            f"true and ingress.via 'gateway'"
+        )
+    if canary.enabled and config.api.service_type != "ClusterIP":
+        result.append(
+            f"{_key('api.serviceType')}: is '{config.api.service_type}'; under a canary Flagger generates the API's "
+            f"Services (ClusterIP) and users arrive through the Gateway"
+        )
+    if canary.enabled and not config.monitoring.enabled:
+        result.append(f"{_key('release.canary.enabled')}: the analysis reads the API's metrics; it needs monitoring.enabled true")
+    if canary.enabled and canary.prometheus_url is None and not config.monitoring.install.enabled:
+        result.append(
+            f"{_key('release.canary.prometheusUrl')}: name the Prometheus the analysis queries (this stack does not "
+            f"install one: monitoring.install.enabled is false)"
+        )
+    gateway = addons.gateway_controller
+    if gateway.install and ingress.via == "gateway" and gateway.namespace != ingress.proxy_namespace:
+        result.append(
+            f"{_key('ingress.controllerNamespace')}: is '{ingress.proxy_namespace}' but the installed gateway controller "
+            f"runs its proxies in clusterAddons.gatewayController.namespace '{gateway.namespace}'"
+        )
+    if canary.tester_header.lower() == config.app_config.grey_release.header.lower():
+        result.append(
+            f"{_key('release.canary.testerHeader')}: '{canary.tester_header}' is already appConfig.greyRelease.header"
         )
     return result

@@ -87,7 +87,9 @@ def test_autoscaler_and_disruption_budget():
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}
     assert hpa["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 65}
     pdb = rendered.find("PodDisruptionBudget", "api")["spec"]
-    assert pdb["minAvailable"] == 2 and pdb["selector"]["matchLabels"]["app.kubernetes.io/name"] == "api"
+    # Every API pod, Flagger's primary (app.kubernetes.io/name: api-primary) included.
+    assert pdb["minAvailable"] == 2 and pdb["selector"]["matchLabels"] == {"app.kubernetes.io/component": "api",
+                                                                           "app.kubernetes.io/part-of": "real-estate-ai"}
     assert rendered.registration("Deployment", "api").ignore_changes == ["spec.replicas"]
 
 

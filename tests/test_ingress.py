@@ -18,7 +18,7 @@ def test_plain_http_ingress():
     assert rule["host"] == "api.estate.example.com"
     assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "api", "port": {"number": 80}}}
     assert "tls" not in obj["spec"]
-    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/v1/", "Prefix"), ("/version", "Exact"), ("/ready", "Exact")]
+    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [("/v1", "Prefix"), ("/version", "Exact"), ("/ready", "Exact")]
     assert "cert-manager.io/cluster-issuer" not in obj["metadata"]["annotations"]
     assert value(ingress.url) == "http://api.estate.example.com"
 

@@ -13,7 +13,7 @@ import yaml
 
 from components.monitoring import ALERTMANAGER_KEY, rule_files
 from tests.crd_schemas import errors
-from tests.harness import STACKS, decoded_config
+from tests.harness import STACKS, decoded_config, pod_labels
 
 MONITORED = [s for s in STACKS if decoded_config(s).get("real-estate-ai:monitoring", {}).get("enabled", True)]
 
@@ -63,9 +63,16 @@ def test_monitoring_objects_pass_the_operators_schemas(stack, rendered_stacks):
 def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     monitors = _of(rendered, "ServiceMonitor")
-    assert set(monitors) == {"api", "milvus", "redis", "postgres-exporter"}
+    assert set(monitors) == {"milvus", "redis", "postgres-exporter"}
+    # The API's pods directly (under a canary no Service of ours selects Flagger's primary), as job "api".
+    (pod_monitor,) = _of(rendered, "PodMonitor").values()
+    api_pods = pod_labels(rendered.find("Deployment", "api"))
+    primary_pods = {**api_pods, "app.kubernetes.io/name": "api-primary"}
+    assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= primary_pods.items()
+    (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "http" and endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "api"}]
     services = _of(rendered, "Service").values()
-    for name, port in (("api", "http"), ("milvus", "metrics"), ("redis", "metrics"), ("postgres-exporter", "metrics")):
+    for name, port in (("milvus", "metrics"), ("redis", "metrics"), ("postgres-exporter", "metrics")):
         service = rendered.find("Service", name)
         selector = monitors[name]["spec"]["selector"]
         # Exactly the client Service: a headless twin with the same pods would be scraped twice.

@@ -67,7 +67,9 @@ def prod(rendered_stacks):
         labels["app.kubernetes.io/name"]: labels
         for labels in (pod_labels(o) for o in rendered.objects if o["kind"] in ("Deployment", "StatefulSet", "Job", "CronJob"))
     }
-    return policies, {**pods, **OPERATOR_PODS}
+    # Flagger's primary: the API pod template with app.kubernetes.io/name renamed (pkg/canary makePrimaryLabels).
+    primary = {**pods["api"], "app.kubernetes.io/name": "api-primary"}
+    return policies, {**pods, **OPERATOR_PODS, "api-primary": primary}
 
 
 # The labels the Percona operator gives its pods (internal/naming/labels.go, v3.0.0), not only the ones we select on.
@@ -104,7 +106,20 @@ def _prod_flows():
 @pytest.mark.parametrize("flow", _prod_flows(), ids=lambda f: f"{peer_name(f.source)}->{peer_name(f.target)}:{f.port}")
 def test_platform_flows_are_open(prod, flow):
     policies, pods = prod
-    assert allowed(policies, _pod(pods, peer_name(flow.source)), _pod(pods, peer_name(flow.target)), flow.port)
+    # The API's flows hold for Flagger's primary pods as for the Deployment's own.
+    sources = ["api", "api-primary"] if peer_name(flow.source) == "api" else [peer_name(flow.source)]
+    targets = ["api", "api-primary"] if peer_name(flow.target) == "api" else [peer_name(flow.target)]
+    for source in sources:
+        for target in targets:
+            assert allowed(policies, _pod(pods, source), _pod(pods, target), flow.port), (source, target)
+
+
+def test_flagger_reaches_only_its_load_tester(prod):
+    policies, pods = prod
+    flagger = ({"app.kubernetes.io/name": "flagger"}, {"kubernetes.io/metadata.name": "flagger-system"}, False)
+    assert allowed(policies, flagger, _pod(pods, "flagger-loadtester"), 8080)
+    assert not allowed(policies, flagger, _pod(pods, "api"), 8000)
+    assert not allowed(policies, _pod(pods, "flagger-loadtester"), _pod(pods, "postgres"), 5432)
 
 
 DENIED = [
@@ -135,11 +150,17 @@ def test_everything_else_inside_the_namespace_is_denied(prod, source, target, po
     assert not allowed(policies, _pod(pods, source), _pod(pods, target), port)
 
 
-def test_ingress_controller_reaches_only_the_api(prod):
+# Envoy Gateway runs each Gateway's Envoy pods in its own namespace (these labels: internal/infrastructure).
+ENVOY = ({"app.kubernetes.io/name": "envoy", "app.kubernetes.io/component": "proxy"},
+         {"kubernetes.io/metadata.name": "envoy-gateway-system"}, False)
+
+
+def test_gateway_proxies_reach_only_the_api(prod):
     policies, pods = prod
-    controller = ({"app.kubernetes.io/name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "ingress-nginx"}, False)
+    controller = ENVOY
     other = ({"app": "anything"}, {"kubernetes.io/metadata.name": "default"}, False)
     assert allowed(policies, controller, _pod(pods, "api"), 8000)
+    assert allowed(policies, controller, _pod(pods, "api-primary"), 8000)
     assert not allowed(policies, controller, _pod(pods, "postgres"), 5432)
     assert not allowed(policies, other, _pod(pods, "api"), 8000)
 
@@ -207,14 +228,14 @@ def test_component_renders_both_ends_of_each_flow():
     assert edge["ports"] == [{"protocol": "TCP", "port": 80}]
 
 
-def _render_with(changes):
+def _render_with(changes, stack="prod"):
     from tests.harness import decoded_config, encode_config, with_value
     from tools.render import render
 
-    config = decoded_config("prod")
+    config = decoded_config(stack)
     for path, new in changes.items():
         config = with_value(config, path, new)
-    rendered = render("prod", encode_config(config))
+    rendered = render(stack, encode_config(config))
     return [o for o in rendered.objects if o["kind"] == "NetworkPolicy"], rendered
 
 
@@ -229,17 +250,19 @@ def test_monitoring_scrapes_exactly_the_metrics_ports(prod):
     assert not allowed(policies, elsewhere, _pod(pods, "api"), 8000)
 
 
-def test_the_ingress_controller_reaches_cert_managers_http01_solver_in_prod(prod):
+def test_the_gateway_proxies_reach_cert_managers_http01_solver_in_prod(prod):
     policies, _ = prod
     solver = ({"acme.cert-manager.io/http01-solver": "true"}, {"kubernetes.io/metadata.name": NAMESPACE}, True)
-    controller = ({"app.kubernetes.io/name": "ingress-nginx"}, {"kubernetes.io/metadata.name": "ingress-nginx"}, False)
+    controller = ENVOY
     assert allowed(policies, controller, solver, 8089)
     dns01, _ = _render_with({"ingress.tls.solver": "dns01"})
     assert not allowed(dns01, controller, solver, 8089)
 
 
 def test_a_load_balancer_service_is_reachable_from_its_source_ranges_only():
-    policies, rendered = _render_with({"api.serviceType": "LoadBalancer", "api.loadBalancerSourceRanges": ["203.0.113.0/24"]})
+    # test without its canary: under one, Flagger generates the Services (ClusterIP) and settings refuse a LoadBalancer.
+    policies, rendered = _render_with({"api.serviceType": "LoadBalancer", "api.loadBalancerSourceRanges": ["203.0.113.0/24"],
+                                       "release.canary.enabled": False}, stack="test")
     public = next(p for p in policies if p["metadata"]["name"] == "allow-public-to-api")
     assert public["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
     assert rendered.find("Service", "api")["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]

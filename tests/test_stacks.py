@@ -11,6 +11,7 @@ from components.backups import POSTGRES_UID
 from components.postgres import repo1_claim_name, user_secret_name
 from components.workload import RUN_AS_UID
 from settings import byte_count
+from tests import crd_schemas
 from tests.harness import KUBERNETES_VERSION, STACKS, containers, decoded_config, pod_labels, pod_spec
 from tools.render import REDACTED, write_manifests
 
@@ -32,6 +33,17 @@ def test_every_object_passes_strict_schema_validation(stack, rendered_stacks, tm
     assert len(written) >= 40
     result = _validate(written)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_custom_resource_passes_its_vendored_crd_schema(stack, rendered_stacks):
+    """Canary, MetricTemplate, Gateway, HTTPRoute, PodMonitor, PrometheusRule, PerconaPGCluster...: each kind has an
+    upstream CRD in policy/crds and every object passes it strictly (an unknown field would be pruned by the server)."""
+    custom = [o for o in rendered_stacks[stack].objects if "/" in o["apiVersion"] and "." in o["apiVersion"].split("/")[0]
+              and not o["apiVersion"].split("/")[0].endswith(".k8s.io") or o["apiVersion"].startswith("gateway.networking.k8s.io")]
+    assert {"Gateway", "HTTPRoute", "PodMonitor"} <= {o["kind"] for o in custom}
+    for obj in custom:
+        assert crd_schemas.errors(obj) == [], f"{obj['kind']}/{obj['metadata']['name']}"
 
 
 def test_schema_validation_catches_an_unknown_field(rendered_stacks, tmp_path):
@@ -65,7 +77,7 @@ def test_every_object_is_in_the_stack_namespace(stack, rendered_stacks):
         if (obj["kind"], obj["metadata"]["name"]) == ("Secret", f"alertmanager-{stack}"):
             # The one exception: Alertmanager reads its configuration from its own namespace.
             assert obj["metadata"]["namespace"] == monitoring
-        elif obj["kind"] != "Namespace":
+        elif obj["kind"] not in ("Namespace", "GatewayClass"):  # cluster-scoped
             assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "real-estate-ai"
 
@@ -234,9 +246,13 @@ def test_environment_shapes(rendered_stacks):
     for kind in ("HorizontalPodAutoscaler", "PodDisruptionBudget"):
         assert any(o["kind"] == kind for o in prod.objects)
         assert not any(o["kind"] == kind for o in dev.objects)
-    assert "tls" in prod.find("Ingress", "api")["spec"]
-    assert "tls" not in dev.find("Ingress", "api")["spec"]
-    assert prod.find("Ingress", "api")["spec"]["rules"][0]["host"] == "api.real-estate.example.com"
+    # Traffic arrives through the Gateway API everywhere; prod and test listen with TLS, dev in plain HTTP.
+    assert not any(o["kind"] == "Ingress" for stack in (dev, test, prod) for o in stack.objects)
+    assert [listener["protocol"] for listener in prod.find("Gateway", "api")["spec"]["listeners"]] == ["HTTP", "HTTPS"]
+    assert [listener["protocol"] for listener in dev.find("Gateway", "api")["spec"]["listeners"]] == ["HTTP"]
+    assert prod.find("Gateway", "api")["spec"]["listeners"][1]["hostname"] == "api.real-estate.example.com"
+    # Releases: canaries in test (the pre-release stage) and prod; dev rolls out plainly.
+    assert [any(o["kind"] == "Canary" for o in stack.objects) for stack in (dev, test, prod)] == [False, True, True]
     assert prod.find("Namespace", "real-estate")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert test.find("Namespace", "real-estate-test")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     prod_pg = prod.find("PerconaPGCluster", "postgres")["spec"]["instances"][0]
@@ -270,12 +286,20 @@ def test_stateful_data_protection(stack, protected, rendered_stacks):
         assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_ingress_routes_to_the_api_service_port(stack, rendered_stacks):
-    rendered = rendered_stacks[stack]
-    backend = rendered.find("Ingress", "api")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
-    service = rendered.find("Service", backend["name"])
-    assert backend["port"]["number"] in [p["port"] for p in service["spec"]["ports"]]
+def test_routes_reach_the_api_service_port(rendered_stacks):
+    # dev: the program's HTTPRoute to its Service.
+    dev = rendered_stacks["dev"]
+    (rule,) = dev.find("HTTPRoute", "api")["spec"]["rules"]
+    (backend,) = rule["backendRefs"]
+    assert backend["port"] in [p["port"] for p in dev.find("Service", backend["name"])["spec"]["ports"]]
+    # test and prod: Flagger generates Services on the Canary's port; the testers' route uses that port.
+    for stack in ("test", "prod"):
+        rendered = rendered_stacks[stack]
+        canary = rendered.find("Canary", "api")["spec"]
+        (tester_rule,) = rendered.find("HTTPRoute", "api-canary-testers")["spec"]["rules"]
+        assert tester_rule["backendRefs"] == [{"name": "api-canary", "port": canary["service"]["port"]}]
+        assert canary["service"]["targetPort"] in [p["name"] for p in containers(rendered.find("Deployment", "api")).__next__()["ports"]]
+        assert not any(o["kind"] == "Service" and o["metadata"]["name"] == "api" for o in rendered.objects)
 
 
 def test_stack_outputs(rendered_stacks):

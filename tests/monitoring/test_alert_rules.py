@@ -181,6 +181,11 @@ CASES = [
     # The same alerts by their other paths.
     Case("ApiDown", {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "0x10"},
          {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "1x10"}, "5m"),  # no pod, no target
+    # Under a canary the target 'api' sits at 0 between releases while Flagger's 'api-primary' serves.
+    Case("ApiDown", {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "0x10",
+                     f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api-primary"}}': "0x10"},
+         {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api"}}': "0x10",
+          f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="api-primary"}}': "3x10"}, "5m"),
     Case("RedisDown", {f'kube_statefulset_status_replicas_ready{{namespace="{NS}", statefulset="redis"}}': "0x10"},
          {f'kube_statefulset_status_replicas_ready{{namespace="{NS}", statefulset="redis"}}': "1x10"}, "5m"),
     Case("MilvusDown", {f'kube_deployment_status_replicas_available{{namespace="{NS}", deployment="milvus"}}': "0x10"},
