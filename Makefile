@@ -3,10 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 CHECKOV_VENV := .venv-checkov
+POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov up preview manifests test mutation clean
+.PHONY: help venv checkov policy-venv up preview manifests test mutation clean
 
 help:
 	@echo "make up                   deploy the dev stack (Pulumi CLI, local state backend)"
@@ -30,6 +31,15 @@ $(CHECKOV_VENV)/.installed:
 	touch $@
 
 checkov: $(CHECKOV_VENV)/.installed
+
+# The policy pack's own virtualenv (pulumi-policy pins protobuf 5; the program runs 6). PulumiPolicy.yaml names it.
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	$(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/pip install --quiet --upgrade pip
+	$(POLICY_VENV)/bin/pip install --quiet -r policy/requirements.txt
+	touch $@
+
+policy-venv: $(POLICY_VENV)/.installed
 
 define require_pulumi
 	@command -v pulumi >/dev/null 2>&1 || { \
@@ -57,8 +67,8 @@ preview: venv
 manifests: venv
 	$(PY) -m tools.render --stack $(STACK)
 
-test: venv checkov
-	CHECKOV=$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest
+test: venv checkov policy-venv
+	CHECKOV=$(CHECKOV_VENV)/bin/checkov POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
 
 # Not part of `make test`: every mutant runs the module's tests (about 10 s each; the whole set takes hours).
 mutation: venv

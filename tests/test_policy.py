@@ -1,0 +1,180 @@
+"""The policy pack (policy/): each rule with a compliant and a violating object, the whole pack over every stack's
+registered resources — the pure rules here, and the real pulumi-policy policies in the pack's own virtualenv."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from policy import rules
+from policy.rules import Resource, check
+from tests.harness import STACKS
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_PYTHON = os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))
+
+
+def _resources(rendered) -> list[Resource]:
+    return [Resource(r.type, r.inputs, bool(r.protect)) for r in rendered.registrations if rules.judged(r.type)]
+
+
+@pytest.fixture(scope="module")
+def prod_objects(rendered_stacks):
+    return _resources(rendered_stacks["prod"])
+
+
+def _object(resources, kind, name) -> dict:
+    return copy.deepcopy(next(r.props for r in resources if r.kind == kind and r.name == name))
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_stack_passes_the_whole_pack(stack, rendered_stacks):
+    found = check(_resources(rendered_stacks[stack]))
+    assert set(found) == set(rules.RESOURCE_RULES) | set(rules.STACK_RULES)
+    assert {name: problems for name, problems in found.items() if problems} == {}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_real_pack_passes_every_stack_and_reports_a_violation(stack, rendered_stacks, tmp_path):
+    """pulumi-policy's own ResourceValidationArgs/StackValidationArgs, in the pack's virtualenv (policy/offline.py)."""
+    assert Path(POLICY_PYTHON).exists(), f"{POLICY_PYTHON} missing: run `make policy-venv`"
+    registered = copy.deepcopy([{"type": r.type, "name": r.name, "props": r.inputs, "protect": bool(r.protect)}
+                                for r in rendered_stacks[stack].registrations])
+    resources = tmp_path / "resources.json"
+    resources.write_text(json.dumps(registered, default=str))
+    passed = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert json.loads(passed.stdout)["pinned-images"] == []
+    # The same pack fails when one container runs an unpinned image.
+    api = next(r for r in registered if r["props"].get("kind") == "Deployment" and r["name"].endswith("api"))
+    api["props"]["spec"]["template"]["spec"]["containers"][0]["image"] = "real-estate-api:latest"
+    resources.write_text(json.dumps(registered, default=str))
+    failed = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["pinned-images"] == [
+        "Deployment/api container 'api': image 'real-estate-api:latest' is not pinned to a version tag or a digest"]
+
+
+def test_pinned_images(prod_objects):
+    deployment = _object(prod_objects, "Deployment", "milvus")
+    assert rules.pinned_images(deployment) == []
+    for image in ("milvusdb/milvus", "milvusdb/milvus:latest", "not an image"):
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        assert rules.pinned_images(deployment) == [
+            f"Deployment/milvus container 'milvus': image '{image}' is not pinned to a version tag or a digest"]
+    # A digest alone pins; so does a numeric tag (not a registry port).
+    for image in ("milvusdb/milvus@sha256:" + "a" * 64, "redis:7"):
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"] = image
+        assert rules.pinned_images(deployment) == []
+
+
+def test_requests_limits_and_probes(prod_objects):
+    deployment = _object(prod_objects, "Deployment", "api")
+    assert rules.bounded_and_probed(deployment) == []
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    del container["resources"]["limits"]["memory"]
+    del container["readinessProbe"]
+    assert rules.bounded_and_probed(deployment) == [
+        "Deployment/api container 'api': no limits for memory", "Deployment/api container 'api': no readinessProbe"]
+    # A Job's containers finish: bounded, but no probes asked of them.
+    job = _object(prod_objects, "CronJob", "redis-backup")
+    assert rules.bounded_and_probed(job) == []
+
+
+def test_non_root(prod_objects):
+    deployment = _object(prod_objects, "Deployment", "api")
+    assert rules.unprivileged(deployment) == []
+    pod = deployment["spec"]["template"]["spec"]
+    pod["containers"][0]["securityContext"] = {"runAsUser": 0, "allowPrivilegeEscalation": True, "privileged": True}
+    pod["securityContext"] = {}
+    where = "Deployment/api container 'api'"
+    assert rules.unprivileged(deployment) == [
+        f"{where}: may run as root (set runAsNonRoot: true and a non-zero runAsUser)",
+        f"{where}: allowPrivilegeEscalation must be false", f"{where}: runs privileged"]
+    # runAsNonRoot on the pod covers a container that does not repeat it.
+    pod["securityContext"] = {"runAsNonRoot": True, "runAsUser": 10001}
+    pod["containers"][0]["securityContext"] = {"allowPrivilegeEscalation": False}
+    assert rules.unprivileged(deployment) == []
+
+
+@pytest.mark.parametrize("data,problem", [
+    ({"database.password": "hunter2hunter2"}, "key 'database.password': named like a credential; put it in a Secret"),
+    ({"app.properties": "db.url=postgresql://app:s3cretpass@postgres/app\n"}, "key 'app.properties': holds what looks like a credential; put it in a Secret"),
+    ({"config.yml": "token: abcdefgh12345678\n"}, "key 'config.yml': holds what looks like a credential; put it in a Secret"),
+    ({"key.pem": "-----BEGIN RSA PRIVATE KEY-----\nMII..."}, "key 'key.pem': holds what looks like a credential; put it in a Secret"),
+    ({"aws.env": "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"}, "key 'aws.env': holds what looks like a credential; put it in a Secret"),
+])
+def test_no_secrets_in_config_maps(data, problem):
+    config_map = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": data}
+    assert rules.no_secrets_in_config_maps(config_map) == [f"ConfigMap/c {problem}"]
+
+
+def test_config_maps_that_only_name_secrets_pass(prod_objects):
+    # Scripts that read credentials from files or variables, and an empty placeholder, are not credentials.
+    config_map = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {
+        "run.sh": 'password="$(cat /secrets/password)"\nexport PGPASSWORD="$PASSWORD"\n', "password-file": "",
+        "url": "postgresql://app@postgres/app"}}
+    assert rules.no_secrets_in_config_maps(config_map) == []
+    assert all(rules.no_secrets_in_config_maps(r.props) == [] for r in prod_objects if r.kind == "ConfigMap")
+
+
+def test_default_deny(prod_objects):
+    assert rules.default_deny(prod_objects) == []
+    without = [r for r in prod_objects if not (r.kind == "NetworkPolicy" and r.name == "default-deny")]
+    assert rules.default_deny(without) == ["no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, no rules)"]
+
+
+def _replace(resources, kind, name, change):
+    result = []
+    for r in resources:
+        if r.kind == kind and r.name == name:
+            props = copy.deepcopy(r.props)
+            change(props)
+            r = Resource(r.type, props, r.protect)
+        result.append(r)
+    return result
+
+
+def test_prod_guardrails(prod_objects):
+    assert rules.prod_guardrails(prod_objects) == []
+
+    def set_path(*path, value):
+        def change(props):
+            node = props
+            for part in path[:-1]:
+                node = node[part]
+            node[path[-1]] = value
+        return change
+
+    cases = [
+        (("Deployment", "api", set_path("spec", "replicas", value=2)), "prod: the API runs 2 replicas; at least 3"),
+        (("HorizontalPodAutoscaler", "api", set_path("spec", "minReplicas", value=1)),
+         "prod: HorizontalPodAutoscaler/api keeps 1 replicas; at least 2"),
+        (("Deployment", "api", lambda p: p["spec"]["template"]["spec"]["containers"][0].update(image="registry.example.com/api:1.0.0")),
+         "prod: the API image 'registry.example.com/api:1.0.0' is not pinned by digest"),
+        (("Gateway", "api", lambda p: p["spec"].update(listeners=p["spec"]["listeners"][:1])),
+         "prod: no TLS listener (Gateway HTTPS with Terminate, or Ingress tls)"),
+        (("PerconaPGCluster", "postgres", lambda p: p["spec"]["backups"]["pgbackrest"].update(
+            repos=[r for r in p["spec"]["backups"]["pgbackrest"]["repos"] if "s3" not in r])),
+         "prod: no off-site (S3) pgBackRest repository for PostgreSQL's backups"),
+    ]
+    for (kind, name, change), expected in cases:
+        assert rules.prod_guardrails(_replace(prod_objects, kind, name, change)) == [expected], expected
+    assert rules.prod_guardrails([r for r in prod_objects if r.kind != "Canary"]) == ["prod: the API is not released through a Canary"]
+    assert rules.prod_guardrails([r for r in prod_objects if r.kind != "PodDisruptionBudget"]) == [
+        "prod: no PodDisruptionBudget for the API's pods"]
+    unprotected = [Resource(r.type, r.props, False) if r.kind == "PerconaPGCluster" else r for r in prod_objects]
+    assert rules.prod_guardrails(unprotected) == ["prod: PerconaPGCluster/postgres holds data but is not protected"]
+
+
+def test_prod_guardrails_apply_to_prod_only(rendered_stacks, prod_objects):
+    relabelled = _replace(prod_objects, "Namespace", "real-estate",
+                          lambda p: p["metadata"]["labels"].update({rules.ENVIRONMENT_LABEL: "test"}))
+    assert rules.prod_guardrails([r for r in relabelled if r.kind != "Canary"]) == []
+    # dev's unprotected, single-replica stack is fine as dev.
+    assert rules.prod_guardrails(_resources(rendered_stacks["dev"])) == []
