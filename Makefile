@@ -7,11 +7,13 @@ POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov policy-venv up preview manifests test mutation clean
+.PHONY: help venv checkov policy-venv up preview promote rollback manifests test mutation clean
 
 help:
-	@echo "make up                   deploy the dev stack (Pulumi CLI, local state backend)"
-	@echo "make preview STACK=prod   show the plan for a stack"
+	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker, kind, kubectl, Pulumi)"
+	@echo "make preview STACK=prod   show the plan for a stack, checked by the policy pack (its cluster must answer)"
+	@echo "make promote              roll the digest test runs through ops/release/stages.txt, canary by canary"
+	@echo "make rollback STACK=prod  roll a stack back to its previous digest and verify it (ARGS='--to IMAGE@sha256:... --version X')"
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
 	@echo "make test                 run every test"
 	@echo "make mutation             mutation-test the config contract (a report: slow; ARGS='--module settings/values.py --sample 50')"
@@ -41,28 +43,28 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 
 policy-venv: $(POLICY_VENV)/.installed
 
-define require_pulumi
-	@command -v pulumi >/dev/null 2>&1 || { \
-		echo "The Pulumi CLI is not installed. Install it (https://www.pulumi.com/docs/install/), then run make again."; \
-		echo "Without a cluster or the CLI, 'make manifests STACK=$(STACK)' still renders the Kubernetes objects."; \
-		exit 1; }
-endef
-
 # The commit the API image is built from: the same value for the kind load and for Pulumi's build.
 BUILD_REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 export BUILD_REVISION
 
-up: venv
-	$(require_pulumi)
-	PYTHON=$(PY) ops/dev/kind-load-api.sh $(STACK)
-	pulumi login --local
-	pulumi stack select $(STACK) --create --secrets-provider passphrase
-	pulumi up --stack $(STACK)
+# The state backend: PULUMI_BACKEND_URL (a shared bucket or Pulumi Cloud) where set; local state on a laptop otherwise.
+PULUMI_LOGIN = pulumi login $${PULUMI_BACKEND_URL:---local}
 
-preview: venv
-	$(require_pulumi)
-	pulumi login --local
-	pulumi preview --stack $(STACK) --diff
+# Every step checks what it needs and says so (ops/release/up.py).
+up: venv
+	$(PY) -m ops.release.up --stack $(STACK)
+
+# An unreachable cluster fails the preview (the Kubernetes provider would otherwise preview against nothing).
+preview: venv policy-venv
+	$(PY) -m ops.release.preflight $(STACK)
+	$(PULUMI_LOGIN)
+	pulumi preview --stack $(STACK) --diff --policy-pack policy
+
+promote: venv
+	$(PY) -m ops.release.promote $(ARGS)
+
+rollback: venv
+	$(PY) -m ops.release.rollback $(STACK) $(ARGS)
 
 manifests: venv
 	$(PY) -m tools.render --stack $(STACK)

@@ -1,0 +1,68 @@
+"""A stack's release: `pulumi up` (with the policy pack outside dev), then Flagger's verdict where the API's pods
+changed (a canary, or the Deployment's rollout where the stack runs none), then the route. `deploy` first sets the
+stack's image by digest; promote and rollback use it, CI's `release` the rest."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+from ops.release.shell import Failed, Steps, run
+from ops.release.stack import ROOT, Stack, canary_status, check_cluster, wait_for_phase, wait_for_release
+from ops.release.verify import check_route
+
+# A canary of two steps and a promotion at a minute each, with room for slow image pulls; prod's is longer.
+DEFAULT_TIMEOUT_SECONDS = 1800
+
+
+def pod_template(stack: Stack) -> Optional[str]:
+    """A fingerprint of the API Deployment's pod template (what Flagger releases), or None where it does not exist."""
+    text = run(stack.kubectl("get", "deployment", "api", "--namespace", stack.namespace, "--ignore-not-found",
+                             "--output", "jsonpath={.spec.template}"), f"read the API Deployment of stack '{stack.name}'",
+               capture=True).strip()
+    return hashlib.sha256(text.encode()).hexdigest() if text else None
+
+
+def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    steps.step(f"checking that stack '{stack.name}' reaches its cluster ({stack.context or 'current context'})")
+    check_cluster(stack)
+    template = pod_template(stack)
+    before = canary_status(stack).get("lastAppliedSpec") if stack.canary and template else None
+    policy = [] if stack.config.environment == "dev" else ["--policy-pack", str(ROOT / "policy")]
+    steps.step(f"pulumi up --stack {stack.name}" + (" with the policy pack" if policy else ""))
+    run(["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, *policy], f"pulumi up of stack '{stack.name}'")
+    if pod_template(stack) == template:
+        steps.note("the API's pods are unchanged: no release to wait for")
+    elif stack.canary and template is None:
+        steps.step(f"waiting for Flagger to take over the API of stack '{stack.name}' (first deploy: no analysis)")
+        wait_for_phase(stack, ("Initialized", "Succeeded"), timeout)
+    elif stack.canary:
+        steps.step(f"waiting for the canary of stack '{stack.name}' (Flagger: step by step to promotion, or rolled back)")
+        wait_for_release(stack, before, timeout)
+    else:
+        steps.step(f"waiting for the API's rollout in stack '{stack.name}'")
+        run(stack.kubectl("rollout", "status", "deployment/api", "--namespace", stack.namespace, f"--timeout={int(timeout)}s"),
+            f"the API's rollout in stack '{stack.name}'")
+    steps.step(f"checking /ready and /version through the route of stack '{stack.name}'")
+    check_route(stack, stack.config.api.version)
+
+
+def set_image(stack: Stack, image: str, version: str, steps: Steps) -> Stack:
+    """The stack's config now deploys `image` as `version`; the stack as reloaded from its changed file."""
+    if stack.config.api.registry:
+        # A stack that builds its own image deploys this one instead until api.registry is set again.
+        steps.note(f"stack '{stack.name}' builds its image (api.registry): it now deploys {image} until api.registry is set back")
+        run(["pulumi", "config", "rm", "--path", "api.registry", "--stack", stack.name], "stop the stack's own build")
+    run(["pulumi", "config", "set", "--path", "api.image", image, "--stack", stack.name], f"set api.image of stack '{stack.name}'")
+    run(["pulumi", "config", "set", "--path", "api.version", version, "--stack", stack.name], f"set api.version of stack '{stack.name}'")
+    return Stack(stack.name, stack.config.model_copy(update={"api": stack.config.api.model_copy(
+        update={"image": image, "version": version, "registry": None})}))
+
+
+def deploy(stack: Stack, image: str, version: str, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+    if "@sha256:" not in image:
+        raise Failed(f"'{image}' is not pinned by digest; promote and roll back by digest only")
+    # Nothing changes in a stack whose cluster does not answer.
+    check_cluster(stack)
+    steps.step(f"setting stack '{stack.name}' to {image} (version {version})")
+    release(set_image(stack, image, version, steps), steps, timeout)

@@ -1,0 +1,66 @@
+"""What the release scripts share: numbered steps that say what they do, external commands that stop the script
+with their own message when they fail, and a clear line for each missing tool."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from typing import Optional
+
+# Where each tool comes from, for the message when it is missing.
+INSTALL_HINTS = {
+    "pulumi": "the Pulumi CLI: https://www.pulumi.com/docs/install/",
+    "kubectl": "kubectl: https://kubernetes.io/docs/tasks/tools/",
+    "kind": "kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+    "docker": "Docker: https://docs.docker.com/engine/install/",
+}
+
+
+class Failed(Exception):
+    """A step failed; the message says which and why. The scripts exit 1 with it."""
+
+
+class Steps:
+    def __init__(self, script: str):
+        self.script = script
+        self.count = 0
+
+    def step(self, what: str) -> None:
+        self.count += 1
+        print(f"[{self.script} {self.count}] {what}", flush=True)
+
+    def note(self, what: str) -> None:
+        print(f"    {what}", flush=True)
+
+
+def require(tools: list[str]) -> None:
+    """Every tool on PATH, or one line per missing tool and a failure."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise Failed("\n".join(f"{tool} is not installed; install {INSTALL_HINTS.get(tool, tool)}" for tool in missing))
+
+
+def run(command: list[str], what: str, capture: bool = False, input_text: Optional[str] = None,
+        timeout: Optional[float] = None) -> str:
+    """Run `command`; on a non-zero exit fail with `what` and the command's last error lines."""
+    try:
+        result = subprocess.run(command, text=True, capture_output=capture, input=input_text, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise Failed(f"{what}: `{' '.join(command)}` did not finish within {timeout:.0f} s") from None
+    if result.returncode != 0:
+        detail = ""
+        if capture and (result.stderr or result.stdout):
+            detail = ": " + " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        raise Failed(f"{what}: `{' '.join(command[:3])}` exited {result.returncode}{detail}")
+    return result.stdout if capture else ""
+
+
+def main(script, argv: Optional[list[str]] = None) -> int:
+    """Run a script's `script(argv)`; a Failed ends it with its message and exit 1."""
+    try:
+        script(sys.argv[1:] if argv is None else argv)
+    except Failed as failure:
+        print(f"FAILED: {failure}", file=sys.stderr, flush=True)
+        return 1
+    return 0

@@ -1,0 +1,114 @@
+"""A stack's facts the release scripts need, read from Pulumi.<stack>.yaml through the program's own settings
+model (the same validation `pulumi up` runs), and the Pulumi and kubectl calls they make about it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from ops.release.shell import Failed, run
+from settings import SECRET_KEYS, PlatformConfig, _decode
+from tools.render import PROJECT, load_stack_config
+
+ROOT = Path(__file__).resolve().parents[2]
+# Where Pulumi.<stack>.yaml live.
+STACK_DIR = ROOT
+# How often the Canary's status is read while a release runs (Flagger acts once per analysis interval).
+POLL_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    config: PlatformConfig
+
+    @classmethod
+    def load(cls, name: str) -> "Stack":
+        try:
+            raw = load_stack_config(name, STACK_DIR)
+        except SystemExit as error:
+            raise Failed(str(error)) from None
+        plain = {key.split(":", 1)[1]: _decode(value) for key, value in raw.items()
+                 if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SECRET_KEYS}
+        try:
+            return cls(name, PlatformConfig.model_validate(plain))
+        except ValueError as error:
+            raise Failed(f"Pulumi.{name}.yaml is not valid (`make manifests STACK={name}` names every problem): "
+                         f"{str(error).splitlines()[0]}") from None
+
+    @property
+    def context(self) -> Optional[str]:
+        return self.config.kubernetes.context
+
+    @property
+    def namespace(self) -> str:
+        return self.config.namespace.name
+
+    @property
+    def canary(self) -> bool:
+        return self.config.release.canary.enabled
+
+    def kubectl(self, *args: str) -> list[str]:
+        return ["kubectl", *(["--context", self.context] if self.context else []), *args]
+
+
+def login() -> None:
+    """The state backend: PULUMI_BACKEND_URL (shared: s3://, azblob://, gs://, or Pulumi Cloud), else the laptop's."""
+    backend = os.environ.get("PULUMI_BACKEND_URL")
+    run(["pulumi", "login", backend] if backend else ["pulumi", "login", "--local"], "log in to the Pulumi state backend")
+
+
+def check_cluster(stack: Stack) -> None:
+    """The stack's cluster answers: a preview against an unreachable cluster would succeed and prove nothing."""
+    run(stack.kubectl("version", "--request-timeout=10s"),
+        f"the cluster of stack '{stack.name}' (context {stack.context or 'the current one'}) is unreachable", capture=True, timeout=30)
+
+
+def output(stack: Stack, name: str) -> str:
+    return run(["pulumi", "stack", "output", name, "--stack", stack.name], f"read output {name} of stack '{stack.name}'",
+               capture=True).strip()
+
+
+def canary_status(stack: Stack) -> dict:
+    text = run(stack.kubectl("get", "canary", "api", "--namespace", stack.namespace, "--output", "json"),
+               f"read the API's Canary in stack '{stack.name}'", capture=True)
+    try:
+        return json.loads(text).get("status") or {}
+    except (ValueError, AttributeError):
+        raise Failed(f"the API's Canary in stack '{stack.name}' could not be read: {text[:200]!r}") from None
+
+
+def wait_for_phase(stack: Stack, phases: tuple[str, ...], timeout: float) -> dict:
+    """Wait until the Canary's phase is one of `phases`; Failed (or the deadline) fails."""
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = canary_status(stack)
+        if status.get("phase") in phases:
+            return status
+        if status.get("phase") == "Failed":
+            raise Failed(f"the canary in stack '{stack.name}' failed: {status.get('conditions', [{}])[0].get('message', '')}")
+        time.sleep(POLL_SECONDS)
+    raise Failed(f"the canary in stack '{stack.name}' is still {status.get('phase', 'unknown')} after {timeout:.0f} s")
+
+
+def wait_for_release(stack: Stack, before: Optional[str], timeout: float) -> dict:
+    """Wait for Flagger's verdict on the revision that replaced `before` (status.lastAppliedSpec): Succeeded and
+    promoted, or fail naming the phase. A rollback by Flagger is a failure of this release."""
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = canary_status(stack)
+        started = status.get("lastAppliedSpec") not in (None, before)
+        if started and status.get("phase") == "Failed":
+            raise Failed(f"the canary in stack '{stack.name}' failed (Flagger rolled it back after {status.get('failedChecks', '?')} "
+                         f"failed checks); the previous version still serves")
+        if started and status.get("phase") == "Succeeded" and status.get("lastPromotedSpec") == status.get("lastAppliedSpec"):
+            return status
+        time.sleep(POLL_SECONDS)
+    raise Failed(f"the canary in stack '{stack.name}' reached no verdict within {timeout:.0f} s "
+                 f"(phase {status.get('phase', 'unknown')}, weight {status.get('canaryWeight', '?')} %)")

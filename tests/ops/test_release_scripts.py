@@ -1,0 +1,343 @@
+"""`make up`, the promotion and the rollback (ops/release/) with pulumi, kubectl, kind and docker replaced by fakes
+on PATH (tests/ops/fake_tools.py): their checks, the order of what they run, and their failure exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ops.release import promote, rollback, stack as stack_module, up, verify
+from ops.release.shell import main
+
+FAKE = Path(__file__).resolve().parent / "fake_tools.py"
+ROOT = Path(__file__).resolve().parents[2]
+DIGEST = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "1" * 64
+OLD_DIGEST = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "0" * 64
+ROUTE = {"/ready": [200, {"status": "ok"}], "/version": [200, {"name": "real-estate-ai", "version": "1.0.0"}]}
+
+
+class Fakes:
+    def __init__(self, directory: Path):
+        self.bin = directory / "bin"
+        self.bin.mkdir()
+        self.log = directory / "calls.log"
+        self.log.write_text("")
+        self.scenario_file = directory / "scenario.json"
+        self.scenario_file.write_text("{}")
+
+    def install(self, *tools: str) -> None:
+        for tool in tools:
+            (self.bin / tool).symlink_to(FAKE)
+
+    def scenario(self, scenario: dict) -> None:
+        self.scenario_file.write_text(json.dumps(scenario))
+
+    def calls(self, tool: str | None = None) -> list[list[str]]:
+        found = [json.loads(line) for line in self.log.read_text().splitlines()]
+        return [c[1:] for c in found if c[0] == tool] if tool else found
+
+
+@pytest.fixture
+def fakes(tmp_path, monkeypatch):
+    found = Fakes(tmp_path)
+    monkeypatch.setenv("PATH", f"{found.bin}:/usr/bin:/bin")
+    monkeypatch.setenv("FAKE_LOG", str(found.log))
+    monkeypatch.setenv("FAKE_SCENARIO", str(found.scenario_file))
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    monkeypatch.setattr(verify, "ROUTE_ATTEMPTS", 2)
+    monkeypatch.setattr(verify, "ROUTE_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(verify, "ERROR_RATE_PAUSE_SECONDS", 0.05)
+    monkeypatch.setattr(stack_module, "POLL_SECONDS", 0.01)
+    return found
+
+
+def _up_scenario(**changes) -> dict:
+    scenario = {
+        "docker": [{"args": ["info"], "stdout": "27.3.1"}],
+        "kind": [{"args": ["get", "clusters"], "stdout": "other\n"}],
+        "kubectl": [{"args": ["get", "service"], "stdout": "envoy-real-estate-dev-api-1a2b3c4d"},
+                    {"args": ["get", "deployment", "api"], "stdout": ["", '{"spec": "new"}']},
+                    {"args": ["port-forward"], "serve": ROUTE}],
+    }
+    scenario.update(changes)
+    return scenario
+
+
+def test_up_names_every_missing_tool_and_runs_nothing(fakes, capsys):
+    fakes.install("kubectl")
+    assert main(up.up, []) == 1
+    err = capsys.readouterr().err
+    assert "pulumi is not installed; install the Pulumi CLI: https://www.pulumi.com/docs/install/" in err
+    assert "kind is not installed; install kind:" in err and "docker is not installed; install Docker:" in err
+    assert "kubectl is not installed" not in err
+    assert fakes.calls() == []
+
+
+def test_up_stops_when_dockers_daemon_is_down(fakes, capsys):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    fakes.scenario(_up_scenario(docker=[{"args": ["info"], "exit": 1}]))
+    assert main(up.up, []) == 1
+    assert "FAILED: Docker is installed but its daemon does not answer (start it)" in capsys.readouterr().err
+    assert fakes.calls("kind") == [] and fakes.calls("pulumi") == []
+
+
+def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    fakes.scenario(_up_scenario())
+    assert main(up.up, ["--stack", "dev"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    steps = [line.split("] ", 1)[1] for line in out.splitlines() if line.startswith("[up ")]
+    assert steps[0] == "checking prerequisites: pulumi, kind, kubectl, docker"
+    assert steps[-1].startswith("done: stack 'dev' serves version 1.0.0")
+    order = [" ".join(c[:3]) for c in fakes.calls()]
+    expected = ["docker info --format", "kind get clusters", "kind create cluster", "docker build --build-arg",
+                "kind load docker-image", "pulumi login --local", "pulumi stack select", *["kubectl --context kind-real-estate"] * 2,
+                "pulumi up --yes", *["kubectl --context kind-real-estate"] * 4]
+    assert order == expected, order
+    kubectl = [c[2:] for c in fakes.calls("kubectl")]
+    assert kubectl[0] == ["version", "--request-timeout=10s"]
+    assert kubectl[1][:3] == ["get", "deployment", "api"] and kubectl[2][:3] == ["get", "deployment", "api"]
+    # dev runs no canary and no policy pack: the Deployment's own rollout is the verdict.
+    assert kubectl[3][:4] == ["rollout", "status", "deployment/api", "--namespace"]
+    assert ["up", "--yes", "--skip-preview", "--stack", "dev"] in fakes.calls("pulumi")
+    assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[4]
+    assert kubectl[5][:4] == ["port-forward", "--namespace", "envoy-gateway-system", "service/envoy-real-estate-dev-api-1a2b3c4d"]
+    assert ["kind", "create", "cluster", "--name", "real-estate", "--wait", "120s"] == ["kind", *fakes.calls("kind")[1]]
+
+
+def test_up_reuses_an_existing_cluster_and_logs_in_to_the_shared_backend(fakes, capsys, monkeypatch):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    fakes.scenario(_up_scenario(kind=[{"args": ["get", "clusters"], "stdout": "real-estate\n"}]))
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://state-bucket/real-estate-ai")
+    assert main(up.up, []) == 0, capsys.readouterr().err
+    assert not any(c[:2] == ["create", "cluster"] for c in fakes.calls("kind"))
+    assert ["login", "s3://state-bucket/real-estate-ai"] in fakes.calls("pulumi")
+
+
+@pytest.mark.parametrize("failing,message", [
+    ({"pulumi": [{"args": ["up"], "exit": 255}]}, "FAILED: pulumi up of stack 'dev': `pulumi up --yes` exited 255"),
+    ({"kubectl": [{"args": ["get", "deployment"], "stdout": ["", "{}"]}, {"args": ["rollout"], "exit": 1}]},
+     "FAILED: the API's rollout in stack 'dev': `kubectl --context kind-real-estate` exited 1"),
+    ({"kubectl": [{"args": ["version"], "exit": 1, "stdout": "connection refused"}]},
+     "FAILED: the cluster of stack 'dev' (context kind-real-estate) is unreachable"),
+    ({"kubectl": [{"args": ["get", "service"], "stdout": "envoy-x"},
+                  {"args": ["port-forward"], "serve": {**ROUTE, "/version": [200, {"version": "0.9.0"}]}}]},
+     "FAILED: stack 'dev' through api.dev.real-estate.example.com: /ready answered 200, /version reported '0.9.0' (expected '1.0.0')"),
+    ({"kubectl": [{"args": ["get", "service"], "stdout": "envoy-x"}, {"args": ["port-forward"], "serve": {**ROUTE, "/ready": [503, "{}"]}}]},
+     "FAILED: stack 'dev' through api.dev.real-estate.example.com: /ready answered 503"),
+])
+def test_up_stops_at_the_first_failure(fakes, capsys, failing, message):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    fakes.scenario(_up_scenario(**failing))
+    assert main(up.up, []) == 1
+    assert message in capsys.readouterr().err
+    if "pulumi up" in message:
+        assert not any("rollout" in c for c in fakes.calls("kubectl"))
+
+
+def test_up_refuses_a_stack_that_is_not_on_kind(fakes, capsys):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    fakes.scenario(_up_scenario())
+    assert main(up.up, ["--stack", "prod"]) == 1
+    assert "make up deploys a stack on kind; stack 'prod' deploys to context 'real-estate-prod'" in capsys.readouterr().err
+    assert fakes.calls("pulumi") == []
+
+
+# --- promotion and rollback over regions -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def regions(tmp_path, monkeypatch):
+    """Stack files test, prod-a, prod-b, prod-c (prod's, each on a cluster context of its own)."""
+    directory = tmp_path / "stacks"
+    directory.mkdir()
+    (directory / "Pulumi.test.yaml").write_text((ROOT / "Pulumi.test.yaml").read_text())
+    for region in "abc":
+        text = (ROOT / "Pulumi.prod.yaml").read_text().replace("context: real-estate-prod", f"context: prod-{region}")
+        (directory / f"Pulumi.prod-{region}.yaml").write_text(text)
+    monkeypatch.setattr(stack_module, "STACK_DIR", directory)
+    return directory
+
+
+def _canary(phase: str, applied: str, promoted: str, failed_checks: int = 0) -> dict:
+    return {"status": {"phase": phase, "lastAppliedSpec": applied, "lastPromotedSpec": promoted, "failedChecks": failed_checks}}
+
+
+def _region(name: str, verdict: str) -> list[dict]:
+    """kubectl for one region: the pod template before and after the up; the Canary before the up, while it runs,
+    and its verdict."""
+    final = _canary("Succeeded", "new", "new") if verdict == "Succeeded" else _canary("Failed", "new", "old", 5)
+    return [{"args": ["--context", f"prod-{name}", "get", "deployment"], "stdout": ['{"image": "old"}', '{"image": "new"}']},
+            {"args": ["--context", f"prod-{name}", "get", "canary"],
+             "stdout": [_canary("Succeeded", "old", "old"), _canary("Progressing", "new", "old"), final]}]
+
+
+def _promotion_scenario(verdicts: dict) -> dict:
+    kubectl = [rule for name, verdict in verdicts.items() for rule in _region(name, verdict)]
+    return {"pulumi": [{"args": ["stack", "output", "apiImage", "--stack", "test"], "stdout": DIGEST + "\n"},
+                       {"args": ["stack", "output", "ingressUrl"], "stdout": "https://api.real-estate.example.com\n"}],
+            "kubectl": kubectl}
+
+
+def test_promotion_rolls_the_tested_digest_through_the_regions_in_order(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario(_promotion_scenario({"a": "Succeeded", "b": "Succeeded"}))
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    assert main(promote.promote, ["--stages", "test,prod-a,prod-b"]) == 0, capsys.readouterr().err
+    pulumi = fakes.calls("pulumi")
+    ups = [c for c in pulumi if c[0] == "up"]
+    # With the policy pack, mandatory outside dev.
+    assert ups == [["up", "--yes", "--skip-preview", "--stack", f"prod-{r}", "--policy-pack", str(ROOT / "policy")] for r in "ab"]
+    assert ["config", "set", "--path", "api.image", DIGEST, "--stack", "prod-a"] in pulumi
+    assert ["config", "set", "--path", "api.version", "1.0.0", "--stack", "prod-b"] in pulumi
+    # Each region's cluster is checked before its config changes, and its canary read before its up.
+    kubectl = [" ".join(c) for c in fakes.calls("kubectl")]
+    assert kubectl[0] == "--context prod-a version --request-timeout=10s"
+    assert "done: 1.0.0 runs in prod-a, prod-b" in capsys.readouterr().out
+
+
+def test_promotion_stops_at_the_first_failed_region(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario(_promotion_scenario({"a": "Succeeded", "b": "Failed", "c": "Succeeded"}))
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    assert main(promote.promote, ["--stages", "test,prod-a,prod-b,prod-c"]) == 1
+    err = capsys.readouterr().err
+    assert "the canary in stack 'prod-b' failed (Flagger rolled it back after 5 failed checks)" in err
+    assert "promoted: prod-a; stopped at: prod-b; not started: prod-c" in err
+    assert [c[4] for c in fakes.calls("pulumi") if c[0] == "up"] == ["prod-a", "prod-b"]
+    assert not any("prod-c" in c for c in fakes.calls("kubectl"))
+
+
+def test_promotion_refuses_a_tag_and_an_unreachable_cluster(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    scenario = _promotion_scenario({"a": "Succeeded"})
+    scenario["pulumi"][0]["stdout"] = "real-estate-api:1.0.0-abc\n"
+    fakes.scenario(scenario)
+    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
+    assert "stack 'test' runs 'real-estate-api:1.0.0-abc', not a digest" in capsys.readouterr().err
+    fakes.scenario({**_promotion_scenario({"a": "Succeeded"}),
+                    "kubectl": [{"args": ["--context", "prod-a", "version"], "exit": 1}]})
+    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
+    assert "the cluster of stack 'prod-a' (context prod-a) is unreachable" in capsys.readouterr().err
+    assert not any(c[0] in ("config", "up") for c in fakes.calls("pulumi"))
+
+
+def test_a_stage_whose_pods_do_not_change_is_not_waited_for(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    scenario = _promotion_scenario({"a": "Succeeded"})
+    scenario["kubectl"][0]["stdout"] = ['{"image": "same"}']
+    fakes.scenario(scenario)
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    assert main(promote.promote, ["--stages", "test,prod-a"]) == 0, capsys.readouterr().err
+    assert "the API's pods are unchanged: no release to wait for" in capsys.readouterr().out
+    assert len([c for c in fakes.calls("kubectl") if "canary" in c]) == 1  # read once before the up, never awaited
+
+
+def test_the_stages_file_lists_existing_stacks():
+    assert promote.configured_stages() == ["test", "prod"]
+    assert all((ROOT / f"Pulumi.{stage}.yaml").exists() for stage in promote.configured_stages())
+
+
+def _route_serving(version: str):
+    """verify.route for a stack on a real cluster: the ingressUrl, here a fake-served page on loopback."""
+    import contextlib
+    import http.server
+    import threading
+
+    @contextlib.contextmanager
+    def serving(stack):
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = json.dumps({"version": version} if self.path == "/version" else {"status": "ok"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_port}", stack.config.ingress.host
+        finally:
+            server.shutdown()
+
+    return serving
+
+
+def _history(*entries) -> str:
+    return json.dumps([{"version": n, "result": result, "config": {"real-estate-ai:api": {
+        "value": json.dumps({"image": image, "version": version}), "objectValue": {"image": image, "version": version},
+        "secret": False}}} for n, (result, image, version) in enumerate(entries, 1)])
+
+
+def _prometheus(ratios: list[float]) -> list[dict]:
+    return [{"args": ["port-forward", "--namespace", "monitoring"], "serve": {"/api/v1/query": [200, {
+        "status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(ratios[0])]}]}}]}}]
+
+
+def test_rollback_finds_the_previous_digest_deploys_it_and_checks_the_error_rate(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    current = (regions / "Pulumi.prod-a.yaml").read_text().split("image: ")[1].split()[0]
+    fakes.scenario({
+        "pulumi": [{"args": ["stack", "history"], "stdout": _history(
+            ("succeeded", OLD_DIGEST.replace("0" * 64, "9" * 64), "0.8.0"), ("succeeded", OLD_DIGEST.replace("0" * 64, "7" * 64), "0.9.0"),
+            ("failed", DIGEST, "1.1.0"), ("succeeded", current, "1.0.0"))}],
+        "kubectl": _region("a", "Succeeded") + _prometheus([0.002]),
+    })
+    monkeypatch.setattr(verify, "route", _route_serving("0.9.0"))
+    assert main(rollback.rollback, ["prod-a"]) == 0, capsys.readouterr().err
+    previous = OLD_DIGEST.replace("0" * 64, "7" * 64)
+    pulumi = fakes.calls("pulumi")
+    assert ["config", "set", "--path", "api.image", previous, "--stack", "prod-a"] in pulumi
+    assert ["config", "set", "--path", "api.version", "0.9.0", "--stack", "prod-a"] in pulumi
+    out = capsys.readouterr().out
+    assert "error rate 0.20 %" in out and "done: stack 'prod-a' runs version 0.9.0" in out
+
+
+def test_rollback_fails_while_errors_stay_high_or_without_a_previous_image(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario({"kubectl": _region("a", "Succeeded") + _prometheus([0.2])})
+    monkeypatch.setattr(verify, "route", _route_serving("0.9.0"))
+    monkeypatch.setattr(rollback, "ERROR_RATE_WAIT_SECONDS", 0.1)
+    assert main(rollback.rollback, ["prod-a", "--to", OLD_DIGEST, "--version", "0.9.0"]) == 1
+    assert "stack 'prod-a': 20.00 % of user requests still fail, above 5.0 %" in capsys.readouterr().err
+    fakes.scenario({"pulumi": [{"args": ["stack", "history"], "stdout": "[]"}]})
+    assert main(rollback.rollback, ["prod-a"]) == 1
+    assert "no earlier image in the history of stack 'prod-a'" in capsys.readouterr().err
+    assert main(rollback.rollback, ["prod-a", "--to", "real-estate-api:0.9.0", "--version", "0.9.0"]) == 1
+    assert "'real-estate-api:0.9.0' is not pinned by digest" in capsys.readouterr().err
+
+
+def test_preflight_fails_when_the_cluster_does_not_answer(fakes, capsys):
+    from ops.release import preflight
+
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario({"kubectl": [{"args": ["version"], "exit": 1, "stdout": "dial tcp: connection refused"}]})
+    assert main(preflight.preflight, ["prod"]) == 1
+    assert "FAILED: the cluster of stack 'prod' (context real-estate-prod) is unreachable" in capsys.readouterr().err
+    fakes.scenario({})
+    assert main(preflight.preflight, ["prod"]) == 0
+    assert fakes.calls("kubectl")[-1] == ["--context", "real-estate-prod", "version", "--request-timeout=10s"]
+
+
+def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, capsys, monkeypatch):
+    from ops.release import release
+
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario({"kubectl": [
+        {"args": ["get", "deployment"], "stdout": ["", '{"spec": 1}']},
+        {"args": ["get", "canary"], "stdout": [{"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]}]})
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    assert main(release.release_stack, ["test"]) == 0, capsys.readouterr().err
+    assert "waiting for Flagger to take over the API of stack 'test' (first deploy: no analysis)" in capsys.readouterr().out
+    assert ["up", "--yes", "--skip-preview", "--stack", "test", "--policy-pack", str(ROOT / "policy")] in fakes.calls("pulumi")
+    fakes.scenario({"kubectl": [
+        {"args": ["get", "deployment"], "stdout": ["", '{"spec": 1}']},
+        {"args": ["get", "canary"], "stdout": [{"status": {"phase": "Failed", "conditions": [{"message": "Canary analysis failed"}]}}]}]})
+    assert main(release.release_stack, ["test"]) == 1
+    assert "the canary in stack 'test' failed: Canary analysis failed" in capsys.readouterr().err
