@@ -32,7 +32,10 @@ class Fakes:
             (self.bin / tool).symlink_to(FAKE)
 
     def scenario(self, scenario: dict) -> None:
+        """A new scenario: its answer sequences start again."""
         self.scenario_file.write_text(json.dumps(scenario))
+        for counter in self.log.parent.glob("count-*"):
+            counter.unlink()
 
     def calls(self, tool: str | None = None) -> list[list[str]]:
         found = [json.loads(line) for line in self.log.read_text().splitlines()]
