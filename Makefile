@@ -60,10 +60,10 @@ preview: venv policy-venv
 	$(PULUMI_LOGIN)
 	pulumi preview --stack $(STACK) --diff --policy-pack policy
 
-promote: venv
+promote: venv policy-venv
 	$(PY) -m ops.release.promote $(ARGS)
 
-rollback: venv
+rollback: venv policy-venv
 	$(PY) -m ops.release.rollback $(STACK) $(ARGS)
 
 manifests: venv

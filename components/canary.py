@@ -69,9 +69,15 @@ def smoke_command(canary_url: str, version: str) -> str:
     return f"sh {SCRIPTS_DIR}/smoke.sh {canary_url} {version}"
 
 
+def load_seconds(settings: CanarySettings) -> int:
+    """The longest an analysis runs: every step, every tolerated failed check, and the promotion, one interval each."""
+    return (len(settings.step_weights) + settings.threshold + 1) * settings.interval_seconds
+
+
 def load_command(settings: CanarySettings, canary_url: str) -> str:
-    """hey: -q is per worker, so one worker sends load_rps; for one interval, re-sent at every step."""
-    return (f"hey -z {settings.interval_seconds}s -q {settings.load_rps} -c 1 -m POST -T application/json "
+    """hey: -q is per worker, so one worker sends load_rps, from before the first step to the end of the analysis
+    (started by the pre-rollout webhook: the first check then already has a minute of traffic)."""
+    return (f"hey -z {load_seconds(settings)}s -q {settings.load_rps} -c 1 -m POST -T application/json "
             f"-H \"X-API-Key: $(cat {API_KEY_FILE})\" -H 'X-User-ID: canary-load' -d '{LOAD_REQUEST}' "
             f"{canary_url}/v1/recommendations")
 
@@ -122,7 +128,12 @@ class Canary(Component):
              "thresholdRange": {"max": s.max_latency_ms}, "interval": window},
         ]
         spec: dict = {
+            # Named here, not left to the cluster's Flagger default: traffic is shifted on the Gateway API.
+            "provider": "gatewayapi:v1",
             "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": args.deployment_name},
+            # Deleting the Canary (release.canary.enabled: false) hands the API back to the Deployment, scaled up
+            # and serving, instead of garbage-collecting the primary and its Services under the users.
+            "revertOnDeletion": True,
             "progressDeadlineSeconds": s.progress_deadline_seconds,
             "service": {
                 "port": args.service_port,
@@ -141,7 +152,8 @@ class Canary(Component):
                 "webhooks": [
                     {"name": "smoke", "type": "pre-rollout", "url": tester_url, "timeout": "60s",
                      "metadata": {"type": "bash", "cmd": smoke_command(canary_url, args.version)}},
-                    {"name": "load", "type": "rollout", "url": tester_url, "timeout": "15s",
+                    # `cmd` runs in the background: the webhook answers at once and the load goes on.
+                    {"name": "load", "type": "pre-rollout", "url": tester_url, "timeout": "15s",
                      "metadata": {"type": "cmd", "cmd": load_command(s, canary_url)}},
                 ],
             },

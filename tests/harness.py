@@ -67,6 +67,16 @@ def with_value(config: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
 DELETE = object()
 
 
+def render_with(stack: str, changes: dict[str, Any]) -> RenderedStack:
+    """The real program over the stack's file with `changes` (`a.b.c` paths → values, or DELETE) applied."""
+    from tools.render import render
+
+    config = decoded_config(stack)
+    for path, new in changes.items():
+        config = with_value(config, path, new)
+    return render(stack, encode_config(config))
+
+
 def containers(obj: dict) -> Iterator[dict]:
     spec = pod_spec(obj)
     if spec:

@@ -5,7 +5,7 @@ import pytest
 from components import postgres as pg
 from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs, peer_name
 from components.platform import MILVUS_STORE_USERS, OFFSITE_WRITERS, flows
-from tests.harness import pod_labels, run_component
+from tests.harness import pod_labels, render_with, run_component
 
 NAMESPACE = "real-estate"
 
@@ -229,13 +229,7 @@ def test_component_renders_both_ends_of_each_flow():
 
 
 def _render_with(changes, stack="prod"):
-    from tests.harness import decoded_config, encode_config, with_value
-    from tools.render import render
-
-    config = decoded_config(stack)
-    for path, new in changes.items():
-        config = with_value(config, path, new)
-    rendered = render(stack, encode_config(config))
+    rendered = render_with(stack, changes)
     return [o for o in rendered.objects if o["kind"] == "NetworkPolicy"], rendered
 
 

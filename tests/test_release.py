@@ -12,18 +12,8 @@ from components.cluster_addons import flagger_values
 from components.gateway import canary_opt_in_matches
 from settings import StackConfigError
 from tests import crd_schemas
-from tests.harness import DELETE, containers, decoded_config, pod_spec, with_value
+from tests.harness import DELETE, containers, decoded_config, pod_spec, render_with, with_value
 from tests.test_settings import _load
-from tools.render import render
-
-
-def _rendered_with(stack, changes):
-    from tests.harness import encode_config
-
-    config = decoded_config(stack)
-    for path, new in changes.items():
-        config = with_value(config, path, new)
-    return render(stack, encode_config(config))
 
 
 def test_prod_canary_follows_the_release_settings(rendered_stacks):
@@ -38,6 +28,8 @@ def test_prod_canary_follows_the_release_settings(rendered_stacks):
     assert all(m["interval"] == "60s" for m in analysis["metrics"])
     assert analysis["sessionAffinity"] == {"cookieName": "canary-session", "maxAge": 86400}
     assert spec["targetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}
+    # Gateway API whatever the cluster's Flagger defaults to; switching the canary off hands the API back, serving.
+    assert (spec["provider"], spec["revertOnDeletion"]) == ("gatewayapi:v1", True)
     # Flagger copies the HPA for its primary instead of the program fighting it on replicas.
     assert spec["autoscalerRef"] == {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "name": "api"}
     # Only the public paths, on the Gateway's HTTPS listener.
@@ -47,12 +39,15 @@ def test_prod_canary_follows_the_release_settings(rendered_stacks):
     hooks = {hook["name"]: hook for hook in analysis["webhooks"]}
     assert hooks["smoke"]["type"] == "pre-rollout" and hooks["smoke"]["metadata"]["type"] == "bash"
     assert hooks["smoke"]["metadata"]["cmd"] == "sh /scripts/smoke.sh http://api-canary.real-estate.svc.cluster.local 1.0.0"
-    assert hooks["load"]["type"] == "rollout"
-    assert "-z 60s -q 10 -c 1" in hooks["load"]["metadata"]["cmd"]
+    # The load starts before the first step (in the background: `cmd`) and lasts the longest analysis: 2 steps,
+    # 5 tolerated failures and the promotion, a minute each.
+    assert (hooks["load"]["type"], hooks["load"]["metadata"]["type"]) == ("pre-rollout", "cmd")
+    assert "-z 480s -q 10 -c 1" in hooks["load"]["metadata"]["cmd"]
+    assert [hook["name"] for hook in analysis["webhooks"]] == ["smoke", "load"]
 
 
 def test_canary_settings_reach_the_canary():
-    rendered = _rendered_with("test", {"release.canary.stepWeights": [5, 20, 60], "release.canary.maxErrorPercent": 2.5,
+    rendered = render_with("test", {"release.canary.stepWeights": [5, 20, 60], "release.canary.maxErrorPercent": 2.5,
                                        "release.canary.intervalSeconds": 30, "release.canary.threshold": 3})
     analysis = rendered.find("Canary", "api")["spec"]["analysis"]
     assert (analysis["stepWeights"], analysis["interval"], analysis["threshold"]) == ([5, 20, 60], "30s", 3)
@@ -109,7 +104,7 @@ def test_prod_listens_on_https_and_redirects_http(rendered_stacks):
 
 
 def test_a_shared_gateway_is_attached_to_not_created():
-    rendered = _rendered_with("test", {"ingress.gateway": {"create": False, "name": "public", "namespace": "edge",
+    rendered = render_with("test", {"ingress.gateway": {"create": False, "name": "public", "namespace": "edge",
                                                            "sectionName": "https"}})
     assert not any(o["kind"] == "Gateway" for o in rendered.objects)
     ref = {"name": "public", "namespace": "edge", "sectionName": "https"}
@@ -118,7 +113,7 @@ def test_a_shared_gateway_is_attached_to_not_created():
 
 
 def test_the_ingress_path_remains_an_option():
-    rendered = _rendered_with("dev", {"ingress.via": "ingress"})
+    rendered = render_with("dev", {"ingress.via": "ingress"})
     ingress = rendered.find("Ingress", "api")["spec"]
     assert [p["path"] for p in ingress["rules"][0]["http"]["paths"]] == ["/v1", "/version", "/ready"]
     assert not any(o["kind"] in ("Gateway", "HTTPRoute") for o in rendered.objects)

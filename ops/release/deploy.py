@@ -8,7 +8,17 @@ import hashlib
 from typing import Optional
 
 from ops.release.shell import Failed, Steps, run
-from ops.release.stack import ROOT, Stack, canary_status, check_cluster, wait_for_phase, wait_for_release
+from ops.release.stack import (
+    ROOT,
+    Stack,
+    canary_status,
+    check_cluster,
+    output,
+    running_image,
+    serving_deployment,
+    wait_for_phase,
+    wait_for_release,
+)
 from ops.release.verify import check_route
 
 # A canary of two steps and a promotion at a minute each, with room for slow image pulls; prod's is longer.
@@ -27,22 +37,29 @@ def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS
     steps.step(f"checking that stack '{stack.name}' reaches its cluster ({stack.context or 'current context'})")
     check_cluster(stack)
     template = pod_template(stack)
-    before = canary_status(stack).get("lastAppliedSpec") if stack.canary and template else None
+    status = canary_status(stack) if stack.canary else {}
     policy = [] if stack.config.environment == "dev" else ["--policy-pack", str(ROOT / "policy")]
     steps.step(f"pulumi up --stack {stack.name}" + (" with the policy pack" if policy else ""))
     run(["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, *policy], f"pulumi up of stack '{stack.name}'")
-    if pod_template(stack) == template:
-        steps.note("the API's pods are unchanged: no release to wait for")
-    elif stack.canary and template is None:
-        steps.step(f"waiting for Flagger to take over the API of stack '{stack.name}' (first deploy: no analysis)")
+    changed = pod_template(stack) != template
+    if stack.canary and not status:
+        # A new Canary (a first deploy, or the canary just switched on): Flagger copies the Deployment to its
+        # primary and serves from it, without an analysis.
+        steps.step(f"waiting for Flagger to take over the API of stack '{stack.name}'")
         wait_for_phase(stack, ("Initialized", "Succeeded"), timeout)
     elif stack.canary:
-        steps.step(f"waiting for the canary of stack '{stack.name}' (Flagger: step by step to promotion, or rolled back)")
-        wait_for_release(stack, before, timeout)
+        # Unchanged pods still need the last release's verdict: an earlier run may have stopped while it ran.
+        steps.step(f"waiting for the canary verdict of stack '{stack.name}'" + ("" if changed else " (pods unchanged: the last release's)"))
+        wait_for_release(stack, status.get("lastAppliedSpec") if changed else None, timeout)
     else:
         steps.step(f"waiting for the API's rollout in stack '{stack.name}'")
         run(stack.kubectl("rollout", "status", "deployment/api", "--namespace", stack.namespace, f"--timeout={int(timeout)}s"),
             f"the API's rollout in stack '{stack.name}'")
+    steps.step(f"checking stack '{stack.name}' serves the image it was given")
+    expected, serving = output(stack, "apiImage"), serving_deployment(stack)
+    actual = running_image(stack, serving)
+    if actual != expected:
+        raise Failed(f"stack '{stack.name}': {serving} runs {actual or 'nothing'}, not {expected}")
     steps.step(f"checking /ready and /version through the route of stack '{stack.name}'")
     check_route(stack, stack.config.api.version)
 
@@ -65,4 +82,12 @@ def deploy(stack: Stack, image: str, version: str, steps: Steps, timeout: float 
     # Nothing changes in a stack whose cluster does not answer.
     check_cluster(stack)
     steps.step(f"setting stack '{stack.name}' to {image} (version {version})")
-    release(set_image(stack, image, version, steps), steps, timeout)
+    try:
+        release(set_image(stack, image, version, steps), steps, timeout)
+    except Failed:
+        if stack.config.api.image:
+            # Flagger kept the previous version serving: the stack's file says so again, so the next `pulumi up`
+            # does not release the failed digest anew.
+            steps.note(f"stack '{stack.name}' set back to {stack.config.api.image} (version {stack.config.api.version})")
+            set_image(stack, stack.config.api.image, stack.config.api.version, steps)
+        raise

@@ -2,11 +2,12 @@
 
     python -m ops.release.rollback STACK [--to IMAGE@sha256:… --version X.Y.Z]
 
-Without --to, the previous image is the newest earlier successful update's api.image in `pulumi stack history` that
-differs from the current one (stacks that deploy a pinned image, as prod does; a stack that builds its own image
-names it with --to, e.g. from the release notes or `pulumi stack output apiImage` of an earlier run). The old
-version goes out through the same canary as any release; then the route must serve it and the user-facing error
-rate must come down to release.canary.maxErrorPercent (default 5 %) within 10 minutes.
+Without --to, the previous image is the one users were served before the current one, as the cluster remembers it:
+the newest older ReplicaSet of the serving Deployment (Flagger's api-primary, whose ReplicaSets are exactly the
+promoted versions, or api without a canary) with another image, and its version label. A version Flagger rolled back
+never reached the primary, so it is never chosen. The old version goes out through the same canary as any release;
+then the route must serve it and the user-facing error rate must come down to release.canary.maxErrorPercent
+(default 5 %) within 10 minutes.
 """
 
 from __future__ import annotations
@@ -16,31 +17,35 @@ import json
 
 from ops.release.deploy import DEFAULT_TIMEOUT_SECONDS, deploy
 from ops.release.shell import Failed, Steps, main, require, run
-from ops.release.stack import Stack, login
+from ops.release.stack import Stack, login, serving_deployment
 from ops.release.verify import check_error_rate
-from tools.render import PROJECT
 
 ERROR_RATE_WAIT_SECONDS = 600
 
 
 def previous_image(stack: Stack) -> tuple[str, str]:
-    """(image, version) of the newest successful update whose api.image differs from the stack's current one."""
-    history = json.loads(run(["pulumi", "stack", "history", "--json", "--stack", stack.name],
-                             f"read the update history of stack '{stack.name}'", capture=True) or "[]")
-    current = stack.config.api.image
-    for update in sorted(history, key=lambda u: u.get("version", 0), reverse=True):
-        if update.get("result") != "succeeded":
-            continue
-        entry = (update.get("config") or {}).get(f"{PROJECT}:api") or {}
-        api = entry.get("objectValue")
-        if api is None and entry.get("value"):
-            try:
-                api = json.loads(entry["value"])
-            except ValueError:
-                api = None
-        if isinstance(api, dict) and api.get("image") and api["image"] != current and api.get("version"):
-            return api["image"], api["version"]
-    raise Failed(f"no earlier image in the history of stack '{stack.name}' (it builds its own, or never ran another); "
+    """(image, version) the serving Deployment ran before its current image, from its ReplicaSets (newest first)."""
+    serving = serving_deployment(stack)
+    text = run(stack.kubectl("get", "replicasets", "--namespace", stack.namespace, "--selector",
+                             f"app.kubernetes.io/name={serving}", "--output", "json"),
+               f"read the ReplicaSets of {serving} in stack '{stack.name}'", capture=True)
+    sets = json.loads(text or "{}").get("items") or []
+
+    def revision(replica_set: dict) -> int:
+        return int(((replica_set.get("metadata") or {}).get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+
+    def image_and_version(replica_set: dict) -> tuple[str, str]:
+        template = replica_set["spec"]["template"]
+        image = next((c["image"] for c in template["spec"]["containers"] if c["name"] == "api"), "")
+        return image, (template["metadata"].get("labels") or {}).get("app.kubernetes.io/version", "")
+
+    ordered = [image_and_version(r) for r in sorted(sets, key=revision, reverse=True)]
+    if ordered:
+        current = ordered[0][0]
+        for image, version in ordered[1:]:
+            if image != current and version:
+                return image, version
+    raise Failed(f"{serving} in stack '{stack.name}' remembers no earlier image (no older ReplicaSet with another one); "
                  f"name one: --to IMAGE@sha256:... --version X.Y.Z")
 
 
@@ -61,7 +66,7 @@ def rollback(argv: list[str]) -> None:
     if args.to:
         image, version = args.to, args.version
     else:
-        steps.step(f"finding the image stack '{stack.name}' ran before {stack.config.api.image or 'its current build'}")
+        steps.step(f"finding the image stack '{stack.name}' served before the current one")
         image, version = previous_image(stack)
     steps.note(f"rolling stack '{stack.name}' back to {image} (version {version})")
     deploy(stack, image, version, steps, args.timeout)

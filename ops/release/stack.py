@@ -74,12 +74,26 @@ def output(stack: Stack, name: str) -> str:
 
 
 def canary_status(stack: Stack) -> dict:
-    text = run(stack.kubectl("get", "canary", "api", "--namespace", stack.namespace, "--output", "json"),
+    """The API Canary's status; {} where there is no Canary (yet)."""
+    text = run(stack.kubectl("get", "canary", "api", "--namespace", stack.namespace, "--ignore-not-found", "--output", "json"),
                f"read the API's Canary in stack '{stack.name}'", capture=True)
+    if not text.strip():
+        return {}
     try:
         return json.loads(text).get("status") or {}
     except (ValueError, AttributeError):
         raise Failed(f"the API's Canary in stack '{stack.name}' could not be read: {text[:200]!r}") from None
+
+
+def serving_deployment(stack: Stack) -> str:
+    """The Deployment whose pods serve users: Flagger's primary under a canary, else the program's own."""
+    return "api-primary" if stack.canary else "api"
+
+
+def running_image(stack: Stack, deployment: str) -> str:
+    return run(stack.kubectl("get", "deployment", deployment, "--namespace", stack.namespace, "--output",
+                             'jsonpath={.spec.template.spec.containers[?(@.name=="api")].image}'),
+               f"read the image of {deployment} in stack '{stack.name}'", capture=True).strip()
 
 
 def wait_for_phase(stack: Stack, phases: tuple[str, ...], timeout: float) -> dict:
@@ -91,14 +105,16 @@ def wait_for_phase(stack: Stack, phases: tuple[str, ...], timeout: float) -> dic
         if status.get("phase") in phases:
             return status
         if status.get("phase") == "Failed":
-            raise Failed(f"the canary in stack '{stack.name}' failed: {status.get('conditions', [{}])[0].get('message', '')}")
+            message = next((c.get("message") for c in status.get("conditions") or [] if c.get("message")), "no message")
+            raise Failed(f"the canary in stack '{stack.name}' failed: {message}")
         time.sleep(POLL_SECONDS)
     raise Failed(f"the canary in stack '{stack.name}' is still {status.get('phase', 'unknown')} after {timeout:.0f} s")
 
 
 def wait_for_release(stack: Stack, before: Optional[str], timeout: float) -> dict:
-    """Wait for Flagger's verdict on the revision that replaced `before` (status.lastAppliedSpec): Succeeded and
-    promoted, or fail naming the phase. A rollback by Flagger is a failure of this release."""
+    """Wait for Flagger's verdict on the revision that replaced `before` (status.lastAppliedSpec; None: whatever
+    revision it last took): promoted (Succeeded, or Initialized on its first pass), or fail naming the phase. A
+    rollback by Flagger is a failure of this release."""
     deadline = time.monotonic() + timeout
     status: dict = {}
     while time.monotonic() < deadline:
@@ -107,7 +123,8 @@ def wait_for_release(stack: Stack, before: Optional[str], timeout: float) -> dic
         if started and status.get("phase") == "Failed":
             raise Failed(f"the canary in stack '{stack.name}' failed (Flagger rolled it back after {status.get('failedChecks', '?')} "
                          f"failed checks); the previous version still serves")
-        if started and status.get("phase") == "Succeeded" and status.get("lastPromotedSpec") == status.get("lastAppliedSpec"):
+        if started and status.get("phase") in ("Succeeded", "Initialized") and \
+                status.get("lastPromotedSpec") == status.get("lastAppliedSpec"):
             return status
         time.sleep(POLL_SECONDS)
     raise Failed(f"the canary in stack '{stack.name}' reached no verdict within {timeout:.0f} s "

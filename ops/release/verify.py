@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 from typing import Iterator, Optional
 
-from components.monitoring_install import prometheus_url
+from components.platform import canary_prometheus_url
 from ops.release.shell import Failed, run
 from ops.release.stack import Stack, output
 
@@ -105,16 +105,27 @@ def check_route(stack: Stack, version: str) -> None:
     raise Failed(f"stack '{stack.name}' through {host}: {problem}")
 
 
+@contextlib.contextmanager
+def prometheus(stack: Stack) -> Iterator[str]:
+    """The stack's Prometheus: through a port-forward where it is a Service in the cluster, else at its URL."""
+    url = canary_prometheus_url(stack.config)
+    parsed = urllib.parse.urlparse(url)
+    host = parsed.hostname or ""
+    if host.endswith((".svc", ".svc.cluster.local")):
+        service, namespace = host.split(".")[:2]
+        with port_forward(stack, namespace, service, parsed.port or 9090) as base:
+            yield base
+    else:
+        yield url.rstrip("/")
+
+
 def error_ratio(stack: Stack) -> Optional[float]:
     """The user-facing error ratio over 5 minutes (monitoring/rules/api.rules.yml), or None without traffic."""
-    url = stack.config.release.canary.prometheus_url or prometheus_url(stack.config.monitoring.namespace)
-    parsed = urllib.parse.urlparse(url)
-    service, namespace = parsed.hostname.split(".")[:2]
-    with port_forward(stack, namespace, service, parsed.port or 9090) as base:
-        query = urllib.parse.urlencode({"query": ERROR_RATIO.format(namespace=stack.namespace)})
-        status, body = _get(base, parsed.hostname, f"/api/v1/query?{query}")
+    query = urllib.parse.urlencode({"query": ERROR_RATIO.format(namespace=stack.namespace)})
+    with prometheus(stack) as base:
+        status, body = _get(base, urllib.parse.urlparse(base).hostname or "", f"/api/v1/query?{query}")
     if status != 200:
-        raise Failed(f"Prometheus at {url} answered {status} to the error-rate query")
+        raise Failed(f"Prometheus ({canary_prometheus_url(stack.config)}) answered {status} to the error-rate query")
     result = json.loads(body)["data"]["result"]
     return float(result[0]["value"][1]) if result else None
 

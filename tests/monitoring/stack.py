@@ -155,9 +155,9 @@ def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int 
 
 class MonitoringStack:
     def __init__(self, settings: AlertingSettings, api_port: Optional[int] = None, interval: str = "5s",
-                 jobs: Optional[dict[str, int]] = None, target_labels: Optional[dict[str, str]] = None):
+                 jobs: Optional[dict[str, int]] = None, target_labels: Optional[dict[str, dict[str, str]]] = None):
         """Scrapes job "api" at api_port and any other `jobs` (job name → port on loopback), each target labelled with
-        the namespace and `target_labels` (a PodMonitor's pod label, say)."""
+        the namespace and its `target_labels[job]` (a PodMonitor's pod label, say)."""
         targets = {**({"api": api_port} if api_port else {}), **(jobs or {})}
         self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
         self.am_port, self.prom_port = free_port(), free_port()
@@ -170,7 +170,7 @@ class MonitoringStack:
             # What a ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
             "scrape_configs": [
                 {"job_name": job, "metrics_path": "/metrics",
-                 "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": NAMESPACE, **(target_labels or {})}}]}
+                 "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": NAMESPACE, **(target_labels or {}).get(job, {})}}]}
                 for job, port in targets.items()
             ],
         }

@@ -5,7 +5,8 @@ scenario in $FAKE_SCENARIO and logs every call to $FAKE_LOG. Never talks to a cl
 Scenario: {tool: [rule, ...]}; the first rule whose `args` all appear in the call, in order, answers:
   stdout  a string, or a list answered one per call (the last repeats)
   exit    the exit status (default 0), or a list like stdout
-  serve   (kubectl port-forward) {path: [status, body]}: serve HTTP on the forwarded local port until stopped
+  serve   (kubectl port-forward) {path: [status, body]}, or a list of those one per call: serve HTTP on the
+          forwarded local port until stopped
 A call no rule matches exits 0 with no output.
 """
 
@@ -41,7 +42,7 @@ for number, rule in enumerate(scenario.get(tool, [])):
     counter.write_text(str(calls + 1))
     if "serve" in rule:
         local = int(next(a for a in args if ":" in a and a.split(":")[0].isdigit()).split(":")[0])
-        pages = rule["serve"]
+        pages = nth(rule["serve"], calls)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)

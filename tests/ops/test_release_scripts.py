@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "1" * 64
 OLD_DIGEST = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "0" * 64
 ROUTE = {"/ready": [200, {"status": "ok"}], "/version": [200, {"name": "real-estate-ai", "version": "1.0.0"}]}
+# The kubectl queries the scripts make of a Deployment: its pod template (has it changed?) and its API image.
+TEMPLATE = "jsonpath={.spec.template}"
+IMAGE = 'jsonpath={.spec.template.spec.containers[?(@.name=="api")].image}'
+DEV_IMAGE = "real-estate-api:1.0.0-0123456789ab"
+# dev's Deployment: created by the up, running the image built.
+SERVED = [{"args": ["get", "deployment", "api", TEMPLATE], "stdout": ["", '{"spec": "new"}']},
+          {"args": ["get", "deployment", "api", IMAGE], "stdout": DEV_IMAGE}]
 
 
 class Fakes:
@@ -61,8 +68,10 @@ def _up_scenario(**changes) -> dict:
         "docker": [{"args": ["info"], "stdout": "27.3.1"}],
         "kind": [{"args": ["get", "clusters"], "stdout": "other\n"}],
         "kubectl": [{"args": ["get", "service"], "stdout": "envoy-real-estate-dev-api-1a2b3c4d"},
-                    {"args": ["get", "deployment", "api"], "stdout": ["", '{"spec": "new"}']},
+                    {"args": ["get", "deployment", "api", TEMPLATE], "stdout": ["", '{"spec": "new"}']},
+                    {"args": ["get", "deployment", "api", IMAGE], "stdout": DEV_IMAGE},
                     {"args": ["port-forward"], "serve": ROUTE}],
+        "pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": DEV_IMAGE + "\n"}],
     }
     scenario.update(changes)
     return scenario
@@ -97,7 +106,8 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     order = [" ".join(c[:3]) for c in fakes.calls()]
     expected = ["docker info --format", "kind get clusters", "kind create cluster", "docker build --build-arg",
                 "kind load docker-image", "pulumi login --local", "pulumi stack select", *["kubectl --context kind-real-estate"] * 2,
-                "pulumi up --yes", *["kubectl --context kind-real-estate"] * 4]
+                "pulumi up --yes", "kubectl --context kind-real-estate", "kubectl --context kind-real-estate",
+                "pulumi stack output", *["kubectl --context kind-real-estate"] * 3]
     assert order == expected, order
     kubectl = [c[2:] for c in fakes.calls("kubectl")]
     assert kubectl[0] == ["version", "--request-timeout=10s"]
@@ -105,8 +115,10 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     # dev runs no canary and no policy pack: the Deployment's own rollout is the verdict.
     assert kubectl[3][:4] == ["rollout", "status", "deployment/api", "--namespace"]
     assert ["up", "--yes", "--skip-preview", "--stack", "dev"] in fakes.calls("pulumi")
-    assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[4]
-    assert kubectl[5][:4] == ["port-forward", "--namespace", "envoy-gateway-system", "service/envoy-real-estate-dev-api-1a2b3c4d"]
+    # What serves is what was built.
+    assert kubectl[4][:3] == ["get", "deployment", "api"] and IMAGE in kubectl[4]
+    assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[5]
+    assert kubectl[6][:4] == ["port-forward", "--namespace", "envoy-gateway-system", "service/envoy-real-estate-dev-api-1a2b3c4d"]
     assert ["kind", "create", "cluster", "--name", "real-estate", "--wait", "120s"] == ["kind", *fakes.calls("kind")[1]]
 
 
@@ -121,14 +133,18 @@ def test_up_reuses_an_existing_cluster_and_logs_in_to_the_shared_backend(fakes, 
 
 @pytest.mark.parametrize("failing,message", [
     ({"pulumi": [{"args": ["up"], "exit": 255}]}, "FAILED: pulumi up of stack 'dev': `pulumi up --yes` exited 255"),
-    ({"kubectl": [{"args": ["get", "deployment"], "stdout": ["", "{}"]}, {"args": ["rollout"], "exit": 1}]},
+    ({"kubectl": [{"args": ["get", "deployment", TEMPLATE], "stdout": ["", "{}"]}, {"args": ["rollout"], "exit": 1}]},
      "FAILED: the API's rollout in stack 'dev': `kubectl --context kind-real-estate` exited 1"),
+    ({"kubectl": [{"args": ["get", "deployment", TEMPLATE], "stdout": ["", "{}"]},
+                  {"args": ["get", "deployment", IMAGE], "stdout": "real-estate-api:0.9.0-old"}]},
+     f"FAILED: stack 'dev': api runs real-estate-api:0.9.0-old, not {DEV_IMAGE}"),
     ({"kubectl": [{"args": ["version"], "exit": 1, "stdout": "connection refused"}]},
      "FAILED: the cluster of stack 'dev' (context kind-real-estate) is unreachable"),
-    ({"kubectl": [{"args": ["get", "service"], "stdout": "envoy-x"},
+    ({"kubectl": [*SERVED, {"args": ["get", "service"], "stdout": "envoy-x"},
                   {"args": ["port-forward"], "serve": {**ROUTE, "/version": [200, {"version": "0.9.0"}]}}]},
      "FAILED: stack 'dev' through api.dev.real-estate.example.com: /ready answered 200, /version reported '0.9.0' (expected '1.0.0')"),
-    ({"kubectl": [{"args": ["get", "service"], "stdout": "envoy-x"}, {"args": ["port-forward"], "serve": {**ROUTE, "/ready": [503, "{}"]}}]},
+    ({"kubectl": [*SERVED, {"args": ["get", "service"], "stdout": "envoy-x"},
+                  {"args": ["port-forward"], "serve": {**ROUTE, "/ready": [503, "{}"]}}]},
      "FAILED: stack 'dev' through api.dev.real-estate.example.com: /ready answered 503"),
 ])
 def test_up_stops_at_the_first_failure(fakes, capsys, failing, message):
@@ -168,18 +184,20 @@ def _canary(phase: str, applied: str, promoted: str, failed_checks: int = 0) -> 
     return {"status": {"phase": phase, "lastAppliedSpec": applied, "lastPromotedSpec": promoted, "failedChecks": failed_checks}}
 
 
-def _region(name: str, verdict: str) -> list[dict]:
+def _region(name: str, verdict: str, serving: str = DIGEST) -> list[dict]:
     """kubectl for one region: the pod template before and after the up; the Canary before the up, while it runs,
-    and its verdict."""
+    and its verdict; the image its primary then runs."""
     final = _canary("Succeeded", "new", "new") if verdict == "Succeeded" else _canary("Failed", "new", "old", 5)
-    return [{"args": ["--context", f"prod-{name}", "get", "deployment"], "stdout": ['{"image": "old"}', '{"image": "new"}']},
-            {"args": ["--context", f"prod-{name}", "get", "canary"],
-             "stdout": [_canary("Succeeded", "old", "old"), _canary("Progressing", "new", "old"), final]}]
+    context = ["--context", f"prod-{name}"]
+    return [{"args": [*context, "get", "deployment", TEMPLATE], "stdout": ['{"image": "old"}', '{"image": "new"}']},
+            {"args": [*context, "get", "canary"],
+             "stdout": [_canary("Succeeded", "old", "old"), _canary("Progressing", "new", "old"), final]},
+            {"args": [*context, "get", "deployment", "api-primary", IMAGE], "stdout": serving}]
 
 
 def _promotion_scenario(verdicts: dict) -> dict:
     kubectl = [rule for name, verdict in verdicts.items() for rule in _region(name, verdict)]
-    return {"pulumi": [{"args": ["stack", "output", "apiImage", "--stack", "test"], "stdout": DIGEST + "\n"},
+    return {"pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": DIGEST + "\n"},
                        {"args": ["stack", "output", "ingressUrl"], "stdout": "https://api.real-estate.example.com\n"}],
             "kubectl": kubectl}
 
@@ -201,7 +219,7 @@ def test_promotion_rolls_the_tested_digest_through_the_regions_in_order(fakes, r
     assert "done: 1.0.0 runs in prod-a, prod-b" in capsys.readouterr().out
 
 
-def test_promotion_stops_at_the_first_failed_region(fakes, regions, capsys, monkeypatch):
+def test_promotion_stops_at_the_first_failed_region_and_restores_its_file(fakes, regions, capsys, monkeypatch):
     fakes.install("pulumi", "kubectl")
     fakes.scenario(_promotion_scenario({"a": "Succeeded", "b": "Failed", "c": "Succeeded"}))
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
@@ -209,8 +227,12 @@ def test_promotion_stops_at_the_first_failed_region(fakes, regions, capsys, monk
     err = capsys.readouterr().err
     assert "the canary in stack 'prod-b' failed (Flagger rolled it back after 5 failed checks)" in err
     assert "promoted: prod-a; stopped at: prod-b; not started: prod-c" in err
-    assert [c[4] for c in fakes.calls("pulumi") if c[0] == "up"] == ["prod-a", "prod-b"]
+    pulumi = fakes.calls("pulumi")
+    assert [c[4] for c in pulumi if c[0] == "up"] == ["prod-a", "prod-b"]
     assert not any("prod-c" in c for c in fakes.calls("kubectl"))
+    # prod-b's file says again what Flagger kept serving.
+    images = [c[4] for c in pulumi if c[:4] == ["config", "set", "--path", "api.image"] and c[-1] == "prod-b"]
+    assert images == [DIGEST, OLD_DIGEST]
 
 
 def test_promotion_refuses_a_tag_and_an_unreachable_cluster(fakes, regions, capsys, monkeypatch):
@@ -227,15 +249,35 @@ def test_promotion_refuses_a_tag_and_an_unreachable_cluster(fakes, regions, caps
     assert not any(c[0] in ("config", "up") for c in fakes.calls("pulumi"))
 
 
-def test_a_stage_whose_pods_do_not_change_is_not_waited_for(fakes, regions, capsys, monkeypatch):
+def test_unchanged_pods_still_need_the_last_releases_verdict(fakes, regions, capsys, monkeypatch):
+    """A re-run after a job stopped mid-canary: nothing changes now, but the release it started must still pass."""
     fakes.install("pulumi", "kubectl")
     scenario = _promotion_scenario({"a": "Succeeded"})
     scenario["kubectl"][0]["stdout"] = ['{"image": "same"}']
+    scenario["kubectl"][1]["stdout"] = [_canary("Progressing", "new", "old"), _canary("Progressing", "new", "old"),
+                                        _canary("Succeeded", "new", "new")]
     fakes.scenario(scenario)
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
     assert main(promote.promote, ["--stages", "test,prod-a"]) == 0, capsys.readouterr().err
-    assert "the API's pods are unchanged: no release to wait for" in capsys.readouterr().out
-    assert len([c for c in fakes.calls("kubectl") if "canary" in c]) == 1  # read once before the up, never awaited
+    assert "waiting for the canary verdict of stack 'prod-a' (pods unchanged: the last release's)" in capsys.readouterr().out
+    assert len([c for c in fakes.calls("kubectl") if "canary" in c]) == 3
+    scenario["kubectl"][1]["stdout"] = [_canary("Failed", "new", "old", 5)]
+    fakes.scenario(scenario)
+    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
+    assert "the canary in stack 'prod-a' failed" in capsys.readouterr().err
+
+
+def test_switching_the_canary_on_waits_for_flagger_to_take_over(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    scenario = _promotion_scenario({"a": "Succeeded"})
+    scenario["kubectl"][0]["stdout"] = ['{"image": "same"}']
+    # No Canary before the up (kubectl --ignore-not-found prints nothing), then Flagger's first pass.
+    scenario["kubectl"][1]["stdout"] = ["", {"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]
+    fakes.scenario(scenario)
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    assert main(promote.promote, ["--stages", "test,prod-a"]) == 0, capsys.readouterr().err
+    assert "waiting for Flagger to take over the API of stack 'prod-a'" in capsys.readouterr().out
+    assert all("--ignore-not-found" in c for c in fakes.calls("kubectl") if "canary" in c)
 
 
 def test_the_stages_file_lists_existing_stacks():
@@ -244,7 +286,7 @@ def test_the_stages_file_lists_existing_stacks():
 
 
 def _route_serving(version: str):
-    """verify.route for a stack on a real cluster: the ingressUrl, here a fake-served page on loopback."""
+    """verify.route for a stack on a real cluster: the ingressUrl, here a page served on loopback."""
     import contextlib
     import http.server
     import threading
@@ -272,46 +314,56 @@ def _route_serving(version: str):
     return serving
 
 
-def _history(*entries) -> str:
-    return json.dumps([{"version": n, "result": result, "config": {"real-estate-ai:api": {
-        "value": json.dumps({"image": image, "version": version}), "objectValue": {"image": image, "version": version},
-        "secret": False}}} for n, (result, image, version) in enumerate(entries, 1)])
+def _replica_sets(*revisions) -> dict:
+    """api-primary's ReplicaSets: (revision, image, version) each."""
+    return {"items": [{"metadata": {"annotations": {"deployment.kubernetes.io/revision": str(n)}},
+                       "spec": {"template": {"metadata": {"labels": {"app.kubernetes.io/version": version}},
+                                             "spec": {"containers": [{"name": "api", "image": image}]}}}}
+                      for n, image, version in revisions]}
 
 
 def _prometheus(ratios: list[float]) -> list[dict]:
-    return [{"args": ["port-forward", "--namespace", "monitoring"], "serve": {"/api/v1/query": [200, {
-        "status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(ratios[0])]}]}}]}}]
+    """Prometheus behind a port-forward: one error ratio per query (a port-forward each), the last repeating."""
+    return [{"args": ["port-forward", "--namespace", "monitoring"], "serve": [{"/api/v1/query": [200, {
+        "status": "success", "data": {"resultType": "vector", "result": [{"metric": {}, "value": [0, str(ratio)]}]}}]}
+        for ratio in ratios]}]
 
 
-def test_rollback_finds_the_previous_digest_deploys_it_and_checks_the_error_rate(fakes, regions, capsys, monkeypatch):
+PREVIOUS = OLD_DIGEST.replace("0" * 64, "7" * 64)
+
+
+def test_rollback_returns_to_what_the_primary_served_before_and_checks_the_error_rate(fakes, regions, capsys, monkeypatch):
     fakes.install("pulumi", "kubectl")
-    current = (regions / "Pulumi.prod-a.yaml").read_text().split("image: ")[1].split()[0]
     fakes.scenario({
-        "pulumi": [{"args": ["stack", "history"], "stdout": _history(
-            ("succeeded", OLD_DIGEST.replace("0" * 64, "9" * 64), "0.8.0"), ("succeeded", OLD_DIGEST.replace("0" * 64, "7" * 64), "0.9.0"),
-            ("failed", DIGEST, "1.1.0"), ("succeeded", current, "1.0.0"))}],
-        "kubectl": _region("a", "Succeeded") + _prometheus([0.002]),
+        "pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": PREVIOUS}],
+        # Revision 3 is serving; 2 had the same image (a config change); 1 the version before.
+        "kubectl": [{"args": ["get", "replicasets"], "stdout": _replica_sets(
+            (1, PREVIOUS, "0.9.0"), (3, DIGEST, "1.0.0"), (2, DIGEST, "1.0.0"))}]
+        + _region("a", "Succeeded", serving=PREVIOUS) + _prometheus([0.2, 0.08, 0.002]),
     })
     monkeypatch.setattr(verify, "route", _route_serving("0.9.0"))
     assert main(rollback.rollback, ["prod-a"]) == 0, capsys.readouterr().err
-    previous = OLD_DIGEST.replace("0" * 64, "7" * 64)
     pulumi = fakes.calls("pulumi")
-    assert ["config", "set", "--path", "api.image", previous, "--stack", "prod-a"] in pulumi
+    assert ["config", "set", "--path", "api.image", PREVIOUS, "--stack", "prod-a"] in pulumi
     assert ["config", "set", "--path", "api.version", "0.9.0", "--stack", "prod-a"] in pulumi
+    assert "app.kubernetes.io/name=api-primary" in fakes.calls("kubectl")[0]
     out = capsys.readouterr().out
+    # 20 %, then 8 %: still above 5 %; then 0.2 %.
     assert "error rate 0.20 %" in out and "done: stack 'prod-a' runs version 0.9.0" in out
+    assert len([c for c in fakes.calls("kubectl") if "port-forward" in c]) == 3
 
 
 def test_rollback_fails_while_errors_stay_high_or_without_a_previous_image(fakes, regions, capsys, monkeypatch):
     fakes.install("pulumi", "kubectl")
-    fakes.scenario({"kubectl": _region("a", "Succeeded") + _prometheus([0.2])})
+    fakes.scenario({"pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": OLD_DIGEST}],
+                    "kubectl": _region("a", "Succeeded", serving=OLD_DIGEST) + _prometheus([0.2])})
     monkeypatch.setattr(verify, "route", _route_serving("0.9.0"))
     monkeypatch.setattr(rollback, "ERROR_RATE_WAIT_SECONDS", 0.1)
     assert main(rollback.rollback, ["prod-a", "--to", OLD_DIGEST, "--version", "0.9.0"]) == 1
     assert "stack 'prod-a': 20.00 % of user requests still fail, above 5.0 %" in capsys.readouterr().err
-    fakes.scenario({"pulumi": [{"args": ["stack", "history"], "stdout": "[]"}]})
+    fakes.scenario({"kubectl": [{"args": ["get", "replicasets"], "stdout": _replica_sets((4, DIGEST, "1.0.0"), (3, DIGEST, "1.0.0"))}]})
     assert main(rollback.rollback, ["prod-a"]) == 1
-    assert "no earlier image in the history of stack 'prod-a'" in capsys.readouterr().err
+    assert "api-primary in stack 'prod-a' remembers no earlier image" in capsys.readouterr().err
     assert main(rollback.rollback, ["prod-a", "--to", "real-estate-api:0.9.0", "--version", "0.9.0"]) == 1
     assert "'real-estate-api:0.9.0' is not pinned by digest" in capsys.readouterr().err
 
@@ -332,15 +384,17 @@ def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, caps
     from ops.release import release
 
     fakes.install("pulumi", "kubectl")
-    fakes.scenario({"kubectl": [
-        {"args": ["get", "deployment"], "stdout": ["", '{"spec": 1}']},
-        {"args": ["get", "canary"], "stdout": [{"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]}]})
+    built = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "2" * 64
+    first = {"pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": built}], "kubectl": [
+        {"args": ["get", "deployment", TEMPLATE], "stdout": ["", '{"spec": 1}']},
+        {"args": ["get", "deployment", "api-primary", IMAGE], "stdout": built},
+        {"args": ["get", "canary"], "stdout": ["", {"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]}]}
+    fakes.scenario(first)
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
     assert main(release.release_stack, ["test"]) == 0, capsys.readouterr().err
-    assert "waiting for Flagger to take over the API of stack 'test' (first deploy: no analysis)" in capsys.readouterr().out
+    assert "waiting for Flagger to take over the API of stack 'test'" in capsys.readouterr().out
     assert ["up", "--yes", "--skip-preview", "--stack", "test", "--policy-pack", str(ROOT / "policy")] in fakes.calls("pulumi")
-    fakes.scenario({"kubectl": [
-        {"args": ["get", "deployment"], "stdout": ["", '{"spec": 1}']},
-        {"args": ["get", "canary"], "stdout": [{"status": {"phase": "Failed", "conditions": [{"message": "Canary analysis failed"}]}}]}]})
+    first["kubectl"][2]["stdout"] = ["", {"status": {"phase": "Failed", "conditions": [{"message": "Canary analysis failed"}]}}]
+    fakes.scenario(first)
     assert main(release.release_stack, ["test"]) == 1
     assert "the canary in stack 'test' failed: Canary analysis failed" in capsys.readouterr().err
