@@ -34,7 +34,12 @@ EQUIVALENT_FILE = ROOT / "tools" / "mutation-equivalent.txt"
 TARGETS = {
     "settings/values.py": ["tests/test_values.py", "tests/test_settings.py"],
     "settings/cron.py": ["tests/test_settings.py", "tests/test_postgres.py"],
-    "settings/rules.py": ["tests/test_settings.py"],
+    "settings/rules.py": ["tests/test_settings.py", "tests/test_release.py"],
+    "settings/release.py": ["tests/test_release.py"],
+    "settings/routing.py": ["tests/test_release.py"],
+    "policy/rules.py": ["tests/test_policy.py"],
+    "components/routes.py": ["tests/test_release.py"],
+    "components/gateway.py": ["tests/test_release.py"],
     "settings/postgres.py": ["tests/test_settings.py", "tests/test_postgres.py"],
     "settings/monitoring.py": ["tests/test_settings.py", "tests/monitoring/test_alerting.py"],
     "settings/__init__.py": ["tests/test_settings.py", "tests/test_app_config.py"],

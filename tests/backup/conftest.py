@@ -150,8 +150,12 @@ class BackedUpPostgres:
         deadline = time.monotonic() + timeout
         while restored.psql("SELECT pg_is_in_recovery()", "postgres") != "f":
             assert time.monotonic() < deadline, "restored cluster did not finish recovery"
-            state = restored.psql(
-                f"SELECT pg_get_wal_replay_pause_state(), pg_last_wal_replay_lsn() >= '{end_lsn}'::pg_lsn", "postgres").split("|")
+            try:
+                state = restored.psql(
+                    f"SELECT pg_get_wal_replay_pause_state(), pg_last_wal_replay_lsn() >= '{end_lsn}'::pg_lsn", "postgres").split("|")
+            except subprocess.CalledProcessError:
+                # Recovery ended since the check above (the last resume promoted it): these functions now refuse.
+                continue
             if state[0] == "paused":
                 restored.psql("SELECT pg_wal_replay_resume()", "postgres")
             elif (pgdata / "standby.signal").exists() and state[1] == "t":
