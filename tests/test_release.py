@@ -95,6 +95,7 @@ def test_prod_listens_on_https_and_redirects_http(rendered_stacks):
     prod = rendered_stacks["prod"]
     gateway = prod.find("Gateway", "api")
     assert gateway["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt-prod"}
+    assert [(listener["name"], listener["port"]) for listener in gateway["spec"]["listeners"]] == [("http", 80), ("https", 443)]
     https = gateway["spec"]["listeners"][1]
     # What cert-manager's gateway-shim needs: a host, Terminate, a Secret in the Gateway's namespace.
     assert https["tls"] == {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": "api-real-estate-example-com-tls"}]}
