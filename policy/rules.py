@@ -26,8 +26,8 @@ DATA_KINDS = ("StatefulSet", "PersistentVolumeClaim", "PerconaPGCluster")
 _SECRET_KEY_RE = re.compile(r"(?i)(password|passwd|secret|token|api[-_]?key|private[-_]?key|credential)")
 _SECRET_VALUE_RES = (
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-    # user:password@ in a URL.
-    re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^@\s/$]+@"),
+    # [user]:password@ in a URL (redis://:password@ has no user).
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:[^@\s/$]+@"),
     # password = 'literal' (at least 8 characters, not a variable or a file reference).
     re.compile(r"(?i)(password|secret|token|api[-_]?key)\s*[:=]\s*['\"]?[A-Za-z0-9+/_-]{8,}"),
     # Well-known token shapes (AWS access key ids).

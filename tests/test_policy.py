@@ -108,6 +108,9 @@ def test_non_root(prod_objects):
     ({"config.yml": "token: abcdefgh12345678\n"}, "key 'config.yml': holds what looks like a credential; put it in a Secret"),
     ({"key.pem": "-----BEGIN RSA PRIVATE KEY-----\nMII..."}, "key 'key.pem': holds what looks like a credential; put it in a Secret"),
     ({"aws.env": "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"}, "key 'aws.env': holds what looks like a credential; put it in a Secret"),
+    ({"aws.env": "id AKIA1234567890ABCDEF"}, "key 'aws.env': holds what looks like a credential; put it in a Secret"),
+    ({"cache.url": "redis://:hunter2hunter2@redis:6379/0"}, "key 'cache.url': holds what looks like a credential; put it in a Secret"),
+    ({"config.yml": "token: ab+cdefghij\n"}, "key 'config.yml': holds what looks like a credential; put it in a Secret"),
 ])
 def test_no_secrets_in_config_maps(data, problem):
     config_map = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": data}
@@ -118,9 +121,38 @@ def test_config_maps_that_only_name_secrets_pass(prod_objects):
     # Scripts that read credentials from files or variables, and an empty placeholder, are not credentials.
     config_map = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {
         "run.sh": 'password="$(cat /secrets/password)"\nexport PGPASSWORD="$PASSWORD"\n', "password-file": "",
-        "url": "postgresql://app@postgres/app"}}
+        "url": "postgresql://app@postgres/app", "login-url": "https://user:@example.com/",
+        "short": "token: abc1234", "aws-like": "AKIA123"}}
     assert rules.no_secrets_in_config_maps(config_map) == []
     assert all(rules.no_secrets_in_config_maps(r.props) == [] for r in prod_objects if r.kind == "ConfigMap")
+
+
+def test_pod_specs_of_every_workload_kind_are_judged(prod_objects):
+    cron_job = _object(prod_objects, "CronJob", "redis-backup")
+    del cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    assert rules.bounded_and_probed(cron_job) == ["CronJob/redis-backup container 'redis-backup': no requests for cpu, memory"]
+    # Objects without a pod, or with their pod's path missing, are nothing to judge (and no crash).
+    for obj in ({"kind": "CronJob", "spec": {}}, {"kind": "CronJob"}, {"kind": "Deployment", "spec": {"template": None}},
+                {"kind": "Service", "spec": {}}):
+        assert rules.pod_spec(obj) is None and rules.unprivileged(obj) == [] and rules.pinned_images(obj) == []
+
+
+def test_a_resource_is_unprotected_unless_said_and_immutable():
+    import dataclasses
+
+    resource = Resource("kubernetes:apps/v1:Deployment", {"kind": "Deployment"})
+    assert resource.protect is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resource.protect = True
+
+
+def test_uid_0_is_root_even_with_run_as_non_root(prod_objects):
+    deployment = _object(prod_objects, "Deployment", "api")
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = 0
+    assert rules.unprivileged(deployment) == [
+        "Deployment/api container 'api': may run as root (set runAsNonRoot: true and a non-zero runAsUser)"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["runAsUser"] = 1
+    assert rules.unprivileged(deployment) == []
 
 
 def test_default_deny(prod_objects):
@@ -168,6 +200,20 @@ def test_prod_guardrails(prod_objects):
     assert rules.prod_guardrails([r for r in prod_objects if r.kind != "Canary"]) == ["prod: the API is not released through a Canary"]
     assert rules.prod_guardrails([r for r in prod_objects if r.kind != "PodDisruptionBudget"]) == [
         "prod: no PodDisruptionBudget for the API's pods"]
+    # The floors themselves pass.
+    at_floor = _replace(_replace(prod_objects, "HorizontalPodAutoscaler", "api", set_path("spec", "minReplicas", value=2)),
+                        "Deployment", "api", set_path("spec", "replicas", value=3))
+    assert rules.prod_guardrails(at_floor) == []
+    # TLS is an HTTPS listener that terminates, or an Ingress with tls, or a shared Gateway's (its owners' listener).
+    passthrough = _replace(prod_objects, "Gateway", "api", lambda p: p["spec"]["listeners"][1]["tls"].update(mode="Passthrough"))
+    assert rules.prod_guardrails(passthrough) == ["prod: no TLS listener (Gateway HTTPS with Terminate, or Ingress tls)"]
+    no_gateway = [r for r in prod_objects if r.kind != "Gateway"]
+    with_ingress = no_gateway + [Resource("kubernetes:networking.k8s.io/v1:Ingress",
+                                          {"kind": "Ingress", "metadata": {"name": "api"}, "spec": {"tls": [{"hosts": ["h"]}]}})]
+    assert rules.prod_guardrails(with_ingress) == []
+    shared = _replace(no_gateway, "HTTPRoute", "api-canary-testers",
+                      lambda p: p["spec"]["parentRefs"][0].update(namespace="edge", name="public"))
+    assert rules.prod_guardrails(shared) == []
     unprotected = [Resource(r.type, r.props, False) if r.kind == "PerconaPGCluster" else r for r in prod_objects]
     assert rules.prod_guardrails(unprotected) == ["prod: PerconaPGCluster/postgres holds data but is not protected"]
 

@@ -212,7 +212,9 @@ def _scratch() -> Path:
 def _tests_pass(module: str, scratch: Path, timeout: float) -> bool:
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module]],
-        cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
+             # The scratch copy holds tracked files only: the policy pack's virtualenv stays where make built it.
+             "POLICY_PYTHON": os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))},
     )
     # 1: a test failed. 2 with a collection error: the mutant breaks the import (a default that no longer validates,
     # say); the baseline run proved the tests import unmutated, so that is the mutant caught. Anything else (no tests
