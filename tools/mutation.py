@@ -34,7 +34,7 @@ EQUIVALENT_FILE = ROOT / "tools" / "mutation-equivalent.txt"
 TARGETS = {
     "settings/values.py": ["tests/test_values.py", "tests/test_settings.py"],
     "settings/cron.py": ["tests/test_settings.py", "tests/test_postgres.py"],
-    "settings/rules.py": ["tests/test_settings.py", "tests/test_release.py"],
+    "settings/rules.py": ["tests/test_rules.py", "tests/test_settings.py", "tests/test_release.py"],
     "settings/release.py": ["tests/test_release_settings.py", "tests/test_release.py"],
     "settings/routing.py": ["tests/test_release_settings.py", "tests/test_release.py"],
     "policy/rules.py": ["tests/test_policy.py"],
@@ -210,11 +210,12 @@ def _scratch() -> Path:
 
 
 def _tests_pass(module: str, scratch: Path, timeout: float) -> bool:
+    # The scratch copy holds tracked files only: the policy pack's virtualenv stays where make built it.
+    policy_python = os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module]],
-        cwd=scratch, capture_output=True, timeout=timeout, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1",
-             # The scratch copy holds tracked files only: the policy pack's virtualenv stays where make built it.
-             "POLICY_PYTHON": os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))},
+        cwd=scratch, capture_output=True, timeout=timeout,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "POLICY_PYTHON": policy_python},
     )
     # 1: a test failed. 2 with a collection error: the mutant breaks the import (a default that no longer validates,
     # say); the baseline run proved the tests import unmutated, so that is the mutant caught. Anything else (no tests

@@ -1,0 +1,88 @@
+"""settings/rules.py at its edges: each cross-key rule just inside and just outside its limit, with the numbers its
+message gives (the rules run on validated config, so these build PlatformConfig directly)."""
+
+from __future__ import annotations
+
+import pytest
+
+from settings import PlatformConfig, rules
+from tests.harness import DELETE, decoded_config, with_value
+
+KEY = "real-estate-ai:"
+
+
+def problems(stack: str, changes: dict) -> list[str]:
+    config = decoded_config(stack)
+    for path, new in changes.items():
+        config = with_value(config, path, new)
+    plain = {key.removeprefix(KEY): value for key, value in config.items() if key.startswith(KEY)}
+    return rules.problems(PlatformConfig.model_validate(plain), stack)
+
+
+def test_the_direct_connection_budget_at_its_limit():
+    # dev: one API pod × (pool 10 + 1 probe) = 11, directly to PostgreSQL, after 20 reserved.
+    assert problems("dev", {"postgres.maxConnections": 31}) == []
+    assert problems("dev", {"postgres.maxConnections": 30}) == [
+        "real-estate-ai:api.databasePoolSize: 1 API pods × (10 + 1 probe) = 11 connections, above the 10 that "
+        "postgres.maxConnections 30 leaves after 20 reserved; lower the pool, raise maxConnections or enable PgBouncer"]
+
+
+def test_pgbouncers_server_connections_at_their_limit():
+    # test: 2 PgBouncer pods × 40 = 80 server connections against maxConnections 100 − 20 reserved.
+    assert problems("test", {"postgres.pgbouncer.defaultPoolSize": 40}) == []
+    assert problems("test", {"postgres.pgbouncer.defaultPoolSize": 41}) == [
+        "real-estate-ai:postgres.pgbouncer.defaultPoolSize: 2 PgBouncer pods × 41 server connections = 82, above the 80 "
+        "that postgres.maxConnections 100 leaves after 20 reserved"]
+
+
+def test_the_redis_snapshot_volume_at_its_limit():
+    # 24 snapshots a day × 7 days + 1, and 3 more while one is written, each a quarter of 384Mi, plus 5 %:
+    # 172 × 402653184 // 4 × 105 // 100 = 18179791257 bytes.
+    changes = {"backups.redis.retentionDays": 7, "backups.redis.schedule": "15 * * * *", "redis.maxmemory": "384Mi",
+               "redis.resources": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}}
+    assert problems("dev", {**changes, "backups.redis.storage": {"size": "18179791257"}}) == []
+    assert problems("dev", {**changes, "backups.redis.storage": {"size": "18179791256"}}) == [
+        "real-estate-ai:backups.redis.storage.size: 18179791256 cannot hold 169 snapshots (24 a day for 7 days, plus the "
+        "boundary one) and the one being written, each up to a quarter of redis.maxmemory 384Mi; it needs at least 17Gi"]
+
+
+def test_the_archive_queue_at_half_the_volume():
+    assert problems("dev", {"backups.postgres.archivePushQueueMax": "1Gi", "postgres.storage": {"size": "2Gi"}}) == []
+    assert problems("dev", {"backups.postgres.archivePushQueueMax": "1073741825", "postgres.storage": {"size": "2Gi"}}) == [
+        "real-estate-ai:backups.postgres.archivePushQueueMax: 1073741825 is more than half of postgres.storage.size 2Gi; "
+        "pg_wal shares that volume with the data"]
+
+
+def test_the_operator_namespace_at_63_characters():
+    # <namespace>-pg-operator: 51 + 12 characters fit a namespace name, 52 + 12 do not.
+    assert problems("dev", {"namespace.name": "n" * 51}) == []
+    assert problems("dev", {"namespace.name": "n" * 52}) == [
+        f"real-estate-ai:postgres.operator.namespace: '{'n' * 52}-pg-operator' is longer than 63; set a shorter one"]
+
+
+def test_prod_floors_themselves_pass():
+    # Autoscaling down to 2 (with a budget below it), on-call reachable by any one instant channel.
+    assert problems("prod", {"api.autoscaling.minReplicas": 2, "api.podDisruptionBudgetMinAvailable": 1}) == []
+    for channel in ({"sms": ["+8613800000001"]}, {"wecomUsers": ["oncall"]}, {"dingtalk": True}):
+        on_call = {"emails": ["oncall@example.com"], **channel}
+        assert problems("prod", {"monitoring.alerting.onCall": on_call}) == [], channel
+    assert problems("prod", {"monitoring.alerting.onCall": {"emails": ["oncall@example.com"]}}) == [
+        "real-estate-ai:monitoring.alerting.onCall: prod's on-call needs an instant channel (sms, wecomUsers or dingtalk), "
+        "not e-mail alone: P0 means act now"]
+
+
+def test_rendering_to_files_is_for_dev_only():
+    assert problems("dev", {"kubernetes.renderYamlToDirectory": "build/yaml", "kubernetes.context": DELETE}) == []
+    assert problems("test", {"kubernetes.renderYamlToDirectory": "build/yaml", "kubernetes.context": DELETE}) == [
+        "real-estate-ai:kubernetes.renderYamlToDirectory: only for dev; on a stack that was deployed it replaces the "
+        "provider and deletes every object from the cluster"]
+
+
+@pytest.mark.parametrize("changes,expected", [
+    ({"backups.offsite.enabled": False}, "postgres.restoreFrom: restores from the off-site bucket; backups.offsite must be enabled"),
+    ({"backups.enabled": False}, "postgres.restoreFrom: restores from the off-site bucket; backups.offsite must be enabled"),
+])
+def test_restoring_needs_both_backups_and_the_off_site_copy(changes, expected):
+    found = problems("test", {"postgres.restoreFrom": {"path": "/old"}, **changes})
+    assert f"{KEY}{expected}" in found, found
+    assert problems("test", {"postgres.restoreFrom": {"path": "/old"}}) == []
