@@ -21,7 +21,8 @@ from ops.release.stack import (
 )
 from ops.release.verify import check_route
 
-# A canary of two steps and a promotion at a minute each, with room for slow image pulls; prod's is longer.
+# The longest analysis at the defaults (2 steps, 5 tolerated failures, the promotion: 8 minutes) with room for
+# image pulls and the progress deadline.
 DEFAULT_TIMEOUT_SECONDS = 1800
 
 
