@@ -35,7 +35,7 @@ class CanarySettings(Settings):
     # The product spec: roll back when more than 5 % of user requests fail.
     max_error_percent: Annotated[float, Field(gt=0, le=50)] = 5
     max_latency_ms: Annotated[int, Field(ge=10, le=60000)] = 500
-    # Synthetic requests per second the rollout webhook sends the canary, so every step has traffic to judge.
+    # Synthetic requests per second the load tester sends the canary through the analysis, so each check has traffic.
     load_rps: Annotated[int, Field(ge=1, le=500)] = 10
     # Testers reach the canary with `<testerHeader>: always` (or the cookie `<testerHeader>=always`).
     tester_header: HeaderName = "X-Canary"
