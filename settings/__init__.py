@@ -370,6 +370,11 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def plain_values(raw: dict[str, Any]) -> dict[str, Any]:
+    """A stack's non-secret config (keys without the project prefix) with its structured values decoded."""
+    return {key: _decode(value) for key, value in raw.items() if key not in SECRET_KEYS}
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     path = f"{PROJECT}:"
     for part in loc:
@@ -446,9 +451,8 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
     raw = _project_config() if raw is None else raw
     problems: list[str] = []
 
-    plain = {key: _decode(value) for key, value in raw.items() if key not in SECRET_KEYS}
     try:
-        config = PlatformConfig.model_validate(plain)
+        config = PlatformConfig.model_validate(plain_values(raw))
     except ValidationError as exc:
         config = None
         for error in exc.errors():

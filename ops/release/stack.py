@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from ops.release.shell import Failed, run
-from settings import SECRET_KEYS, PlatformConfig, _decode
+from settings import PlatformConfig, plain_values
 from tools.render import PROJECT, load_stack_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,10 +32,9 @@ class Stack:
             raw = load_stack_config(name, STACK_DIR)
         except SystemExit as error:
             raise Failed(str(error)) from None
-        plain = {key.split(":", 1)[1]: _decode(value) for key, value in raw.items()
-                 if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in SECRET_KEYS}
+        ours = {key.removeprefix(f"{PROJECT}:"): value for key, value in raw.items() if key.startswith(f"{PROJECT}:")}
         try:
-            return cls(name, PlatformConfig.model_validate(plain))
+            return cls(name, PlatformConfig.model_validate(plain_values(ours)))
         except ValueError as error:
             raise Failed(f"Pulumi.{name}.yaml is not valid (`make manifests STACK={name}` names every problem): "
                          f"{str(error).splitlines()[0]}") from None
