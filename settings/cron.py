@@ -1,8 +1,12 @@
 """Five-field cron schedules as Kubernetes CronJobs read them: parsed, range-checked, and compared.
 
-`parse` rejects what the controller would reject (out-of-range values, reversed ranges, zero steps) and
-accepts what it accepts (lists, ranges, steps, month and weekday names, 7 for Sunday). `collide` tells whether
-two schedules ever start in the same minute: backup jobs that take pgBackRest's stanza lock must not.
+Kubernetes parses a schedule with robfig/cron v3 (`cron.ParseStandard`, in the API server's validation and in the
+CronJob controller). `parse` rejects what that parser rejects (out-of-range values, 7 for Sunday — its day of week
+is 0-6 —, reversed ranges, zero steps) and reads what it accepts as it does (lists, ranges, steps, `?` for `*`,
+month and weekday names in any case, its day rule below). Stricter on purpose: no macros (@daily, @every), and
+a day that never comes (February 30th) is refused where Kubernetes would accept a job that never runs.
+`collide` tells whether two schedules ever start in the same minute: backup jobs that take pgBackRest's stanza
+lock must not.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ _FIELDS = (
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
     ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _WEEKDAYS),
+    ("day of week", 0, 6, _WEEKDAYS),
 )
-_ITEM_RE = re.compile(r"(?P<range>\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(?P<step>[0-9]+))?")
+_ITEM_RE = re.compile(r"(?P<range>[*?]|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(?P<step>[0-9]+))?")
 
 
 @dataclass(frozen=True)
@@ -32,7 +36,8 @@ class Schedule:
     days: frozenset[int]
     months: frozenset[int]
     weekdays: frozenset[int]
-    # Cron's rule: when both day fields are restricted, a day matches either of them.
+    # robfig/cron's rule (spec.go, dayMatches): when both day fields are restricted, a day matches either of them;
+    # a field is unrestricted when one of its items is `*` (or `?`) stepping by 1 — `*/2` restricts it.
     days_restricted: bool
     weekdays_restricted: bool
 
@@ -61,13 +66,16 @@ def _value(token: str, field: str, low: int, high: int, names: dict[str, int]) -
     return number
 
 
-def _field(text: str, field: str, low: int, high: int, names: dict[str, int]) -> frozenset[int]:
+def _field(text: str, field: str, low: int, high: int, names: dict[str, int]) -> tuple[frozenset[int], bool]:
+    """The values one field names, and whether it restricts them (no item is a star stepping by 1)."""
     values: set[int] = set()
+    restricted = True
     for item in text.split(","):
         match = _ITEM_RE.fullmatch(item)
         if match is None:
             raise CronError(f"{field} '{item}' is not a value, a range a-b, '*' or one of those with /step")
-        if match["range"] == "*":
+        star = match["range"] in ("*", "?")
+        if star:
             first, last = low, high
         else:
             bounds = match["range"].split("-")
@@ -80,10 +88,12 @@ def _field(text: str, field: str, low: int, high: int, names: dict[str, int]) ->
             step = int(match["step"])
             if not 1 <= step <= high:
                 raise CronError(f"{field} step /{match['step']} must be from 1 to {high}")
-            if match["range"] != "*" and len(match["range"].split("-")) == 1:
+            if not star and len(match["range"].split("-")) == 1:
                 last = high
+        if star and step == 1:
+            restricted = False
         values.update(range(first, last + 1, step))
-    return frozenset(values)
+    return frozenset(values), restricted
 
 
 @lru_cache(maxsize=256)
@@ -96,14 +106,16 @@ def parse(expression: str) -> Schedule:
     parts = expression.lower().split(" ")
     if len(parts) != 5:
         raise CronError(f"has {len(parts)} fields; a schedule has five: minute hour day-of-month month day-of-week")
-    fields = [_field(part, *spec) for part, spec in zip(parts, _FIELDS)]
-    weekdays = frozenset(d % 7 for d in fields[4])
-    return Schedule(fields[0], fields[1], fields[2], fields[3], weekdays, parts[2] != "*", parts[4] != "*")
+    (minutes, _), (hours, _), (days, days_restricted), (months, _), (weekdays, weekdays_restricted) = (
+        _field(part, *spec) for part, spec in zip(parts, _FIELDS))
+    return Schedule(minutes, hours, days, months, weekdays, days_restricted, weekdays_restricted)
 
 
-# Four years from a leap year: every combination of weekday, day of month and month that can occur.
+# Dates repeat their weekdays every 28 years between 1901 and 2099: these 28 years hold every combination of
+# month, day of month and weekday that can occur (February 29th on each weekday), which two schedules may share.
 _CALENDAR_START = datetime.date(2028, 1, 1)
-_CALENDAR = [_CALENDAR_START + datetime.timedelta(days=n) for n in range(4 * 365 + 1)]
+_CALENDAR_END = datetime.date(2056, 1, 1)
+_CALENDAR = [_CALENDAR_START + datetime.timedelta(days=n) for n in range((_CALENDAR_END - _CALENDAR_START).days)]
 
 
 def ever_runs(expression: str) -> bool:
