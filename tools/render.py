@@ -206,20 +206,13 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
 def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Add a marked stand-in for each secret the configuration requires but the render cannot have
     (absent, or encrypted in the stack file). `pulumi up` still requires the real ones."""
-    import json as _json
-
-    from settings import SECRET_KEYS, PlatformConfig, required_secret_keys
+    from settings import PlatformConfig, plain_values, required_secret_keys
 
     prefix = f"{PROJECT}:"
-    plain = {}
-    for key, value in config.items():
-        if key.startswith(prefix):
-            try:
-                plain[key[len(prefix):]] = _json.loads(value)
-            except ValueError:
-                plain[key[len(prefix):]] = value
+    # Read as load_settings reads it: the same decoding, the secret keys left out.
+    raw = {key[len(prefix):]: value for key, value in config.items() if key.startswith(prefix)}
     try:
-        parsed = PlatformConfig.model_validate({k: v for k, v in plain.items() if k not in SECRET_KEYS})
+        parsed = PlatformConfig.model_validate(plain_values(raw))
     except Exception:
         return config, []  # the program itself reports the invalid config
     config = dict(config)
