@@ -3,6 +3,7 @@ range, every kind of item, the exact messages, robfig's day rule, and the compar
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 
 import pytest
@@ -176,3 +177,10 @@ def test_collide(first, second, together):
 ])
 def test_starts_within_an_hour(first, second, within):
     assert starts_within(first, second, 60) is within
+
+
+def test_a_parsed_schedule_is_shared_and_cannot_be_changed():
+    # parse is cached: every caller gets the same object, so none may alter it.
+    assert parse("0 1 * * *") is parse("0 1 * * *")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parse("0 1 * * *").minutes = frozenset({2})

@@ -1,0 +1,261 @@
+"""The monitoring and incident-routing settings at their edges: every pattern with the longest valid and the shortest
+too-long value and one character from each range of each class, every bound on both sides, every default, and each
+cross-key rule with the exact message a stack file's author reads."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from settings.monitoring import (
+    AlertingSettings,
+    AlertTimingSettings,
+    ContactSettings,
+    DingtalkSettings,
+    Email,
+    EscalationSettings,
+    HostPort,
+    HttpsUrl,
+    HttpUrl,
+    LabelKey,
+    LabelValue,
+    MonitoringInstallSettings,
+    MonitoringSettings,
+    Phone,
+    SmtpSettings,
+    WecomId,
+    WecomSettings,
+)
+from tests.test_values import accepts, message
+
+SMTP = {"smarthost": "smtp.example.com:587", "sender": "alerts@example.com"}
+WECOM = {"corp_id": "corp", "agent_id": "1000002"}
+
+
+def errors(model, **values) -> list[str]:
+    with pytest.raises(ValidationError) as error:
+        model(**values)
+    return [e["msg"] for e in error.value.errors()]
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("a" * 64 + "@example.com", True), ("a" * 65 + "@example.com", False),
+    ("x@" + "b" * 63 + ".com", True), ("x@" + "b" * 64 + ".com", False),
+    ("x@example." + "c" * 63, True), ("x@example." + "c" * 64, False),
+    ("A@A.A", True), ("z@z.z", True), ("9@9.9", True), ("first.last+tag%_-@mail-1.example.com", True),
+    ("x@example", False), ("@example.com", False), ("x@.com", False), ("x@example.", False), ("x y@example.com", False),
+])
+def test_email_addresses(value, ok):
+    assert accepts(Email, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("a:1", True), ("9:1", True), ("a9a:1", True), ("aza:1", True), ("a-a:1", True), ("a9:1", True), ("az:1", True),
+    ("a.9:1", True), ("a.z:1", True), ("a.a9a:1", True), ("a.aza:1", True), ("a.a9:1", True), ("a.az:1", True),
+    ("a" * 63 + ":1", True), ("a" * 64 + ":1", False), ("a." + "b" * 63 + ":1", True), ("a." + "b" * 64 + ":1", False),
+    ("a:12345", True), ("a:123456", False), ("a:", False), ("a", False), ("-a:1", False), ("a-:1", False),
+    ("A:1", False), ("a..b:1", False), ("a:1x", False),
+])
+def test_host_and_port(value, ok):
+    assert accepts(HostPort, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("+1" + "0" * 6, True), ("+1" + "0" * 5, False), ("+1" + "0" * 14, True), ("+1" + "0" * 15, False),
+    ("+9" + "9" * 6, True), ("+0" + "1" * 6, False), ("1" * 8, False), ("+1" + "0" * 5 + "x", False),
+])
+def test_phone_numbers_in_e164(value, ok):
+    assert accepts(Phone, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("A", True), ("z", True), ("9", True), ("_.@-", True), ("a" * 64, True), ("a" * 65, False), ("", False),
+    ("a b", False), ("a/b", False),
+])
+def test_wecom_ids(value, ok):
+    assert accepts(WecomId, value) is ok
+
+
+@pytest.mark.parametrize("kind", [HttpsUrl, HttpUrl])
+@pytest.mark.parametrize("value,ok", [
+    ("https://A", True), ("https://z", True), ("https://9", True), ("https://a.b-c", True),
+    ("https://a:12345", True), ("https://a:123456", False), ("https://a:", False),
+    ("https://a/A", True), ("https://a/z", True), ("https://a/9", True), ("https://a/x._~%/-y", True),
+    ("https://", False), ("https:///path", False), ("https://a?q=1", False), ("https://a#f", False),
+    ("https://a/b c", False), ("ftp://a", False),
+])
+def test_urls(kind, value, ok):
+    assert accepts(kind, value) is ok
+
+
+def test_only_http_url_takes_plain_http():
+    assert accepts(HttpUrl, "http://bridge:8060/dingtalk") and not accepts(HttpsUrl, "http://bridge:8060/dingtalk")
+    assert message(HttpsUrl, "http://a") == "Value error, 'http://a' is not an https URL without query or fragment"
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("A", True), ("z", True), ("9", True), ("aAa", True), ("aza", True), ("a9a", True), ("a-_.a", True),
+    ("aA", True), ("az", True), ("a9", True), ("a" * 63, True), ("a" * 64, False), ("-a", False), ("a-", False),
+    ("9/k", True), ("z/k", True), ("a9a/k", True), ("aza/k", True), ("a.-a/k", True), ("a9/k", True), ("az/k", True),
+    ("a" * 253 + "/k", True), ("a" * 254 + "/k", False), ("A/k", False), ("a-/k", False), ("/k", False), ("a/", False),
+])
+def test_label_keys(value, ok):
+    assert accepts(LabelKey, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("", True), ("A", True), ("z", True), ("9", True), ("aAa", True), ("aza", True), ("a9a", True), ("a-_.a", True),
+    ("aA", True), ("az", True), ("a9", True), ("a" * 63, True), ("a" * 64, False), ("-a", False), ("a.", False),
+    ("a/b", False),
+])
+def test_label_values(value, ok):
+    assert accepts(LabelValue, value) is ok
+
+
+def test_smtp_and_wecom_values():
+    smtp = SmtpSettings(**SMTP)
+    assert (smtp.username, smtp.require_tls) == (None, True)
+    assert WecomSettings(**WECOM).api_url == "https://qyapi.weixin.qq.com/cgi-bin/"
+    assert WecomSettings(**{**WECOM, "agent_id": "1" * 12}).agent_id == "1" * 12
+    assert "'1111111111111' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": "1" * 13})[0]
+    assert errors(WecomSettings, **WECOM, api_url="https://wecom.example.com/cgi-bin") == [
+        "Value error, apiUrl must end with '/' (Alertmanager appends 'gettoken' to it)"]
+    assert WecomSettings(**WECOM, api_url="https://wecom.example.com/cgi-bin/").api_url.endswith("/")
+
+
+def test_dingtalk_runs_one_bridge_with_a_target_per_level():
+    deployed = DingtalkSettings(deploy=True)
+    assert (deployed.image, deployed.bridge_url, deployed.targets) == (
+        "docker.io/timonwong/prometheus-webhook-dingtalk:v2.1.0", None,
+        {"onCall": "oncall", "techLead": "techlead", "management": "management"})
+    assert DingtalkSettings(bridge_url="http://bridge:8060").deploy is False
+    one_bridge = "Value error, set either deploy: true (the program runs the bridge) or bridgeUrl (a bridge you run)"
+    assert errors(DingtalkSettings) == [one_bridge]
+    assert errors(DingtalkSettings, deploy=True, bridge_url="http://bridge:8060") == [one_bridge]
+    every_level = "Value error, targets must name one target for each of onCall, techLead, management"
+    assert errors(DingtalkSettings, deploy=True, targets={"onCall": "a", "techLead": "b"}) == [every_level]
+    assert errors(DingtalkSettings, deploy=True, targets={"onCall": "a", "techLead": "b", "management": "c", "ceo": "d"}) == [every_level]
+
+
+def test_contacts_count_their_channels_up_to_fifty_each():
+    assert ContactSettings().model_dump() == {"emails": [], "sms": [], "wecom_users": [], "dingtalk": False}
+    assert ContactSettings().channels() == 0
+    contact = ContactSettings(emails=["a@example.com", "b@example.com"], sms=["+8613800000000"], wecom_users=["u"], dingtalk=True)
+    assert contact.channels() == 5
+    assert ContactSettings(dingtalk=True).channels() == 1
+    for field, value in (("emails", "a@example.com"), ("sms", "+8613800000000"), ("wecom_users", "u")):
+        assert len(getattr(ContactSettings(**{field: [value] * 50}), field)) == 50
+        with pytest.raises(ValidationError):
+            ContactSettings(**{field: [value] * 51})
+
+
+def test_escalation_defaults_and_order():
+    assert EscalationSettings().model_dump() == {
+        "p0_level2_minutes": 15, "p0_level3_minutes": 45, "p1_level2_minutes": 60, "p1_level3_minutes": 240}
+    for severity in ("p0", "p1"):
+        assert errors(EscalationSettings, **{f"{severity}_level2_minutes": 30, f"{severity}_level3_minutes": 30}) == [
+            f"Value error, {severity}Level3Minutes (30) must be more than {severity}Level2Minutes (30)"]
+        assert getattr(EscalationSettings(**{f"{severity}_level2_minutes": 30, f"{severity}_level3_minutes": 31}),
+                       f"{severity}_level3_minutes") == 31
+
+
+@pytest.mark.parametrize("severity", ["p0", "p1"])
+def test_escalation_bounds_on_both_sides(severity):
+    two, three = f"{severity}_level2_minutes", f"{severity}_level3_minutes"
+    assert getattr(EscalationSettings(**{two: 1, three: 2}), three) == 2
+    assert getattr(EscalationSettings(**{two: 1440, three: 2880}), two) == 1440
+    assert errors(EscalationSettings, **{two: 0, three: 2})[0] == "Input should be greater than or equal to 1"
+    assert errors(EscalationSettings, **{two: 1, three: 1})[0] == "Input should be greater than or equal to 2"
+    assert errors(EscalationSettings, **{two: 1441, three: 2880})[0] == "Input should be less than or equal to 1440"
+    assert errors(EscalationSettings, **{two: 1, three: 2881})[0] == "Input should be less than or equal to 2880"
+
+
+@pytest.mark.parametrize("field,low_ok,low_bad,high_ok,high_bad", [
+    ("group_wait_seconds", 0, -1, 600, 601),
+    ("group_interval_seconds", 10, 9, 3600, 3601),
+    ("repeat_interval_minutes", 5, 4, 10080, 10081),
+])
+def test_alert_timing_bounds_on_both_sides(field, low_ok, low_bad, high_ok, high_bad):
+    for value in (low_ok, high_ok):
+        assert getattr(AlertTimingSettings(**{field: value}), field) == value
+    for value in (low_bad, high_bad):
+        with pytest.raises(ValidationError):
+            AlertTimingSettings(**{field: value})
+
+
+def test_alerting_defaults():
+    assert AlertTimingSettings().model_dump() == {
+        "group_wait_seconds": 30, "group_interval_seconds": 300, "repeat_interval_minutes": 240}
+    quiet = AlertingSettings(notify=False)
+    assert (quiet.smtp, quiet.wecom, quiet.dingtalk, quiet.sms_gateway) == (None, None, None, False)
+    assert quiet.escalation == EscalationSettings() and quiet.timing == AlertTimingSettings()
+    assert quiet.on_call == quiet.tech_lead == quiet.management == ContactSettings()
+    # Notifying is the default: a stack that says nothing about it must name who is told.
+    assert errors(AlertingSettings)[0].startswith("Value error, onCall has no channel")
+
+
+def test_each_level_reads_its_own_contacts():
+    alerting = AlertingSettings(notify=False, on_call={"sms": ["+8613800000001"]}, tech_lead={"sms": ["+8613800000002"]},
+                                management={"sms": ["+8613800000003"]}, sms_gateway=True)
+    assert [alerting.level(name).sms for name in ("onCall", "techLead", "management")] == [
+        ["+8613800000001"], ["+8613800000002"], ["+8613800000003"]]
+
+
+def test_every_channel_needs_its_transport_and_every_level_a_channel():
+    assert errors(AlertingSettings, on_call={"emails": ["a@example.com"]}, tech_lead={"wecom_users": ["u"]},
+                  management={"dingtalk": True}) == [
+        "Value error, onCall.emails needs smtp; techLead.wecomUsers needs wecom; "
+        "management.dingtalk needs dingtalk (deploy: true or bridgeUrl)"]
+    assert errors(AlertingSettings, on_call={"sms": ["+8613800000000"]}, tech_lead={"sms": ["+8613800000000"]},
+                  management={"sms": ["+8613800000000"]}) == [
+        "Value error, onCall.sms needs smsGateway: true; techLead.sms needs smsGateway: true; management.sms needs smsGateway: true"]
+    assert errors(AlertingSettings, smtp=SMTP, on_call={"emails": ["a@example.com"]}) == [
+        "Value error, techLead has no channel: give it emails, sms, wecomUsers or dingtalk (or set notify: false); "
+        "management has no channel: give it emails, sms, wecomUsers or dingtalk (or set notify: false)"]
+    complete = AlertingSettings(smtp=SMTP, wecom=WECOM, dingtalk={"deploy": True}, sms_gateway=True,
+                                on_call={"emails": ["a@example.com"]}, tech_lead={"wecom_users": ["u"]},
+                                management={"dingtalk": True, "sms": ["+8613800000000"]})
+    assert complete.notify is True
+    # Not notifying: transports are still checked, empty levels are allowed.
+    assert errors(AlertingSettings, notify=False, on_call={"emails": ["a@example.com"]}) == ["Value error, onCall.emails needs smtp"]
+
+
+def test_monitoring_defaults():
+    monitoring = MonitoringSettings()
+    assert (monitoring.enabled, monitoring.selector_labels, monitoring.namespace, monitoring.runbook_base_url) == (
+        True, {}, "monitoring", None)
+    assert monitoring.alerting == AlertingSettings(notify=False)
+    assert MonitoringInstallSettings().model_dump() == {"enabled": False, "chart_version": "88.3.0", "retention": "7d"}
+    assert monitoring.install == MonitoringInstallSettings()
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("1h", True), ("9999d", True), ("99999d", False), ("2w", True), ("0d", False), ("7", False), ("7m", False),
+])
+def test_retention(value, ok):
+    assert (MonitoringInstallSettings(retention=value).retention == value) if ok else bool(
+        errors(MonitoringInstallSettings, retention=value))
+
+
+def test_selector_labels_up_to_eight():
+    eight = {f"k{i}": "v" for i in range(8)}
+    assert MonitoringSettings(selector_labels=eight).selector_labels == eight
+    with pytest.raises(ValidationError):
+        MonitoringSettings(selector_labels={**eight, "k8": "v"})
+
+
+def test_the_dingtalk_bridge_runs_only_when_everything_asks_for_it():
+    notifying = {"notify": True, "dingtalk": {"deploy": True}, "on_call": {"dingtalk": True},
+                 "tech_lead": {"dingtalk": True}, "management": {"dingtalk": True}}
+    assert MonitoringSettings(alerting=notifying).deploys_dingtalk_bridge is True
+    assert MonitoringSettings(enabled=False, alerting=notifying).deploys_dingtalk_bridge is False
+    assert MonitoringSettings(alerting={**notifying, "notify": False}).deploys_dingtalk_bridge is False
+    assert MonitoringSettings(alerting={**notifying, "dingtalk": {"bridge_url": "http://bridge:8060"}}).deploys_dingtalk_bridge is False
+    assert MonitoringSettings(alerting={"notify": False}).deploys_dingtalk_bridge is False
+
+
+def test_installing_monitoring_needs_its_objects():
+    assert MonitoringSettings(install={"enabled": True}).install.enabled is True
+    assert errors(MonitoringSettings, enabled=False, install={"enabled": True}) == [
+        "Value error, install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true"]
+    assert MonitoringSettings(enabled=False).enabled is False
