@@ -1,9 +1,22 @@
 """NetworkPolicy semantics, evaluated over the rendered policies: exactly the platform's flows are open."""
 
+import dataclasses
+
 import pytest
 
 from components import postgres as pg
-from components.network_policies import Flow, NetworkPolicies, NetworkPoliciesArgs, peer_name
+from components.network_policies import (
+    PRIVATE_RANGES,
+    ApiServerFlow,
+    ExternalFlow,
+    Flow,
+    MetricsPort,
+    NamespaceFlow,
+    NetworkPolicies,
+    NetworkPoliciesArgs,
+    Pods,
+    peer_name,
+)
 from components.platform import MILVUS_STORE_USERS, OFFSITE_WRITERS, flows
 from tests.harness import pod_labels, render_with, run_component
 
@@ -298,3 +311,61 @@ def test_patroni_and_backup_jobs_reach_a_private_api_server(prod):
         assert _matches(policy["spec"]["podSelector"], pods[source])
         assert {"ipBlock": {"cidr": "10.0.0.0/8"}} in policy["spec"]["egress"][0]["to"]
     assert not allowed(policies, _pod(pods, "api"), api_server, 6443)
+
+
+def _policies(**extra) -> dict[str, dict]:
+    args = NetworkPoliciesArgs("estate", "test", [Flow("a", "b", 80), Flow("a", "b", 80), Flow("a", "b", 81)],
+                               ingress_target="a", ingress_port=8000, ingress_controller_namespace="edge", **extra)
+    rendered, _ = run_component(lambda: NetworkPolicies("np", args))
+    return {o["metadata"]["name"]: o["spec"] for o in rendered.objects}
+
+
+def test_every_edge_of_the_component_spelled_out():
+    solver = Pods.labelled("solver", {"x": "y"})
+    specs = _policies(
+        external_flows=[ExternalFlow("a", 443), ExternalFlow("b", 9000, ("198.51.100.0/24",), "objects")],
+        api_server_flows=[ApiServerFlow(solver)], api_server_cidrs=["10.0.0.1/32"],
+        monitoring_namespace="monitoring", metrics_ports=[MetricsPort("a", 8000), MetricsPort("a", 9090)],
+        acme_http01=True, public_sources=["203.0.113.0/24"], node_local_dns="169.254.20.10",
+        namespace_flows=[NamespaceFlow("flagger-system", "b", 8080)],
+    )
+    dns_ports = [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]
+    assert specs["allow-dns"]["egress"] == [
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}], "ports": dns_ports},
+        {"to": [{"ipBlock": {"cidr": "169.254.20.10/32"}}], "ports": dns_ports}]
+    # A repeated flow opens its port once.
+    assert specs["allow-a-to-b"]["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 80}, {"protocol": "TCP", "port": 81}]
+    assert specs["allow-a-egress-offsite"]["egress"] == [{
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}], "ports": [{"protocol": "TCP", "port": 443}]}]
+    assert specs["allow-b-egress-objects"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]
+    assert specs["allow-solver-egress-api-server"] == {
+        "podSelector": {"matchLabels": {"x": "y"}}, "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.1/32"}}],
+                    "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}]}]}
+    assert specs["allow-monitoring-to-a"]["ingress"] == [{
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "ports": [{"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 9090}]}]
+    assert specs["allow-ingress-controller-to-acme-solver"] == {
+        "podSelector": {"matchLabels": {"acme.cert-manager.io/http01-solver": "true"}}, "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}],
+                     "ports": [{"protocol": "TCP", "port": 8089}]}]}
+    assert specs["allow-public-to-a"]["ingress"] == [{
+        "from": [{"ipBlock": {"cidr": "203.0.113.0/24"}}], "ports": [{"protocol": "TCP", "port": 8000}]}]
+    assert specs["allow-flagger-system-to-b"]["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "flagger-system"}}}]
+
+
+def test_edges_are_opt_in():
+    specs = _policies(metrics_ports=[MetricsPort("a", 8000)])
+    # No monitoring namespace: nobody scrapes; no ACME solver, public source or node-local DNS unless asked for.
+    assert sorted(specs) == ["allow-a-egress-to-b", "allow-a-to-b", "allow-dns", "allow-ingress-controller-to-a", "default-deny"]
+    assert len(specs["allow-dns"]["egress"]) == 1
+
+
+def test_the_flow_data_is_immutable_and_hashable():
+    for item in (Pods.labelled("p", {"k": "v"}), Flow("a", "b", 1), ExternalFlow("a", 1), MetricsPort("a", 1),
+                 NamespaceFlow("n", "a", 1), ApiServerFlow("a")):
+        assert hash(item) == hash(dataclasses.replace(item))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            item.port = 2
