@@ -52,7 +52,7 @@ MALFORMED = [
     ("api.replicas", 0, "real-estate-ai:api.replicas"),
     ("api.replicas", -2, "real-estate-ai:api.replicas"),
     ("api.replicas", "three", "real-estate-ai:api.replicas"),
-    ("api.replicas", 1, "real-estate-ai:api.replicas"),  # prod needs >= 2
+    ("api.replicas", 1, "real-estate-ai:api.replicas"),  # prod needs >= 3
     ("api.version", "1.0", "real-estate-ai:api.version"),
     ("api.version", "v1.0.0", "real-estate-ai:api.version"),
     ("api.image", "real-estate-api:latest", "real-estate-ai:api.image"),
