@@ -53,7 +53,7 @@ def test_feature_names_are_the_apis():
     assert FEATURES == ("recommendation", "valuation", "market_analysis")
     assert GreyReleaseSettings(features=["valuation"]).features == ["valuation"]
     unknown = "Value error, unknown feature 'pricing'; the API knows recommendation, valuation, market_analysis"
-    assert errors(GreyReleaseSettings, features=["valuation", "pricing"]) == [unknown]
+    assert errors(GreyReleaseSettings, features=["valuation", "pricing", "rent"]) == [unknown]
     assert errors(AppConfigSettings, features={"pricing": True}) == [unknown]
     assert AppConfigSettings(features={"valuation": False}).features == {"valuation": False}
     assert AbTestSettings(enabled=True, variant_b_percent=20).variant_b.recommendation_model is None

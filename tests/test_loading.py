@@ -56,6 +56,9 @@ def test_allowed_keys_beside_an_unknown_one():
     assert _allowed_keys(PlatformConfig, ("api", "autoscaling", "x")) == [
         "maxReplicas", "minReplicas", "targetCpuUtilization"]
     assert _allowed_keys(PlatformConfig, ("environment", "x")) == []
+    # Below a value that is not an object (a Literal, a plain type), there is nothing to list.
+    assert _allowed_keys(PlatformConfig, ("environment", "x", "y")) == []
+    assert _allowed_keys(PlatformConfig, ("protectData", "x", "y")) == []
     assert _allowed_keys(PlatformConfig, ("nothing", "x")) == []
     assert _allowed_keys(PlatformConfig, ("api", "loadBalancerSourceRanges", 0, "x")) == []
     # Snake-case names are found too.

@@ -127,6 +127,9 @@ def test_image_or_registry_not_both():
 
 
 def test_a_disruption_budget_leaves_a_pod_to_drain():
+    # The budget's own bound lets 1000 through to the rule that names the replica count.
+    assert errors(ApiSettings, **{**API, "replicas": 1000}, pod_disruption_budget_min_available=1000) == [
+        "Value error, podDisruptionBudgetMinAvailable 1000 must be below the minimum replica count 1000, or no node could ever be drained"]
     assert ApiSettings(**API, pod_disruption_budget_min_available=2).pod_disruption_budget_min_available == 2
     assert errors(ApiSettings, **API, pod_disruption_budget_min_available=3) == [
         "Value error, podDisruptionBudgetMinAvailable 3 must be below the minimum replica count 3, or no node could ever be drained"]
