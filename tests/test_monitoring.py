@@ -13,7 +13,7 @@ import yaml
 
 from components.monitoring import ALERTMANAGER_KEY, rule_files
 from tests.crd_schemas import errors
-from tests.harness import STACKS, decoded_config, pod_labels
+from tests.harness import STACKS, decoded_config, pod_labels, run_component
 
 MONITORED = [s for s in STACKS if decoded_config(s).get("real-estate-ai:monitoring", {}).get("enabled", True)]
 
@@ -184,3 +184,22 @@ def test_the_bridge_config_has_a_target_per_level_and_refuses_a_bad_robot_url_wi
     with pytest.raises(ValueError) as error:
         render_config(settings, "http://oapi.dingtalk.com/robot/send?access_token=t0k3n", "SECsign")
     assert "alertDingtalkRobotUrl" in str(error.value) and "t0k3n" not in str(error.value)
+
+
+def test_the_bridge_component_alone():
+    from components.dingtalk_bridge import DingtalkBridge, DingtalkBridgeArgs
+    from settings.monitoring import DingtalkSettings
+
+    robot = "https://oapi.dingtalk.com/robot/send?access_token=t0k3n"
+    rendered, _ = run_component(lambda: DingtalkBridge("bridge", DingtalkBridgeArgs(
+        "estate", "test", DingtalkSettings(deploy=True), robot, "SECsign")))
+    config = yaml.safe_load(rendered.find("Secret", "dingtalk-bridge-config")["stringData"]["config.yml"])
+    assert config == {"timeout": "5s", "targets": {
+        t: {"url": robot, "secret": "SECsign"} for t in ("oncall", "techlead", "management")}}
+    (container,) = rendered.find("Deployment", "dingtalk-bridge")["spec"]["template"]["spec"]["containers"]
+    # Ready two seconds after start, checked every ten; restarted after a minute without an answer.
+    assert {k: v for k, v in container["readinessProbe"].items() if k != "httpGet"} == {
+        "initialDelaySeconds": 2, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
+    assert {k: v for k, v in container["livenessProbe"].items() if k != "httpGet"} == {
+        "initialDelaySeconds": 5, "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3}
+    assert container["volumeMounts"][0] == {"name": "config", "mountPath": "/etc/dingtalk", "readOnly": True}

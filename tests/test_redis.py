@@ -41,6 +41,22 @@ def test_statefulset_reads_config_and_password_from_files():
     assert len(annotations["real-estate-ai/config-checksum"]) == 64
 
 
+def test_probes_wait_for_the_aof_and_mounts_are_read_only():
+    rendered, _ = run_component(_redis)
+    container, exporter = containers(rendered.find("StatefulSet", "redis"))
+    timing = lambda probe: {k: v for k, v in probe.items() if k not in ("exec", "tcpSocket")}
+    # Five minutes to load the AOF before liveness takes over; then a dead Redis is restarted after 30 s.
+    assert timing(container["startupProbe"]) == {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 30}
+    assert timing(container["livenessProbe"]) == {"initialDelaySeconds": 0, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
+    assert timing(container["readinessProbe"]) == {"initialDelaySeconds": 0, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3}
+    assert container["startupProbe"]["exec"] == container["livenessProbe"]["exec"] == container["readinessProbe"]["exec"]
+    assert {m["name"]: m.get("readOnly", False) for m in container["volumeMounts"]} == {
+        "data": False, "config": True, "credentials": True, "tmp": False}
+    # The exporter: out of the Service after 30 s without an answer, restarted after a minute.
+    assert timing(exporter["readinessProbe"]) == {"periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3}
+    assert timing(exporter["livenessProbe"]) == {"periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3}
+
+
 def test_config_persists_with_aof_every_second():
     conf = render_redis_conf(RedisSettings(maxmemory="256Mi"))
     lines = set(conf.splitlines())

@@ -8,8 +8,11 @@ each mutant in a scratch copy of the repository; a mutant that fails them is kil
 Equivalent mutants (no behaviour can tell them apart) are listed, with the reason, in tools/mutation-equivalent.txt.
 
     .venv/bin/python -m tools.mutation [--module settings/values.py] [--sample 100 --seed 1] [--jobs 2]
+                                       [--edge-tests-only] [--fail-under 100]
 
-Prints a table per module and every survivor; exits 0 (a report, like bench/: too slow for every CI run).
+Prints a table per module and every survivor; exits 0 (a report, like bench/: too slow for every CI run), or 1 with
+--fail-under when a module scores below it. `make test` runs a fixed sample of the settings' mutants against their
+edge tests only (tests/test_mutation.py), so a new rule without the tests that catch a wrong value fails CI.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EQUIVALENT_FILE = ROOT / "tools" / "mutation-equivalent.txt"
-# Module → the tests that guard it (fast ones: no renders of every stack where a unit test exists).
+# Module → the tests that guard it (fast ones: no renders of every stack where a unit test exists). The first is the
+# module's edge tests (bounds, patterns, defaults, messages), which --edge-tests-only runs alone.
 TARGETS = {
     "settings/values.py": ["tests/test_values.py", "tests/test_settings.py"],
     "settings/cron.py": ["tests/test_cron.py", "tests/test_values.py", "tests/test_settings.py", "tests/test_postgres.py"],
@@ -48,6 +52,10 @@ TARGETS = {
     "components/alerting.py": ["tests/test_alerting_config.py", "tests/monitoring/test_alerting.py", "tests/test_monitoring.py"],
     "components/app_config.py": ["tests/test_app_config.py"],
     "components/network_policies.py": ["tests/test_network_policies.py"],
+    # The generated-file builders: pgbackrest.conf, redis.conf and its pod, the DingTalk bridge's config.
+    "components/pgbackrest.py": ["tests/test_postgres.py", "tests/test_backups.py"],
+    "components/redis.py": ["tests/test_redis.py"],
+    "components/dingtalk_bridge.py": ["tests/test_monitoring.py"],
 }
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
                  ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
@@ -84,10 +92,14 @@ def regex_mutations(pattern: str) -> list[tuple[str, str]]:
         found.append(("regex without $", pattern[:-1]))
     for match in re.finditer(r"(?<!\\)\+", pattern):
         found.append((f"regex + → * at {match.start()}", pattern[:match.start()] + "*" + pattern[match.end():]))
-    for match in re.finditer(r"\[([^\]]*?)([A-Za-z0-9]-[A-Za-z0-9])([^\]]*)\]", pattern):
-        if match.group(1) + match.group(3):
-            found.append((f"regex class at {match.start()} without {match.group(2)}",
-                          pattern[:match.start()] + f"[{match.group(1)}{match.group(3)}]" + pattern[match.end():]))
+    # Every range of every class in turn (a class with nothing else in it would become empty).
+    for klass in re.finditer(r"(?<!\\)\[([^\]]*)\]", pattern):
+        body = klass.group(1)
+        for span in re.finditer(r"[A-Za-z0-9]-[A-Za-z0-9]", body):
+            rest = body[:span.start()] + body[span.end():]
+            if rest:
+                found.append((f"regex class at {klass.start()} without {span.group(0)}",
+                              pattern[:klass.start()] + f"[{rest}]" + pattern[klass.end():]))
     valid = []
     for what, mutated in found:
         try:
@@ -211,11 +223,11 @@ def _scratch() -> Path:
     return base
 
 
-def _tests_pass(module: str, scratch: Path, timeout: float) -> bool:
+def _tests_pass(module: str, scratch: Path, timeout: float, edge_only: bool = False) -> bool:
     # The scratch copy holds tracked files only: the policy pack's virtualenv stays where make built it.
     policy_python = os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module]],
+        [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module][:1 if edge_only else None]],
         cwd=scratch, capture_output=True, timeout=timeout,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "POLICY_PYTHON": policy_python},
     )
@@ -229,12 +241,12 @@ def _tests_pass(module: str, scratch: Path, timeout: float) -> bool:
     return result.returncode == 0
 
 
-def _run(mutant: Mutant, scratch: Path, timeout: float) -> str:
+def _run(mutant: Mutant, scratch: Path, timeout: float, edge_only: bool) -> str:
     target = scratch / mutant.module
     original = target.read_text()
     target.write_text(mutant.source)
     try:
-        return "survived" if _tests_pass(mutant.module, scratch, timeout) else "killed"
+        return "survived" if _tests_pass(mutant.module, scratch, timeout, edge_only) else "killed"
     except subprocess.TimeoutExpired:
         return "timeout"  # reported apart: a hang may be the mutant's doing, or a loaded machine's
     finally:
@@ -258,6 +270,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--edge-tests-only", action="store_true", help="run only each module's first (edge) test file")
+    parser.add_argument("--fail-under", type=float, help="exit 1 when a module's score (percent) is below this")
     args = parser.parse_args()
     known = equivalents()
     rng = random.Random(args.seed)
@@ -269,7 +283,7 @@ def main() -> int:
     scratches = [_scratch() for _ in range(args.jobs)]
     # The unmutated modules must pass their tests, or every mutant would count as killed.
     for module in sorted({module for module, _, _ in plan}):
-        if not _tests_pass(module, scratches[0], args.timeout):
+        if not _tests_pass(module, scratches[0], args.timeout, args.edge_tests_only):
             raise SystemExit(f"the tests of {module} fail without any mutant: fix them first")
     started = time.monotonic()
     outcomes: dict[str, list[tuple[Mutant, str]]] = {}
@@ -285,7 +299,7 @@ def main() -> int:
                         outcomes.setdefault(module, []).append((mutant, "equivalent"))
                         continue
                     scratch = free.pop()
-                    futures[pool.submit(_run, mutant, scratch, args.timeout)] = (mutant, scratch)
+                    futures[pool.submit(_run, mutant, scratch, args.timeout, args.edge_tests_only)] = (mutant, scratch)
                 if not futures:
                     continue
                 done, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -298,6 +312,7 @@ def main() -> int:
             shutil.rmtree(scratch, ignore_errors=True)
     totals = {module: total for module, total, _ in plan}
     print(f"{'module':<34}{'mutants':>8}{'run':>6}{'killed':>8}{'survived':>10}{'timeout':>9}{'equiv.':>8}{'score':>8}")
+    below = []
     for module in sorted(outcomes):
         results = [r for _, r in outcomes[module]]
         killed, survived = results.count("killed"), results.count("survived")
@@ -306,6 +321,8 @@ def main() -> int:
         judged = killed + survived + timeouts
         score = killed / judged if judged else 1.0
         print(f"{module:<34}{totals[module]:>8}{len(results):>6}{killed:>8}{survived:>10}{timeouts:>9}{equivalent:>8}{score:>7.0%}")
+        if args.fail_under is not None and score * 100 < args.fail_under:
+            below.append(module)
     print(f"\n{len(plan)} mutants in {time.monotonic() - started:.0f} s with {args.jobs} jobs")
     survivors = sorted(((m, r) for module in outcomes for m, r in outcomes[module] if r in ("survived", "timeout")),
                        key=lambda pair: (pair[0].module, pair[0].line, pair[0].column))
@@ -313,6 +330,9 @@ def main() -> int:
         print("\nsurvivors (and timeouts):")
         for mutant, result in survivors:
             print(f"  {mutant.id}{'  [timeout]' if result == 'timeout' else ''}")
+    if below:
+        print(f"\nbelow {args.fail_under:g} %: {', '.join(below)}")
+        return 1
     return 0
 
 
