@@ -97,3 +97,17 @@ def test_error_percent_and_step_weights_bounds():
 ])
 def test_release_value_patterns(kind, value, ok):
     assert accepts(kind, value) is ok
+
+
+def test_a_gateway_is_created_here_or_shared_by_name():
+    shared_only = ("Value error, namespace and sectionName name a shared Gateway (create: false); "
+                   "a created one lives in the stack's namespace")
+    for extra in ({"namespace": "edge"}, {"section_name": "https"}, {"namespace": "edge", "section_name": "https"}):
+        with pytest.raises(ValidationError) as error:
+            GatewaySettings(create=True, **extra)
+        assert [e["msg"] for e in error.value.errors()] == [shared_only]
+    with pytest.raises(ValidationError) as error:
+        GatewaySettings(create=False, section_name="https")
+    assert [e["msg"] for e in error.value.errors()] == ["Value error, a shared Gateway (create: false) needs its namespace"]
+    shared = GatewaySettings(create=False, namespace="edge", section_name="https")
+    assert (shared.create, shared.namespace, shared.section_name) == (False, "edge", "https")

@@ -174,3 +174,19 @@ def test_settings_read_camel_case_keys_and_python_names():
         Example().pool_size = 5  # read once, never changed behind the validation
     with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
         Example.model_validate({"poolsize": 3})
+
+
+# One value per range of each character class, at each place a class stands: a range dropped from any of them
+# refuses its value.
+@pytest.mark.parametrize("kind,value", [
+    *((DnsLabel, v) for v in ("a", "9", "aza", "a9a", "az", "a9")),
+    *((Hostname, v) for v in ("a.b", "9.b", "aza.b", "a9a.b", "az.b", "a9.b", "b.z", "b.9", "b.aza", "b.a9a", "b.az", "b.a9")),
+    *((Image, v) for v in ("z:1", "9:1", "a.z:1", "a.9:1", "a/z:1", "a/9:1", "a/b.z:1", "a/b.9:1", "a:Z", "a:z", "a:9",
+                           "a:xZ", "a:xz", "a:x9", "a@sha256:" + "f" * 64, "a@sha256:" + "0" * 64)),
+    *((Registry, v) for v in ("z", "9", "a.z", "a.9", "a/z", "a/9", "a/b.z", "a/b.9")),
+    *((SqlIdentifier, v) for v in ("z", "az", "a9")),
+    *((SemVer, v) for v in ("1.0.0-z", "1.0.0-Z", "1.0.0-az", "1.0.0-aZ", "1.0.0-a9",
+                            "1.0.0-x.z", "1.0.0-x.Z", "1.0.0-x.az", "1.0.0-x.aZ", "1.0.0-x.a9")),
+])
+def test_every_range_of_every_character_class(kind, value):
+    assert accepts(kind, value)
