@@ -110,6 +110,8 @@ def test_non_root(prod_objects):
     ({"aws.env": "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP"}, "key 'aws.env': holds what looks like a credential; put it in a Secret"),
     ({"aws.env": "id AKIA1234567890ABCDEF"}, "key 'aws.env': holds what looks like a credential; put it in a Secret"),
     ({"cache.url": "redis://:hunter2hunter2@redis:6379/0"}, "key 'cache.url': holds what looks like a credential; put it in a Secret"),
+    ({"store.url": "s3://AKID:hunter2hunter2@bucket/path"}, "key 'store.url': holds what looks like a credential; put it in a Secret"),
+    ({"config.yml": "password: '12345678'\n"}, "key 'config.yml': holds what looks like a credential; put it in a Secret"),
     ({"config.yml": "token: ab+cdefghij\n"}, "key 'config.yml': holds what looks like a credential; put it in a Secret"),
 ])
 def test_no_secrets_in_config_maps(data, problem):

@@ -268,6 +268,7 @@ def main() -> int:
     parser.add_argument("--module", action="append", choices=sorted(TARGETS), help="only these modules (repeatable)")
     parser.add_argument("--sample", type=int, help="run a random sample of this many mutants per module")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--match", help="only mutants whose id contains this text (rerun survivors: 'regex class')")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=300)
     parser.add_argument("--edge-tests-only", action="store_true", help="run only each module's first (edge) test file")
@@ -277,7 +278,7 @@ def main() -> int:
     rng = random.Random(args.seed)
     plan = []
     for module in args.module or sorted(TARGETS):
-        found = mutants(module)
+        found = [m for m in mutants(module) if not args.match or args.match in m.id]
         chosen = rng.sample(found, min(args.sample, len(found))) if args.sample else found
         plan += [(module, len(found), m) for m in chosen]
     scratches = [_scratch() for _ in range(args.jobs)]
