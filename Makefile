@@ -72,7 +72,8 @@ manifests: venv
 test: venv checkov policy-venv
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
 
-# Not part of `make test`: every mutant runs the module's tests (about 10 s each; the whole set takes hours).
+# A report: every mutant runs its module's tests (1 387 mutants, about 46 min with 2 jobs); `make test` runs only a
+# fixed sample against the edge tests (tests/test_mutation.py).
 mutation: venv
 	$(PY) -m tools.mutation $(ARGS)
 

@@ -13,7 +13,7 @@ from settings.app_config import (
     GreyReleaseSettings,
     RecommendationSettings,
 )
-from tests.test_platform_settings import errors
+from tests.test_values import errors
 
 
 def test_app_config_defaults():

@@ -26,16 +26,10 @@ from settings.monitoring import (
     WecomId,
     WecomSettings,
 )
-from tests.test_values import accepts, message
+from tests.test_values import accepts, errors, message
 
 SMTP = {"smarthost": "smtp.example.com:587", "sender": "alerts@example.com"}
 WECOM = {"corp_id": "corp", "agent_id": "1000002"}
-
-
-def errors(model, **values) -> list[str]:
-    with pytest.raises(ValidationError) as error:
-        model(**values)
-    return [e["msg"] for e in error.value.errors()]
 
 
 @pytest.mark.parametrize("value,ok", [

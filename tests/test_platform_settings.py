@@ -4,7 +4,6 @@ default changes every stack that omits the key), and each cross-key rule with it
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
 from settings.app_config import AppConfigSettings
 from settings.platform import (
@@ -17,15 +16,10 @@ from settings.platform import (
     ProbeTiming,
     RedisBackupSettings,
 )
+from tests.test_values import errors
 
 MINIMAL = {"environment": "dev", "api": {"replicas": 1, "version": "1.0.0"}, "ingress": {"host": "api.example.com"}}
 API = {"replicas": 3, "version": "1.0.0"}
-
-
-def errors(model, **values) -> list[str]:
-    with pytest.raises(ValidationError) as error:
-        model(**values)
-    return [e["msg"] for e in error.value.errors()]
 
 
 def test_platform_defaults_are_the_documented_ones():

@@ -5,7 +5,7 @@ and each rule with its exact message."""
 from __future__ import annotations
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from settings.postgres import (
     RESERVED_ROLES,
@@ -20,13 +20,7 @@ from settings.postgres import (
     RestoreFromSettings,
     RoleName,
 )
-from tests.test_values import accepts, message
-
-
-def errors(model, **values) -> list[str]:
-    with pytest.raises(ValidationError) as error:
-        model(**values)
-    return [e["msg"] for e in error.value.errors()]
+from tests.test_values import accepts, errors, message
 
 
 @pytest.mark.parametrize("value,ok", [

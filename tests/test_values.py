@@ -41,6 +41,13 @@ def message(kind, value) -> str:
     return error.value.errors()[0]["msg"]
 
 
+def errors(model, **values) -> list[str]:
+    """Every message a model gives for these values (it must refuse them)."""
+    with pytest.raises(ValidationError) as error:
+        model(**values)
+    return [e["msg"] for e in error.value.errors()]
+
+
 @pytest.mark.parametrize("value,ok", [
     ("999999m", True), ("1000000m", False), ("1m", True), ("0m", False),
     ("9999", True), ("10000", False), ("0.001", True), ("0.0001", False), ("1.0001", False), ("0", False), ("0.000", False),
