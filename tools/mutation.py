@@ -225,7 +225,9 @@ def _scratch() -> Path:
 
 def _tests_pass(module: str, scratch: Path, timeout: float, edge_only: bool = False) -> bool:
     # The scratch copy holds tracked files only: the policy pack's virtualenv stays where make built it.
-    policy_python = os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))
+    # `make test` names it relative to the repository; the tests run elsewhere, so it is made absolute (not resolved:
+    # a virtualenv's python is a symlink that must stay one).
+    policy_python = os.path.abspath(ROOT / os.environ.get("POLICY_PYTHON", "policy/.venv/bin/python"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *TARGETS[module][:1 if edge_only else None]],
         cwd=scratch, capture_output=True, timeout=timeout,
