@@ -35,6 +35,34 @@ _SECRET_VALUE_RES = (
 )
 
 
+class _Unknown(dict):
+    """A value the engine does not know yet (a preview's computed image digest, say). It reads as an empty object so
+    that every rule can walk past it, equals nothing but itself, and is no string or number: a rule judges the value
+    once it is known (`pulumi up` analyses again with every input resolved). policy/pack.py puts it where the
+    analyzer's proxy would raise, so one unknown field no longer turns a whole policy advisory."""
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __ne__(self, other) -> bool:
+        return self is not other
+
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+def count(value) -> Optional[int]:
+    """A whole number as the engine sends it: protobuf's Struct has only doubles, so replicas 3 arrives as 3.0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return None
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Resource:
     """What a policy sees of a resource: its Pulumi type, its Kubernetes object (props) and its protect flag."""
@@ -180,24 +208,27 @@ def prod_guardrails(resources: list[Resource]) -> list[str]:
     for resource in resources:
         by_kind.setdefault(resource.kind or "", []).append(resource)
     api = _api_deployment(resources)
+    canary = any(((c.props.get("spec") or {}).get("targetRef") or {}).get("name") == "api" for c in by_kind.get("Canary", []))
     if api is None:
         problems.append("prod: no API Deployment 'api'")
     else:
-        replicas = (api.props.get("spec") or {}).get("replicas")
-        if isinstance(replicas, int) and replicas < PROD_API_REPLICAS:
+        # Under a canary Flagger owns the target's replica count (0 between releases, in the live state a stack
+        # policy reads): the floor then holds through the autoscaler Flagger copies for the primary.
+        replicas = None if canary else count((api.props.get("spec") or {}).get("replicas"))
+        if replicas is not None and replicas < PROD_API_REPLICAS:
             problems.append(f"prod: the API runs {replicas} replicas; at least {PROD_API_REPLICAS}")
         for _, container in _containers(pod_spec(api.props) or {}):
             image = container.get("image")
             if isinstance(image, str) and "@sha256:" not in image:
                 problems.append(f"prod: the API image '{image}' is not pinned by digest")
     for hpa in by_kind.get("HorizontalPodAutoscaler", []):
-        minimum = (hpa.props.get("spec") or {}).get("minReplicas")
-        if isinstance(minimum, int) and minimum < PROD_AUTOSCALING_MIN:
+        minimum = count((hpa.props.get("spec") or {}).get("minReplicas"))
+        if minimum is not None and minimum < PROD_AUTOSCALING_MIN:
             problems.append(f"prod: HorizontalPodAutoscaler/{hpa.name} keeps {minimum} replicas; at least {PROD_AUTOSCALING_MIN}")
     if not any(((pdb.props.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).get("app.kubernetes.io/component") == API_COMPONENT
                for pdb in by_kind.get("PodDisruptionBudget", [])):
         problems.append("prod: no PodDisruptionBudget for the API's pods")
-    if not any(((c.props.get("spec") or {}).get("targetRef") or {}).get("name") == "api" for c in by_kind.get("Canary", [])):
+    if not canary:
         problems.append("prod: the API is not released through a Canary")
     tls = any(listener.get("protocol") == "HTTPS" and (listener.get("tls") or {}).get("mode") == "Terminate"
               for gateway in by_kind.get("Gateway", []) for listener in (gateway.props.get("spec") or {}).get("listeners", []))

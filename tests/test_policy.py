@@ -39,25 +39,79 @@ def test_every_stack_passes_the_whole_pack(stack, rendered_stacks):
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_the_real_pack_passes_every_stack_and_reports_a_violation(stack, rendered_stacks, tmp_path):
-    """pulumi-policy's own ResourceValidationArgs/StackValidationArgs, in the pack's virtualenv (policy/offline.py)."""
+def _analyze(registered: list[dict], tmp_path: Path) -> tuple[int, dict]:
+    """The pack through pulumi-policy's own analyzer servicer, props encoded as the engine sends them (policy/offline.py)."""
     assert Path(POLICY_PYTHON).exists(), f"{POLICY_PYTHON} missing: run `make policy-venv`"
-    registered = copy.deepcopy([{"type": r.type, "name": r.name, "props": r.inputs, "protect": bool(r.protect)}
-                                for r in rendered_stacks[stack].registrations])
     resources = tmp_path / "resources.json"
     resources.write_text(json.dumps(registered, default=str))
-    passed = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
-    assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert json.loads(passed.stdout)["pinned-images"] == []
+    done = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def _registered(rendered) -> list[dict]:
+    return copy.deepcopy([{"type": r.type, "name": r.name, "props": r.inputs, "protect": bool(r.protect)}
+                          for r in rendered.registrations])
+
+
+def _registered_object(registered: list[dict], kind: str, name: str) -> dict:
+    return next(r["props"] for r in registered if r["props"].get("kind") == kind and r["props"]["metadata"]["name"] == name)
+
+
+# pulumi_policy/proxy.py UNKNOWN_STRING_VALUE and UNKNOWN_NUMBER_VALUE: what a preview sends for a computed value.
+UNKNOWN_STRING = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+UNKNOWN_NUMBER = "3eeb2bf0-c639-47a8-9e75-3b44932eb421"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_real_pack_passes_every_stack_and_reports_a_violation(stack, rendered_stacks, tmp_path):
+    registered = _registered(rendered_stacks[stack])
+    code, result = _analyze(registered, tmp_path)
+    assert (code, result) == (0, {"violations": {name: [] for name in [*rules.RESOURCE_RULES, *rules.STACK_RULES]},
+                                  "advisory": []})
     # The same pack fails when one container runs an unpinned image.
-    api = next(r for r in registered if r["props"].get("kind") == "Deployment" and r["name"].endswith("api"))
-    api["props"]["spec"]["template"]["spec"]["containers"][0]["image"] = "real-estate-api:latest"
-    resources.write_text(json.dumps(registered, default=str))
-    failed = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
-    assert failed.returncode == 1
-    assert json.loads(failed.stdout)["pinned-images"] == [
+    _registered_object(registered, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]["image"] = \
+        "real-estate-api:latest"
+    code, result = _analyze(registered, tmp_path)
+    assert code == 1
+    assert result["violations"]["pinned-images"] == [
         "Deployment/api container 'api': image 'real-estate-api:latest' is not pinned to a version tag or a digest"]
+
+
+def test_prod_floors_hold_with_numbers_as_the_engine_sends_them(rendered_stacks, tmp_path):
+    """The engine's Struct carries every number as a double: replicas 2 arrives as 2.0 and must still fail the floor."""
+    registered = [r for r in _registered(rendered_stacks["prod"]) if r["props"].get("kind") != "Canary"]
+    _registered_object(registered, "Deployment", "api")["spec"]["replicas"] = 2
+    _registered_object(registered, "HorizontalPodAutoscaler", "api")["spec"]["minReplicas"] = 1
+    code, result = _analyze(registered, tmp_path)
+    assert code == 1
+    assert result["violations"]["prod-guardrails"] == [
+        "prod: the API runs 2 replicas; at least 3",
+        "prod: HorizontalPodAutoscaler/api keeps 1 replicas; at least 2",
+        "prod: the API is not released through a Canary",
+    ]
+
+
+def test_prod_guardrails_judge_what_is_known_during_a_preview(rendered_stacks, tmp_path):
+    """A preview's unknowns (the image a build will push, a computed count) leave the rest of the guardrails
+    mandatory: pulumi-policy alone would turn the whole policy advisory at the first unknown it meets."""
+    registered = _registered(rendered_stacks["prod"])
+    api = _registered_object(registered, "Deployment", "api")
+    api["spec"]["template"]["spec"]["containers"][0]["image"] = UNKNOWN_STRING
+    api["spec"]["replicas"] = UNKNOWN_NUMBER
+    _registered_object(registered, "HorizontalPodAutoscaler", "api")["spec"]["minReplicas"] = 1
+    code, result = _analyze(registered, tmp_path)
+    assert (code, result["advisory"]) == (1, [])
+    assert result["violations"]["prod-guardrails"] == ["prod: HorizontalPodAutoscaler/api keeps 1 replicas; at least 2"]
+    assert result["violations"]["pinned-images"] == []
+
+
+def test_prod_guardrails_read_the_live_state_under_a_canary(rendered_stacks, tmp_path):
+    """A stack policy reads outputs: between releases Flagger holds the target Deployment at 0 replicas."""
+    registered = _registered(rendered_stacks["prod"])
+    _registered_object(registered, "Deployment", "api")["spec"]["replicas"] = 0
+    code, result = _analyze(registered, tmp_path)
+    assert (code, result["violations"]["prod-guardrails"]) == (0, [])
 
 
 def test_pinned_images(prod_objects):
@@ -157,6 +211,18 @@ def test_uid_0_is_root_even_with_run_as_non_root(prod_objects):
     assert rules.unprivileged(deployment) == []
 
 
+@pytest.mark.parametrize("value, expected", [(3, 3), (3.0, 3), (0.0, 0), (2.5, None), (True, None), ("3", None),
+                                             (rules.UNKNOWN, None), (None, None)])
+def test_count_reads_whole_numbers_as_the_engine_sends_them(value, expected):
+    assert rules.count(value) == expected
+
+
+def test_unknown_reads_as_nothing_and_equals_only_itself():
+    assert not rules.UNKNOWN and rules.UNKNOWN.get("spec") is None and list(rules.UNKNOWN) == []
+    assert rules.UNKNOWN != {} and rules.UNKNOWN == rules.UNKNOWN and repr(rules.UNKNOWN) == "<unknown>"
+    assert not isinstance(rules.UNKNOWN, (str, int, float))
+
+
 def test_default_deny(prod_objects):
     assert rules.default_deny(prod_objects) == []
     without = [r for r in prod_objects if not (r.kind == "NetworkPolicy" and r.name == "default-deny")]
@@ -186,7 +252,6 @@ def test_prod_guardrails(prod_objects):
         return change
 
     cases = [
-        (("Deployment", "api", set_path("spec", "replicas", value=2)), "prod: the API runs 2 replicas; at least 3"),
         (("HorizontalPodAutoscaler", "api", set_path("spec", "minReplicas", value=1)),
          "prod: HorizontalPodAutoscaler/api keeps 1 replicas; at least 2"),
         (("Deployment", "api", lambda p: p["spec"]["template"]["spec"]["containers"][0].update(image="registry.example.com/api:1.0.0")),
@@ -199,13 +264,20 @@ def test_prod_guardrails(prod_objects):
     ]
     for (kind, name, change), expected in cases:
         assert rules.prod_guardrails(_replace(prod_objects, kind, name, change)) == [expected], expected
-    assert rules.prod_guardrails([r for r in prod_objects if r.kind != "Canary"]) == ["prod: the API is not released through a Canary"]
+    no_canary = [r for r in prod_objects if r.kind != "Canary"]
+    assert rules.prod_guardrails(no_canary) == ["prod: the API is not released through a Canary"]
+    # Without a canary the Deployment holds the floor; under one, Flagger holds its count (0 between releases).
+    assert rules.prod_guardrails(_replace(no_canary, "Deployment", "api", set_path("spec", "replicas", value=2))) == [
+        "prod: the API runs 2 replicas; at least 3", "prod: the API is not released through a Canary"]
+    assert rules.prod_guardrails(_replace(prod_objects, "Deployment", "api", set_path("spec", "replicas", value=0))) == []
     assert rules.prod_guardrails([r for r in prod_objects if r.kind != "PodDisruptionBudget"]) == [
         "prod: no PodDisruptionBudget for the API's pods"]
     # The floors themselves pass.
     at_floor = _replace(_replace(prod_objects, "HorizontalPodAutoscaler", "api", set_path("spec", "minReplicas", value=2)),
                         "Deployment", "api", set_path("spec", "replicas", value=3))
     assert rules.prod_guardrails(at_floor) == []
+    assert rules.prod_guardrails(_replace(no_canary, "Deployment", "api", set_path("spec", "replicas", value=3))) == [
+        "prod: the API is not released through a Canary"]
     # TLS is an HTTPS listener that terminates, or an Ingress with tls, or a shared Gateway's (its owners' listener).
     passthrough = _replace(prod_objects, "Gateway", "api", lambda p: p["spec"]["listeners"][1]["tls"].update(mode="Passthrough"))
     assert rules.prod_guardrails(passthrough) == ["prod: no TLS listener (Gateway HTTPS with Terminate, or Ingress tls)"]
