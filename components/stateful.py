@@ -125,5 +125,10 @@ class StatefulService:
                 "annotations": {"pulumi.com/patchForce": "true"},
             },
             spec={"resources": {"requests": {"storage": args.storage.size}}},
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[sts]),
+            # Deleting a Patch gives its fields back (the provider's Delete relinquishes them by an empty apply,
+            # provider/pkg/await/await.go Deletion → ssa.Relinquish); after a resize the size is ours alone and
+            # required, so the API server refuses and `pulumi destroy`, a rename or a switch of store would fail
+            # (provider/pkg/provider/provider.go Delete names retainOnDelete as the way out). The claim is the
+            # StatefulSet's to keep or delete.
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[sts], retain_on_delete=True),
         )
