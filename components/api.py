@@ -25,6 +25,11 @@ from components.workload import (
 )
 
 NAME = "api"
+# The program's Service when no canary runs. Not NAME: under a canary Flagger generates 'api', 'api-primary' and
+# 'api-canary', owned by the Canary and garbage-collected only once it is deleted; switching the canary off makes the
+# engine create this Service before it deletes the Canary (creates come first, deletes last), and a Service by
+# Flagger's name would fail with AlreadyExists (tests/test_lifecycle.py).
+DIRECT_SERVICE = "api-direct"
 IMAGE_REPOSITORY = "real-estate-api"
 HTTP_PORT = 8000
 SERVICE_PORT = 80
@@ -136,7 +141,9 @@ class Api(Component):
         )
         # Under a canary, a changed pod template is a release that Flagger runs for many minutes and may roll back;
         # its verdict is the Canary's status (ops/release waits for it), not this Deployment's rollout.
-        deployment_annotations = {"pulumi.com/skipAwait": "true"} if args.canary else {}
+        # With no canary the program owns the whole spec again: after a canary, Flagger's field manager still owns
+        # spec.replicas (it scaled this Deployment), and an apply without force would conflict with it.
+        deployment_annotations = {"pulumi.com/skipAwait": "true"} if args.canary else {"pulumi.com/patchForce": "true"}
         self.deployment = k8s.apps.v1.Deployment(
             self.child_name(NAME),
             metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": deployment_annotations},
@@ -225,7 +232,8 @@ class Api(Component):
             service_annotations["pulumi.com/skipAwait"] = "true"
         service = k8s.core.v1.Service(
             self.child_name(NAME),
-            metadata={"name": NAME, "namespace": args.namespace, "labels": meta_labels, "annotations": service_annotations},
+            metadata={"name": DIRECT_SERVICE, "namespace": args.namespace, "labels": meta_labels,
+                      "annotations": service_annotations},
             spec={
                 "type": s.service_type,
                 "selector": selector,

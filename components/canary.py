@@ -164,7 +164,11 @@ class Canary(Component):
             self.child_name(NAME),
             api_version=FLAGGER_API,
             kind="Canary",
-            metadata=self._meta(NAME),
+            # Created means initialized: Flagger sets status.lastPromotedSpec once its primary, Services and HTTPRoute
+            # exist (flagger v1.44.0 pkg/controller/scheduler.go setPhaseInitialized → pkg/canary/status.go). Only
+            # then may the engine go on to delete the program's own route and Service (switching the canary on);
+            # later updates find the field set and pass at once (a Canary has no observedGeneration to wait on).
+            metadata={**self._meta(NAME), "annotations": {"pulumi.com/waitFor": "jsonpath={.status.lastPromotedSpec}"}},
             spec=spec,
             opts=child,
         )

@@ -2,7 +2,10 @@
 HTTPRoute, and while a canary runs, the testers' route to it.
 
 With the canary on, Flagger writes the HTTPRoute named after the Service ('api') itself and moves its weights, so the
-program then creates no route of its own by that name (it would overwrite Flagger's, and Flagger ours). The testers'
+program then creates no route of its own by that name (it would overwrite Flagger's, and Flagger ours). With it off,
+the program's route is 'api-direct': switching the canary off makes the engine create it while Flagger's route, owned
+by the Canary, still exists (it goes when the Canary is deleted, last); both carry the same matches, and the Gateway
+API gives a tie to the older route, so users stay on Flagger's until it is gone. The testers'
 route has the same paths plus a header (or cookie) match, which the Gateway API ranks above a path-only match, across
 routes (HTTPRoute rule precedence: more header matches win).
 """
@@ -22,6 +25,8 @@ from settings.release import CanarySettings
 from settings.routing import IngressSettings
 
 NAME = "api"
+# The program's own route when no canary runs (components/api.py DIRECT_SERVICE says why it is not NAME).
+DIRECT_ROUTE = "api-direct"
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 HTTP_LISTENER, HTTPS_LISTENER = "http", "https"
 # What a tester sends (header or cookie value) to reach the canary.
@@ -69,7 +74,8 @@ class GatewayRoute(Component):
         parent = parent_ref(s)
         if args.canary is None:
             self._route(NAME, [{"matches": http_route_matches(),
-                                "backendRefs": [{"name": args.service_name, "port": args.service_port}]}], parent)
+                                "backendRefs": [{"name": args.service_name, "port": args.service_port}]}], parent,
+                        object_name=DIRECT_ROUTE)
         else:
             self._route(f"{NAME}-canary-testers", [{
                 "matches": canary_opt_in_matches(args.canary.tester_header),
@@ -107,13 +113,15 @@ class GatewayRoute(Component):
                 "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}],
             }], {"name": s.gateway.name, "sectionName": HTTP_LISTENER})
 
-    def _route(self, name: str, rules: list[dict], parent: dict) -> None:
+    def _route(self, name: str, rules: list[dict], parent: dict, object_name: Optional[str] = None) -> None:
+        """An HTTPRoute; `name` keeps its Pulumi name (and URN) when the object's name differs from it."""
         a = self._args
+        object_name = object_name or name
         k8s.apiextensions.CustomResource(
             self.child_name(f"route-{name}"),
             api_version=GATEWAY_API,
             kind="HTTPRoute",
-            metadata={"name": name, "namespace": a.namespace, "labels": labels(name, a.stack, "route")},
+            metadata={"name": object_name, "namespace": a.namespace, "labels": labels(object_name, a.stack, "route")},
             spec={"parentRefs": [parent], "hostnames": [a.settings.host], "rules": rules},
             opts=pulumi.ResourceOptions(parent=self),
         )

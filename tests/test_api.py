@@ -42,9 +42,9 @@ def test_deployment_matches_the_spec():
     annotations = spec["template"]["metadata"]["annotations"]
     assert annotations["real-estate-ai/config-checksum"] == "abc123"
     assert len(pod_spec(deployment)["topologySpreadConstraints"]) == 2
-    service = rendered.find("Service", "api")["spec"]
+    service = rendered.find("Service", "api-direct")["spec"]
     assert service["type"] == "ClusterIP" and service["ports"][0]["port"] == 80 and service["ports"][0]["targetPort"] == "http"
-    assert value(api.service_name) == "api"
+    assert value(api.service_name) == "api-direct"
 
 
 def test_image_is_built_from_app_and_pushed_only_with_a_registry():
@@ -103,7 +103,7 @@ def test_no_autoscaler_or_budget_unless_configured():
 @pytest.mark.parametrize("await_lb,skip", [(False, True), (True, False)])
 def test_load_balancer_await_is_deliberate(await_lb, skip):
     rendered, _ = run_component(lambda: _api(service_type="LoadBalancer", await_load_balancer=await_lb))
-    annotations = rendered.find("Service", "api")["metadata"].get("annotations", {})
+    annotations = rendered.find("Service", "api-direct")["metadata"].get("annotations", {})
     assert (annotations.get("pulumi.com/skipAwait") == "true") is skip
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.harness import STACKS
+from tests.harness import STACKS, render_with
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -18,3 +18,82 @@ def test_every_patch_is_retained_on_delete(stack, rendered_stacks):
     patches = [r for r in rendered_stacks[stack].registrations if r.type.endswith("Patch")]
     assert patches, "the stack registers no Patch: this test checks nothing"
     assert [r.name for r in patches if not r.retain_on_delete] == []
+
+
+def flagger_objects(rendered) -> set[tuple[str, str]]:
+    """What Flagger v1.44.0 creates for the stack's Canary, named as its source names them (each owned by the Canary,
+    so garbage-collected only after the Canary is deleted):
+    - Services apex, apex-primary, apex-canary, apex = spec.service.name or the target's name
+      (pkg/apis/flagger/v1beta1/canary.go GetServiceNames);
+    - the HTTPRoute named apex (pkg/router/gateway_api.go Reconcile);
+    - the Deployment <target>-primary (pkg/canary/deployment_controller.go), the autoscaler <autoscalerRef>-primary
+      (pkg/canary/hpa_reconciler.go), and a <name>-primary copy of every ConfigMap and Secret the target's pods
+      reference (pkg/canary/config_tracker.go)."""
+    (canary,) = [o for o in rendered.objects if o["kind"] == "Canary"]
+    spec = canary["spec"]
+    target = spec["targetRef"]["name"]
+    apex = spec["service"].get("name") or target
+    made = {("Service", apex), ("Service", f"{apex}-primary"), ("Service", f"{apex}-canary"), ("HTTPRoute", apex),
+            ("Deployment", f"{target}-primary")}
+    if "autoscalerRef" in spec:
+        made.add(("HorizontalPodAutoscaler", f"{spec['autoscalerRef']['name']}-primary"))
+    pod = rendered.find("Deployment", target)["spec"]["template"]["spec"]
+    for container in pod["containers"]:
+        for env in container.get("env", []):
+            ref = env.get("valueFrom", {})
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                if key in ref:
+                    made.add((kind, f"{ref[key]['name']}-primary"))
+    for volume in pod.get("volumes", []):
+        if "configMap" in volume:
+            made.add(("ConfigMap", f"{volume['configMap']['name']}-primary"))
+        if "secret" in volume:
+            made.add(("Secret", f"{volume['secret']['secretName']}-primary"))
+    return made
+
+
+def program_objects(rendered) -> set[tuple[str, str]]:
+    return {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
+
+
+@pytest.fixture(scope="module")
+def canary_switched(rendered_stacks):
+    """test as it is (canary on) and with the canary switched off."""
+    return rendered_stacks["test"], render_with("test", {"release.canary.enabled": False})
+
+
+def test_switching_the_canary_off_creates_no_name_flagger_still_holds(canary_switched):
+    """The engine creates and updates first and deletes last (pulumi pkg/resource/deploy: deletions of resources the
+    program no longer registers run after the program's steps), so the Canary, and with it Flagger's objects, are
+    still there when the program creates its own Service and route; the provider fails a create whose name exists
+    (provider/pkg/await/await.go Creation: AlreadyExists unless upsertExistingObjects)."""
+    on, off = canary_switched
+    created = program_objects(off) - program_objects(on)
+    assert created, "switching the canary off creates nothing: this test checks nothing"
+    assert created & flagger_objects(on) == set()
+
+
+def test_switching_the_canary_on_leaves_no_program_object_under_a_flagger_name(canary_switched):
+    """Flagger adopts or overwrites an object by its name (the apex Service, the HTTPRoute), and the engine would then
+    delete the program's object of that name at the end of the update: none may share one."""
+    on, off = canary_switched
+    assert program_objects(off) & flagger_objects(on) == set()
+    assert program_objects(on) & flagger_objects(on) == set()
+
+
+def test_the_canary_is_created_once_flagger_has_initialized_it(canary_switched):
+    """Switching the canary on deletes the program's Service and route at the end of the update; the Canary's create
+    must not finish before Flagger's route is in place. Flagger sets status.lastPromotedSpec on initialization, after
+    its Services and HTTPRoute (pkg/controller/scheduler.go advanceCanary → setPhaseInitialized; pkg/canary/status.go),
+    and the provider waits for a JSONPath's presence (provider/pkg/jsonpath/jsonpath.go Matches: no value, any match)."""
+    on, _ = canary_switched
+    (canary,) = [o for o in on.objects if o["kind"] == "Canary"]
+    assert canary["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.lastPromotedSpec}"
+
+
+def test_without_a_canary_the_program_takes_the_replica_count_back(canary_switched):
+    """Flagger scaled the target (its field manager owns spec.replicas); the provider's update is an apply that conflicts
+    with another manager's field unless forced (provider/pkg/await/await.go ssaUpdate, patchForce)."""
+    on, off = canary_switched
+    assert off.find("Deployment", "api")["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    assert on.find("Deployment", "api")["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}

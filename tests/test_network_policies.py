@@ -272,7 +272,7 @@ def test_a_load_balancer_service_is_reachable_from_its_source_ranges_only():
                                        "release.canary.enabled": False}, stack="test")
     public = next(p for p in policies if p["metadata"]["name"] == "allow-public-to-api")
     assert public["spec"]["ingress"][0]["from"] == [{"ipBlock": {"cidr": "203.0.113.0/24"}}]
-    assert rendered.find("Service", "api")["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert rendered.find("Service", "api-direct")["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
 
 
 def test_node_local_dns_and_narrowed_offsite_egress():

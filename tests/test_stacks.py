@@ -289,7 +289,7 @@ def test_stateful_data_protection(stack, protected, rendered_stacks):
 def test_routes_reach_the_api_service_port(rendered_stacks):
     # dev: the program's HTTPRoute to its Service.
     dev = rendered_stacks["dev"]
-    (rule,) = dev.find("HTTPRoute", "api")["spec"]["rules"]
+    (rule,) = dev.find("HTTPRoute", "api-direct")["spec"]["rules"]
     (backend,) = rule["backendRefs"]
     assert backend["port"] in [p["port"] for p in dev.find("Service", backend["name"])["spec"]["ports"]]
     # test and prod: Flagger generates Services on the Canary's port; the testers' route uses that port.
