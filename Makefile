@@ -43,10 +43,6 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 
 policy-venv: $(POLICY_VENV)/.installed
 
-# The commit the API image is built from: the same value for the kind load and for Pulumi's build.
-BUILD_REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
-export BUILD_REVISION
-
 # The state backend: PULUMI_BACKEND_URL (a shared bucket or Pulumi Cloud) where set; local state on a laptop otherwise.
 PULUMI_LOGIN = pulumi login $${PULUMI_BACKEND_URL:---local}
 

@@ -1,21 +1,17 @@
 """real-estate-ai platform: validate this stack's config, build the platform, export its outputs."""
 
-from pathlib import Path
-
 import pulumi
 
 from components.platform import Platform, PlatformArgs
 from settings import load_settings
-from settings.revision import build_revision
-
-PROJECT_DIR = Path(__file__).resolve().parent
+from settings.revision import APP_DIR, build_revision
 
 
 # Validation raises before any resource is registered.
 settings = load_settings()
 platform = Platform(
     "real-estate-ai",
-    PlatformArgs(settings=settings, api_build_context=str(PROJECT_DIR / "app"), revision=build_revision()),
+    PlatformArgs(settings=settings, api_build_context=APP_DIR, revision=build_revision()),
 )
 
 pulumi.export("environment", settings.config.environment)

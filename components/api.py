@@ -64,7 +64,7 @@ class ApiArgs:
     build_context: str
     # Changes with the values behind the secretKeyRefs (env is read once, at start): the pods roll.
     secrets_checksum: pulumi.Input[str] = ""
-    # The commit the image is built from (a tag part and BUILD_REVISION in the image).
+    # What the image is built from (settings.revision: a tag part, and BUILD_REVISION in the image).
     revision: str = "unknown"
     # Flagger releases this Deployment (release.canary): it generates the Services and scales this one.
     canary: bool = False

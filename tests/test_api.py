@@ -55,7 +55,7 @@ def test_image_is_built_from_app_and_pushed_only_with_a_registry():
     assert image.inputs["build"]["args"] == {"APP_VERSION": "2.1.0", "BUILD_REVISION": "9f8e7d6c5b4a"}
     assert image.inputs["build"]["platform"] == "linux/amd64"
     assert image.inputs["skipPush"] is True
-    assert image.inputs["build"]["context"] == "/src/app"
+    assert image.inputs["build"]["context"] == "/src/app"  # as given: the program gives "app" (tests/test_lifecycle.py)
     # Not pushed (kind): the local tag, loaded into the cluster by `make up`.
     assert value(api.image) == "real-estate-api:2.1.0-9f8e7d6c5b4a"
     (container,) = containers(rendered.find("Deployment", "api"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from settings.revision import source_revision
 from tests.harness import STACKS, render_with
 
 
@@ -97,3 +98,14 @@ def test_without_a_canary_the_program_takes_the_replica_count_back(canary_switch
     on, off = canary_switched
     assert off.find("Deployment", "api")["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
     assert on.find("Deployment", "api")["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+def test_the_image_build_is_the_same_whoever_previews(rendered_stacks):
+    """pulumi-docker diffs its build inputs: an absolute context or Dockerfile path, or a revision that depends on who
+    runs the program (12 characters from make, a commit id of 40 in CI), makes every preview from another checkout
+    a new build and a new digest."""
+    (image,) = [r for r in rendered_stacks["test"].registrations if r.type == "docker:index/image:Image"]
+    build = image.inputs["build"]
+    assert (build["context"], build["dockerfile"]) == ("app", "app/Dockerfile")
+    assert build["args"]["BUILD_REVISION"] == source_revision()
+    assert image.inputs["imageName"].endswith(f":1.0.0-{source_revision()}")

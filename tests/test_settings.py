@@ -1,5 +1,8 @@
 """Config validation at the edge: every stack file loads, every malformed value is named precisely."""
 
+import os
+import subprocess
+
 import pytest
 
 from settings import StackConfigError, byte_count, cpu_millicores, load_settings
@@ -451,6 +454,39 @@ def test_build_revision_is_safe_for_a_tag_and_a_label(monkeypatch, given, expect
         assert result and all(c.isalnum() for c in result)
     else:
         assert result == expected
+
+
+def _git(repo, *args):
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def test_the_build_revision_names_app_s_content_not_the_commit(monkeypatch, tmp_path):
+    """A docs commit builds the same tag (no new digest to canary through test and prod); a change to app/ does not;
+    uncommitted changes say so."""
+    from settings import revision
+
+    monkeypatch.delenv("BUILD_REVISION", raising=False)
+    assert revision.build_revision(tmp_path) == "unknown"
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text("print(1)\n")
+    (tmp_path / "README.md").write_text("a\n")
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-qm", "one")
+    first = revision.build_revision(tmp_path)
+    assert len(first) == 12 and all(c in "0123456789abcdef" for c in first)
+    (tmp_path / "README.md").write_text("b\n")
+    _git(tmp_path, "commit", "-qam", "docs")
+    assert revision.build_revision(tmp_path) == first
+    (tmp_path / "app" / "main.py").write_text("print(2)\n")
+    assert revision.build_revision(tmp_path) == f"{first}-dirty"
+    _git(tmp_path, "commit", "-qam", "app")
+    second = revision.build_revision(tmp_path)
+    assert second != first and len(second) == 12
+    monkeypatch.setenv("BUILD_REVISION", "override-1")
+    assert revision.build_revision(tmp_path) == "override-1"
 
 
 def test_the_connection_budget_counts_each_pods_probe_connection():

@@ -6,7 +6,7 @@
 #   kind-load-api.sh STACK      (exports nothing; prints the tag it loaded)
 #
 # Needs docker and kind for a kind stack only; reads the stack's kubeconfig context (kind-<cluster>) and api settings,
-# and computes the tag with the program's own code (BUILD_REVISION as for `pulumi up`; the Makefile sets it).
+# and computes the tag with the program's own code (settings.revision, as `pulumi up` does).
 set -euo pipefail
 
 stack="${1:?usage: kind-load-api.sh STACK}"
