@@ -47,6 +47,8 @@ class Registration:
     ignore_changes: list[str]
     parent: str
     urn: str = ""
+    # The URNs its aliases name, as the engine resolves them.
+    aliases: list[str] = field(default_factory=list)
     # customTimeouts as the engine sees them ("" where unset).
     create_timeout: str = ""
     update_timeout: str = ""
@@ -135,10 +137,15 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: _Mocks, rendered: RenderedStack):
         super().__init__(mocks)
         self._rendered = rendered
+        # The mock's URN → the engine's.
+        self._engine_urns: dict[str, str] = {}
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
+        prefix = "::".join(response.urn.split("::")[:2])
+        parent = self._engine_urns.get(request.parent, "")
+        urn = self._engine_urns[response.urn] = engine_urn(prefix, parent, request.type, request.name)
+        if request.type != ROOT_STACK_TYPE:
             state = self.resources[response.urn].state
             self._rendered.registrations.append(
                 Registration(
@@ -149,12 +156,37 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     retain_on_delete=bool(request.retainOnDelete),
                     ignore_changes=list(request.ignoreChanges),
                     parent=request.parent,
-                    urn=response.urn,
+                    urn=urn,
+                    aliases=self._alias_urns(request, prefix, parent),
                     create_timeout=request.customTimeouts.create,
                     update_timeout=request.customTimeouts.update,
                 )
             )
         return response
+
+    def _alias_urns(self, request, prefix: str, parent: str) -> list[str]:
+        """The URNs a registration's aliases name: as given, or a spec resolved as the engine resolves it."""
+        result = list(request.aliasURNs)
+        for alias in request.aliases:
+            if alias.urn:
+                result.append(alias.urn)
+                continue
+            spec = alias.spec
+            alias_parent = "" if spec.noParent else (self._engine_urns.get(spec.parentUrn, "") if spec.parentUrn else parent)
+            alias_prefix = f"urn:pulumi:{spec.stack}::{spec.project}" if spec.stack and spec.project else prefix
+            result.append(engine_urn(alias_prefix, alias_parent, spec.type or request.type, spec.name or request.name))
+        return result
+
+
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def engine_urn(urn_prefix: str, parent: str, type_: str, name: str) -> str:
+    """A URN as the engine makes it (pulumi sdk/go/common/resource/urn.go NewURN): the parent's whole qualified type,
+    then '$' and the type, the root stack's type left out. The mock monitor keeps only the parent's last type."""
+    parent_type = parent.split("::")[2] if parent else ""
+    qualified = type_ if parent_type in ("", ROOT_STACK_TYPE) else f"{parent_type}${type_}"
+    return f"{urn_prefix}::{qualified}::{name}"
 
 
 class _StrictLoader(yaml.SafeLoader):
