@@ -268,7 +268,10 @@ class Postgres(Component):
                 "namespace": args.namespace,
                 "labels": meta_labels,
                 "annotations": {
-                    # Pulumi waits for the operator's verdict, within a budget for a first start on new nodes.
+                    # Pulumi waits for the operator's verdict, within a budget for a first start on new nodes. It
+                    # holds on create only: on an update the operator stamps `ready` with the new generation from its
+                    # PostgresCluster's status before that rolled out, so ops/release waits for the rollout itself
+                    # (ops/release/stack.py postgres_pending).
                     "pulumi.com/waitFor": "jsonpath={.status.state}=ready",
                     "pulumi.com/timeoutSeconds": str(READY_TIMEOUT_SECONDS),
                 },

@@ -17,6 +17,7 @@ from ops.release.stack import (
     running_image,
     serving_deployment,
     wait_for_phase,
+    wait_for_postgres,
     wait_for_release,
 )
 from ops.release.verify import check_route
@@ -42,6 +43,9 @@ def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS
     policy = [] if stack.config.environment == "dev" else ["--policy-pack", str(ROOT / "policy")]
     steps.step(f"pulumi up --stack {stack.name}" + (" with the policy pack" if policy else ""))
     run(["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, *policy], f"pulumi up of stack '{stack.name}'")
+    # Pulumi's wait on the cluster passes before an update has rolled out (stack.postgres_pending says why).
+    steps.step(f"waiting for PostgreSQL's rollout in stack '{stack.name}'")
+    wait_for_postgres(stack, timeout)
     changed = pod_template(stack) != template
     if stack.canary and not status:
         # A new Canary (a first deploy, or the canary just switched on): Flagger copies the Deployment to its

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from components.postgres import NAME as POSTGRES
 from ops.release.shell import Failed, run
 from settings import PlatformConfig, plain_values
 from tools.render import PROJECT, load_stack_config
@@ -128,3 +129,46 @@ def wait_for_release(stack: Stack, before: Optional[str], timeout: float) -> dic
         time.sleep(POLL_SECONDS)
     raise Failed(f"the canary in stack '{stack.name}' reached no verdict within {timeout:.0f} s "
                  f"(phase {status.get('phase', 'unknown')}, weight {status.get('canaryWeight', '?')} %)")
+
+
+# The operator's own PostgresCluster (the Crunchy-derived object it writes from ours, same name): its controller rolls
+# the instances and reports each set's updated and ready replicas.
+POSTGRES_CLUSTER = "postgrescluster.upstream.pgv2.percona.com"
+
+
+def postgres_pending(stack: Stack) -> Optional[str]:
+    """What PostgreSQL's rollout still waits for, or None once every instance runs the stack's current spec.
+
+    The PerconaPGCluster's `state: ready` cannot say it (the `waitFor` Pulumi holds): in one reconcile the operator
+    writes the PostgresCluster's new spec, then stamps our status with the new generation and a state computed from
+    the PostgresCluster's status as it was before its controller saw that spec (percona-postgresql-operator v3.0.0
+    percona/controller/pgcluster/controller.go Reconcile: CreateOrUpdate, then updateStatus; status.go getState).
+    So: ours observed (the spec has been handed down), theirs observed, and every instance updated and ready."""
+    text = run(stack.kubectl("get", f"perconapgcluster/{POSTGRES}", f"{POSTGRES_CLUSTER}/{POSTGRES}", "--namespace",
+                             stack.namespace, "--output", "json"), f"read PostgreSQL's clusters in stack '{stack.name}'",
+               capture=True)
+    try:
+        items = {item["kind"]: item for item in json.loads(text)["items"]}
+        ours, theirs = items["PerconaPGCluster"], items["PostgresCluster"]
+    except (ValueError, KeyError, TypeError):
+        raise Failed(f"PostgreSQL's clusters in stack '{stack.name}' could not be read: {text[:200]!r}") from None
+    for kind, item in (("PerconaPGCluster", ours), ("PostgresCluster", theirs)):
+        generation, observed = item["metadata"].get("generation"), (item.get("status") or {}).get("observedGeneration")
+        if observed != generation:
+            return f"the operator to observe {kind} generation {generation} (observed {observed})"
+    for instances in (theirs.get("status") or {}).get("instances") or [{"name": "?", "replicas": 0}]:
+        counts = [instances.get(key, 0) for key in ("replicas", "updatedReplicas", "readyReplicas")]
+        if counts[0] == 0 or len(set(counts)) != 1:
+            return (f"instance set {instances.get('name')}: {counts[1]} of {counts[0]} updated, {counts[2]} ready")
+    state = (ours.get("status") or {}).get("state")
+    return None if state == "ready" else f"state {state}"
+
+
+def wait_for_postgres(stack: Stack, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    pending = postgres_pending(stack)
+    while pending is not None:
+        if time.monotonic() >= deadline:
+            raise Failed(f"PostgreSQL in stack '{stack.name}' has not rolled out after {timeout:.0f} s: waiting for {pending}")
+        time.sleep(POLL_SECONDS)
+        pending = postgres_pending(stack)

@@ -20,6 +20,20 @@ ROUTE = {"/ready": [200, {"status": "ok"}], "/version": [200, {"name": "real-est
 TEMPLATE = "jsonpath={.spec.template}"
 IMAGE = 'jsonpath={.spec.template.spec.containers[?(@.name=="api")].image}'
 DEV_IMAGE = "real-estate-api:1.0.0-0123456789ab"
+
+
+def _postgres(generation=2, observed=2, theirs_observed=3, updated=2, ready=2, state="ready") -> dict:
+    """PostgreSQL's two objects as `kubectl get perconapgcluster/postgres postgrescluster.../postgres` lists them."""
+    return {"kind": "List", "items": [
+        {"kind": "PerconaPGCluster", "metadata": {"name": "postgres", "generation": generation},
+         "status": {"observedGeneration": observed, "state": state}},
+        {"kind": "PostgresCluster", "metadata": {"name": "postgres", "generation": 3},
+         "status": {"observedGeneration": theirs_observed,
+                    "instances": [{"name": "instance1", "replicas": 2, "updatedReplicas": updated, "readyReplicas": ready}]}}]}
+
+
+# Every scenario's PostgreSQL has rolled out unless the scenario says otherwise (its rules come first).
+POSTGRES_ROLLED_OUT = [{"args": ["get", "perconapgcluster/postgres"], "stdout": json.dumps(_postgres())}]
 # dev's Deployment: created by the up, running the image built.
 SERVED = [{"args": ["get", "deployment", "api", TEMPLATE], "stdout": ["", '{"spec": "new"}']},
           {"args": ["get", "deployment", "api", IMAGE], "stdout": DEV_IMAGE}]
@@ -40,6 +54,7 @@ class Fakes:
 
     def scenario(self, scenario: dict) -> None:
         """A new scenario: its answer sequences start again."""
+        scenario = {**scenario, "kubectl": [*scenario.get("kubectl", []), *POSTGRES_ROLLED_OUT]}
         self.scenario_file.write_text(json.dumps(scenario))
         for counter in self.log.parent.glob("count-*"):
             counter.unlink()
@@ -106,19 +121,22 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     order = [" ".join(c[:3]) for c in fakes.calls()]
     expected = ["docker info --format", "kind get clusters", "kind create cluster", "docker build --build-arg",
                 "kind load docker-image", "pulumi login --local", "pulumi stack select", *["kubectl --context kind-real-estate"] * 2,
-                "pulumi up --yes", "kubectl --context kind-real-estate", "kubectl --context kind-real-estate",
+                "pulumi up --yes", *["kubectl --context kind-real-estate"] * 3,
                 "pulumi stack output", *["kubectl --context kind-real-estate"] * 3]
     assert order == expected, order
     kubectl = [c[2:] for c in fakes.calls("kubectl")]
     assert kubectl[0] == ["version", "--request-timeout=10s"]
-    assert kubectl[1][:3] == ["get", "deployment", "api"] and kubectl[2][:3] == ["get", "deployment", "api"]
+    assert kubectl[1][:3] == ["get", "deployment", "api"]
+    # After the up, PostgreSQL's rollout as the operator's own PostgresCluster reports it, then the API's.
+    assert kubectl[2][:3] == ["get", "perconapgcluster/postgres", "postgrescluster.upstream.pgv2.percona.com/postgres"]
+    assert kubectl[3][:3] == ["get", "deployment", "api"]
     # dev runs no canary and no policy pack: the Deployment's own rollout is the verdict.
-    assert kubectl[3][:4] == ["rollout", "status", "deployment/api", "--namespace"]
+    assert kubectl[4][:4] == ["rollout", "status", "deployment/api", "--namespace"]
     assert ["up", "--yes", "--skip-preview", "--stack", "dev"] in fakes.calls("pulumi")
     # What serves is what was built.
-    assert kubectl[4][:3] == ["get", "deployment", "api"] and IMAGE in kubectl[4]
-    assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[5]
-    assert kubectl[6][:4] == ["port-forward", "--namespace", "envoy-gateway-system", "service/envoy-real-estate-dev-api-1a2b3c4d"]
+    assert kubectl[5][:3] == ["get", "deployment", "api"] and IMAGE in kubectl[5]
+    assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[6]
+    assert kubectl[7][:4] == ["port-forward", "--namespace", "envoy-gateway-system", "service/envoy-real-estate-dev-api-1a2b3c4d"]
     assert ["kind", "create", "cluster", "--name", "real-estate", "--wait", "120s"] == ["kind", *fakes.calls("kind")[1]]
 
 
@@ -398,3 +416,26 @@ def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, caps
     fakes.scenario(first)
     assert main(release.release_stack, ["test"]) == 1
     assert "the canary in stack 'test' failed: Canary analysis failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sequence, pending", [
+    # The operator's stale stamp: our state ready at our generation, its own cluster not yet past the new spec.
+    ([_postgres(theirs_observed=2)], "the operator to observe PostgresCluster generation 3 (observed 2)"),
+    ([_postgres(observed=1)], "the operator to observe PerconaPGCluster generation 2 (observed 1)"),
+    ([_postgres(updated=1)], "instance set instance1: 1 of 2 updated, 2 ready"),
+    ([_postgres(ready=1)], "instance set instance1: 2 of 2 updated, 1 ready"),
+    ([_postgres(state="initializing")], "state initializing"),
+])
+def test_a_release_waits_for_postgresql_to_roll_out_not_for_the_operators_stamp(fakes, capsys, monkeypatch, sequence, pending):
+    fakes.install("pulumi", "kind", "kubectl", "docker")
+    scenario = _up_scenario()
+    scenario["kubectl"].insert(0, {"args": ["get", "perconapgcluster/postgres"], "stdout": [json.dumps(s) for s in sequence]})
+    fakes.scenario(scenario)
+    monkeypatch.setattr(up, "ROLLOUT_TIMEOUT_SECONDS", 0.05)
+    assert main(up.up, ["--stack", "dev"]) == 1
+    assert f"PostgreSQL in stack 'dev' has not rolled out after 0 s: waiting for {pending}" in capsys.readouterr().err
+    # Once it has, the release goes on.
+    scenario["kubectl"][0]["stdout"] = [json.dumps(s) for s in sequence] + [json.dumps(_postgres())]
+    fakes.scenario(scenario)
+    monkeypatch.setattr(up, "ROLLOUT_TIMEOUT_SECONDS", 5)
+    assert main(up.up, ["--stack", "dev"]) == 0, capsys.readouterr().err
