@@ -157,6 +157,12 @@ def provider_args(settings: KubernetesSettings) -> dict:
     args: dict = {
         # Server-side apply: field ownership is tracked, so the autoscaler and kubectl edits are not clobbered.
         "enable_server_side_apply": True,
+        # Changed data updates a ConfigMap or Secret in place; the checksum annotations roll the pods that read them.
+        # Without these the provider replaces it (provider/pkg/provider/diff.go forceNewProperties), and a replaced
+        # object that keeps its name is deleted first, taking every resource that depends on it with it (the engine
+        # deletes and re-creates them): a new Redis password re-created the Redis StatefulSet (make e2e).
+        "enable_config_map_mutable": True,
+        "enable_secret_mutable": True,
     }
     if settings.render_yaml_to_directory:
         args["render_yaml_to_directory"] = settings.render_yaml_to_directory

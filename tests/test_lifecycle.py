@@ -131,3 +131,15 @@ def test_every_urn_a_deployed_stack_holds_is_still_claimed(stack, rendered_stack
     assert sorted(current - known) == [], f"new URNs: add them to tests/urns/{stack}.txt"
     # An alias may name neither a live resource nor one another resource also claims.
     assert set(aliased) & current == set() and len(aliased) == len(set(aliased))
+
+
+def test_config_maps_and_secrets_change_in_place():
+    """pulumi-kubernetes replaces a ConfigMap or Secret whose data changes unless the provider makes them mutable
+    (provider/pkg/provider/diff.go forceNewProperties); with a fixed name the replacement is delete-before-replace, and
+    the engine deletes and re-creates every resource that depends on it — StatefulSets and the PostgreSQL cluster
+    included. `make e2e` saw it: a new Redis password re-created the Redis StatefulSet."""
+    from components.platform import provider_args
+    from settings import KubernetesSettings
+
+    args = provider_args(KubernetesSettings())
+    assert args["enable_config_map_mutable"] is True and args["enable_secret_mutable"] is True
