@@ -7,7 +7,7 @@ POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov policy-venv up preview promote rollback manifests test mutation clean
+.PHONY: help venv checkov policy-venv up preview promote rollback manifests test e2e-tools e2e mutation clean
 
 help:
 	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker, kind, kubectl, Pulumi)"
@@ -16,6 +16,8 @@ help:
 	@echo "make rollback STACK=prod  roll a stack back to its previous digest and verify it (ARGS='--to IMAGE@sha256:... --version X')"
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
 	@echo "make test                 run every test"
+	@echo "make e2e                  the real Pulumi engine and provider against a local API server (root; builds e2e-tools)"
+	@echo "make e2e-tools            build the e2e toolchain from Go modules into ~/.cache/real-estate-ai-e2e"
 	@echo "make mutation             mutation-test the config contract (a report: slow; ARGS='--module settings/values.py --sample 50')"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -67,6 +69,14 @@ manifests: venv
 
 test: venv checkov policy-venv
 	CHECKOV=$(CHECKOV_VENV)/bin/checkov POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
+
+# The e2e toolchain from Go modules (e2e/tools/*/go.mod) into a cache outside the repository, keyed by those files.
+e2e-tools:
+	e2e/build.sh
+
+# The stack's life under the real engine and provider against a local control plane in a network namespace (root).
+e2e: venv e2e-tools
+	$(PY) -m e2e.run
 
 # A report: every mutant runs its module's tests (1 387 mutants, about 46 min with 2 jobs); `make test` runs only a
 # fixed sample against the edge tests (tests/test_mutation.py).

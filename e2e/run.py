@@ -10,6 +10,7 @@ the cycle (e2e/cycle.py) inside the namespace, and stops everything. Prints `e2e
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -41,18 +42,22 @@ def main(run: Path) -> int:
         subprocess.run([*kubectl, "wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], check=True,
                        capture_output=True)
         monitoring = load_stack_config("test").get(f"{PROJECT}:monitoring", "{}")
-        namespace = __import__("json").loads(monitoring).get("namespace", "monitoring")
+        namespace = json.loads(monitoring).get("namespace", "monitoring")
         subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
         fakes = subprocess.Popen([sys.executable, "-m", "e2e.fake_controllers", *kubectl], cwd=ROOT,
                                  stdout=(run / "logs" / "fake-controllers.log").open("w"), stderr=subprocess.STDOUT)
-        print(f"e2e: versions: {VERSIONS}", flush=True)
-        cycle = subprocess.run([*in_namespace, sys.executable, "-m", "e2e.cycle", str(run), str(bin_dir)], cwd=ROOT)
-        return cycle.returncode
+        (run / "results.json").unlink(missing_ok=True)
+        subprocess.run([*in_namespace, sys.executable, "-m", "e2e.cycle", str(run), str(bin_dir)], cwd=ROOT)
     finally:
         if fakes is not None:
             fakes.terminate()
             fakes.wait()
         subprocess.run([str(E2E / "controlplane.sh"), "stop", str(run)])
+    results = json.loads((run / "results.json").read_text()) if (run / "results.json").exists() else []
+    failed = [name for name, result in results if result != "ok"] or ([] if results else ["the cycle did not run"])
+    print(f"e2e: versions: {VERSIONS}", flush=True)
+    print(f"e2e: {len(results) - len(failed) if results else 0} passed, {len(failed)} failed", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
