@@ -142,7 +142,8 @@ class Api(Component):
         # Under a canary, a changed pod template is a release that Flagger runs for many minutes and may roll back;
         # its verdict is the Canary's status (ops/release waits for it), not this Deployment's rollout.
         # With no canary the program owns the whole spec again: after a canary, Flagger's field manager still owns
-        # spec.replicas (it scaled this Deployment), and an apply without force would conflict with it.
+        # spec.replicas (it scaled this Deployment), and an apply without force would conflict with it. With
+        # autoscaling the replicas stay ignored, and Flagger's revertOnDeletion hands the count back as it goes.
         deployment_annotations = {"pulumi.com/skipAwait": "true"} if args.canary else {"pulumi.com/patchForce": "true"}
         self.deployment = k8s.apps.v1.Deployment(
             self.child_name(NAME),
@@ -185,7 +186,10 @@ class Api(Component):
             # Flagger generates the Service by this name (pointing at its primary) and 'api-canary'.
             self.service_name = pulumi.Output.from_input(NAME)
         else:
-            self.service_name = self._service(args, meta_labels, selector)
+            # Every API pod of this stack, by the labels Flagger copies to its primary (it renames the name label):
+            # switching the canary on, Flagger scales this Deployment to 0 before its own route exists, and this
+            # Service, still routed (the Gateway API gives a tie to the older route), must reach the primary's pods.
+            self.service_name = self._service(args, meta_labels, {**POD_LABELS, "app.kubernetes.io/instance": args.stack})
 
         if s.pod_disruption_budget_min_available is not None:
             k8s.policy.v1.PodDisruptionBudget(

@@ -29,7 +29,8 @@ if [[ "$action" == stop ]]; then stop; exit 0; fi
 [[ "$action" == start ]] || { echo "usage: controlplane.sh start|stop RUN_DIR" >&2; exit 2; }
 bin="$("$here/build.sh" --check)" || { echo "controlplane: no built toolchain; run e2e/build.sh (make e2e-tools)" >&2; exit 1; }
 [[ -f "$run/pids" ]] && { echo "controlplane: already running in $run (stop it first)" >&2; exit 1; }
-trap 'stop' ERR
+# Any failure from here on (set -e, a function's too, or an explicit exit) stops what was started.
+trap stop EXIT
 mkdir -p "$run/pki" "$run/logs"
 rm -rf "$run/etcd"
 
@@ -141,5 +142,5 @@ EOF
                  "allocatable": {"cpu": "64", "memory": "256Gi", "ephemeral-storage": "1Ti", "pods": "250"}}}' >/dev/null
 done
 await "$NODES Ready nodes" 60 kubectl wait --for=condition=Ready node --all --timeout=1s
-trap - ERR
+trap - EXIT
 echo "controlplane: up in namespace $netns; kubeconfig $run/admin.kubeconfig"

@@ -27,14 +27,15 @@ VERSIONS = ("kube-apiserver v1.36.3, etcd v3.6.17, kwok v0.8.0, Pulumi CLI v3.27
 def main(run: Path) -> int:
     built = subprocess.run([str(E2E / "build.sh"), "--check"], capture_output=True, text=True)
     if built.returncode != 0:
-        print("e2e: no built toolchain; `make e2e-tools` builds it (about 25 min cold on 2 cores)", file=sys.stderr)
+        print("e2e: no built toolchain; `make e2e-tools` builds it (about 19 min cold on 2 cores)", file=sys.stderr)
         return 2
     bin_dir = Path(built.stdout.strip())
     run = run.resolve()
     run.mkdir(parents=True, exist_ok=True)
-    subprocess.run([str(E2E / "controlplane.sh"), "start", str(run)], check=True)
+    (run / "results.json").unlink(missing_ok=True)
     fakes = None
     try:
+        subprocess.run([str(E2E / "controlplane.sh"), "start", str(run)], check=True)
         in_namespace = ["ip", "netns", "exec", (run / "netns").read_text().strip()]
         kubectl = [*in_namespace, str(bin_dir / "kubectl"), "--kubeconfig", str(run / "admin.kubeconfig")]
         for crd in sorted(CRDS.glob("*.yaml")):
@@ -46,8 +47,9 @@ def main(run: Path) -> int:
         subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
         fakes = subprocess.Popen([sys.executable, "-m", "e2e.fake_controllers", *kubectl], cwd=ROOT,
                                  stdout=(run / "logs" / "fake-controllers.log").open("w"), stderr=subprocess.STDOUT)
-        (run / "results.json").unlink(missing_ok=True)
         subprocess.run([*in_namespace, sys.executable, "-m", "e2e.cycle", str(run), str(bin_dir)], cwd=ROOT)
+    except subprocess.CalledProcessError as error:
+        print(f"e2e: setting up the cluster failed: {' '.join(map(str, error.cmd))[-300:]}", file=sys.stderr)
     finally:
         if fakes is not None:
             fakes.terminate()

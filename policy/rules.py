@@ -37,9 +37,10 @@ _SECRET_VALUE_RES = (
 
 class _Unknown(dict):
     """A value the engine does not know yet (a preview's computed image digest, say). It reads as an empty object so
-    that every rule can walk past it, equals nothing but itself, and is no string or number: a rule judges the value
-    once it is known (`pulumi up` analyses again with every input resolved). policy/pack.py puts it where the
-    analyzer's proxy would raise, so one unknown field no longer turns a whole policy advisory."""
+    that a rule can walk past it, equals nothing but itself, and is no string or number; a check whose value is
+    unknown is skipped (`is UNKNOWN`), never failed: it is judged once known (`pulumi up` analyses again with every
+    input resolved). policy/pack.py puts it where the analyzer's proxy would raise, so one unknown field no longer
+    turns a whole policy advisory."""
 
     def __eq__(self, other) -> bool:
         return self is other
@@ -91,9 +92,11 @@ def pod_spec(obj: dict) -> Optional[dict]:
 
 
 def _containers(pod: dict) -> Iterator[tuple[str, dict]]:
+    """Each known container (an unknown one is judged once known)."""
     for field in ("initContainers", "containers"):
         for container in pod.get(field) or []:
-            yield field, container
+            if container is not UNKNOWN:
+                yield field, container
 
 
 def _where(obj: dict, container: dict) -> str:
@@ -119,9 +122,14 @@ def bounded_and_probed(obj: dict) -> list[str]:
     pod = pod_spec(obj)
     problems = []
     for field, container in _containers(pod or {}):
-        resources = container.get("resources") or {}
+        # `or {}` would turn an unknown (it reads as empty) into a missing value: test for it first.
+        resources = container.get("resources")
         for bound in ("requests", "limits"):
-            missing = [r for r in ("cpu", "memory") if r not in (resources.get(bound) or {})]
+            given = None if resources is UNKNOWN else (resources or {}).get(bound)
+            if resources is UNKNOWN or given is UNKNOWN:
+                continue
+            given = given or {}
+            missing = [r for r in ("cpu", "memory") if r not in given]
             if missing:
                 problems.append(f"{_where(obj, container)}: no {bound} for {', '.join(missing)}")
         if obj.get("kind") in LONG_RUNNING and field == "containers":
@@ -136,10 +144,13 @@ def unprivileged(obj: dict) -> list[str]:
     pod = pod_spec(obj)
     if pod is None:
         return []
-    pod_context = pod.get("securityContext") or {}
+    pod_context = pod.get("securityContext")
     problems = []
     for _, container in _containers(pod):
-        context = container.get("securityContext") or {}
+        context = container.get("securityContext")
+        if pod_context is UNKNOWN or context is UNKNOWN:
+            continue
+        pod_context, context = pod_context or {}, context or {}
         non_root = context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))
         uid = context.get("runAsUser", pod_context.get("runAsUser"))
         if non_root is not True or uid == 0:

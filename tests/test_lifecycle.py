@@ -84,6 +84,19 @@ def test_switching_the_canary_on_leaves_no_program_object_under_a_flagger_name(c
     assert program_objects(on) & flagger_objects(on) == set()
 
 
+def test_the_program_s_service_reaches_flagger_s_primary_pods(canary_switched):
+    """Switching the canary on, Flagger scales the target to 0 before its route exists (pkg/canary/deployment_controller.go
+    Initialize, ScaleToZero), while the program's route, the older of two with the same matches, still takes the
+    traffic: its Service must select the primary's pods too. Flagger copies the target's pod labels to its primary but
+    renames app.kubernetes.io/name to <name>-primary (pkg/canary/deployment_controller.go makePrimaryLabels, the
+    default --selector-labels)."""
+    on, off = canary_switched
+    selector = off.find("Service", "api-direct")["spec"]["selector"]
+    target_labels = on.find("Deployment", "api")["spec"]["template"]["metadata"]["labels"]
+    primary_labels = {**target_labels, "app.kubernetes.io/name": "api-primary"}
+    assert selector.items() <= target_labels.items() and selector.items() <= primary_labels.items()
+
+
 def test_the_canary_is_created_once_flagger_has_initialized_it(canary_switched):
     """Switching the canary on deletes the program's Service and route at the end of the update; the Canary's create
     must not finish before Flagger's route is in place. Flagger sets status.lastPromotedSpec on initialization, after

@@ -223,6 +223,22 @@ def test_unknown_reads_as_nothing_and_equals_only_itself():
     assert not isinstance(rules.UNKNOWN, (str, int, float))
 
 
+def test_a_check_whose_value_is_unknown_is_skipped_not_failed(prod_objects):
+    """A preview's unknowns: the check waits for the value (`pulumi up` analyses again) instead of reporting it missing."""
+    api = _object(prod_objects, "Deployment", "api")
+    container = api["spec"]["template"]["spec"]["containers"][0]
+    container["resources"] = rules.UNKNOWN
+    container["securityContext"] = rules.UNKNOWN
+    assert rules.bounded_and_probed(api) == [] and rules.unprivileged(api) == []
+    container["resources"] = {"requests": rules.UNKNOWN, "limits": {"cpu": "1"}}
+    assert rules.bounded_and_probed(api) == ["Deployment/api container 'api': no limits for memory"]
+    api["spec"]["template"]["spec"]["containers"][0] = rules.UNKNOWN
+    assert rules.bounded_and_probed(api) == rules.unprivileged(api) == rules.pinned_images(api) == []
+    # Known and missing still fails.
+    api["spec"]["template"]["spec"]["containers"][0] = {"name": "api", "image": "x:1", "resources": {}}
+    assert rules.bounded_and_probed(api)[0] == "Deployment/api container 'api': no requests for cpu, memory"
+
+
 def test_default_deny(prod_objects):
     assert rules.default_deny(prod_objects) == []
     without = [r for r in prod_objects if not (r.kind == "NetworkPolicy" and r.name == "default-deny")]
