@@ -11,7 +11,6 @@ drives the pack through pulumi-policy's own analyzer servicer instead).
 
 from __future__ import annotations
 
-import copy
 import json
 import runpy
 import sys
@@ -21,7 +20,7 @@ from typing import Callable
 
 from pulumi import automation as auto
 
-from tools.render import PROJECT, load_stack_config, with_stand_in_secrets
+from tools.render import PROJECT, encode_config, load_stack_config, with_stand_in_secrets, with_value
 
 ROOT = Path(__file__).resolve().parent.parent
 STACK = "test-e2e"
@@ -45,10 +44,6 @@ def decoded(config: dict) -> dict:
     return {key: json.loads(value) if value[:1] in "[{" else value for key, value in config.items()}
 
 
-def encoded(config: dict) -> dict:
-    return {key: json.dumps(value) if isinstance(value, (dict, list)) else str(value) for key, value in config.items()}
-
-
 def stack_config(kubeconfig: str) -> tuple[dict, list[str]]:
     """test's stack file, changed only where this machine cannot do what test's cluster does."""
     config = decoded(load_stack_config("test"))
@@ -67,7 +62,7 @@ def stack_config(kubeconfig: str) -> tuple[dict, list[str]]:
     config[f"{PROJECT}:protectData"] = "false"
     for key, value in GIVEN_SECRETS.items():
         config[f"{PROJECT}:{key}"] = value
-    with_stand_ins, stand_in_keys = with_stand_in_secrets(STACK, encoded(config))
+    with_stand_ins, stand_in_keys = with_stand_in_secrets(STACK, encode_config(config))
     return decoded(with_stand_ins), sorted(set(stand_in_keys) | {f"{PROJECT}:{k}" for k in GIVEN_SECRETS})
 
 
@@ -125,7 +120,7 @@ class Cycle:
 
     def _configure(self, config: dict) -> None:
         values = {key: auto.ConfigValue(value, secret=key in self.secret_keys)
-                  for key, value in encoded(config).items() if key.startswith(f"{PROJECT}:")}
+                  for key, value in encode_config(config).items() if key.startswith(f"{PROJECT}:")}
         self.stack.set_all_config(values)
 
     def check(self, name: str, action: Callable[[], None]) -> None:
@@ -175,26 +170,11 @@ class Cycle:
     def destroy(self) -> None:
         self._operation(self.stack.destroy)
 
-    def change(self, name: str, edit: Callable[[dict], None]) -> None:
-        config = copy.deepcopy(self.config)
-        edit(config)
-        self.config = config
-        self._configure(config)
+    def change(self, name: str, path: str, value) -> None:
+        self.config = with_value(self.config, path, value)
+        self._configure(self.config)
         self.check(f"day 2, {name}: up", self.up)
         self.check(f"day 2, {name}: then a preview changes nothing", self.unchanged)
-
-
-def _set(path: str, value) -> Callable[[dict], None]:
-    def edit(config: dict) -> None:
-        top, *rest = path.split(".")
-        node = config.setdefault(f"{PROJECT}:{top}", {})
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        if rest:
-            node[rest[-1]] = value
-        else:
-            config[f"{PROJECT}:{top}"] = value
-    return edit
 
 
 def main(run: Path, bin_dir: Path) -> int:
@@ -202,12 +182,12 @@ def main(run: Path, bin_dir: Path) -> int:
     cycle.check("preview of an empty cluster", cycle.preview)
     cycle.check("up", cycle.up)
     cycle.check("a preview after up changes nothing", cycle.unchanged)
-    cycle.change("canary off", _set("release.canary.enabled", False))
-    cycle.change("canary on again", _set("release.canary.enabled", True))
-    cycle.change("Redis volume grown", _set("redis.storage.size", "3Gi"))
-    cycle.change("Redis password replaced", _set("redisPassword", "e2e-redis-password-replaced-0123456789"))
-    cycle.change("API replicas", _set("api.replicas", 3))
-    cycle.change("app config changed", _set("appConfig.recommendation.topK", 12))
+    cycle.change("canary off", "release.canary.enabled", False)
+    cycle.change("canary on again", "release.canary.enabled", True)
+    cycle.change("Redis volume grown", "redis.storage.size", "3Gi")
+    cycle.change("Redis password replaced", "redisPassword", "e2e-redis-password-replaced-0123456789")
+    cycle.change("API replicas", "api.replicas", 3)
+    cycle.change("app config changed", "appConfig.recommendation.topK", 12)
     cycle.check("refresh finds no drift", cycle.refresh)
     cycle.check("destroy", cycle.destroy)
     # e2e/run.py prints the verdict last, once the control plane is down.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any, Callable, Iterator, TypeVar
 
-from tools.render import PROJECT, RenderedStack, load_stack_config, resolve, run_program
+# Editing a decoded config: tools/render.py's, which e2e/cycle.py uses too.
+from tools.render import (  # noqa: F401 (re-exported for the tests)
+    DELETE, PROJECT, RenderedStack, encode_config, load_stack_config, resolve, run_program, with_value,
+)
 
 T = TypeVar("T")
 STACKS = ("dev", "test", "prod")
@@ -39,32 +41,6 @@ def decoded_config(stack: str) -> dict[str, Any]:
     return decoded
 
 
-def encode_config(config: dict[str, Any]) -> dict[str, str]:
-    return {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in config.items()}
-
-
-def with_value(config: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
-    """A copy of a decoded config with `a.b.c` set (or deleted when `new` is DELETE)."""
-    result = copy.deepcopy(config)
-    top, *rest = path.split(".")
-    key = f"{PROJECT}:{top}"
-    if not rest:
-        if new is DELETE:
-            result.pop(key, None)
-        else:
-            result[key] = new
-        return result
-    node = result.setdefault(key, {})
-    for part in rest[:-1]:
-        node = node.setdefault(part, {})
-    if new is DELETE:
-        node.pop(rest[-1], None)
-    else:
-        node[rest[-1]] = new
-    return result
-
-
-DELETE = object()
 
 
 def render_with(stack: str, changes: dict[str, Any]) -> RenderedStack:

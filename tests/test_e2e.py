@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from settings import PlatformConfig, plain_values
 from tests.harness import decoded_config
-from tools.render import PROJECT
+from tools.render import PROJECT, encode_config
 
-from e2e.cycle import GIVEN_SECRETS, IMAGE, STACK, encoded, stack_config
+from e2e.cycle import GIVEN_SECRETS, IMAGE, STACK, stack_config
 
 
 def test_the_e2e_stack_is_test_with_only_what_this_machine_lacks_changed():
@@ -23,6 +23,6 @@ def test_the_e2e_stack_is_test_with_only_what_this_machine_lacks_changed():
     assert set(secret_keys) == {f"{PROJECT}:{key}" for key in GIVEN_SECRETS}
     assert STACK.startswith("test-")
     # What the program validates: the stack's own rules pass.
-    raw = {key.removeprefix(f"{PROJECT}:"): value for key, value in encoded(config).items() if key.startswith(f"{PROJECT}:")}
+    raw = {key.removeprefix(f"{PROJECT}:"): value for key, value in encode_config(config).items() if key.startswith(f"{PROJECT}:")}
     parsed = PlatformConfig.model_validate(plain_values(raw))
     assert parsed.environment == "test" and parsed.release.canary.enabled and not parsed.backups.enabled

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextvars
+import copy
 import hashlib
 import json
 import runpy
@@ -233,6 +234,35 @@ def load_stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, 
         full_key = key if ":" in key else f"{PROJECT}:{key}"
         config[full_key] = json.dumps(value) if isinstance(value, (dict, list)) else _scalar(value)
     return config
+
+
+def encode_config(config: dict[str, Any]) -> dict[str, str]:
+    """A decoded config as the engine hands it over: objects and lists as JSON, everything else as text."""
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in config.items()}
+
+
+def with_value(config: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
+    """A copy of a decoded config with `a.b.c` set (or deleted when `new` is DELETE)."""
+    result = copy.deepcopy(config)
+    top, *rest = path.split(".")
+    key = f"{PROJECT}:{top}"
+    if not rest:
+        if new is DELETE:
+            result.pop(key, None)
+        else:
+            result[key] = new
+        return result
+    node = result.setdefault(key, {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    if new is DELETE:
+        node.pop(rest[-1], None)
+    else:
+        node[rest[-1]] = new
+    return result
+
+
+DELETE = object()
 
 
 def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
