@@ -7,7 +7,7 @@ POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov policy-venv up preview promote rollback manifests test e2e-tools e2e mutation clean
+.PHONY: help venv checkov policy-venv up preview promote rollback manifests test test-tools e2e-tools e2e mutation clean
 
 help:
 	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker, kind, kubectl, Pulumi)"
@@ -17,7 +17,8 @@ help:
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
 	@echo "make test                 run every test"
 	@echo "make e2e                  the real Pulumi engine and provider against a local API server (root; builds e2e-tools)"
-	@echo "make e2e-tools            build the e2e toolchain from Go modules into ~/.cache/real-estate-ai-e2e"
+	@echo "make test-tools           build the tests' Go tools (Prometheus, Alertmanager of the chart's versions) into ~/.cache/real-estate-ai-gotools"
+	@echo "make e2e-tools            build the e2e toolchain from Go modules into ~/.cache/real-estate-ai-gotools"
 	@echo "make mutation             mutation-test the config contract (a report: slow; ARGS='--module settings/values.py --sample 50')"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -67,12 +68,19 @@ rollback: venv policy-venv
 manifests: venv
 	$(PY) -m tools.render --stack $(STACK)
 
-test: venv checkov policy-venv
-	CHECKOV=$(CHECKOV_VENV)/bin/checkov POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
+# Tools built from Go modules (gotools/<tool>/go.mod) into a cache outside the repository, one per tool keyed by its files.
+TEST_TOOLS := prometheus alertmanager promql-scope amconfig ksm-crs
+E2E_TOOLS := etcd kube kwok pulumi kubernetes
 
-# The e2e toolchain from Go modules (e2e/tools/*/go.mod) into a cache outside the repository, keyed by those files.
+test-tools:
+	gotools/build.sh $(TEST_TOOLS)
+
+test: venv checkov policy-venv test-tools
+	GOTOOLS_BIN=$$(gotools/build.sh --check $(TEST_TOOLS)) CHECKOV=$(CHECKOV_VENV)/bin/checkov \
+	  POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
+
 e2e-tools:
-	e2e/build.sh
+	gotools/build.sh $(E2E_TOOLS)
 
 # The stack's life under the real engine and provider against a local control plane in a network namespace (root).
 e2e: venv e2e-tools

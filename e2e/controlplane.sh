@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A local Kubernetes control plane for the e2e: etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
-# (fake nodes whose pods turn Ready and whose claims bind), built by e2e/build.sh, inside a network namespace of its
+# (fake nodes whose pods turn Ready and whose claims bind), built by gotools/build.sh, inside a network namespace of its
 # own whose only interface is loopback: nothing in it can dial an address off this machine.
 #
 #   e2e/controlplane.sh start RUN_DIR    start it (RUN_DIR: certificates, kubeconfig, data, logs); needs root
@@ -27,7 +27,7 @@ stop() {
 
 if [[ "$action" == stop ]]; then stop; exit 0; fi
 [[ "$action" == start ]] || { echo "usage: controlplane.sh start|stop RUN_DIR" >&2; exit 2; }
-bin="$("$here/build.sh" --check)" || { echo "controlplane: no built toolchain; run e2e/build.sh (make e2e-tools)" >&2; exit 1; }
+bin="$("$here/../gotools/build.sh" --check etcd kube kwok)" || { echo "controlplane: no built toolchain; run make e2e-tools" >&2; exit 1; }
 [[ -f "$run/pids" ]] && { echo "controlplane: already running in $run (stop it first)" >&2; exit 1; }
 # Any failure from here on (set -e, a function's too, or an explicit exit) stops what was started.
 trap stop EXIT
@@ -111,7 +111,7 @@ launch kube-controller-manager "$bin/kube-controller-manager" --kubeconfig="$run
 launch kube-scheduler "$bin/kube-scheduler" --kubeconfig="$run/scheduler.kubeconfig" \
   --authentication-kubeconfig="$run/scheduler.kubeconfig" --authorization-kubeconfig="$run/scheduler.kubeconfig" \
   --bind-address=127.0.0.1 --leader-elect=false --profiling=false
-launch kwok "$bin/kwok" --kubeconfig="$run/kwok.kubeconfig" --config="$(dirname "$bin")/kwok-stages.yaml" \
+launch kwok "$bin/kwok" --kubeconfig="$run/kwok.kubeconfig" --config="$bin/kwok-stages.yaml" \
   --manage-all-nodes=true --node-ip=127.0.0.1 --node-port=10247 --server-address=127.0.0.1:10247 \
   --tls-cert-file="$pki/kwok.crt" --tls-private-key-file="$pki/kwok.key" --node-lease-duration-seconds=40
 await "the default ServiceAccount" 60 kubectl get serviceaccount default --namespace default

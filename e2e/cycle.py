@@ -1,4 +1,4 @@
-"""The stack's life under the real engine (Pulumi CLI built by e2e/build.sh) against the e2e control plane: preview,
+"""The stack's life under the real engine (Pulumi CLI built by gotools/build.sh) against the e2e control plane: preview,
 up, a second preview that must change nothing, day-2 changes each followed by a preview that must change nothing,
 refresh without drift, destroy. Runs inside the control plane's network namespace (e2e/run.py starts it there).
 

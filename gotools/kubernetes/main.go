@@ -1,5 +1,5 @@
 // pulumi-resource-kubernetes from its Go module. Upstream's main embeds a generated, git-ignored schema file that the
-// module's zip lacks; e2e/build.sh writes it here from the module's committed schema.json before building.
+// module's zip lacks; gotools/build.sh writes it here from the module's committed schema.json before building.
 package main
 
 import (
