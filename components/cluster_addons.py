@@ -30,21 +30,26 @@ FLAGGER_REPOSITORY = "https://flagger.app"
 INSTALL_TIMEOUT_SECONDS = 600
 
 
-def flagger_values(prometheus_url: str, monitoring: bool) -> dict:
+def flagger_values(prometheus_url: str, monitor_labels: Optional[dict[str, str]]) -> dict:
     return {
         "meshProvider": "gatewayapi:v1",
         "metricsServer": prometheus_url,
-        # Its flagger_canary_status feeds the CanaryFailed alert (monitoring/rules/release.rules.yml).
-        "podMonitor": {"enabled": monitoring},
+        # Its flagger_canary_status feeds CanaryFailed and CanaryStuck (monitoring/rules/release.rules.yml), with the
+        # labels the cluster's Prometheus selects PodMonitors by.
+        "podMonitor": {"enabled": True, "additionalLabels": monitor_labels} if monitor_labels is not None else {"enabled": False},
     }
 
 
-def cert_manager_values() -> dict:
-    return {
+def cert_manager_values(monitor_labels: Optional[dict[str, str]]) -> dict:
+    values: dict = {
         "crds": {"enabled": True},
         "config": {"apiVersion": "controller.config.cert-manager.io/v1alpha1", "kind": "ControllerConfiguration",
                    "gatewayAPI": {"enabled": True}},
     }
+    if monitor_labels is not None:
+        # Its certificate expiry feeds CertificateExpiringSoon (monitoring/rules/system.rules.yml).
+        values["prometheus"] = {"enabled": True, "servicemonitor": {"enabled": True, "labels": monitor_labels}}
+    return values
 
 
 @dataclass
@@ -55,7 +60,8 @@ class ClusterAddonsArgs:
     gateway_class: str
     # The Prometheus Flagger's analysis queries.
     prometheus_url: str
-    monitoring: bool
+    # The labels the cluster's Prometheus selects monitors by; None without monitoring (no monitors at all).
+    monitor_labels: Optional[dict[str, str]]
 
 
 class ClusterAddons(Component):
@@ -84,10 +90,10 @@ class ClusterAddons(Component):
         if s.cert_manager.install:
             # Its Gateway API support needs the Gateway API CRDs at start.
             self.ready.append(self._release("cert-manager", "cert-manager", CERT_MANAGER_REPOSITORY, s.cert_manager.chart_version,
-                                            s.cert_manager.namespace, cert_manager_values(), gateway_ready))
+                                            s.cert_manager.namespace, cert_manager_values(args.monitor_labels), gateway_ready))
         if s.flagger.install:
             self.ready.append(self._release("flagger", "flagger", FLAGGER_REPOSITORY, s.flagger.chart_version, s.flagger.namespace,
-                                            flagger_values(args.prometheus_url, args.monitoring), gateway_ready))
+                                            flagger_values(args.prometheus_url, args.monitor_labels), gateway_ready))
         self.register_outputs({})
 
     def _release(self, name: str, chart: str, repository: Optional[str], version: str, namespace: str, values: dict,

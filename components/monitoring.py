@@ -1,10 +1,12 @@
-"""What the cluster's prometheus-operator (kube-prometheus-stack) needs from the platform: scrape targets
-(a PodMonitor for the API's pods, primary and canary alike; ServiceMonitors for Milvus and the exporters), Grafana dashboards (ConfigMaps for its sidecar), the alert rules of monitoring/rules and the escalation rules as
-PrometheusRules, and Alertmanager's routing as a Secret in the monitoring namespace (it holds channel credentials).
+"""What the cluster's prometheus-operator (kube-prometheus-stack) needs from the platform, all in the stack's namespace:
+scrape targets (a PodMonitor for the API's pods, primary and canary alike; ServiceMonitors for Milvus and the
+exporters), Grafana dashboards (ConfigMaps for its sidecar), the stack's rules (components/alert_rules.py) as
+PrometheusRules, and its incident routing as an AlertmanagerConfig with the Secret of channel credentials it names
+(components/alerting.py).
 
-The rule files stay plain Prometheus files, so promtool reads exactly what is deployed; only their runbook links
-are made absolute here (monitoring.runbookBaseUrl). Prometheus must select these objects: kube-prometheus-stack
-with `*SelectorNilUsesHelmValues: false`, or `monitoring.selectorLabels` set to what its selectors ask for.
+Prometheus must select these objects: `monitoring.selectorLabels` set to what its selectors ask for
+(kube-prometheus-stack: `release: <its release>`), or a Prometheus that selects every object. The release scripts
+check after every deploy that it did (ops/release/monitoring_check.py).
 """
 
 from __future__ import annotations
@@ -15,49 +17,28 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
 
-from components import alerting
+from components import alert_rules, alerting
 from components.component import Component
 from components.stateful import HEADLESS_LABEL
 from components.workload import labels
 from settings.monitoring import MonitoringSettings
 
-RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
-DASHBOARDS_DIR = RULES_DIR.parent / "dashboards"
+DASHBOARDS_DIR = alert_rules.RULES_DIR.parent / "dashboards"
 # The label kube-prometheus-stack's Grafana sidecar collects dashboards by (in every namespace by default).
 DASHBOARD_LABEL = "grafana_dashboard"
-RUNBOOKS_PREFIX = "docs/runbooks/"
-ALERTMANAGER_KEY = "alertmanager.yaml"
-
-
-def alertmanager_secret_name(stack: str) -> str:
-    return f"alertmanager-{stack}"
-
-
-def rule_files() -> list[Path]:
-    return sorted(RULES_DIR.glob("*.rules.yml"))
+ROUTING_NAME = "incident-routing"
 
 
 def dashboards() -> list[Path]:
     return sorted(DASHBOARDS_DIR.glob("*.json"))
 
 
-def with_runbook_base(rules: dict, base: Optional[str]) -> dict:
-    """The rule groups with every runbook link under `base` (unchanged without one)."""
-    if not base:
-        return rules
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            url = rule.get("annotations", {}).get("runbook_url", "")
-            if url.startswith(RUNBOOKS_PREFIX):
-                rule["annotations"]["runbook_url"] = f"{base.rstrip('/')}/{url[len(RUNBOOKS_PREFIX):]}"
-    return rules
-
-
 @dataclass
 class MonitoringArgs:
     namespace: pulumi.Input[str]
+    # Its name, known at render time: the rules select it.
+    namespace_name: str
     stack: str
     settings: MonitoringSettings
     # The alert channels' secret values by config key (only those the settings need).
@@ -68,6 +49,8 @@ class MonitoringArgs:
     pod_scrape: dict[str, tuple[dict[str, str], str]] = field(default_factory=dict)
     # The DingTalk bridge the program deployed, if any.
     dingtalk_url: Optional[str] = None
+    # Metrics sources besides the scrape jobs that the stack's alerts read (alert_rules.SOURCES names).
+    sources: list[str] = field(default_factory=list)
 
 
 class Monitoring(Component):
@@ -109,15 +92,15 @@ class Monitoring(Component):
                 },
                 opts=child,
             )
-        groups = {path.name.removesuffix(".rules.yml"): yaml.safe_load(path.read_text()) for path in rule_files()}
-        groups["escalation"] = alerting.escalation_rules(s.alerting)
+        sources = [*args.scrape, *args.pod_scrape, *args.sources]
+        groups = alert_rules.platform_rules(args.namespace_name, s.alerting, sources, s.runbook_base_url)
         for name, rules in groups.items():
             k8s.apiextensions.CustomResource(
                 self.child_name(f"{name}-rules"),
                 api_version="monitoring.coreos.com/v1",
                 kind="PrometheusRule",
                 metadata=self._meta(f"{name}-rules"),
-                spec=with_runbook_base(rules, s.runbook_base_url),
+                spec=rules,
                 opts=child,
             )
         for path in dashboards():
@@ -131,18 +114,22 @@ class Monitoring(Component):
                 opts=child,
             )
         keys = sorted(args.alert_secrets)
-        config = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
-            lambda values: alerting.render(alerting.alertmanager_config(s.alerting, dict(zip(keys, values)), args.dingtalk_url))
-        )
-        self.alertmanager_secret_name = alertmanager_secret_name(args.stack)
-        k8s.core.v1.Secret(
-            self.child_name("alertmanager"),
-            metadata={"name": self.alertmanager_secret_name, "namespace": s.namespace,
-                      "labels": labels("alertmanager", args.stack, "monitoring")},
-            # Alertmanager reads this key (Alertmanager CR `configSecret`, or kube-prometheus-stack's
-            # alertmanager.alertmanagerSpec.useExistingSecret + configSecret).
-            string_data={ALERTMANAGER_KEY: pulumi.Output.secret(config)},
+        channel_data = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
+            lambda values: alerting.channel_secret(s.alerting, dict(zip(keys, values))))
+        channels = k8s.core.v1.Secret(
+            self.child_name("alert-channels"),
+            metadata={"name": alerting.SECRET_NAME, "namespace": args.namespace, "labels": labels(alerting.SECRET_NAME, args.stack, "monitoring")},
+            string_data=pulumi.Output.secret(channel_data),
             opts=child,
+        )
+        # prometheus-operator reads the Secret when it renders Alertmanager's configuration: it must exist first.
+        k8s.apiextensions.CustomResource(
+            self.child_name("routing"),
+            api_version="monitoring.coreos.com/v1alpha1",
+            kind="AlertmanagerConfig",
+            metadata=self._meta(ROUTING_NAME),
+            spec=alerting.alertmanager_config_spec(s.alerting, args.dingtalk_url),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[channels]),
         )
         self.register_outputs({})
 

@@ -1,6 +1,7 @@
 """kube-prometheus-stack from its pinned Helm chart, for a cluster that runs no monitoring (dev on kind): Prometheus
-selecting every ServiceMonitor and rule (not only the chart's), Alertmanager reading the routing Secret the
-Monitoring component writes, Grafana with a generated admin password and its dashboard sidecar on every namespace.
+selecting every ServiceMonitor and rule (not only the chart's), Alertmanager merging every namespace's
+AlertmanagerConfig into the chart's routing (the chart's default), Grafana with a generated admin password and its
+dashboard sidecar on every namespace.
 
 Values keys from the chart (prometheus-community/helm-charts, charts/kube-prometheus-stack/values.yaml, 88.3.0).
 """
@@ -8,11 +9,13 @@ Values keys from the chart (prometheus-community/helm-charts, charts/kube-promet
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+import yaml
 
 from components.component import Component
 from components.workload import labels
@@ -24,16 +27,26 @@ RELEASE = "kube-prometheus"
 # The chart's fullname for release "kube-prometheus": "<release>-<chart>" cut to 26 characters (its _helpers.tpl).
 FULLNAME = f"{RELEASE}-{CHART}"[:26]
 PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
 # Helm waits for the operator, Prometheus, Alertmanager and Grafana; images on a fresh node take a while.
 INSTALL_TIMEOUT_SECONDS = 900
 
 
-def values(settings: MonitoringSettings, alertmanager_secret: str, grafana_password: pulumi.Input[str]) -> dict:
+# kube-state-metrics' view of the Percona operator's backup objects, which the backup alerts read.
+KSM_BACKUPS = Path(__file__).resolve().parent.parent / "monitoring" / "kube-state-metrics" / "percona-backups.yaml"
+KSM_BACKUP_RBAC = {"apiGroups": ["pgv2.percona.com"], "resources": ["perconapgbackups"], "verbs": ["list", "watch"]}
+
+
+def values(settings: MonitoringSettings, grafana_password: pulumi.Input[str]) -> dict:
     select_all = {f"{kind}SelectorNilUsesHelmValues": False for kind in ("serviceMonitor", "podMonitor", "rule", "probe", "scrapeConfig")}
     return {
         "prometheus": {"prometheusSpec": {**select_all, "retention": settings.install.retention}},
-        # The whole configuration comes from the Secret the Monitoring component writes (key alertmanager.yaml).
-        "alertmanager": {"alertmanagerSpec": {"useExistingSecret": True, "configSecret": alertmanager_secret}},
+        # The subchart (kube-state-metrics 8.2.0) writes the config into a ConfigMap it mounts, and adds the CRD
+        # list/watch its discovery needs; the objects themselves need the extra rule.
+        "kube-state-metrics": {
+            "customResourceState": {"enabled": True, "config": yaml.safe_load(KSM_BACKUPS.read_text())},
+            "rbac": {"extraRules": [KSM_BACKUP_RBAC]},
+        },
         "grafana": {
             # The chart's default is a well-known string.
             "adminPassword": grafana_password,
@@ -47,11 +60,15 @@ def prometheus_url(namespace: str) -> str:
     return f"http://{FULLNAME}-prometheus.{namespace}.svc:{PROMETHEUS_PORT}"
 
 
+def alertmanager_url(namespace: str) -> str:
+    """The chart's Alertmanager Service (<fullname>-alertmanager)."""
+    return f"http://{FULLNAME}-alertmanager.{namespace}.svc:{ALERTMANAGER_PORT}"
+
+
 @dataclass
 class MonitoringInstallArgs:
     settings: MonitoringSettings
     stack: str
-    alertmanager_secret: str
 
 
 class MonitoringInstall(Component):
@@ -79,7 +96,7 @@ class MonitoringInstall(Component):
             version=s.install.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
             namespace=self.namespace,
-            values=values(s, args.alertmanager_secret, self.grafana_password),
+            values=values(s, self.grafana_password),
             timeout=INSTALL_TIMEOUT_SECONDS,
             atomic=False,
             opts=child,

@@ -28,7 +28,7 @@ from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components import dingtalk_bridge as dingtalk_bridge_module
 from components.dingtalk_bridge import DingtalkBridge, DingtalkBridgeArgs
-from components.monitoring import Monitoring, MonitoringArgs, alertmanager_secret_name
+from components.monitoring import Monitoring, MonitoringArgs
 from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs, prometheus_url
 from components.namespace import Namespace, NamespaceArgs
 from components.network_policies import (
@@ -139,9 +139,23 @@ def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     return result
 
 
+def monitoring_sources(config: PlatformConfig) -> list[str]:
+    """What the stack's alerts read besides its own scrape jobs (components/alert_rules.py SOURCES)."""
+    sources = ["kube-state-metrics", "cadvisor", "kubelet-volume-stats"]
+    if config.release.canary.enabled:
+        sources.append("flagger")
+    ingress = config.ingress
+    # cert-manager issues a certificate into this namespace: for its Ingress, or its own Gateway's listener.
+    if ingress.enabled and ingress.tls.enabled and (ingress.via != "gateway" or ingress.gateway.create):
+        sources.append("cert-manager")
+    if config.backups.enabled:
+        sources.append("postgres-backups")
+    return sources
+
+
 def canary_prometheus_url(config: PlatformConfig) -> str:
-    """The Prometheus the canary analysis queries: the configured one, or the one monitoring.install runs."""
-    return config.release.canary.prometheus_url or prometheus_url(config.monitoring.namespace)
+    """The Prometheus the canary analysis queries: its own setting, the cluster's, or the one monitoring.install runs."""
+    return config.release.canary.prometheus_url or config.monitoring.prometheus_url or prometheus_url(config.monitoring.namespace)
 
 
 @dataclass
@@ -308,7 +322,7 @@ class Platform(Component):
             # The chart brings the CRDs and the monitoring namespace the Monitoring objects go into.
             install = MonitoringInstall(
                 "monitoring-install",
-                MonitoringInstallArgs(c.monitoring, stack, alertmanager_secret_name(stack)),
+                MonitoringInstallArgs(c.monitoring, stack),
                 opts=child,
             )
             monitoring_ready = [install.release]
@@ -316,7 +330,8 @@ class Platform(Component):
         # The Gateway API, cert-manager and Flagger objects below wait for their controllers where this stack installs them.
         addons = ClusterAddons(
             "cluster-addons",
-            ClusterAddonsArgs(c.cluster_addons, stack, c.ingress.gateway.class_name, canary_prometheus_url(c), c.monitoring.enabled),
+            ClusterAddonsArgs(c.cluster_addons, stack, c.ingress.gateway.class_name, canary_prometheus_url(c),
+                              dict(c.monitoring.selector_labels) if c.monitoring.enabled else None),
             opts=pulumi.ResourceOptions(parent=self, provider=provider, depends_on=monitoring_ready),
         )
         addon_opts = pulumi.ResourceOptions(parent=self, provider=provider, depends_on=[namespace, *addons.ready])
@@ -363,6 +378,7 @@ class Platform(Component):
                 "monitoring",
                 MonitoringArgs(
                     namespace=ns,
+                    namespace_name=ns_name,
                     stack=stack,
                     settings=c.monitoring,
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
@@ -370,6 +386,7 @@ class Platform(Component):
                     scrape={"milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
                     pod_scrape={"api": (API_POD_LABELS, "http")},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
+                    sources=monitoring_sources(c),
                 ),
                 opts=monitoring_opts,
             )

@@ -31,13 +31,15 @@ SECRET_KEYS = (
     "alertSmsWebhookUrl",
     "alertDingtalkRobotUrl",
     "alertDingtalkRobotSecret",
+    "alertHeartbeatUrl",
 )
 # Credentials of the off-site backup repository: needed, as secrets, whenever it is enabled.
 OFFSITE_SECRET_KEYS = ("backupOffsiteAccessKeyId", "backupOffsiteSecretAccessKey")
 # These identify an account at someone else's service; they are as long as that service makes them.
 MILVUS_S3_SECRET_KEYS = ("milvusS3AccessKeyId", "milvusS3SecretAccessKey")
 # Credentials of the alert channels (mail server, WeCom app, SMS gateway).
-ALERT_SECRET_KEYS = ("alertSmtpPassword", "alertWecomApiSecret", "alertSmsWebhookUrl", "alertDingtalkRobotUrl", "alertDingtalkRobotSecret")
+ALERT_SECRET_KEYS = ("alertSmtpPassword", "alertWecomApiSecret", "alertSmsWebhookUrl", "alertDingtalkRobotUrl", "alertDingtalkRobotSecret",
+                     "alertHeartbeatUrl")
 EXTERNAL_SECRET_KEYS = set(OFFSITE_SECRET_KEYS) | set(MILVUS_S3_SECRET_KEYS) | set(ALERT_SECRET_KEYS)
 MIN_SECRET_LENGTH = 32
 
@@ -149,6 +151,8 @@ def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
             required["alertWecomApiSecret"] = "is required while monitoring.alerting.wecom is set (the WeCom app's secret)"
         if alerting.sms_gateway:
             required["alertSmsWebhookUrl"] = "is required while monitoring.alerting.smsGateway is true (the gateway's webhook URL)"
+        if alerting.heartbeat:
+            required["alertHeartbeatUrl"] = "is required while monitoring.alerting.heartbeat is true (the heartbeat service's URL)"
         if alerting.dingtalk is not None and alerting.dingtalk.deploy:
             required["alertDingtalkRobotUrl"] = "is required while monitoring.alerting.dingtalk.deploy is true (the robot's webhook URL)"
             required["alertDingtalkRobotSecret"] = "is required while monitoring.alerting.dingtalk.deploy is true (the robot's signing secret)"

@@ -8,7 +8,7 @@ P2 and P3 stay at level 1.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
@@ -28,6 +28,9 @@ WecomId = Annotated[str, matching(_WECOM_ID_RE, "a WeCom id (letters, digits, '_
 HttpsUrl = Annotated[str, matching(HTTPS_URL_RE, "an https URL without query or fragment")]
 HttpUrl = Annotated[str, matching(_HTTP_URL_RE, "an http(s) URL without query or fragment")]
 
+ServiceUrl = Annotated[str, matching(re.compile(
+    r"https?://[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.svc(\.cluster\.local)?:[0-9]{1,5}"),
+    "a cluster Service's URL like 'http://prometheus.monitoring.svc:9090'")]
 LabelKey = Annotated[str, matching(re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"), "a label key")]
 LabelValue = Annotated[str, matching(re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"), "a label value")]
 
@@ -113,9 +116,36 @@ class AlertTimingSettings(Settings):
     repeat_interval_minutes: Annotated[int, Field(ge=5, le=10080)] = 240
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+ClockTime = Annotated[str, matching(re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00"), "a time of day like '09:00' (24-hour)")]
+
+
+class BusinessHoursSettings(Settings):
+    """When P2 and P3 alerts notify (P0 and P1 always do): outside these hours they wait, firing, and are sent when
+    the hours begin. Local time at `utcOffsetHours` (China: 8); Alertmanager's own intervals run in UTC."""
+
+    weekdays: Annotated[list[Weekday], Field(min_length=1, max_length=7)] = ["monday", "tuesday", "wednesday", "thursday", "friday"]
+    start: ClockTime = "09:00"
+    end: ClockTime = "18:00"
+    utc_offset_hours: Annotated[int, Field(ge=-12, le=14)] = 8
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> "BusinessHoursSettings":
+        if self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        if len(set(self.weekdays)) != len(self.weekdays):
+            raise ValueError("weekdays names a day twice")
+        return self
+
+
 class AlertingSettings(Settings):
     # Off: every alert goes to a receiver that notifies nobody (dev); it still shows in Alertmanager.
     notify: bool = True
+    # The always-firing Watchdog goes to an external heartbeat service (healthchecks.io, Dead Man's Snitch, an incident
+    # tool's heartbeat) at the secret alertHeartbeatUrl every minute; that service pages when it stops arriving.
+    heartbeat: bool = False
+    business_hours: BusinessHoursSettings = BusinessHoursSettings()
     smtp: Optional[SmtpSettings] = None
     wecom: Optional[WecomSettings] = None
     dingtalk: Optional[DingtalkSettings] = None
@@ -169,6 +199,11 @@ class MonitoringSettings(Settings):
     namespace: DnsLabel = "monitoring"
     # Where docs/runbooks is published; alerts link <runbookBaseUrl>/<page>.md. Unset: the repository path.
     runbook_base_url: Optional[HttpsUrl] = None
+    # The cluster's Prometheus and Alertmanager Services: after every deploy the release scripts ask them (through the
+    # API server's Service proxy) whether they loaded this stack's rules, scrape its API and route its alerts.
+    # With install.enabled, the chart's own.
+    prometheus_url: Optional[ServiceUrl] = None
+    alertmanager_url: Optional[ServiceUrl] = None
     alerting: AlertingSettings = AlertingSettings(notify=False)
     install: MonitoringInstallSettings = MonitoringInstallSettings()
 
@@ -182,4 +217,6 @@ class MonitoringSettings(Settings):
     def _install_needs_the_objects(self) -> "MonitoringSettings":
         if self.install.enabled and not self.enabled:
             raise ValueError("install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true")
+        if self.install.enabled and (self.prometheus_url or self.alertmanager_url):
+            raise ValueError("prometheusUrl and alertmanagerUrl are the installed chart's with install.enabled: leave them unset")
         return self

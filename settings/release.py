@@ -44,7 +44,7 @@ class CanarySettings(Settings):
     session_max_age_seconds: Annotated[int, Field(ge=60, le=604800)] = 86400
     # How long a step may wait for the canary's pods before the release fails.
     progress_deadline_seconds: Annotated[int, Field(ge=60, le=7200)] = 600
-    # The Prometheus the analysis queries; unset: the one monitoring.install runs in monitoring.namespace.
+    # The Prometheus the analysis queries; unset: monitoring.prometheusUrl, or the one monitoring.install runs.
     prometheus_url: Optional[HttpUrl] = None
 
     @model_validator(mode="after")

@@ -193,6 +193,13 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
         )
     if len(operator_namespace(config)) > 63:
         result.append(f"{_key('postgres.operator.namespace')}: '{operator_namespace(config)}' is longer than 63; set a shorter one")
+    m = config.monitoring
+    for key in ("prometheusUrl", "alertmanagerUrl"):
+        # A laptop's dev cluster may run no monitoring the release can ask; a shared cluster's must answer.
+        if env != "dev" and m.enabled and not m.install.enabled and getattr(m, "prometheus_url" if key == "prometheusUrl" else "alertmanager_url") is None:
+            result.append(f"{_key(f'monitoring.{key}')}: name the cluster's {key.removesuffix('Url').capitalize()} Service "
+                          f"(http://<service>.<namespace>.svc:<port>): every release asks it whether it took this stack's "
+                          f"monitoring (or set monitoring.install.enabled: true)")
     if config.ingress.tls.enabled and not config.ingress.enabled:
         result.append(f"{_key('ingress.tls.enabled')}: TLS needs ingress.enabled to be true")
     result += routing_rules(config)
@@ -264,11 +271,6 @@ def routing_rules(config: "PlatformConfig") -> list[str]:
         )
     if canary.enabled and not config.monitoring.enabled:
         result.append(f"{_key('release.canary.enabled')}: the analysis reads the API's metrics; it needs monitoring.enabled true")
-    if canary.enabled and canary.prometheus_url is None and not config.monitoring.install.enabled:
-        result.append(
-            f"{_key('release.canary.prometheusUrl')}: name the Prometheus the analysis queries (this stack does not "
-            f"install one: monitoring.install.enabled is false)"
-        )
     gateway = addons.gateway_controller
     if gateway.install and ingress.via == "gateway" and gateway.namespace != ingress.proxy_namespace:
         result.append(

@@ -12,6 +12,25 @@ import yaml
 CRD_DIR = Path(__file__).resolve().parent.parent / "policy" / "crds"
 
 
+def _python_pattern(pattern: str) -> str:
+    """Go's regexp lets a flag group `(?i)` start inside a group, for the rest of that group (AlertmanagerConfig's
+    weekday and month patterns); Python's re wants it scoped: `(X(?i)Y)` becomes `(X(?i:Y))`."""
+    while (at := pattern.find("(?i)")) > 0:
+        depth, end = 0, len(pattern)
+        for i in range(at + 4, len(pattern)):
+            if pattern[i] == "\\":
+                continue
+            if pattern[i] == "(":
+                depth += 1
+            elif pattern[i] == ")":
+                if depth == 0:
+                    end = i
+                    break
+                depth -= 1
+        pattern = pattern[:at] + "(?i:" + pattern[at + 4:end] + ")" + pattern[end:]
+    return pattern
+
+
 def _strict(schema: dict) -> dict:
     """Forbid properties the schema does not list, unless it keeps unknown fields on purpose."""
     if not isinstance(schema, dict):
@@ -21,17 +40,26 @@ def _strict(schema: dict) -> dict:
         result["properties"] = {k: _strict(v) for k, v in result["properties"].items()}
         if "additionalProperties" not in result and not result.get("x-kubernetes-preserve-unknown-fields"):
             result["additionalProperties"] = False
+    if isinstance(result.get("pattern"), str):
+        result["pattern"] = _python_pattern(result["pattern"])
     if result.get("x-kubernetes-int-or-string"):
         result.pop("type", None)
         result["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     return result
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads a bare `=` as the 'value' tag (AlertmanagerConfig's matchType enum has one): it is the string."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 @lru_cache(maxsize=None)
 def _validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     validators = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        for crd in yaml.safe_load_all(path.read_text()):
+        for crd in yaml.load_all(path.read_text(), _Loader):
             if not crd or crd.get("kind") != "CustomResourceDefinition":
                 continue
             group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]

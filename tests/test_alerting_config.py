@@ -1,102 +1,137 @@
-"""Alertmanager's configuration and the escalation rules as values: every receiver, route and flag of a stack that
-uses every channel, spelled out. (tests/monitoring/test_alerting.py runs amtool and promtool on every stack; this
-pins what those tools accept but cannot judge: who gets which message, with which resolve and batching flags.)"""
+"""The AlertmanagerConfig and the channel Secret as values: every receiver, route and flag of a stack that uses every
+channel, spelled out. (tests/monitoring/test_alerting.py renders every stack's through prometheus-operator's own code
+and runs amtool on the result; this pins what those tools accept but cannot judge: who gets which message, with which
+resolve and batching flags, and which credential comes from where.)"""
 
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from components.alerting import alertmanager_config, escalation_rules, receiver_name, render
-from settings.monitoring import AlertingSettings
+from components.alert_rules import escalation_rules
+from components.alerting import SECRET_NAME, alertmanager_config_spec, channel_secret, receiver_name
+from settings.monitoring import AlertingSettings, BusinessHoursSettings
 
 SECRETS = {"alertSmtpPassword": "smtp-pw", "alertWecomApiSecret": "wecom-secret",
-           "alertSmsWebhookUrl": "https://sms.example.com/hook"}
+           "alertSmsWebhookUrl": "https://sms.example.com/hook", "alertHeartbeatUrl": "https://hc.example.com/ping/abc"}
 EVERY_CHANNEL = AlertingSettings(
     smtp={"smarthost": "smtp.example.com:587", "sender": "alerts@example.com", "username": "alerts"},
     wecom={"corp_id": "corp", "agent_id": "7"},
     dingtalk={"bridge_url": "https://bridge.example.com/"},
     sms_gateway=True,
+    heartbeat=True,
     on_call={"emails": ["a@example.com", "b@example.com"], "sms": ["+8613800000001"], "wecom_users": ["u1", "u2"],
              "dingtalk": True},
     tech_lead={"wecom_users": ["lead"]},
     management={"emails": ["boss@example.com"], "sms": ["+8613800000003"]},
 )
-ON_CALL_EMAIL = {"email_configs": [{"to": "a@example.com, b@example.com", "send_resolved": True}]}
-ON_CALL_WECOM = {"wechat_configs": [{
-    "send_resolved": True, "api_url": "https://qyapi.weixin.qq.com/cgi-bin/", "corp_id": "corp", "agent_id": "7",
-    "api_secret": "wecom-secret", "to_user": "u1|u2", "message": '{{ template "wechat.default.message" . }}'}]}
-DINGTALK = {"url": "https://bridge.example.com/dingtalk/oncall/send", "send_resolved": True}
-# SMS is not sent again on resolution, and one text carries at most ten alerts.
-SMS_ON_CALL = {"url": "https://sms.example.com/hook?to=%2B8613800000001", "send_resolved": False, "max_alerts": 10}
+SMTP = {"from": "alerts@example.com", "smarthost": "smtp.example.com:587", "requireTLS": True, "sendResolved": True,
+        "authUsername": "alerts", "authPassword": {"name": SECRET_NAME, "key": "smtp-password"}}
+ON_CALL_EMAIL = {"emailConfigs": [{"to": "a@example.com, b@example.com", **SMTP}]}
+ON_CALL_WECOM = {"wechatConfigs": [{
+    "sendResolved": True, "apiURL": "https://qyapi.weixin.qq.com/cgi-bin/", "corpID": "corp", "agentID": "7",
+    "apiSecret": {"name": SECRET_NAME, "key": "wecom-api-secret"}, "toUser": "u1|u2",
+    "message": '{{ template "wechat.default.message" . }}'}]}
+DINGTALK = {"url": "https://bridge.example.com/dingtalk/oncall/send", "sendResolved": True}
+# SMS is not sent again on resolution, and one text carries at most ten alerts; whom to text is in the secret URL.
+SMS_ON_CALL = {"urlSecret": {"name": SECRET_NAME, "key": "sms-url-oncall"}, "sendResolved": False, "maxAlerts": 10}
+
+
+def _eq(name: str, value: str) -> dict:
+    return {"name": name, "value": value, "matchType": "="}
 
 
 def test_each_receiver_gets_exactly_the_channels_of_its_severity_and_level():
-    receivers = {r["name"]: r for r in alertmanager_config(EVERY_CHANNEL, SECRETS)["receivers"]}
-    assert list(receivers) == ["log-only", "level3", "level2", "level1-p0", "level1-p1", "level1-p2", "level1-p3"]
+    receivers = {r["name"]: r for r in alertmanager_config_spec(EVERY_CHANNEL)["receivers"]}
+    assert list(receivers) == ["log-only", "heartbeat", "level3", "level2", "level1-p0", "level1-p1", "level1-p2", "level1-p3"]
     assert receivers["log-only"] == {"name": "log-only"}
+    assert receivers["heartbeat"] == {"name": "heartbeat", "webhookConfigs": [
+        {"urlSecret": {"name": SECRET_NAME, "key": "heartbeat-url"}, "sendResolved": False}]}
     assert receivers["level3"] == {
         "name": "level3",
-        "email_configs": [{"to": "boss@example.com", "send_resolved": True}],
-        "webhook_configs": [{"url": "https://sms.example.com/hook?to=%2B8613800000003", "send_resolved": False, "max_alerts": 10}],
+        "emailConfigs": [{"to": "boss@example.com", **SMTP}],
+        "webhookConfigs": [{"urlSecret": {"name": SECRET_NAME, "key": "sms-url-management"}, "sendResolved": False, "maxAlerts": 10}],
     }
-    assert receivers["level2"] == {"name": "level2", "wechat_configs": [{
-        **ON_CALL_WECOM["wechat_configs"][0], "to_user": "lead"}]}
-    assert receivers["level1-p0"] == {"name": "level1-p0", **ON_CALL_EMAIL, **ON_CALL_WECOM,
-                                      "webhook_configs": [DINGTALK, SMS_ON_CALL]}
-    assert receivers["level1-p1"] == {"name": "level1-p1", **ON_CALL_EMAIL, **ON_CALL_WECOM, "webhook_configs": [DINGTALK]}
-    assert receivers["level1-p2"] == {"name": "level1-p2", **ON_CALL_EMAIL, "webhook_configs": [DINGTALK]}
+    assert receivers["level2"] == {"name": "level2", "wechatConfigs": [{**ON_CALL_WECOM["wechatConfigs"][0], "toUser": "lead"}]}
+    assert receivers["level1-p0"] == {"name": "level1-p0", **ON_CALL_EMAIL, **ON_CALL_WECOM, "webhookConfigs": [DINGTALK, SMS_ON_CALL]}
+    assert receivers["level1-p1"] == {"name": "level1-p1", **ON_CALL_EMAIL, **ON_CALL_WECOM, "webhookConfigs": [DINGTALK]}
+    assert receivers["level1-p2"] == {"name": "level1-p2", **ON_CALL_EMAIL, "webhookConfigs": [DINGTALK]}
     assert receivers["level1-p3"] == {"name": "level1-p3", **ON_CALL_EMAIL}
 
 
-def test_routes_put_escalations_first_and_the_charts_severities_before_ours():
-    route = alertmanager_config(EVERY_CHANNEL, SECRETS)["route"]
+def test_the_secret_holds_each_credential_the_receivers_name_and_nothing_else():
+    assert channel_secret(EVERY_CHANNEL, SECRETS) == {
+        "smtp-password": "smtp-pw", "wecom-api-secret": "wecom-secret",
+        # Encoded: a bare '+' in a query reads as a space.
+        "sms-url-oncall": "https://sms.example.com/hook?to=%2B8613800000001",
+        "sms-url-management": "https://sms.example.com/hook?to=%2B8613800000003",
+        "heartbeat-url": "https://hc.example.com/ping/abc",
+    }
+    assert channel_secret(EVERY_CHANNEL.model_copy(update={"notify": False}), SECRETS) == {}
+
+
+def test_routes_put_the_heartbeat_and_escalations_first_and_p2_p3_in_business_hours():
+    spec = alertmanager_config_spec(EVERY_CHANNEL)
+    route = spec["route"]
     assert {k: v for k, v in route.items() if k != "routes"} == {
-        "receiver": "log-only", "group_by": ["alertname", "namespace", "service", "escalation"],
-        "group_wait": "30s", "group_interval": "300s", "repeat_interval": "240m"}
+        "receiver": "log-only", "groupBy": ["alertname", "namespace", "service", "escalation"],
+        "groupWait": "30s", "groupInterval": "300s", "repeatInterval": "240m"}
+    office = ["business-hours"]
     assert route["routes"] == [
-        {"receiver": "level3", "matchers": ['escalation="3"'], "group_wait": "0s"},
-        {"receiver": "level2", "matchers": ['escalation="2"'], "group_wait": "0s"},
-        {"receiver": "log-only", "matchers": ['alertname=~"Watchdog|InfoInhibitor"']},
-        {"receiver": "level1-p1", "matchers": ['severity="critical"']},
-        {"receiver": "level1-p2", "matchers": ['severity="warning"']},
-        {"receiver": "level1-p0", "matchers": ['severity="P0"'], "group_wait": "0s", "repeat_interval": "30m"},
-        {"receiver": "level1-p1", "matchers": ['severity="P1"']},
-        {"receiver": "level1-p2", "matchers": ['severity="P2"']},
-        {"receiver": "level1-p3", "matchers": ['severity="P3"'], "repeat_interval": "24h"},
+        {"receiver": "heartbeat", "matchers": [_eq("alertname", "Watchdog")], "groupWait": "0s", "groupInterval": "1m", "repeatInterval": "1m"},
+        {"receiver": "level3", "matchers": [_eq("escalation", "3")], "groupWait": "0s", "groupInterval": "30s"},
+        {"receiver": "level2", "matchers": [_eq("escalation", "2")], "groupWait": "0s", "groupInterval": "30s"},
+        {"receiver": "level1-p0", "matchers": [_eq("severity", "P0")], "groupWait": "0s", "groupInterval": "30s", "repeatInterval": "30m"},
+        {"receiver": "level1-p1", "matchers": [_eq("severity", "P1")]},
+        {"receiver": "level1-p2", "matchers": [_eq("severity", "P2")], "activeTimeIntervals": office},
+        {"receiver": "level1-p3", "matchers": [_eq("severity", "P3")], "activeTimeIntervals": office, "repeatInterval": "24h"},
     ]
+    # China's 09:00-18:00, Monday to Friday, in UTC.
+    assert spec["muteTimeIntervals"] == [{"name": "business-hours", "timeIntervals": [
+        {"weekdays": ["monday", "tuesday", "wednesday", "thursday", "friday"], "times": [{"startTime": "01:00", "endTime": "10:00"}]}]}]
+    assert spec["inhibitRules"] == [{"sourceMatch": [_eq("severity", "P0")],
+                                     "targetMatch": [{"name": "severity", "value": "P1|P2|P3", "matchType": "=~"}],
+                                     "equal": ["namespace", "service"]}]
 
 
-def test_smtp_and_inhibition():
-    config = alertmanager_config(EVERY_CHANNEL, SECRETS)
-    assert config["global"] == {"smtp_smarthost": "smtp.example.com:587", "smtp_from": "alerts@example.com",
-                                "smtp_require_tls": True, "smtp_auth_username": "alerts", "smtp_auth_password": "smtp-pw"}
-    anonymous = EVERY_CHANNEL.model_copy(update={"smtp": EVERY_CHANNEL.smtp.model_copy(update={"username": None, "require_tls": False})})
-    assert alertmanager_config(anonymous, SECRETS)["global"] == {
-        "smtp_smarthost": "smtp.example.com:587", "smtp_from": "alerts@example.com", "smtp_require_tls": False}
-    assert config["inhibit_rules"] == [
-        {"source_matchers": ['severity="P0"'], "target_matchers": ['severity=~"P1|P2|P3"'], "equal": ["namespace", "service"]},
-        {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'], "equal": ["namespace", "alertname"]},
-    ]
+@pytest.mark.parametrize("hours, intervals", [
+    # A local day that crosses UTC midnight: two intervals, the later one on the next weekday.
+    ({"start": "06:00", "end": "20:00", "weekdays": ["friday"], "utcOffsetHours": 8},
+     [{"weekdays": ["thursday"], "times": [{"startTime": "22:00", "endTime": "24:00"}]},
+      {"weekdays": ["friday"], "times": [{"startTime": "00:00", "endTime": "12:00"}]}]),
+    ({"start": "09:00", "end": "17:30", "weekdays": ["sunday"], "utcOffsetHours": -5},
+     [{"weekdays": ["sunday"], "times": [{"startTime": "14:00", "endTime": "22:30"}]}]),
+    ({"start": "20:00", "end": "23:00", "weekdays": ["sunday"], "utcOffsetHours": -5},
+     [{"weekdays": ["monday"], "times": [{"startTime": "01:00", "endTime": "04:00"}]}]),
+    # Exactly midnight in UTC is the next day's start.
+    ({"start": "19:00", "end": "23:00", "weekdays": ["sunday"], "utcOffsetHours": -5},
+     [{"weekdays": ["monday"], "times": [{"startTime": "00:00", "endTime": "04:00"}]}]),
+])
+def test_business_hours_in_utc(hours, intervals):
+    settings = EVERY_CHANNEL.model_copy(update={"business_hours": BusinessHoursSettings.model_validate(hours)})
+    assert alertmanager_config_spec(settings)["muteTimeIntervals"][0]["timeIntervals"] == intervals
 
 
-def test_without_notify_nobody_is_told():
+def test_without_notify_nobody_is_told_and_without_a_heartbeat_the_watchdog_goes_nowhere():
     quiet = EVERY_CHANNEL.model_copy(update={"notify": False})
-    config = alertmanager_config(quiet, SECRETS)
-    assert config["receivers"] == [{"name": "log-only"}]
-    assert "routes" not in config["route"] and "global" not in config
+    spec = alertmanager_config_spec(quiet)
+    assert spec["receivers"] == [{"name": "log-only"}]
+    assert spec["route"]["routes"] == [{"receiver": "log-only", "matchers": [_eq("alertname", "Watchdog")]}]
+    no_heartbeat = alertmanager_config_spec(EVERY_CHANNEL.model_copy(update={"heartbeat": False}))
+    assert no_heartbeat["route"]["routes"][0] == {"receiver": "log-only", "matchers": [_eq("alertname", "Watchdog")]}
 
 
 def test_the_deployed_bridge_wins_over_the_configured_one():
-    receivers = alertmanager_config(EVERY_CHANNEL, SECRETS, "http://dingtalk-bridge.ns.svc:8060")["receivers"]
-    assert receivers[3]["webhook_configs"][0]["url"] == "http://dingtalk-bridge.ns.svc:8060/dingtalk/oncall/send"
+    receivers = alertmanager_config_spec(EVERY_CHANNEL, "http://dingtalk-bridge.ns.svc:8060")["receivers"]
+    assert receivers[4]["webhookConfigs"][0]["url"] == "http://dingtalk-bridge.ns.svc:8060/dingtalk/oncall/send"
 
 
-@pytest.mark.parametrize("url", ["http://sms.example.com/hook", "https://sms.example.com/hook?token=abc"])
-def test_a_bad_sms_gateway_url_is_refused_without_its_value(url):
+@pytest.mark.parametrize("key, url", [("alertSmsWebhookUrl", "http://sms.example.com/hook"),
+                                      ("alertSmsWebhookUrl", "https://sms.example.com/hook?token=abc"),
+                                      ("alertHeartbeatUrl", "https://hc.example.com/ping?key=abc")])
+def test_a_bad_url_is_refused_without_its_value(key, url):
     with pytest.raises(ValueError) as error:
-        alertmanager_config(EVERY_CHANNEL, {**SECRETS, "alertSmsWebhookUrl": url})
-    assert str(error.value) == "the secret alertSmsWebhookUrl must be an https URL without query or fragment"
+        channel_secret(EVERY_CHANNEL, {**SECRETS, key: url})
+    assert str(error.value) == f"the secret {key} must be an https URL without query or fragment"
 
 
 def test_receiver_names():
@@ -104,23 +139,31 @@ def test_receiver_names():
         "level1-p0", "level2", "level3"]
 
 
-def test_escalation_rules_follow_the_configured_minutes():
+def test_escalation_rules_follow_the_configured_minutes_after_each_alerts_own_for():
     settings = EVERY_CHANNEL.model_copy(update={"escalation": EVERY_CHANNEL.escalation.model_copy(update={
         "p0_level2_minutes": 10, "p0_level3_minutes": 20, "p1_level2_minutes": 30, "p1_level3_minutes": 40})})
-    (group,) = escalation_rules(settings)["groups"]
+    groups = {"g": {"groups": [{"name": "g", "rules": [
+        {"alert": "Down", "for": "1m", "labels": {"severity": "P0"}},
+        {"alert": "AlsoDown", "for": "1m", "labels": {"severity": "P0"}},
+        {"alert": "Slow", "for": "90s", "labels": {"severity": "P1"}},
+        {"alert": "Gone", "labels": {"severity": "P1"}},
+        {"alert": "RolledBack", "labels": {"severity": "P1", "kind": "event"}},
+        {"alert": "Minor", "for": "5m", "labels": {"severity": "P2"}},
+        {"record": "r", "expr": "x"},
+    ]}]}}
+    (group,) = escalation_rules(settings, groups)["groups"]
     assert group["name"] == "escalation"
-    assert [(r["alert"], r["for"], r["labels"]) for r in group["rules"]] == [
-        ("EscalationP0Level2", "10m", {"escalation": "2"}), ("EscalationP0Level3", "20m", {"escalation": "3"}),
-        ("EscalationP1Level2", "30m", {"escalation": "2"}), ("EscalationP1Level3", "40m", {"escalation": "3"})]
+    assert [(r["alert"], r["for"], r["labels"], r["expr"].split('alertname=~"')[1].split('"')[0]) for r in group["rules"]] == [
+        ("EscalationP0Level2", "11m", {"escalation": "2"}, "AlsoDown|Down"),
+        ("EscalationP0Level3", "21m", {"escalation": "3"}, "AlsoDown|Down"),
+        ("EscalationP1Level2", "30m", {"escalation": "2"}, "Gone"),
+        ("EscalationP1Level2", "1890s", {"escalation": "2"}, "Slow"),
+        ("EscalationP1Level3", "40m", {"escalation": "3"}, "Gone"),
+        ("EscalationP1Level3", "2490s", {"escalation": "3"}, "Slow")]
     first = group["rules"][0]
-    assert first["expr"] == ('label_replace(label_replace(ALERTS{alertstate="firing", severity="P0", escalation=""}, '
-                             '"escalated", "$1", "alertname", "(.+)"), "alertstate", "", "alertstate", ".*")')
+    assert first["expr"] == (
+        'label_replace(label_replace(ALERTS{namespace="$namespace", alertname=~"AlsoDown|Down", alertstate=~"pending|firing", '
+        'severity="P0", escalation=""}, "escalated", "$1", "alertname", "(.+)"), "alertstate", "", "alertstate", ".*")')
     assert first["annotations"] == {
-        "summary": "{{ $labels.escalated }} (P0) has been firing for 10 minutes: escalated to level 2",
+        "summary": "{{ $labels.escalated }} (P0) has been firing for 10 minutes unacknowledged: escalated to level 2",
         "runbook_url": "docs/runbooks/escalation.md"}
-
-
-def test_render_keeps_the_order_a_reader_expects():
-    text = render(alertmanager_config(EVERY_CHANNEL, SECRETS))
-    assert [line for line in text.splitlines() if line[:1].isalpha()] == ["route:", "receivers:", "global:", "inhibit_rules:"]
-    assert yaml.safe_load(text) == alertmanager_config(EVERY_CHANNEL, SECRETS)

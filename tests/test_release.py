@@ -153,9 +153,10 @@ def test_dev_installs_the_controllers_it_needs(rendered_stacks):
         assert installed == [f"pgo-{decoded_config(stack)['real-estate-ai:namespace']['name']}"], installed
 
 
-def test_flagger_values_enable_its_pod_monitor_only_with_monitoring():
-    assert flagger_values("http://p:9090", True)["podMonitor"] == {"enabled": True}
-    assert flagger_values("http://p:9090", False)["podMonitor"] == {"enabled": False}
+def test_flagger_values_enable_its_pod_monitor_only_with_monitoring_labelled_for_prometheus():
+    assert flagger_values("http://p:9090", {"release": "kube-prometheus"})["podMonitor"] == {
+        "enabled": True, "additionalLabels": {"release": "kube-prometheus"}}
+    assert flagger_values("http://p:9090", None)["podMonitor"] == {"enabled": False}
 
 
 def test_the_crd_check_fails_on_a_misspelt_canary_field(rendered_stacks):
@@ -201,9 +202,12 @@ def test_release_settings_refuse_bad_values(path, new, expected):
      "release.canary.enabled: the canary shifts traffic on the Gateway API; it needs ingress.enabled true and ingress.via 'gateway'"),
     ("test", {"monitoring.enabled": False, "monitoring.alerting.notify": False},
      "release.canary.enabled: the analysis reads the API's metrics; it needs monitoring.enabled true"),
-    ("test", {"release.canary.prometheusUrl": DELETE},
-     "release.canary.prometheusUrl: name the Prometheus the analysis queries (this stack does not install one: "
-     "monitoring.install.enabled is false)"),
+    ("test", {"monitoring.prometheusUrl": DELETE},
+     "monitoring.prometheusUrl: name the cluster's Prometheus Service (http://<service>.<namespace>.svc:<port>): every "
+     "release asks it whether it took this stack's monitoring (or set monitoring.install.enabled: true)"),
+    ("test", {"monitoring.alertmanagerUrl": DELETE},
+     "monitoring.alertmanagerUrl: name the cluster's Alertmanager Service (http://<service>.<namespace>.svc:<port>): every "
+     "release asks it whether it took this stack's monitoring (or set monitoring.install.enabled: true)"),
     ("test", {"api.serviceType": "NodePort"},
      "api.serviceType: is 'NodePort'; under a canary Flagger generates the API's Services (ClusterIP) and users arrive "
      "through the Gateway"),

@@ -86,3 +86,18 @@ def test_restoring_needs_both_backups_and_the_off_site_copy(changes, expected):
     found = problems("test", {"postgres.restoreFrom": {"path": "/old"}, **changes})
     assert f"{KEY}{expected}" in found, found
     assert problems("test", {"postgres.restoreFrom": {"path": "/old"}}) == []
+
+
+def test_a_grey_release_needs_a_share_of_users_above_0():
+    enabled = {"appConfig.greyRelease.enabled": True, "appConfig.greyRelease.features": ["valuation"]}
+    assert problems("dev", {**enabled, "appConfig.greyRelease.percent": 1}) == []
+    assert problems("dev", {**enabled, "appConfig.greyRelease.percent": 0}) == [
+        "real-estate-ai:appConfig.greyRelease.percent: must be above 0 when the grey release is enabled"]
+
+
+def test_a_shared_clusters_monitoring_is_named_and_a_laptops_need_not_be():
+    assert problems("test", {"monitoring.alertmanagerUrl": DELETE}) == [
+        "real-estate-ai:monitoring.alertmanagerUrl: name the cluster's Alertmanager Service "
+        "(http://<service>.<namespace>.svc:<port>): every release asks it whether it took this stack's monitoring "
+        "(or set monitoring.install.enabled: true)"]
+    assert problems("dev", {"monitoring.install.enabled": False}) == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
+from ops.release.monitoring_check import check_monitoring, urls as monitoring_urls
 from ops.release.shell import Failed, Steps, run
 from ops.release.stack import (
     ROOT,
@@ -67,6 +68,11 @@ def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS
         raise Failed(f"stack '{stack.name}': {serving} runs {actual or 'nothing'}, not {expected}")
     steps.step(f"checking /ready and /version through the route of stack '{stack.name}'")
     check_route(stack, stack.config.api.version)
+    if stack.config.monitoring.enabled and monitoring_urls(stack) is None:
+        steps.note(f"stack '{stack.name}' names no Prometheus and Alertmanager to ask: its monitoring is not checked")
+    elif stack.config.monitoring.enabled:
+        steps.step(f"checking the cluster's monitoring loaded the rules of stack '{stack.name}', scrapes its API and routes its alerts")
+        check_monitoring(stack)
 
 
 def set_image(stack: Stack, image: str, version: str, steps: Steps) -> Stack:

@@ -1,23 +1,61 @@
-"""The alert rules as the tests read them: the files in monitoring/rules and each alerting rule by name."""
+"""The stack's alert rules as the tests read them: rendered by components/alert_rules.py for the tests' namespace
+(every source present, the escalation of a given routing), written where promtool and Prometheus read them."""
 
 from __future__ import annotations
 
+import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "rules"
-RULE_FILES = sorted(RULES_DIR.glob("*.rules.yml"))
+from components.alert_rules import SOURCES, job_source, platform_rules
+from settings.monitoring import AlertingSettings
+
+NAMESPACE = "real-estate"
+OTHER_NAMESPACE = "other-team"
+JOBS = ("api", "milvus", "redis", "postgres-exporter")
+ALL_SOURCES = (*JOBS, *SOURCES)
+
+
+def rendered(alerting: Optional[AlertingSettings] = None, namespace: str = NAMESPACE) -> dict[str, dict]:
+    return platform_rules(namespace, alerting or AlertingSettings(notify=False), ALL_SOURCES)
+
+
+def write(groups: dict[str, dict], directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, rules in groups.items():
+        path = directory / f"{name}.rules.yml"
+        path.write_text(yaml.safe_dump(rules, sort_keys=False))
+        paths.append(path)
+    return paths
+
+
+@cache
+def rule_files() -> list[Path]:
+    """Every group rendered for the tests' namespace with default escalation, as files (once per session)."""
+    return write(rendered(), Path(tempfile.mkdtemp(prefix="re-rules-")))
 
 
 @cache
 def alerts() -> dict[str, dict]:
+    """Each alerting rule by name (those generated more than once, MetricsSourceMissing per source and the escalations
+    per wait: the first)."""
     found: dict[str, dict] = {}
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
+    for rules in rendered().values():
+        for group in rules["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
-                    assert rule["alert"] not in found, f"{rule['alert']} defined twice"
-                    found[rule["alert"]] = rule
+                    repeated = rule["alert"] == "MetricsSourceMissing" or rule["alert"].startswith("Escalation")
+                    assert rule["alert"] not in found or repeated, f"{rule['alert']} defined twice"
+                    found.setdefault(rule["alert"], rule)
     return found
+
+
+def source_series(but: str = "", values: str = "1x30") -> dict[str, str]:
+    """One series from every source the alerts read (the scrape jobs and alert_rules.SOURCES) but `but`, as promtool
+    input: with them, no MetricsSourceMissing fires."""
+    selectors = {**{job: job_source(job) for job in JOBS}, **{name: s.split(" or ")[0] for name, s in SOURCES.items()}}
+    return {s.replace("$namespace", NAMESPACE): values for name, s in selectors.items() if name != but}

@@ -1,6 +1,7 @@
-"""A monitoring stack on loopback, nothing leaving the machine: Debian's Prometheus with the repository's rule
-files and the stack's escalation rules, Debian's Alertmanager with the generated routing, a webhook receiver
-standing in for the DingTalk bridge, and an SMTP sink (aiosmtpd) for e-mail. Shared by the end-to-end test and
+"""A monitoring stack on loopback, nothing leaving the machine: Prometheus of the chart's version with the stack's
+rules rendered for the tests' namespace, Alertmanager of the chart's version with the chart's routing and the stack's
+AlertmanagerConfig merged in by prometheus-operator's code (tests/monitoring/routing.py), a webhook receiver standing
+in for the DingTalk bridge, and an SMTP sink (aiosmtpd) for e-mail. Shared by the end-to-end tests and
 bench/alert_latency.py."""
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ import httpx
 import yaml
 from aiosmtpd.controller import Controller
 
-from components.alerting import alertmanager_config, escalation_rules, render
 from settings.monitoring import AlertingSettings
 from tests.app.conftest import API_KEY, APP_DIR, PROPERTIES
-from tests.monitoring.rules import RULE_FILES
+from tests.gotools import binary
+from tests.monitoring.routing import alertmanager_yaml
+from tests.monitoring.rules import NAMESPACE, rendered, write
 from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port
-
-NAMESPACE = "real-estate"
 
 
 def wait_until(condition, timeout: float, what: str, seen: Optional["Webhooks"] = None):
@@ -57,14 +57,23 @@ class ProbedApi:
         properties = self.postgres.base / "app.properties"
         properties.write_text(PROPERTIES)
         self.port = free_port()
-        env = {**os.environ, "DATABASE_URL": self.postgres.url("real_estate"), "REDIS_URL": self.redis.url(),
-               "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties), "BUILD_REVISION": "monitoring",
-               "HEALTH_PROBE_INTERVAL_SECONDS": str(probe_seconds)}
+        self._env = {**os.environ, "DATABASE_URL": self.postgres.url("real_estate"), "REDIS_URL": self.redis.url(),
+                     "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties),
+                     "BUILD_REVISION": "monitoring", "HEALTH_PROBE_INTERVAL_SECONDS": str(probe_seconds)}
+        self.resume()
+        self._stop = threading.Event()
+
+    def resume(self) -> None:
+        """(Re)start the API process on its port."""
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
-            cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cwd=APP_DIR, env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 60)
-        self._stop = threading.Event()
+
+    def halt(self) -> None:
+        """The API process gone, as a crashed pod: nothing answers its port."""
+        self.process.kill()
+        self.process.wait()
 
     def traffic(self) -> None:
         place = {"city": "Traffic", "area_sqm": 80, "bedrooms": 2}
@@ -139,8 +148,11 @@ class Mailbox:
         self.controller.stop()
 
 
-def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int = 1, level3_minutes: int = 2) -> AlertingSettings:
-    """Routing as prod's shape, channels on loopback: e-mail and DingTalk (the bridge stood in for by `webhooks`)."""
+def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int = 1, level3_minutes: int = 2,
+                      prod_timing: bool = False) -> AlertingSettings:
+    """Routing as prod's shape, channels on loopback: e-mail and DingTalk (the bridge stood in for by `webhooks`).
+    Batching shortened to a 10 s group interval, or prod's own (`prod_timing`: the settings' defaults)."""
+    timing = {} if prod_timing else {"groupWaitSeconds": 0, "groupIntervalSeconds": 10}
     return AlertingSettings.model_validate({
         "notify": True,
         "smtp": {"smarthost": f"127.0.0.1:{mailbox.port}", "sender": "alerts@example.com", "requireTls": False},
@@ -149,7 +161,7 @@ def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int 
         "techLead": {"emails": ["techlead@example.com"], "dingtalk": True},
         "management": {"emails": ["management@example.com"]},
         "escalation": {"p0Level2Minutes": level2_minutes, "p0Level3Minutes": level3_minutes},
-        "timing": {"groupWaitSeconds": 0, "groupIntervalSeconds": 10},
+        "timing": timing,
     })
 
 
@@ -161,11 +173,11 @@ class MonitoringStack:
         targets = {**({"api": api_port} if api_port else {}), **(jobs or {})}
         self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
         self.am_port, self.prom_port = free_port(), free_port()
-        (self.base / "alertmanager.yml").write_text(render(alertmanager_config(settings, {})))
-        (self.base / "escalation.rules.yml").write_text(yaml.safe_dump(escalation_rules(settings)))
+        routing = alertmanager_yaml(settings, {}, NAMESPACE, self.base / "routing")
+        rules = write(rendered(settings), self.base / "rules")
         prometheus = {
             "global": {"scrape_interval": interval, "evaluation_interval": interval},
-            "rule_files": [*map(str, RULE_FILES), str(self.base / "escalation.rules.yml")],
+            "rule_files": [*map(str, rules)],
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{self.am_port}"]}]}]},
             # What a ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
             "scrape_configs": [
@@ -177,12 +189,12 @@ class MonitoringStack:
         (self.base / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
         self.processes = [
             subprocess.Popen(
-                ["prometheus-alertmanager", f"--config.file={self.base / 'alertmanager.yml'}",
+                [binary("alertmanager"), f"--config.file={routing}",
                  f"--storage.path={self.base / 'am'}", f"--web.listen-address=127.0.0.1:{self.am_port}",
                  "--cluster.listen-address=", "--log.level=warn"],
                 stdout=subprocess.DEVNULL, stderr=open(self.base / "alertmanager.log", "w")),
             subprocess.Popen(
-                ["prometheus", f"--config.file={self.base / 'prometheus.yml'}", f"--storage.tsdb.path={self.base / 'tsdb'}",
+                [binary("prometheus"), f"--config.file={self.base / 'prometheus.yml'}", f"--storage.tsdb.path={self.base / 'tsdb'}",
                  f"--web.listen-address=127.0.0.1:{self.prom_port}", "--log.level=warn"],
                 stdout=subprocess.DEVNULL, stderr=open(self.base / "prometheus.log", "w")),
         ]

@@ -66,10 +66,11 @@ def test_a_stopped_database_pages_on_call_then_escalates_then_resolves(platform)
 
     postgres.start()
     # The API's connection pool backs off while PostgreSQL is away (up to a minute between attempts after minutes
-    # of outage), so the way back takes longer than the way down.
+    # of outage), and a P0 keeps firing 5 minutes after it clears (keep_firing_for: a flap is no new incident), so
+    # the way back takes longer than the way down.
     wait_until(lambda: any(a["status"] == "resolved" and a["labels"]["alertname"] == "ApiDatabaseUnreachable"
                       for path, body, _ in webhooks.received if path == "/dingtalk/oncall/send" for a in body["alerts"]),
-          300, "the resolution reaching on-call", webhooks)
+          480, "the resolution reaching on-call", webhooks)
 
 
 def test_every_dashboard_query_runs_against_prometheus(platform):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.release import promote, rollback, stack as stack_module, up, verify
-from ops.release.shell import main
+from ops.release import monitoring_check, promote, rollback, stack as stack_module, up, verify
+from ops.release.shell import Failed, main
 
 FAKE = Path(__file__).resolve().parent / "fake_tools.py"
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +34,26 @@ def _postgres(generation=2, observed=2, theirs_observed=3, updated=2, ready=2, s
 
 # Every scenario's PostgreSQL has rolled out unless the scenario says otherwise (its rules come first).
 POSTGRES_ROLLED_OUT = [{"args": ["get", "perconapgcluster/postgres"], "stdout": json.dumps(_postgres())}]
+PROMETHEUS = "/api/v1/namespaces/monitoring/services/http:kube-prometheus-kube-prome-prometheus:9090/proxy"
+ALERTMANAGER = "/api/v1/namespaces/monitoring/services/http:kube-prometheus-kube-prome-alertmanager:9093/proxy"
+
+
+def _monitoring(without: str = "") -> list[dict]:
+    """What the cluster's Prometheus and Alertmanager answer once they took every stack of the repository (`without`
+    one of rules, watchdog, targets, routing). Answered through the API server's Service proxy."""
+    stacks = [stack_module.Stack.load(f.name[len("Pulumi."):-len(".yaml")]) for f in sorted(stack_module.STACK_DIR.glob("Pulumi.*.yaml"))]
+    groups = [{"name": name, "file": f"/etc/prometheus/rules/prometheus-rulefiles-0/{s.namespace}-x-rules-uid.yaml"}
+              for s in stacks for name in sorted(monitoring_check.expected_groups(s)) if without != "rules"]
+    alerts = [{"labels": {"alertname": "Watchdog", "namespace": s.namespace}, "state": "firing"} for s in stacks if without != "watchdog"]
+    targets = [{"labels": {"job": "api", "namespace": s.namespace}, "health": "up" if without != "targets" else "down",
+                "lastError": "context deadline exceeded"} for s in stacks]
+    routing = "".join(f"- name: {s.namespace}/incident-routing/log-only\n" for s in stacks if without != "routing")
+    return [{"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/rules"], "stdout": json.dumps({"data": {"groups": groups}})},
+            {"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/alerts"], "stdout": json.dumps({"data": {"alerts": alerts}})},
+            {"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/targets?state=active"],
+             "stdout": json.dumps({"data": {"activeTargets": targets}})},
+            {"args": ["get", "--raw", f"{ALERTMANAGER}/api/v2/status"],
+             "stdout": json.dumps({"config": {"original": f"receivers:\n{routing}"}})}]
 # dev's Deployment: created by the up, running the image built.
 SERVED = [{"args": ["get", "deployment", "api", TEMPLATE], "stdout": ["", '{"spec": "new"}']},
           {"args": ["get", "deployment", "api", IMAGE], "stdout": DEV_IMAGE}]
@@ -54,7 +74,7 @@ class Fakes:
 
     def scenario(self, scenario: dict) -> None:
         """A new scenario: its answer sequences start again."""
-        scenario = {**scenario, "kubectl": [*scenario.get("kubectl", []), *POSTGRES_ROLLED_OUT]}
+        scenario = {**scenario, "kubectl": [*scenario.get("kubectl", []), *POSTGRES_ROLLED_OUT, *_monitoring()]}
         self.scenario_file.write_text(json.dumps(scenario))
         for counter in self.log.parent.glob("count-*"):
             counter.unlink()
@@ -122,8 +142,11 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     expected = ["docker info --format", "kind get clusters", "kind create cluster", "docker build --build-arg",
                 "kind load docker-image", "pulumi login --local", "pulumi stack select", *["kubectl --context kind-real-estate"] * 2,
                 "pulumi up --yes", *["kubectl --context kind-real-estate"] * 3,
-                "pulumi stack output", *["kubectl --context kind-real-estate"] * 3]
+                "pulumi stack output", *["kubectl --context kind-real-estate"] * 3,
+                # Then the cluster's monitoring: dev's own kube-prometheus-stack took the stack's rules, scrape and routing.
+                *["kubectl --context kind-real-estate"] * 4]
     assert order == expected, order
+    assert [c[c.index("--raw") + 1] for c in fakes.calls("kubectl") if "--raw" in c][0] == f"{PROMETHEUS}/api/v1/rules"
     kubectl = [c[2:] for c in fakes.calls("kubectl")]
     assert kubectl[0] == ["version", "--request-timeout=10s"]
     assert kubectl[1][:3] == ["get", "deployment", "api"]
@@ -439,3 +462,29 @@ def test_a_release_waits_for_postgresql_to_roll_out_not_for_the_operators_stamp(
     fakes.scenario(scenario)
     monkeypatch.setattr(up, "ROLLOUT_TIMEOUT_SECONDS", 5)
     assert main(up.up, ["--stack", "dev"]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("without, message", [
+    ("rules", "Prometheus has not loaded the rule groups api.alerts, api.recording"),
+    ("watchdog", "Prometheus does not evaluate the rules of namespace real-estate (its Watchdog is not firing)"),
+    ("targets", "Prometheus scrapes no API pod of namespace real-estate (1 target(s), none up: context deadline exceeded)"),
+    ("routing", "Alertmanager's configuration has no routing of namespace real-estate"),
+])
+def test_the_monitoring_check_names_what_the_cluster_did_not_take(fakes, capsys, without, message):
+    fakes.install("kubectl")
+    fakes.scenario({"kubectl": _monitoring(without)})
+    with pytest.raises(Failed) as failure:
+        monitoring_check.check_monitoring(stack_module.Stack.load("prod"), timeout=0, sleep=lambda s: None)
+    assert "stack 'prod': the cluster's monitoring did not take it within 0 s" in str(failure.value)
+    assert message in str(failure.value)
+    # One problem, one line.
+    assert len(str(failure.value).splitlines()) == 2
+
+
+def test_the_monitoring_check_passes_once_everything_is_taken(fakes):
+    fakes.install("kubectl")
+    fakes.scenario({"kubectl": []})
+    monitoring_check.check_monitoring(stack_module.Stack.load("prod"), timeout=0, sleep=lambda s: None)
+    paths = [c[c.index("--raw") + 1] for c in fakes.calls("kubectl") if "--raw" in c]
+    assert paths == [f"{PROMETHEUS}/api/v1/rules", f"{PROMETHEUS}/api/v1/alerts", f"{PROMETHEUS}/api/v1/targets?state=active",
+                     f"{ALERTMANAGER}/api/v2/status"]

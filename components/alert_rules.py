@@ -1,0 +1,164 @@
+"""The stack's Prometheus rules: the files of monitoring/rules, scoped to the stack's namespace, plus the groups its
+settings decide (escalation, the check that every metrics source answers, the heartbeat).
+
+The rule files are plain Prometheus files whose selectors name `namespace="$namespace"`; rendering puts the stack's
+namespace there, so another tenant's `api` or volume never raises our alert (tests/monitoring/test_rule_scope.py
+checks every selector with Prometheus' own parser). Rendering also gives every alert the label `incident` (its own
+name, inherited by its escalations): one silence on `incident=<alert>, namespace=<ns>` acknowledges the incident,
+its reminders and its escalations alike (docs/runbooks/escalation.md).
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+from typing import Iterable, Optional
+
+import yaml
+
+from settings.monitoring import AlertingSettings
+
+RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
+NAMESPACE = "$namespace"
+RUNBOOKS_PREFIX = "docs/runbooks/"
+INCIDENT_LABEL = "incident"
+# Alerts that mark a moment (a rollback happened) rather than a state: told once, never escalated.
+EVENT_LABEL = ("kind", "event")
+HEARTBEAT_ALERT = "Watchdog"
+
+# Where each source's series come from, as the selector that exists whenever Prometheus has that source for the
+# namespace. Without it the alerts that read the source cannot fire: its absence is itself an alert.
+SOURCES = {
+    "kube-state-metrics": 'kube_pod_info{namespace="$namespace"}',
+    "cadvisor": 'container_cpu_usage_seconds_total{namespace="$namespace", metrics_path="/metrics/cadvisor"}',
+    "kubelet-volume-stats": 'kubelet_volume_stats_capacity_bytes{namespace="$namespace"}',
+    "flagger": ('flagger_canary_status{exported_namespace="$namespace", name="api"}'
+                ' or flagger_canary_status{namespace="$namespace", exported_namespace="", name="api"}'),
+    "cert-manager": ('certmanager_certificate_expiration_timestamp_seconds{exported_namespace="$namespace"}'
+                     ' or certmanager_certificate_expiration_timestamp_seconds{namespace="$namespace", exported_namespace=""}'),
+    # kube-state-metrics with monitoring/kube-state-metrics/percona-backups.yaml.
+    "postgres-backups": 'kube_customresource_perconapgbackup_created_timestamp_seconds{namespace="$namespace"}',
+}
+
+
+def job_source(job: str) -> str:
+    return f'up{{job="{job}", namespace="$namespace"}}'
+
+
+@cache
+def _rule_files() -> dict[str, dict]:
+    return {path.name.removesuffix(".rules.yml"): yaml.safe_load(path.read_text()) for path in sorted(RULES_DIR.glob("*.rules.yml"))}
+
+
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.rules.yml"))
+
+
+def _minutes(duration: str) -> float:
+    """A rule's `for:` (like '90s', '15m', '1h') in minutes."""
+    number, unit = float(duration[:-1]), duration[-1]
+    return number * {"s": 1 / 60, "m": 1, "h": 60}[unit]
+
+
+def _duration(minutes: float) -> str:
+    return f"{minutes:g}m" if minutes == int(minutes) else f"{minutes * 60:g}s"
+
+
+def escalation_rules(settings: AlertingSettings, groups: dict[str, dict]) -> dict:
+    """A group that re-announces each P0 and P1 alert of `groups` with escalation="2" and "3" once it has been firing
+    the configured minutes (an acknowledgement silences the escalation in Alertmanager; Prometheus keeps counting).
+
+    The rules read the alert while pending as well as firing, and wait its own `for:` more: the count is the minutes
+    since the page, and a Prometheus restart does not start it over. After a restart an alert is pending again for its
+    `for:` (Prometheus restores only `for:` of 10 minutes or more), so a rule on firing alone would see it vanish and
+    lose its own count, which Prometheus restores from ALERTS_FOR_STATE only if the rule is active at once."""
+    e = settings.escalation
+    levels = {"P0": [("2", e.p0_level2_minutes), ("3", e.p0_level3_minutes)],
+              "P1": [("2", e.p1_level2_minutes), ("3", e.p1_level3_minutes)]}
+    # Severity → the alerts' own `for:` → their names (events never escalate).
+    waits: dict[str, dict[float, list[str]]] = {"P0": {}, "P1": {}}
+    for rules in groups.values():
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                severity = rule.get("labels", {}).get("severity")
+                if "alert" in rule and severity in waits and rule["labels"].get(EVENT_LABEL[0]) != EVENT_LABEL[1]:
+                    names = waits[severity].setdefault(_minutes(rule.get("for", "0m")), [])
+                    if rule["alert"] not in names:
+                        names.append(rule["alert"])
+    rules = []
+    for severity, steps in levels.items():
+        for level, minutes in steps:
+            for wait, names in sorted(waits[severity].items()):
+                # ALERTS carries the original alert's labels; its name moves to `escalated`, its state label is dropped.
+                source = (f'ALERTS{{namespace="$namespace", alertname=~"{"|".join(sorted(names))}", '
+                          f'alertstate=~"pending|firing", severity="{severity}", escalation=""}}')
+                expr = f'label_replace(label_replace({source}, "escalated", "$1", "alertname", "(.+)"), "alertstate", "", "alertstate", ".*")'
+                rules.append({
+                    "alert": f"Escalation{severity}Level{level}",
+                    "expr": expr,
+                    "for": _duration(minutes + wait),
+                    "labels": {"escalation": level},
+                    "annotations": {
+                        "summary": f"{{{{ $labels.escalated }}}} ({severity}) has been firing for {minutes} minutes unacknowledged: escalated to level {level}",
+                        "runbook_url": "docs/runbooks/escalation.md",
+                    },
+                })
+    return {"groups": [{"name": "escalation", "rules": rules}]}
+
+
+def source_rules(sources: Iterable[str]) -> dict:
+    """One alert per metrics source the stack's alerts read, firing while Prometheus has none of its series."""
+    rules = []
+    for name in sorted(sources):
+        selector = SOURCES.get(name) or job_source(name)
+        rules.append({
+            "alert": "MetricsSourceMissing",
+            "expr": f"absent({selector})" if " or " not in selector else f"absent(({selector}))",
+            "for": "15m",
+            "keep_firing_for": "5m",
+            "labels": {"severity": "P1", "service": "monitoring", "source": name, "namespace": NAMESPACE},
+            "annotations": {
+                "summary": f"Prometheus has no series from {name} for {{{{ $labels.namespace }}}}: the alerts that read it cannot fire",
+                "runbook_url": "docs/runbooks/metrics-source-missing.md",
+            },
+        })
+    return {"groups": [{"name": "sources", "rules": rules}]}
+
+
+def heartbeat_rules() -> dict:
+    """Always firing: its arrival at an external heartbeat receiver proves the whole path (rules loaded, Prometheus
+    evaluating, Alertmanager routing this namespace, egress); its silence there is the page."""
+    return {"groups": [{"name": "heartbeat", "rules": [{
+        "alert": HEARTBEAT_ALERT,
+        "expr": "vector(1)",
+        "labels": {"severity": "heartbeat", "namespace": NAMESPACE},
+        "annotations": {"summary": "Always firing: the external heartbeat receiver pages when it stops arriving",
+                        "runbook_url": "docs/runbooks/watchdog.md"},
+    }]}]}
+
+
+def _render(rules: dict, namespace: str, runbook_base: Optional[str], incident: bool = True) -> dict:
+    rules = copy.deepcopy(rules)
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = rule["expr"].replace(NAMESPACE, namespace)
+            labels = rule.get("labels", {})
+            for key, value in labels.items():
+                labels[key] = value.replace(NAMESPACE, namespace)
+            if incident and "alert" in rule:
+                rule["labels"] = {**labels, INCIDENT_LABEL: rule["alert"]}
+            url = rule.get("annotations", {}).get("runbook_url", "")
+            if runbook_base and url.startswith(RUNBOOKS_PREFIX):
+                rule["annotations"]["runbook_url"] = f"{runbook_base.rstrip('/')}/{url[len(RUNBOOKS_PREFIX):]}"
+    return rules
+
+
+def platform_rules(namespace: str, alerting: AlertingSettings, sources: Iterable[str],
+                   runbook_base: Optional[str] = None) -> dict[str, dict]:
+    """Every rule group of the stack by PrometheusRule name (without its '-rules' suffix), rendered for `namespace`."""
+    groups = {**_rule_files(), "sources": source_rules(sources), "heartbeat": heartbeat_rules()}
+    rendered = {name: _render(rules, namespace, runbook_base) for name, rules in groups.items()}
+    # An escalation keeps the incident label of the alert it escalates (from ALERTS): the same silence acknowledges both.
+    rendered["escalation"] = _render(escalation_rules(alerting, groups), namespace, runbook_base, incident=False)
+    return rendered
