@@ -93,7 +93,9 @@ def escalation_rules(settings: AlertingSettings, groups: dict[str, dict]) -> dic
                 # ALERTS carries the original alert's labels; its name moves to `escalated`, its state label is dropped.
                 source = (f'ALERTS{{namespace="$namespace", alertname=~"{"|".join(sorted(names))}", '
                           f'alertstate=~"pending|firing", severity="{severity}", escalation=""}}')
-                expr = f'label_replace(label_replace({source}, "escalated", "$1", "alertname", "(.+)"), "alertstate", "", "alertstate", ".*")'
+                # One row per alert whatever its state: just after a restart the alert's old firing row (no stale
+                # marker at shutdown) sits beside its new pending one, and dropping the label would collide them.
+                expr = f'max without (alertstate) (label_replace({source}, "escalated", "$1", "alertname", "(.+)"))'
                 rules.append({
                     "alert": f"Escalation{severity}Level{level}",
                     "expr": expr,
@@ -117,7 +119,9 @@ def source_rules(sources: Iterable[str]) -> dict:
             "expr": f"absent({selector})" if " or " not in selector else f"absent(({selector}))",
             "for": "15m",
             "keep_firing_for": "5m",
-            "labels": {"severity": "P1", "service": "monitoring", "source": name, "namespace": NAMESPACE},
+            # Acknowledging one missing source is not acknowledging the others.
+            "labels": {"severity": "P1", "service": "monitoring", "source": name, "namespace": NAMESPACE,
+                       INCIDENT_LABEL: f"MetricsSourceMissing-{name}"},
             "annotations": {
                 "summary": f"Prometheus has no series from {name} for {{{{ $labels.namespace }}}}: the alerts that read it cannot fire",
                 "runbook_url": "docs/runbooks/metrics-source-missing.md",
@@ -147,7 +151,7 @@ def _render(rules: dict, namespace: str, runbook_base: Optional[str], incident: 
             for key, value in labels.items():
                 labels[key] = value.replace(NAMESPACE, namespace)
             if incident and "alert" in rule:
-                rule["labels"] = {**labels, INCIDENT_LABEL: rule["alert"]}
+                rule["labels"] = {INCIDENT_LABEL: rule["alert"], **labels}
             url = rule.get("annotations", {}).get("runbook_url", "")
             if runbook_base and url.startswith(RUNBOOKS_PREFIX):
                 rule["annotations"]["runbook_url"] = f"{runbook_base.rstrip('/')}/{url[len(RUNBOOKS_PREFIX):]}"

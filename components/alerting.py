@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Optional
 from urllib.parse import urlencode
 
-from settings.monitoring import HTTPS_URL_RE, LEVELS, WEEKDAYS, AlertingSettings, BusinessHoursSettings
+from settings.monitoring import HTTPS_URL_RE, LEVELS, SEVERITY_CHANNELS, WEEKDAYS, AlertingSettings, BusinessHoursSettings
 
 from components.alert_rules import HEARTBEAT_ALERT
 
@@ -28,13 +28,6 @@ BUSINESS_HOURS = "business-hours"
 # The Secret (in the stack's namespace, beside the AlertmanagerConfig) and its keys.
 SECRET_NAME = "alert-channels"
 SMTP_PASSWORD, WECOM_SECRET, HEARTBEAT_URL = "smtp-password", "wecom-api-secret", "heartbeat-url"
-# Channels of level 1 per severity; levels 2 and 3 use every channel their contacts have.
-SEVERITY_CHANNELS = {
-    "P0": ("sms", "wecom", "dingtalk", "email"),
-    "P1": ("wecom", "dingtalk", "email"),
-    "P2": ("dingtalk", "email"),
-    "P3": ("email",),
-}
 # Told only in business hours: partial and minor faults wait for the morning.
 OFFICE_SEVERITIES = ("P2", "P3")
 LEVEL_NUMBER = {"onCall": "1", "techLead": "2", "management": "3"}
@@ -151,9 +144,11 @@ def alertmanager_config_spec(settings: AlertingSettings, dingtalk_url: Optional[
     routes: list[dict] = []
     if settings.notify and settings.heartbeat:
         spec["receivers"].append({"name": HEARTBEAT, "webhookConfigs": [{"urlSecret": _ref(HEARTBEAT_URL), "sendResolved": False}]})
-        # Every minute: the heartbeat service's grace period is what decides how soon silence pages.
+        # About every 90 s: Alertmanager re-sends on the first group-interval tick a whole repeat interval after the
+        # last send (logged after it), so 30 s ticks and a 1 m repeat give 90 s. The heartbeat service's period and
+        # grace (5 minutes, say) decide how soon silence pages.
         routes.append({"receiver": HEARTBEAT, "matchers": [_eq("alertname", HEARTBEAT_ALERT)],
-                       "groupWait": "0s", "groupInterval": "1m", "repeatInterval": "1m"})
+                       "groupWait": "0s", "groupInterval": "30s", "repeatInterval": "1m"})
     else:
         routes.append({"receiver": SILENT, "matchers": [_eq("alertname", HEARTBEAT_ALERT)]})
     if settings.notify:
@@ -166,7 +161,12 @@ def alertmanager_config_spec(settings: AlertingSettings, dingtalk_url: Optional[
                            "groupInterval": URGENT_GROUP_INTERVAL})
         for severity, channels in SEVERITY_CHANNELS.items():
             name = receiver_name("onCall", severity)
-            spec["receivers"].append(_receiver(name, settings, "onCall", channels, dingtalk_url))
+            receiver = _receiver(name, settings, "onCall", channels, dingtalk_url)
+            if len(receiver) == 1:
+                # On-call has none of this severity's channels (SMS alone, say): every channel it has, rather than a
+                # receiver that tells nobody.
+                receiver = _receiver(name, settings, "onCall", SEVERITY_CHANNELS["P0"], dingtalk_url)
+            spec["receivers"].append(receiver)
             route_ = {"receiver": name, "matchers": [_eq("severity", severity)]}
             if severity == "P0":
                 # Act now: no batching delay, a change to the group (a P0 firing again before its resolution was

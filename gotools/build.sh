@@ -113,18 +113,22 @@ for tool in "${tools[@]}"; do
   [[ -f "$dir/complete" ]] && continue
   $check && exit 3
   command -v go >/dev/null || { echo "gotools/build.sh: go is not installed (Go 1.26 builds every tool here)" >&2; exit 1; }
-  rm -rf "$dir"; mkdir -p "$dir/bin"
+  # Built beside, then moved into place whole: a concurrent build of the same tool never sees, or spoils, half of one.
+  work="$dir.building.$$"
+  rm -rf "$work"; mkdir -p "$work/bin"
   start=$(date +%s)
   echo "gotools: building $tool..." >&2
   # Not inside a && or || list: bash ignores `set -e` in a function called there, and a failed step would pass.
   set +e
-  (set -e; cd "$here/$tool"; go mod download; out="$dir/bin"; "build_$tool") >"$dir/build.log" 2>&1
+  (set -e; cd "$here/$tool"; go mod download; out="$work/bin"; "build_$tool") >"$work/build.log" 2>&1
   status=$?
   set -e
   if [[ $status -ne 0 ]]; then
-    echo "gotools: $tool failed; its log: $dir/build.log" >&2; tail -20 "$dir/build.log" >&2; exit 1
+    echo "gotools: $tool failed; its log: $work/build.log" >&2; tail -20 "$work/build.log" >&2; exit 1
   fi
-  touch "$dir/complete"
+  touch "$work/complete"
+  if [[ -f "$dir/complete" ]]; then rm -rf "$work"  # another build finished first: keep what may be in use
+  else rm -rf "$dir"; mv -T "$work" "$dir"; fi
   echo "gotools: $tool built in $(( $(date +%s) - start )) s" >&2
 done
 

@@ -36,6 +36,13 @@ LabelValue = Annotated[str, matching(re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,
 
 LEVELS = ("onCall", "techLead", "management")
 SEVERITIES = ("P0", "P1", "P2", "P3")
+# Channels of level 1 per severity; levels 2 and 3 use every channel their contacts have.
+SEVERITY_CHANNELS = {
+    "P0": ("sms", "wecom", "dingtalk", "email"),
+    "P1": ("wecom", "dingtalk", "email"),
+    "P2": ("dingtalk", "email"),
+    "P3": ("email",),
+}
 
 
 class SmtpSettings(Settings):
@@ -143,7 +150,7 @@ class AlertingSettings(Settings):
     # Off: every alert goes to a receiver that notifies nobody (dev); it still shows in Alertmanager.
     notify: bool = True
     # The always-firing Watchdog goes to an external heartbeat service (healthchecks.io, Dead Man's Snitch, an incident
-    # tool's heartbeat) at the secret alertHeartbeatUrl every minute; that service pages when it stops arriving.
+    # tool's heartbeat) at the secret alertHeartbeatUrl about every 90 s; that service pages when it stops arriving.
     heartbeat: bool = False
     business_hours: BusinessHoursSettings = BusinessHoursSettings()
     smtp: Optional[SmtpSettings] = None
@@ -175,6 +182,7 @@ class AlertingSettings(Settings):
                 problems.append(f"{name}.sms needs smsGateway: true")
             if self.notify and contact.channels() == 0:
                 problems.append(f"{name} has no channel: give it emails, sms, wecomUsers or dingtalk (or set notify: false)")
+
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -77,7 +77,7 @@ def test_routes_put_the_heartbeat_and_escalations_first_and_p2_p3_in_business_ho
         "groupWait": "30s", "groupInterval": "300s", "repeatInterval": "240m"}
     office = ["business-hours"]
     assert route["routes"] == [
-        {"receiver": "heartbeat", "matchers": [_eq("alertname", "Watchdog")], "groupWait": "0s", "groupInterval": "1m", "repeatInterval": "1m"},
+        {"receiver": "heartbeat", "matchers": [_eq("alertname", "Watchdog")], "groupWait": "0s", "groupInterval": "30s", "repeatInterval": "1m"},
         {"receiver": "level3", "matchers": [_eq("escalation", "3")], "groupWait": "0s", "groupInterval": "30s"},
         {"receiver": "level2", "matchers": [_eq("escalation", "2")], "groupWait": "0s", "groupInterval": "30s"},
         {"receiver": "level1-p0", "matchers": [_eq("severity", "P0")], "groupWait": "0s", "groupInterval": "30s", "repeatInterval": "30m"},
@@ -162,8 +162,16 @@ def test_escalation_rules_follow_the_configured_minutes_after_each_alerts_own_fo
         ("EscalationP1Level3", "2490s", {"escalation": "3"}, "Slow")]
     first = group["rules"][0]
     assert first["expr"] == (
-        'label_replace(label_replace(ALERTS{namespace="$namespace", alertname=~"AlsoDown|Down", alertstate=~"pending|firing", '
-        'severity="P0", escalation=""}, "escalated", "$1", "alertname", "(.+)"), "alertstate", "", "alertstate", ".*")')
+        'max without (alertstate) (label_replace(ALERTS{namespace="$namespace", alertname=~"AlsoDown|Down", '
+        'alertstate=~"pending|firing", severity="P0", escalation=""}, "escalated", "$1", "alertname", "(.+)"))')
     assert first["annotations"] == {
         "summary": "{{ $labels.escalated }} (P0) has been firing for 10 minutes unacknowledged: escalated to level 2",
         "runbook_url": "docs/runbooks/escalation.md"}
+
+
+def test_a_severity_whose_channels_on_call_lacks_goes_to_every_channel_it_has():
+    sms_only = EVERY_CHANNEL.model_copy(update={"on_call": EVERY_CHANNEL.on_call.model_copy(update={
+        "emails": [], "wecom_users": [], "dingtalk": False})})
+    receivers = {r["name"]: r for r in alertmanager_config_spec(sms_only)["receivers"]}
+    for severity in ("p0", "p1", "p2", "p3"):
+        assert receivers[f"level1-{severity}"] == {"name": f"level1-{severity}", "webhookConfigs": [SMS_ON_CALL]}

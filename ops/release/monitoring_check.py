@@ -30,6 +30,8 @@ from ops.release.stack import POLL_SECONDS, Stack
 
 # Time for the operator to reload Prometheus and Alertmanager, and for a first scrape of new pods.
 DEFAULT_TIMEOUT_SECONDS = 300.0
+# One question through the API server's proxy; a hung Service is a failed attempt, not a hung release.
+REQUEST_TIMEOUT_SECONDS = 20
 _SERVICE_HOST = re.compile(r"(?P<name>[^.]+)\.(?P<namespace>[^.]+)\.svc(\.cluster\.local)?")
 
 
@@ -43,7 +45,8 @@ def _proxy_path(url: str, path: str) -> str:
 
 
 def _get(stack: Stack, url: str, path: str) -> dict:
-    text = run(stack.kubectl("get", "--raw", _proxy_path(url, path)), f"GET {path} of {url}", capture=True)
+    text = run(stack.kubectl("get", "--raw", _proxy_path(url, path), f"--request-timeout={REQUEST_TIMEOUT_SECONDS}s"),
+               f"GET {path} of {url}", capture=True)
     try:
         return json.loads(text)
     except ValueError:
@@ -60,10 +63,11 @@ def urls(stack: Stack) -> Optional[tuple[str, str]]:
     return None
 
 
-def expected_groups(stack: Stack) -> set[str]:
+def expected_groups(stack: Stack) -> dict[str, set[str]]:
+    """The stack's PrometheusRule objects by name, each with its rule groups."""
     config = stack.config
     groups = platform_rules(stack.namespace, config.monitoring.alerting, ["api", *monitoring_sources(config)])
-    return {group["name"] for rules in groups.values() for group in rules["groups"]}
+    return {f"{name}-rules": {group["name"] for group in rules["groups"]} for name, rules in groups.items()}
 
 
 def missing(stack: Stack) -> list[str]:
@@ -71,8 +75,12 @@ def missing(stack: Stack) -> list[str]:
     prometheus, alertmanager = urls(stack)
     ns = stack.namespace
     problems = []
-    loaded = {g["name"] for g in _get(stack, prometheus, "/api/v1/rules")["data"]["groups"] if f"/{ns}-" in g["file"]}
-    if lacking := sorted(expected_groups(stack) - loaded):
+    # prometheus-operator writes each PrometheusRule to <namespace>-<name>-<uid>.yaml (pkg/operator/rules.go): the
+    # object's own prefix, so another stack's namespace that merely starts with ours does not count.
+    files = [(g["file"].rsplit("/", 1)[-1], g["name"]) for g in _get(stack, prometheus, "/api/v1/rules")["data"]["groups"]]
+    lacking = sorted(group for obj, groups in expected_groups(stack).items() for group in groups
+                     if not any(base.startswith(f"{ns}-{obj}-") and name == group for base, name in files))
+    if lacking:
         problems.append(f"Prometheus has not loaded the rule groups {', '.join(lacking)} of namespace {ns} "
                         f"(its ruleSelector must match monitoring.selectorLabels)")
     alerts = _get(stack, prometheus, "/api/v1/alerts")["data"]["alerts"]
@@ -95,7 +103,13 @@ def missing(stack: Stack) -> list[str]:
 def check_monitoring(stack: Stack, timeout: float = DEFAULT_TIMEOUT_SECONDS,
                      clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
     deadline = clock() + timeout
-    while problems := missing(stack):
+    while True:
+        try:
+            problems = missing(stack)
+        except Failed as error:  # a Service restarting answers 503 for a while: asked again until the deadline
+            problems = [str(error)]
+        if not problems:
+            return
         if clock() >= deadline:
             raise Failed(f"stack '{stack.name}': the cluster's monitoring did not take it within {timeout:.0f} s:\n  "
                          + "\n  ".join(problems))

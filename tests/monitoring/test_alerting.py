@@ -190,3 +190,12 @@ def test_an_event_never_escalates_even_when_escalation_is_quicker_than_the_event
     # CanaryFailed (P1) fires from minute 2 to 32.
     done = _escalation_test(tmp_path, ROLLED_BACK, "20m", "EscalationP1Level2", quick)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_escalation_survives_the_alerts_old_firing_row_beside_its_new_pending_one(tmp_path):
+    # Just after a Prometheus restart: the firing row written before it (no stale marker at shutdown) and the pending
+    # row of the re-evaluated alert, the same labels otherwise. Both must count as one alert, without a clash.
+    before_restart = {'ALERTS{alertname="ApiDown", alertstate="firing", namespace="real-estate", service="api", severity="P0", '
+                      'incident="ApiDown"}': "1x20"}
+    done = _escalation_test(tmp_path, {**API_DOWN, **before_restart}, "10m", "EscalationP0Level2")
+    assert done.returncode == 0, done.stdout + done.stderr

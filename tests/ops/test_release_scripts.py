@@ -42,8 +42,9 @@ def _monitoring(without: str = "") -> list[dict]:
     """What the cluster's Prometheus and Alertmanager answer once they took every stack of the repository (`without`
     one of rules, watchdog, targets, routing). Answered through the API server's Service proxy."""
     stacks = [stack_module.Stack.load(f.name[len("Pulumi."):-len(".yaml")]) for f in sorted(stack_module.STACK_DIR.glob("Pulumi.*.yaml"))]
-    groups = [{"name": name, "file": f"/etc/prometheus/rules/prometheus-rulefiles-0/{s.namespace}-x-rules-uid.yaml"}
-              for s in stacks for name in sorted(monitoring_check.expected_groups(s)) if without != "rules"]
+    groups = [{"name": name, "file": f"/etc/prometheus/rules/prometheus-rulefiles-0/{s.namespace}-{obj}-0f1e2d.yaml"}
+              for s in stacks for obj, names in monitoring_check.expected_groups(s).items() for name in sorted(names)
+              if without != "rules"]
     alerts = [{"labels": {"alertname": "Watchdog", "namespace": s.namespace}, "state": "firing"} for s in stacks if without != "watchdog"]
     targets = [{"labels": {"job": "api", "namespace": s.namespace}, "health": "up" if without != "targets" else "down",
                 "lastError": "context deadline exceeded"} for s in stacks]
@@ -486,5 +487,28 @@ def test_the_monitoring_check_passes_once_everything_is_taken(fakes):
     fakes.scenario({"kubectl": []})
     monitoring_check.check_monitoring(stack_module.Stack.load("prod"), timeout=0, sleep=lambda s: None)
     paths = [c[c.index("--raw") + 1] for c in fakes.calls("kubectl") if "--raw" in c]
+    assert all("--request-timeout=20s" in c for c in fakes.calls("kubectl") if "--raw" in c)
     assert paths == [f"{PROMETHEUS}/api/v1/rules", f"{PROMETHEUS}/api/v1/alerts", f"{PROMETHEUS}/api/v1/targets?state=active",
                      f"{ALERTMANAGER}/api/v2/status"]
+
+
+def test_the_monitoring_check_does_not_take_another_stacks_rules_for_its_own(fakes):
+    # test's namespace extends prod's: rule files of real-estate-test-api-rules-... are not real-estate's.
+    fakes.install("kubectl")
+    prod = stack_module.Stack.load("prod")
+    taken = _monitoring()
+    rules = json.loads(taken[0]["stdout"])
+    rules["data"]["groups"] = [{**g, "file": g["file"].replace(f"/{prod.namespace}-", f"/{prod.namespace}-test-")}
+                               if f"/{prod.namespace}-" in g["file"] else g for g in rules["data"]["groups"]]
+    fakes.scenario({"kubectl": [{**taken[0], "stdout": json.dumps(rules)}]})
+    with pytest.raises(Failed) as failure:
+        monitoring_check.check_monitoring(prod, timeout=0, sleep=lambda s: None)
+    assert "Prometheus has not loaded the rule groups" in str(failure.value)
+
+
+def test_the_monitoring_check_asks_again_when_prometheus_does_not_answer(fakes):
+    fakes.install("kubectl")
+    fakes.scenario({"kubectl": [{"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/rules"], "exit": [1, 0],
+                                 "stdout": ["", _monitoring()[0]["stdout"]]}]})
+    times = iter([0, 0, 10])
+    monitoring_check.check_monitoring(stack_module.Stack.load("prod"), timeout=5, clock=lambda: next(times), sleep=lambda s: None)
