@@ -52,6 +52,18 @@ def _eq(name: str, value: str) -> dict:
     return {"name": name, "value": value, "matchType": "="}
 
 
+def channel_keys(settings: AlertingSettings) -> list[str]:
+    """The keys the channel Secret holds, known from the settings alone (none: no Secret at all; an empty one reads
+    back from the API server without its data, a change on every preview)."""
+    if not settings.notify:
+        return []
+    keys = [SMTP_PASSWORD] if settings.smtp and settings.smtp.username else []
+    keys += [WECOM_SECRET] if settings.wecom else []
+    keys += [sms_key(level) for level in LEVELS if settings.sms_gateway and settings.level(level).sms]
+    keys += [HEARTBEAT_URL] if settings.heartbeat else []
+    return keys
+
+
 def channel_secret(settings: AlertingSettings, secrets: dict[str, str]) -> dict[str, str]:
     """The Secret's data: the channel credentials the receivers reference, from the stack's secret config values."""
     data: dict[str, str] = {}

@@ -113,15 +113,18 @@ class Monitoring(Component):
                 data={path.name: path.read_text()},
                 opts=child,
             )
-        keys = sorted(args.alert_secrets)
-        channel_data = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
-            lambda values: alerting.channel_secret(s.alerting, dict(zip(keys, values))))
-        channels = k8s.core.v1.Secret(
-            self.child_name("alert-channels"),
-            metadata={"name": alerting.SECRET_NAME, "namespace": args.namespace, "labels": labels(alerting.SECRET_NAME, args.stack, "monitoring")},
-            string_data=pulumi.Output.secret(channel_data),
-            opts=child,
-        )
+        channels = []
+        if alerting.channel_keys(s.alerting):
+            keys = sorted(args.alert_secrets)
+            channel_data = pulumi.Output.all(*(args.alert_secrets[k] for k in keys)).apply(
+                lambda values: alerting.channel_secret(s.alerting, dict(zip(keys, values))))
+            channels.append(k8s.core.v1.Secret(
+                self.child_name("alert-channels"),
+                metadata={"name": alerting.SECRET_NAME, "namespace": args.namespace,
+                          "labels": labels(alerting.SECRET_NAME, args.stack, "monitoring")},
+                string_data=pulumi.Output.secret(channel_data),
+                opts=child,
+            ))
         # prometheus-operator reads the Secret when it renders Alertmanager's configuration: it must exist first.
         k8s.apiextensions.CustomResource(
             self.child_name("routing"),
@@ -129,7 +132,7 @@ class Monitoring(Component):
             kind="AlertmanagerConfig",
             metadata=self._meta(ROUTING_NAME),
             spec=alerting.alertmanager_config_spec(s.alerting, args.dingtalk_url),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[channels]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=channels),
         )
         self.register_outputs({})
 

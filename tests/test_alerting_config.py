@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from components.alert_rules import escalation_rules
-from components.alerting import SECRET_NAME, alertmanager_config_spec, channel_secret, receiver_name
+from components.alerting import SECRET_NAME, alertmanager_config_spec, channel_keys, channel_secret, receiver_name
 from settings.monitoring import AlertingSettings, BusinessHoursSettings
 
 SECRETS = {"alertSmtpPassword": "smtp-pw", "alertWecomApiSecret": "wecom-secret",
@@ -66,7 +66,12 @@ def test_the_secret_holds_each_credential_the_receivers_name_and_nothing_else():
         "sms-url-management": "https://sms.example.com/hook?to=%2B8613800000003",
         "heartbeat-url": "https://hc.example.com/ping/abc",
     }
+    assert channel_keys(EVERY_CHANNEL) == list(channel_secret(EVERY_CHANNEL, SECRETS))
     assert channel_secret(EVERY_CHANNEL.model_copy(update={"notify": False}), SECRETS) == {}
+    # Nothing to hold (e-mail without login, DingTalk): no Secret at all.
+    plain = EVERY_CHANNEL.model_copy(update={"wecom": None, "sms_gateway": False, "heartbeat": False,
+                                             "smtp": EVERY_CHANNEL.smtp.model_copy(update={"username": None})})
+    assert channel_keys(plain) == [] and channel_secret(plain, SECRETS) == {}
 
 
 def test_routes_put_the_heartbeat_and_escalations_first_and_p2_p3_in_business_hours():

@@ -128,7 +128,13 @@ def test_the_rules_are_deployed_as_rendered_for_the_stacks_namespace(stack, rend
 def test_the_routing_is_an_alertmanager_config_whose_credentials_are_only_in_its_secret(stack, rendered_stacks):
     rendered = rendered_stacks[stack]
     routing = rendered.find("AlertmanagerConfig", "incident-routing")
-    secret = rendered.find("Secret", "alert-channels")
+    secrets = [o for o in rendered.objects if o["kind"] == "Secret" and o["metadata"]["name"] == "alert-channels"]
+    if stack != "prod":
+        # test's channels (e-mail without login, a DingTalk bridge) need no credential: no Secret, whose empty data
+        # the API server would not give back (a change on every preview, `make e2e` saw it).
+        assert secrets == [] and "urlSecret" not in str(routing) and "authPassword" not in str(routing)
+        return
+    (secret,) = secrets
     assert routing["metadata"]["namespace"] == secret["metadata"]["namespace"]
     referenced = {ref["key"] for r in routing["spec"]["receivers"] for configs in r.values() if isinstance(configs, list)
                   for c in configs for ref in c.values() if isinstance(ref, dict) and ref.get("name") == "alert-channels"}
