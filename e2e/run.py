@@ -1,7 +1,7 @@
 """`make e2e`: the real Pulumi engine and Kubernetes provider, and a real API server, over a stack derived from test.
 
 Starts the control plane (e2e/controlplane.sh) in a network namespace of its own, applies the CRDs the stacks use
-(policy/crds, vendored upstream copies with their CEL rules), creates what test's cluster owners would have (the
+(crds/, vendored upstream copies with their CEL rules), creates what test's cluster owners would have (the
 monitoring namespace), starts the labelled fakes of the controllers it does not run (e2e/fake_controllers.py), runs
 the cycle (e2e/cycle.py) inside the namespace, and stops everything. Prints `e2e: N passed, M failed` last.
 
@@ -22,7 +22,7 @@ E2E = ROOT / "e2e"
 BUILD = ROOT / "gotools" / "build.sh"
 # The tools the e2e runs (gotools/build.sh names; the Makefile's E2E_TOOLS too).
 TOOLS = ["etcd", "kube", "kwok", "pulumi", "kubernetes"]
-CRDS = ROOT / "policy" / "crds"
+CRDS = ROOT / "crds"
 VERSIONS = ("kube-apiserver v1.36.3, etcd v3.6.17, kwok v0.8.0, Pulumi CLI v3.276.0 (program SDK 3.272.0), "
             "pulumi-resource-kubernetes v4.25.0 (program SDK 4.34.2)")
 

@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="${GOTOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/real-estate-ai-gotools}"
-ALL=(etcd kube kwok pulumi kubernetes prometheus alertmanager promql-scope amconfig ksm-crs)
+ALL=(etcd kube kwok pulumi kubernetes prometheus alertmanager promql-scope amconfig ksm-crs actionlint)
 export GOFLAGS=-trimpath
 
 # One recipe per tool, run in gotools/<tool> with $out the tool's bin directory.
@@ -88,6 +88,9 @@ build_alertmanager() {
     && CGO_ENABLED=0 go build -tags netgo -ldflags "$flags" -o "$out/" "$module/cmd/alertmanager" "$module/cmd/amtool")
   rm -rf "$work"
 }
+
+# The workflow linter (its version comes from the module's build info).
+build_actionlint() { go build -ldflags "-s -w" -o "$out/actionlint" github.com/rhysd/actionlint/cmd/actionlint; }
 
 # Our own mains over upstream packages.
 build_promql-scope() { go build -ldflags "-s -w" -o "$out/promql-scope" .; }

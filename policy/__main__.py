@@ -1,16 +1,11 @@
 """The real-estate-ai policy pack: `pulumi preview --policy-pack policy` (mandatory in test and prod, CI passes it).
 
-The pack runs with policy/ as its working directory: the repository root goes on the path so the rules can share
-settings' definitions (image grammar, prod floors).
+The engine runs this directory (pulumi.policy's runpy puts it first on the path), so the rules are the `guardrails`
+package beside this file and nothing outside policy/ is imported: the pack can be published as it is.
 """
 
-import sys
-from pathlib import Path
+from pulumi_policy import EnforcementLevel, PolicyPack
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pulumi_policy import EnforcementLevel, PolicyPack  # noqa: E402
-
-from policy.pack import PACK, policies  # noqa: E402
+from guardrails.pack import PACK, policies
 
 PolicyPack(name=PACK, policies=policies(), enforcement_level=EnforcementLevel.MANDATORY)

@@ -8,6 +8,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
+from policy.guardrails.contract import image_parts
 from settings.values import (
     Bytes,
     Cidr,
@@ -21,7 +22,6 @@ from settings.values import (
     SqlIdentifier,
     Storage,
     byte_count,
-    image_parts,
     make_resources,
     matching,
 )

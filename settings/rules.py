@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from policy.guardrails.contract import PROD_API_REPLICAS, PROD_AUTOSCALING_MIN
 from settings import cron
 from settings.values import byte_count
 
@@ -20,9 +21,6 @@ RESERVED_CONNECTIONS = 20
 # The product spec's retention floor for prod.
 PROD_FULL_RETENTION_DAYS = 30
 PROD_POSTGRES_INSTANCES = 3
-# prod's API floor: one pod per zone of three, and never fewer than two through autoscaling (policy/ checks the same).
-PROD_API_REPLICAS = 3
-PROD_AUTOSCALING_MIN = 2
 
 
 def _key(path: str) -> str:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from policy.guardrails.contract import image_parts
 from settings import cron
 
 _CPU_RE = re.compile(r"[0-9]{1,6}m|[0-9]{1,4}(?:\.[0-9]{1,3})?")
@@ -24,12 +25,6 @@ _BYTE_UNITS = {
 }
 DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
-# [registry[:port]/]path[:tag][@sha256:digest]; a port only where a path follows, so 'postgres:17' is a tag.
-_IMAGE_RE = re.compile(
-    r"(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5}(?=/))?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
-)
 _REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 _SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -73,10 +68,6 @@ def _check_bytes(value: str) -> str:
             f"'{value}' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '10Gi'"
         )
     return value
-
-
-def image_parts(value: str) -> Optional[re.Match]:
-    return _IMAGE_RE.fullmatch(value)
 
 
 def _check_image(value: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-CRD_DIR = Path(__file__).resolve().parent.parent / "policy" / "crds"
+CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 
 
 def _python_pattern(pattern: str) -> str:

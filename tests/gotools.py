@@ -1,7 +1,7 @@
 """Binaries the tests run that gotools/build.sh builds from Go modules: Prometheus and Alertmanager of the versions
 kube-prometheus-stack 88.3.0 runs (promtool, amtool and both servers), and our mains over upstream packages
 (promql-scope: Prometheus' PromQL parser; amconfig: prometheus-operator's AlertmanagerConfig rendering; ksm-crs:
-kube-state-metrics' CustomResourceState metrics of given objects).
+kube-state-metrics' CustomResourceState metrics of given objects), and actionlint for the workflows.
 
 `make test` builds them and passes their directory in GOTOOLS_BIN. Without it (a bare `pytest`), a built cache is
 used, and for Prometheus and Alertmanager Debian's packages as a fallback; the report header says which ran.
@@ -19,7 +19,7 @@ from typing import Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("prometheus", "alertmanager", "promql-scope", "amconfig", "ksm-crs")
+TOOLS = ("prometheus", "alertmanager", "promql-scope", "amconfig", "ksm-crs", "actionlint")
 # Debian's names for the fallback (older releases than the chart's).
 DEBIAN = {"prometheus": "prometheus", "promtool": "promtool", "alertmanager": "prometheus-alertmanager", "amtool": "amtool"}
 

@@ -1,4 +1,4 @@
-"""checkov over each stack's rendered manifests: no failure beyond the reasoned skips in policy/checkov-skips.yaml."""
+"""checkov over each stack's rendered manifests: no failure beyond the reasoned skips in tests/checkov-skips.yaml."""
 
 import json
 import os
@@ -12,7 +12,7 @@ import yaml
 from tests.harness import STACKS
 from tools.render import PROJECT_DIR, write_manifests
 
-SKIPS_FILE = PROJECT_DIR / "policy" / "checkov-skips.yaml"
+SKIPS_FILE = PROJECT_DIR / "tests" / "checkov-skips.yaml"
 
 
 def _checkov() -> str:

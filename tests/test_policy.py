@@ -6,13 +6,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from policy import rules
-from policy.rules import Resource, check
+from policy.guardrails import rules
+from policy.guardrails.rules import Resource, check
 from tests.harness import STACKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +40,22 @@ def test_every_stack_passes_the_whole_pack(stack, rendered_stacks):
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
-def _analyze(registered: list[dict], tmp_path: Path) -> tuple[int, dict]:
-    """The pack through pulumi-policy's own analyzer servicer, props encoded as the engine sends them (policy/offline.py)."""
+@pytest.fixture(scope="session")
+def published_pack(tmp_path_factory) -> Path:
+    """policy/ as `pulumi policy publish` takes it: the directory alone, away from the repository."""
+    pack = tmp_path_factory.mktemp("published") / "policy"
+    shutil.copytree(ROOT / "policy", pack, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    return pack
+
+
+def _analyze(registered: list[dict], tmp_path: Path, pack: Path) -> tuple[int, dict]:
+    """The pack, from its directory alone, through pulumi-policy's own analyzer servicer, props encoded as the engine
+    sends them (tests/policy_servicer.py)."""
     assert Path(POLICY_PYTHON).exists(), f"{POLICY_PYTHON} missing: run `make policy-venv`"
     resources = tmp_path / "resources.json"
     resources.write_text(json.dumps(registered, default=str))
-    done = subprocess.run([POLICY_PYTHON, "-m", "policy.offline", str(resources)], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([POLICY_PYTHON, "-I", str(ROOT / "tests" / "policy_servicer.py"), str(pack), str(resources)],
+                          cwd=pack, capture_output=True, text=True)
     assert done.returncode in (0, 1), done.stdout + done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -64,26 +75,26 @@ UNKNOWN_NUMBER = "3eeb2bf0-c639-47a8-9e75-3b44932eb421"
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_the_real_pack_passes_every_stack_and_reports_a_violation(stack, rendered_stacks, tmp_path):
+def test_the_real_pack_passes_every_stack_and_reports_a_violation(stack, rendered_stacks, tmp_path, published_pack):
     registered = _registered(rendered_stacks[stack])
-    code, result = _analyze(registered, tmp_path)
+    code, result = _analyze(registered, tmp_path, published_pack)
     assert (code, result) == (0, {"violations": {name: [] for name in [*rules.RESOURCE_RULES, *rules.STACK_RULES]},
                                   "advisory": []})
     # The same pack fails when one container runs an unpinned image.
     _registered_object(registered, "Deployment", "api")["spec"]["template"]["spec"]["containers"][0]["image"] = \
         "real-estate-api:latest"
-    code, result = _analyze(registered, tmp_path)
+    code, result = _analyze(registered, tmp_path, published_pack)
     assert code == 1
     assert result["violations"]["pinned-images"] == [
         "Deployment/api container 'api': image 'real-estate-api:latest' is not pinned to a version tag or a digest"]
 
 
-def test_prod_floors_hold_with_numbers_as_the_engine_sends_them(rendered_stacks, tmp_path):
+def test_prod_floors_hold_with_numbers_as_the_engine_sends_them(rendered_stacks, tmp_path, published_pack):
     """The engine's Struct carries every number as a double: replicas 2 arrives as 2.0 and must still fail the floor."""
     registered = [r for r in _registered(rendered_stacks["prod"]) if r["props"].get("kind") != "Canary"]
     _registered_object(registered, "Deployment", "api")["spec"]["replicas"] = 2
     _registered_object(registered, "HorizontalPodAutoscaler", "api")["spec"]["minReplicas"] = 1
-    code, result = _analyze(registered, tmp_path)
+    code, result = _analyze(registered, tmp_path, published_pack)
     assert code == 1
     assert result["violations"]["prod-guardrails"] == [
         "prod: the API runs 2 replicas; at least 3",
@@ -92,7 +103,7 @@ def test_prod_floors_hold_with_numbers_as_the_engine_sends_them(rendered_stacks,
     ]
 
 
-def test_prod_guardrails_judge_what_is_known_during_a_preview(rendered_stacks, tmp_path):
+def test_prod_guardrails_judge_what_is_known_during_a_preview(rendered_stacks, tmp_path, published_pack):
     """A preview's unknowns (the image a build will push, a computed count) leave the rest of the guardrails
     mandatory: pulumi-policy alone would turn the whole policy advisory at the first unknown it meets."""
     registered = _registered(rendered_stacks["prod"])
@@ -100,17 +111,17 @@ def test_prod_guardrails_judge_what_is_known_during_a_preview(rendered_stacks, t
     api["spec"]["template"]["spec"]["containers"][0]["image"] = UNKNOWN_STRING
     api["spec"]["replicas"] = UNKNOWN_NUMBER
     _registered_object(registered, "HorizontalPodAutoscaler", "api")["spec"]["minReplicas"] = 1
-    code, result = _analyze(registered, tmp_path)
+    code, result = _analyze(registered, tmp_path, published_pack)
     assert (code, result["advisory"]) == (1, [])
     assert result["violations"]["prod-guardrails"] == ["prod: HorizontalPodAutoscaler/api keeps 1 replicas; at least 2"]
     assert result["violations"]["pinned-images"] == []
 
 
-def test_prod_guardrails_read_the_live_state_under_a_canary(rendered_stacks, tmp_path):
+def test_prod_guardrails_read_the_live_state_under_a_canary(rendered_stacks, tmp_path, published_pack):
     """A stack policy reads outputs: between releases Flagger holds the target Deployment at 0 replicas."""
     registered = _registered(rendered_stacks["prod"])
     _registered_object(registered, "Deployment", "api")["spec"]["replicas"] = 0
-    code, result = _analyze(registered, tmp_path)
+    code, result = _analyze(registered, tmp_path, published_pack)
     assert (code, result["violations"]["prod-guardrails"]) == (0, [])
 
 

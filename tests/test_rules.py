@@ -101,3 +101,10 @@ def test_a_shared_clusters_monitoring_is_named_and_a_laptops_need_not_be():
         "(http://<service>.<namespace>.svc:<port>): every release asks it whether it took this stack's monitoring "
         "(or set monitoring.install.enabled: true)"]
     assert problems("dev", {"monitoring.install.enabled": False}) == []
+
+
+def test_an_enabled_ab_test_needs_users_in_variant_b():
+    enabled = {"appConfig.abTest.enabled": True, "appConfig.abTest.variantB.recommendationModel": "content"}
+    assert problems("dev", {**enabled, "appConfig.abTest.variantBPercent": 1}) == []
+    assert problems("dev", {**enabled, "appConfig.abTest.variantBPercent": 0}) == [
+        "real-estate-ai:appConfig.abTest.variantBPercent: must be above 0 when the A/B test is enabled"]

@@ -38,7 +38,7 @@ def test_every_object_passes_strict_schema_validation(stack, rendered_stacks, tm
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_custom_resource_passes_its_vendored_crd_schema(stack, rendered_stacks):
     """Canary, MetricTemplate, Gateway, HTTPRoute, PodMonitor, PrometheusRule, PerconaPGCluster...: each kind has an
-    upstream CRD in policy/crds and every object passes it strictly (an unknown field would be pruned by the server)."""
+    upstream CRD in crds/ and every object passes it strictly (an unknown field would be pruned by the server)."""
     custom = [o for o in rendered_stacks[stack].objects if "/" in o["apiVersion"] and "." in o["apiVersion"].split("/")[0]
               and not o["apiVersion"].split("/")[0].endswith(".k8s.io") or o["apiVersion"].startswith("gateway.networking.k8s.io")]
     assert {"Gateway", "HTTPRoute", "PodMonitor"} <= {o["kind"] for o in custom}

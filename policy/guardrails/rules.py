@@ -1,6 +1,6 @@
 """The policy pack's rules as plain functions over Kubernetes objects (a resource's `props`), so the pack
-(policy/__main__.py, pulumi-policy) and the tests read one definition. They share the config contract's rules:
-images are judged by the same reference grammar as settings (settings.values), prod floors are settings.rules'.
+(policy/__main__.py, pulumi-policy) and the tests read one definition. The stack config's validation shares their
+contract (contract.py: the image reference grammar, prod's floors).
 
 Resource rules hold everywhere; stack rules see every resource at once and apply prod's guardrails where the
 namespace says environment prod (the label components/namespace.py writes).
@@ -12,8 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
-from settings.rules import PROD_API_REPLICAS, PROD_AUTOSCALING_MIN
-from settings.values import image_parts
+from .contract import PROD_API_REPLICAS, PROD_AUTOSCALING_MIN, image_parts
 
 ENVIRONMENT_LABEL = "real-estate-ai/environment"
 # Our API's pods (components/api.py POD_LABELS) and Deployment.
@@ -39,7 +38,7 @@ class _Unknown(dict):
     """A value the engine does not know yet (a preview's computed image digest, say). It reads as an empty object so
     that a rule can walk past it, equals nothing but itself, and is no string or number; a check whose value is
     unknown is skipped (`is UNKNOWN`), never failed: it is judged once known (`pulumi up` analyses again with every
-    input resolved). policy/pack.py puts it where the analyzer's proxy would raise, so one unknown field no longer
+    input resolved). pack.py puts it where the analyzer's proxy would raise, so one unknown field no longer
     turns a whole policy advisory."""
 
     def __eq__(self, other) -> bool:

@@ -1,6 +1,10 @@
-"""Run the pack the way the engine runs it, without the engine (tests, reviews):
+"""Run the pack the way the engine runs it, without the engine (tests, reviews), from a pack directory alone:
 
-    policy/.venv/bin/python -m policy.offline RESOURCES.json
+    policy/.venv/bin/python -I tests/policy_servicer.py PACK_DIR RESOURCES.json
+
+PACK_DIR goes first on the path as the engine puts it (pulumi.policy runs the directory with runpy) and, under `-I`,
+nothing else of the repository is importable: a pack that reaches outside its directory fails here as it would once
+published.
 
 RESOURCES.json: a list of {"type", "name", "props", "protect"}, as the program registers them (tools/render.py can
 write it); a value may be one of the engine's unknown sentinels (pulumi_policy.proxy UNKNOWN_*), as in a preview.
@@ -22,7 +26,8 @@ from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from policy.pack import PACK, policies
+sys.path.insert(0, sys.argv[1])
+from guardrails.pack import PACK, policies  # noqa: E402
 
 URN = "urn:pulumi:offline::real-estate-ai::{type}::{name}"
 
@@ -62,7 +67,7 @@ def run(resources: list[dict]) -> dict:
 
 
 if __name__ == "__main__":
-    with open(sys.argv[1]) as handle:
+    with open(sys.argv[2]) as handle:
         result = run(json.load(handle))
     print(json.dumps(result, indent=2, sort_keys=True))
     sys.exit(1 if any(result["violations"].values()) else 0)

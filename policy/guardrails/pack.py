@@ -1,4 +1,4 @@
-"""The rules of policy/rules.py as pulumi-policy policies (the pack policy/__main__.py serves).
+"""The rules of rules.py as pulumi-policy policies (the pack policy/__main__.py serves).
 
 What the analyzer hands a policy is not plain data: pulumi-policy's servicer (policy.py, `Analyze`/`AnalyzeStack`)
 decodes the engine's protobuf Struct (every number a double) and wraps it in a proxy (proxy.py `_DictProxy`) that
@@ -21,7 +21,7 @@ from pulumi_policy import (
 
 from pulumi_policy.proxy import UnknownValueError
 
-from policy import rules
+from . import rules
 
 PACK = "real-estate-ai"
 

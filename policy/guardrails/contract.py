@@ -1,0 +1,24 @@
+"""What the policy pack and the stack config's validation (settings/) must agree on, defined once, here: the pack is
+published on its own (`pulumi policy publish policy`), so it imports nothing from the program, and the program's
+settings import these instead."""
+
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+# prod's API floor: one pod per zone of three, and never fewer than two through autoscaling.
+PROD_API_REPLICAS = 3
+PROD_AUTOSCALING_MIN = 2
+
+# [registry[:port]/]path[:tag][@sha256:digest]; a port only where a path follows, so 'postgres:17' is a tag.
+IMAGE_RE = re.compile(
+    r"(?P<repository>[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5}(?=/))?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
+    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
+)
+
+
+def image_parts(value: str) -> Optional[re.Match]:
+    """The reference's repository, tag and digest groups, or None where `value` is not an image reference."""
+    return IMAGE_RE.fullmatch(value)
