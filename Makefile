@@ -7,12 +7,13 @@ POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
 
-.PHONY: help venv checkov policy-venv up preview promote rollback manifests test test-tools e2e-tools e2e mutation clean
+.PHONY: help venv checkov policy-venv up preview drift promote rollback manifests test test-tools e2e-tools e2e mutation clean
 
 help:
 	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker, kind, kubectl, Pulumi)"
-	@echo "make preview STACK=prod   show the plan for a stack, checked by the policy pack (its cluster must answer)"
-	@echo "make promote              roll the digest test runs through ops/release/stages.txt, canary by canary"
+	@echo "make preview STACK=prod   the stack's plan, checked by the policy pack, after the preflight (cluster, prerequisites)"
+	@echo "make drift STACK=prod     compare what the stack owns in its cluster with its state (changes nothing)"
+	@echo "make promote              write the digest test runs into the later stages' files (ops/release/stages.txt)"
 	@echo "make rollback STACK=prod  roll a stack back to its previous digest and verify it (ARGS='--to IMAGE@sha256:... --version X')"
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
 	@echo "make test                 run every test"
@@ -46,20 +47,19 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 
 policy-venv: $(POLICY_VENV)/.installed
 
-# The state backend: PULUMI_BACKEND_URL (a shared bucket or Pulumi Cloud) where set; local state on a laptop otherwise.
-PULUMI_LOGIN = pulumi login $${PULUMI_BACKEND_URL:---local}
-
 # Every step checks what it needs and says so (ops/release/up.py).
 up: venv
 	$(PY) -m ops.release.up --stack $(STACK)
 
-# An unreachable cluster fails the preview (the Kubernetes provider would otherwise preview against nothing).
+# The credentials, the cluster and what it runs for the stack (ops/release/preflight.py), then the plan with the
+# policy pack, shown and saved to build/plans/<stack>.json (ops/release/plan.py).
 preview: venv policy-venv
-	$(PY) -m ops.release.preflight $(STACK)
-	$(PULUMI_LOGIN)
-	pulumi preview --stack $(STACK) --diff --policy-pack policy
+	$(PY) -m ops.release.plan $(STACK)
 
-promote: venv policy-venv
+drift: venv
+	$(PY) -m ops.release.drift $(STACK)
+
+promote: venv
 	$(PY) -m ops.release.promote $(ARGS)
 
 rollback: venv policy-venv

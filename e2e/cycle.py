@@ -12,7 +12,9 @@ drives the pack through pulumi-policy's own analyzer servicer instead).
 from __future__ import annotations
 
 import json
+import os
 import runpy
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Callable
 
 from pulumi import automation as auto
 
+from e2e import cluster_owners
 from tools.render import PROJECT, encode_config, load_stack_config, with_stand_in_secrets, with_value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +108,10 @@ class Cycle:
         env = {"PULUMI_CONFIG_PASSPHRASE": "e2e", "PULUMI_BACKEND_URL": f"file://{state}",
                "PULUMI_SKIP_UPDATE_CHECK": "true", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
                "PATH": f"{bin_dir}:/usr/bin:/bin"}
+        # For the release scripts run as the CLI runs them (a local run: no CI variables, which would refuse file://).
+        self.script_env = {**{k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS")}, **env,
+                           "PULUMI_HOME": str(home), "KUBECONFIG": str(run / "admin.kubeconfig")}
+        self.run_dir, self.kubectl = run, [str(bin_dir / "kubectl"), "--kubeconfig", str(run / "admin.kubeconfig")]
         self.config, self.secret_keys = stack_config(str(run / "admin.kubeconfig"))
         workspace = auto.LocalWorkspaceOptions(
             work_dir=str(run / "project"), pulumi_home=str(home), env_vars=env,
@@ -170,6 +177,77 @@ class Cycle:
     def destroy(self) -> None:
         self._operation(self.stack.destroy)
 
+    def _settings(self, key: str) -> dict:
+        return self.config.get(f"{PROJECT}:{key}") or {}
+
+    def preflight(self, expected: list[str]) -> None:
+        """ops/release/preflight.py's problems with this stack and cluster, exactly `expected`."""
+        done = subprocess.run([sys.executable, "-m", "e2e.preflight", STACK, json.dumps(encode_config(self.config)),
+                               json.dumps(self.secret_keys)],
+                              cwd=ROOT, env=self.script_env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise AssertionError(f"the preflight failed: {done.stderr.strip()[-1500:]}")
+        found = json.loads(done.stdout.strip().splitlines()[-1])
+        if found != expected:
+            raise AssertionError(f"the preflight found {found}, not {expected}")
+
+    def cluster_owners(self) -> None:
+        addons = self._settings("clusterAddons")
+        cluster_owners.create(self.kubectl, {
+            "monitoring": self._settings("monitoring").get("namespace", "monitoring"),
+            "cert_manager": (addons.get("certManager") or {}).get("namespace", "cert-manager"),
+            "flagger": (addons.get("flagger") or {}).get("namespace", "flagger-system"),
+            "gateway_class": (self._settings("ingress").get("gateway") or {}).get("className", "eg"),
+            "issuer": (self._settings("ingress").get("tls") or {}).get("clusterIssuer", "letsencrypt-prod")})
+
+    def drift(self) -> subprocess.CompletedProcess:
+        """ops/release/drift.py with the real CLI (refresh runs no program, so no language host is needed)."""
+        return subprocess.run([sys.executable, "-m", "ops.release.drift", STACK, "--cwd", str(self.run_dir / "project")],
+                              cwd=ROOT, env=self.script_env, capture_output=True, text=True)
+
+    def no_drift(self) -> None:
+        done = self.drift()
+        if done.returncode != 0 or f"stack '{STACK}': no drift" not in done.stdout:
+            raise AssertionError(f"the drift check failed on an untouched stack: {(done.stdout + done.stderr).strip()[-1500:]}")
+
+    def drift_found(self) -> None:
+        """A field the stack set, changed behind Pulumi's back (the default-deny policy no longer covering egress), is
+        drift, and named."""
+        namespace = self._settings("namespace").get("name")
+        subprocess.run([*self.kubectl, "patch", "networkpolicy", "default-deny", "--namespace", namespace, "--type", "merge",
+                        "--patch", '{"spec": {"policyTypes": ["Ingress"]}}'], check=True, capture_output=True, text=True)
+        done = self.drift()
+        if done.returncode != 1 or f"FAILED: stack '{STACK}' has drifted" not in done.stderr or "default-deny" not in done.stdout:
+            raise AssertionError(f"the drift went unreported: exit {done.returncode}: {(done.stdout + done.stderr).strip()[-1500:]}")
+        subprocess.run([*self.kubectl, "patch", "networkpolicy", "default-deny", "--namespace", namespace, "--type", "merge",
+                        "--patch", '{"spec": {"policyTypes": ["Ingress", "Egress"]}}'], check=True, capture_output=True, text=True)
+
+    def planned_change(self, path: str, value) -> None:
+        """A plan saved by preview, then an up held to it (what CI's plan and deploy jobs do)."""
+        plan = self.run_dir / "plan.json"
+        self.config = with_value(self.config, path, value)
+        self._configure(self.config)
+        self._operation(self.stack.preview, plan=str(plan))
+        self._operation(self.stack.up, plan=str(plan))
+
+    def plan_refused(self, path: str, value) -> None:
+        """A plan saved, then the config changed: the engine refuses the up ("violates plan") and changes nothing."""
+        plan = self.run_dir / "stale-plan.json"
+        self._operation(self.stack.preview, plan=str(plan))
+        before = self.config
+        self.config = with_value(self.config, path, value)
+        self._configure(self.config)
+        try:
+            self._operation(self.stack.up, plan=str(plan))
+        except AssertionError as error:
+            if "violates plan" not in str(error):
+                raise
+        else:
+            raise AssertionError("the engine applied a change its plan did not hold")
+        finally:
+            self.config = before
+            self._configure(self.config)
+
     def change(self, name: str, path: str, value) -> None:
         self.config = with_value(self.config, path, value)
         self._configure(self.config)
@@ -177,11 +255,27 @@ class Cycle:
         self.check(f"day 2, {name}: then a preview changes nothing", self.unchanged)
 
 
+def bare_cluster_problems(namespace: str) -> list[str]:
+    """What the preflight must name on a cluster that serves the stack's CRDs but runs none of its controllers."""
+    stack = f"stack '{STACK}'"
+    return [f"{stack}: no Prometheus in namespace '{namespace}' to load its {kind}s" for kind in ("PrometheusRule", "PodMonitor", "ServiceMonitor")] + [
+        f"{stack}: no Alertmanager in namespace '{namespace}' to load its AlertmanagerConfigs",
+        f"{stack}: ClusterIssuer 'letsencrypt-prod' (ingress.tls.clusterIssuer) does not exist; create it, with an ACME solver for HTTP-01 on gateway",
+        f"{stack}: no cert-manager controller in namespace 'cert-manager' (clusterAddons.certManager.namespace) to issue the Gateway's certificate",
+        f"{stack}: GatewayClass 'eg' (ingress.gateway.className) does not exist",
+        f"{stack}: no running Flagger in namespace 'flagger-system' (clusterAddons.flagger.namespace) to release the canary"]
+
+
 def main(run: Path, bin_dir: Path) -> int:
     cycle = Cycle(run, bin_dir)
+    monitoring = cycle._settings("monitoring").get("namespace", "monitoring")
+    cycle.check("the preflight names what the bare cluster lacks", lambda: cycle.preflight(bare_cluster_problems(monitoring)))
+    cycle.check("the cluster owners' controllers, as their charts make them (stand-ins)", cycle.cluster_owners)
+    cycle.check("the preflight passes once they are there", lambda: cycle.preflight([]))
     cycle.check("preview of an empty cluster", cycle.preview)
     cycle.check("up", cycle.up)
     cycle.check("a preview after up changes nothing", cycle.unchanged)
+    cycle.check("the drift check finds none", cycle.no_drift)
     cycle.change("canary off", "release.canary.enabled", False)
     cycle.change("canary on again", "release.canary.enabled", True)
     cycle.change("Redis volume grown", "redis.storage.size", "3Gi")
@@ -189,6 +283,11 @@ def main(run: Path, bin_dir: Path) -> int:
     cycle.change("API replicas", "api.replicas", 3)
     cycle.change("app config changed", "appConfig.recommendation.topK", 12)
     cycle.check("refresh finds no drift", cycle.refresh)
+    cycle.check("the drift check names a field changed behind Pulumi's back", cycle.drift_found)
+    cycle.check("a saved plan, then an up held to it", lambda: cycle.planned_change("appConfig.recommendation.topK", 14))
+    cycle.check("then a preview changes nothing", cycle.unchanged)
+    cycle.check("an up whose config left its plan is refused", lambda: cycle.plan_refused("appConfig.recommendation.topK", 16))
+    cycle.check("and changed nothing", cycle.unchanged)
     cycle.check("destroy", cycle.destroy)
     # e2e/run.py prints the verdict last, once the control plane is down.
     (run / "results.json").write_text(json.dumps(cycle.results))

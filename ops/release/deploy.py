@@ -1,16 +1,17 @@
-"""A stack's release: `pulumi up` (with the policy pack outside dev), then Flagger's verdict where the API's pods
-changed (a canary, or the Deployment's rollout where the stack runs none), then the route. `deploy` first sets the
-stack's image by digest; promote and rollback use it, CI's `release` the rest."""
+"""A stack's release: `pulumi up` under a plan (ops/release/plan.py; the policy pack outside dev), then Flagger's
+verdict where the API's pods changed (a canary, or the Deployment's rollout where the stack runs none), then the
+route. `deploy` first sets the stack's image by digest; rollback uses it, CI's `release` the rest."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Optional
 
+from ops.release import plan as plans
 from ops.release.monitoring_check import check_monitoring, urls as monitoring_urls
 from ops.release.shell import Failed, Steps, run
 from ops.release.stack import (
-    ROOT,
     Stack,
     canary_status,
     check_cluster,
@@ -36,14 +37,13 @@ def pod_template(stack: Stack) -> Optional[str]:
     return hashlib.sha256(text.encode()).hexdigest() if text else None
 
 
-def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+def release(stack: Stack, steps: Steps, timeout: float = DEFAULT_TIMEOUT_SECONDS, plan: Optional[Path] = None) -> None:
     steps.step(f"checking that stack '{stack.name}' reaches its cluster ({stack.context or 'current context'})")
     check_cluster(stack)
     template = pod_template(stack)
     status = canary_status(stack) if stack.canary else {}
-    policy = [] if stack.config.environment == "dev" else ["--policy-pack", str(ROOT / "policy")]
-    steps.step(f"pulumi up --stack {stack.name}" + (" with the policy pack" if policy else ""))
-    run(["pulumi", "up", "--yes", "--skip-preview", "--stack", stack.name, *policy], f"pulumi up of stack '{stack.name}'")
+    # What is applied is a plan: the one reviewed elsewhere (CI's plan job), or one made and shown here first.
+    plans.apply(stack, steps, plan or plans.save(stack, steps, plans.default_path(stack)))
     # Pulumi's wait on the cluster passes before an update has rolled out (stack.postgres_pending says why).
     steps.step(f"waiting for PostgreSQL's rollout in stack '{stack.name}'")
     wait_for_postgres(stack, timeout)

@@ -62,7 +62,7 @@ def rollback(argv: list[str]) -> None:
     steps.step("checking prerequisites")
     require(["pulumi", "kubectl"])
     stack = Stack.load(args.stack)
-    login()
+    login(stack)
     if args.to:
         image, version = args.to, args.version
     else:
@@ -74,7 +74,8 @@ def rollback(argv: list[str]) -> None:
     steps.step(f"checking the user-facing error rate of stack '{stack.name}' comes down to {limit} %")
     ratio = check_error_rate(stack, limit, ERROR_RATE_WAIT_SECONDS)
     steps.note("no user traffic in the last 5 minutes to judge by" if ratio is None else f"error rate {ratio * 100:.2f} %")
-    steps.step(f"done: stack '{stack.name}' runs version {version}; commit Pulumi.{stack.name}.yaml")
+    steps.step(f"done: stack '{stack.name}' runs version {version}; open a pull request with Pulumi.{stack.name}.yaml "
+               f"at once: main must say what the stack runs, or its next release brings the failed version back")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,17 @@ def run(command: list[str], what: str, capture: bool = False, input_text: Option
     return result.stdout if capture else ""
 
 
+def run_shown(command: list[str], what: str) -> str:
+    """Run `command`, print its output (stdout and stderr in order) once it ends, and return it; on a non-zero exit
+    fail with `what` and its last lines."""
+    result = subprocess.run(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    print(result.stdout, end="" if result.stdout.endswith("\n") or not result.stdout else "\n", flush=True)
+    if result.returncode != 0:
+        detail = " | ".join(result.stdout.strip().splitlines()[-3:])
+        raise Failed(f"{what}: `{' '.join(command[:3])}` exited {result.returncode}" + (f": {detail}" if detail else ""))
+    return result.stdout
+
+
 def main(script, argv: Optional[list[str]] = None) -> int:
     """Run a script's `script(argv)`; a Failed ends it with its message and exit 1."""
     try:

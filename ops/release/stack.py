@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from components.postgres import NAME as POSTGRES
+from ops.release import credentials
 from ops.release.shell import Failed, run
 from settings import PlatformConfig, plain_values
 from tools.render import PROJECT, load_stack_config
@@ -56,8 +58,18 @@ class Stack:
         return ["kubectl", *(["--context", self.context] if self.context else []), *args]
 
 
-def login() -> None:
-    """The state backend: PULUMI_BACKEND_URL (shared: s3://, azblob://, gs://, or Pulumi Cloud), else the laptop's."""
+def login(*stacks: "Stack") -> None:
+    backend_login([stack.name for stack in stacks])
+
+
+def backend_login(names: list[str], stack_dir: Optional[Path] = None) -> None:
+    """The state backend: PULUMI_BACKEND_URL (shared: s3://, azblob://, gs://, or Pulumi Cloud), else the laptop's.
+    First, what each stack's backend and secrets provider need must be in the environment (ops/release/credentials.py):
+    one line per missing credential and nothing called."""
+    found = [problem for name in names
+             for problem in credentials.check(name, stack_dir or STACK_DIR, interactive=sys.stdin.isatty())]
+    if found:
+        raise Failed("\n".join(found))
     backend = os.environ.get("PULUMI_BACKEND_URL")
     run(["pulumi", "login", backend] if backend else ["pulumi", "login", "--local"], "log in to the Pulumi state backend")
 

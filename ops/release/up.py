@@ -53,7 +53,7 @@ def up(argv: list[str]) -> None:
     run([str(ROOT / "ops" / "dev" / "kind-load-api.sh"), stack.name], "build and load the API image")
 
     steps.step("state backend and stack")
-    login()
+    login(stack)
     run(["pulumi", "stack", "select", stack.name, "--create", "--secrets-provider", "passphrase"], f"select stack '{stack.name}'")
 
     # The platform and its cluster add-ons; then the API's rollout and the route.

@@ -7,7 +7,8 @@ Scenario: {tool: [rule, ...]}; the first rule whose `args` all appear in the cal
   exit    the exit status (default 0), or a list like stdout
   serve   (kubectl port-forward) {path: [status, body]}, or a list of those one per call: serve HTTP on the
           forwarded local port until stopped
-A call no rule matches exits 0 with no output.
+A call no rule matches exits 0 with no output. A pulumi call with `--save-plan PATH` that exits 0 writes a plan there,
+as the real CLI does (its shape: sdk/go/common/apitype/plan.go DeploymentPlanV1).
 """
 
 import http.server
@@ -32,6 +33,14 @@ def contains(call: list, wanted: list) -> bool:
 
 def nth(value, index):
     return value[min(index, len(value) - 1)] if isinstance(value, list) else value
+
+
+
+
+def finish(code: int) -> None:
+    if tool == "pulumi" and code == 0 and "--save-plan" in args:
+        Path(args[args.index("--save-plan") + 1]).write_text(json.dumps({"manifest": {"version": "v3.276.0"}, "resourcePlans": {}}))
+    sys.exit(code)
 
 
 for number, rule in enumerate(scenario.get(tool, [])):
@@ -59,5 +68,5 @@ for number, rule in enumerate(scenario.get(tool, [])):
         http.server.HTTPServer(("127.0.0.1", local), Handler).serve_forever()
     output = nth(rule.get("stdout", ""), calls)
     sys.stdout.write(output if isinstance(output, str) else json.dumps(output))
-    sys.exit(nth(rule.get("exit", 0), calls))
-sys.exit(0)
+    finish(nth(rule.get("exit", 0), calls))
+finish(0)

@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from ops.release import monitoring_check, promote, rollback, stack as stack_module, up, verify
+from ops.release import (
+    monitoring_check,
+    plan as plan_module,
+    preflight,
+    promote,
+    release as release_module,
+    rollback,
+    stack as stack_module,
+    up,
+    verify,
+)
+from ops.release.stages import configured_stages
 from ops.release.shell import Failed, main
 
 FAKE = Path(__file__).resolve().parent / "fake_tools.py"
@@ -92,6 +103,12 @@ def fakes(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_LOG", str(found.log))
     monkeypatch.setenv("FAKE_SCENARIO", str(found.scenario_file))
     monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    for variable in ("CI", "GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test-passphrase")
+    monkeypatch.setattr(plan_module, "PLANS", tmp_path / "plans")
+    # What a stack needs of its cluster is ops/release/prerequisites.py's, tested on its own and in the e2e.
+    monkeypatch.setattr(preflight, "problems", lambda stack, registrations=None: [])
     monkeypatch.setattr(verify, "ROUTE_ATTEMPTS", 2)
     monkeypatch.setattr(verify, "ROUTE_PAUSE_SECONDS", 0.05)
     monkeypatch.setattr(verify, "ERROR_RATE_PAUSE_SECONDS", 0.05)
@@ -142,7 +159,9 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     order = [" ".join(c[:3]) for c in fakes.calls()]
     expected = ["docker info --format", "kind get clusters", "kind create cluster", "docker build --build-arg",
                 "kind load docker-image", "pulumi login --local", "pulumi stack select", *["kubectl --context kind-real-estate"] * 2,
-                "pulumi up --yes", *["kubectl --context kind-real-estate"] * 3,
+                # The plan, shown, then applied exactly (the state the same as when it was made).
+                "pulumi stack export", "pulumi preview --stack", "pulumi stack export", "pulumi up --yes",
+                *["kubectl --context kind-real-estate"] * 3,
                 "pulumi stack output", *["kubectl --context kind-real-estate"] * 3,
                 # Then the cluster's monitoring: dev's own kube-prometheus-stack took the stack's rules, scrape and routing.
                 *["kubectl --context kind-real-estate"] * 4]
@@ -156,7 +175,9 @@ def test_up_creates_the_cluster_deploys_waits_and_verifies(fakes, capsys):
     assert kubectl[3][:3] == ["get", "deployment", "api"]
     # dev runs no canary and no policy pack: the Deployment's own rollout is the verdict.
     assert kubectl[4][:4] == ["rollout", "status", "deployment/api", "--namespace"]
-    assert ["up", "--yes", "--skip-preview", "--stack", "dev"] in fakes.calls("pulumi")
+    plan = str(plan_module.PLANS / "dev.json")
+    assert ["preview", "--stack", "dev", "--diff", "--save-plan", plan] in fakes.calls("pulumi")
+    assert ["up", "--yes", "--stack", "dev", "--plan", plan] in fakes.calls("pulumi")
     # What serves is what was built.
     assert kubectl[5][:3] == ["get", "deployment", "api"] and IMAGE in kubectl[5]
     assert "gateway.envoyproxy.io/owning-gateway-namespace=real-estate-dev,gateway.envoyproxy.io/owning-gateway-name=api" in kubectl[6]
@@ -174,7 +195,8 @@ def test_up_reuses_an_existing_cluster_and_logs_in_to_the_shared_backend(fakes, 
 
 
 @pytest.mark.parametrize("failing,message", [
-    ({"pulumi": [{"args": ["up"], "exit": 255}]}, "FAILED: pulumi up of stack 'dev': `pulumi up --yes` exited 255"),
+    ({"pulumi": [{"args": ["up"], "exit": 255}]}, "FAILED: pulumi up of stack 'dev' under its plan (where the engine says "
+     "'violates plan', the program or its config now wants what the plan does not hold: plan again): `pulumi up --yes` exited 255"),
     ({"kubectl": [{"args": ["get", "deployment", TEMPLATE], "stdout": ["", "{}"]}, {"args": ["rollout"], "exit": 1}]},
      "FAILED: the API's rollout in stack 'dev': `kubectl --context kind-real-estate` exited 1"),
     ({"kubectl": [{"args": ["get", "deployment", TEMPLATE], "stdout": ["", "{}"]},
@@ -244,51 +266,118 @@ def _promotion_scenario(verdicts: dict) -> dict:
             "kubectl": kubectl}
 
 
-def test_promotion_rolls_the_tested_digest_through_the_regions_in_order(fakes, regions, capsys, monkeypatch):
+def test_promotion_proposes_the_tested_digest_in_each_later_stages_file_and_nothing_else(fakes, regions, capsys):
+    fakes.install("pulumi", "kubectl")
+    fakes.scenario(_promotion_scenario({}))
+    before = {path.name: path.read_text() for path in regions.glob("*.yaml")}
+    assert main(promote.promote, ["--stages", "test,prod-a,prod-b"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert out.splitlines()[-2:] == ["Pulumi.prod-a.yaml", "Pulumi.prod-b.yaml"]
+    for name in ("Pulumi.prod-a.yaml", "Pulumi.prod-b.yaml"):
+        old, new = before[name].splitlines(), (regions / name).read_text().splitlines()
+        changed = [(a, b) for a, b in zip(old, new) if a != b]
+        # test runs version 1.0.0 as prod does: only the image line changed, every comment and key in place.
+        assert len(old) == len(new) and [b.strip() for _, b in changed] == [f"image: {DIGEST}"]
+    assert (regions / "Pulumi.prod-c.yaml").read_text() == before["Pulumi.prod-c.yaml"]
+    # Nothing deployed, nothing set through the backend: test's output read, that is all.
+    assert [c[:3] for c in fakes.calls("pulumi")] == [["login", "--local"], ["stack", "output", "apiImage"]]
+    assert fakes.calls("kubectl") == []
+    # Again: every stage already names it.
+    assert main(promote.promote, ["--stages", "test,prod-a,prod-b"]) == 0
+    assert "changed: nothing (every stage already names it)" in capsys.readouterr().out
+
+
+def test_a_promotion_given_its_digest_needs_no_backend_and_refuses_what_the_stack_would(fakes, regions, capsys):
+    fakes.install("pulumi", "kubectl")
+    before = (regions / "Pulumi.prod-a.yaml").read_text()
+    assert main(promote.promote, ["--stages", "test,prod-a", "--image", DIGEST, "--version", "1.1.0"]) == 0
+    assert fakes.calls() == []
+    text = (regions / "Pulumi.prod-a.yaml").read_text()
+    assert f"    image: {DIGEST}\n" in text and "    version: 1.1.0\n" in text and len(text.splitlines()) == len(before.splitlines())
+    # A version the stack's own validation refuses leaves every file as it was.
+    assert main(promote.promote, ["--stages", "test,prod-a,prod-b", "--image", OLD_DIGEST, "--version", "1.2"]) == 1
+    assert "Pulumi.prod-a.yaml is not valid" in capsys.readouterr().err
+    assert (regions / "Pulumi.prod-a.yaml").read_text() == text
+    assert main(promote.promote, ["--stages", "test,prod-a", "--image", "real-estate-api:1.0.0-abc", "--version", "1.1.0"]) == 1
+    assert "'real-estate-api:1.0.0-abc' is not pinned by digest" in capsys.readouterr().err
+
+
+def test_the_later_stages_are_released_in_order_each_under_its_own_plan(fakes, regions, capsys, monkeypatch):
     fakes.install("pulumi", "kubectl")
     fakes.scenario(_promotion_scenario({"a": "Succeeded", "b": "Succeeded"}))
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
-    assert main(promote.promote, ["--stages", "test,prod-a,prod-b"]) == 0, capsys.readouterr().err
+    assert main(release_module.release_stacks, ["prod-a", "prod-b"]) == 0, capsys.readouterr().err
     pulumi = fakes.calls("pulumi")
-    ups = [c for c in pulumi if c[0] == "up"]
-    # With the policy pack, mandatory outside dev.
-    assert ups == [["up", "--yes", "--skip-preview", "--stack", f"prod-{r}", "--policy-pack", str(ROOT / "policy")] for r in "ab"]
-    assert ["config", "set", "--path", "api.image", DIGEST, "--stack", "prod-a"] in pulumi
-    assert ["config", "set", "--path", "api.version", "1.0.0", "--stack", "prod-b"] in pulumi
-    # Each region's cluster is checked before its config changes, and its canary read before its up.
+    operations = [c[:2] + c[2:4] for c in pulumi if c[0] in ("preview", "up")]
+    assert operations == [["preview", "--stack", "prod-a", "--diff"], ["up", "--yes", "--stack", "prod-a"],
+                          ["preview", "--stack", "prod-b", "--diff"], ["up", "--yes", "--stack", "prod-b"]]
+    policy = ["--policy-pack", str(ROOT / "policy")]
+    for region in "ab":
+        plan = str(plan_module.PLANS / f"prod-{region}.json")
+        # With the policy pack, mandatory outside dev, at the plan and at the up.
+        assert ["preview", "--stack", f"prod-{region}", "--diff", "--save-plan", plan, *policy] in pulumi
+        assert ["up", "--yes", "--stack", f"prod-{region}", "--plan", plan, *policy] in pulumi
+    assert not any(c[0] == "config" for c in pulumi)
+    # Each stage's cluster is checked before anything is planned for it.
     kubectl = [" ".join(c) for c in fakes.calls("kubectl")]
     assert kubectl[0] == "--context prod-a version --request-timeout=10s"
-    assert "done: 1.0.0 runs in prod-a, prod-b" in capsys.readouterr().out
+    assert "done: prod-a, prod-b released" in capsys.readouterr().out
 
 
-def test_promotion_stops_at_the_first_failed_region_and_restores_its_file(fakes, regions, capsys, monkeypatch):
+def test_a_release_stops_at_the_first_failed_stage(fakes, regions, capsys, monkeypatch):
     fakes.install("pulumi", "kubectl")
     fakes.scenario(_promotion_scenario({"a": "Succeeded", "b": "Failed", "c": "Succeeded"}))
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
-    assert main(promote.promote, ["--stages", "test,prod-a,prod-b,prod-c"]) == 1
+    assert main(release_module.release_stacks, ["prod-a", "prod-b", "prod-c"]) == 1
     err = capsys.readouterr().err
     assert "the canary in stack 'prod-b' failed (Flagger rolled it back after 5 failed checks)" in err
-    assert "promoted: prod-a; stopped at: prod-b; not started: prod-c" in err
-    pulumi = fakes.calls("pulumi")
-    assert [c[4] for c in pulumi if c[0] == "up"] == ["prod-a", "prod-b"]
+    assert "released: prod-a; stopped at: prod-b; not started: prod-c" in err
+    assert [c[3] for c in fakes.calls("pulumi") if c[0] == "up"] == ["prod-a", "prod-b"]
     assert not any("prod-c" in c for c in fakes.calls("kubectl"))
-    # prod-b's file says again what Flagger kept serving.
-    images = [c[4] for c in pulumi if c[:4] == ["config", "set", "--path", "api.image"] and c[-1] == "prod-b"]
-    assert images == [DIGEST, OLD_DIGEST]
 
 
-def test_promotion_refuses_a_tag_and_an_unreachable_cluster(fakes, regions, capsys, monkeypatch):
+def test_ci_applies_the_reviewed_plans_and_refuses_one_whose_stack_changed_since(fakes, regions, capsys, monkeypatch, tmp_path):
     fakes.install("pulumi", "kubectl")
     scenario = _promotion_scenario({"a": "Succeeded"})
-    scenario["pulumi"][0]["stdout"] = "real-estate-api:1.0.0-abc\n"
+    scenario["pulumi"].append({"args": ["stack", "export"], "stdout": '{"version": 3, "deployment": {"resources": []}}'})
     fakes.scenario(scenario)
-    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
-    assert "stack 'test' runs 'real-estate-api:1.0.0-abc', not a digest" in capsys.readouterr().err
-    fakes.scenario({**_promotion_scenario({"a": "Succeeded"}),
-                    "kubectl": [{"args": ["--context", "prod-a", "version"], "exit": 1}]})
-    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
-    assert "the cluster of stack 'prod-a' (context prod-a) is unreachable" in capsys.readouterr().err
-    assert not any(c[0] in ("config", "up") for c in fakes.calls("pulumi"))
+    monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
+    plans = tmp_path / "reviewed"
+    assert main(plan_module.plan, ["prod-a", "--out", str(plans / "prod-a.json")]) == 0, capsys.readouterr().err
+    assert json.loads((plans / "prod-a.record.json").read_text())["stack"] == "prod-a"
+    assert main(release_module.release_stacks, ["prod-a", "--plans", str(plans)]) == 0, capsys.readouterr().err
+    ups = [c for c in fakes.calls("pulumi") if c[0] == "up"]
+    assert ups == [["up", "--yes", "--stack", "prod-a", "--plan", str(plans / "prod-a.json"), "--policy-pack", str(ROOT / "policy")]]
+    # Another update ran between the plan and its approval: the state is not the one the plan was made against.
+    scenario["pulumi"][-1]["stdout"] = '{"version": 3, "deployment": {"resources": [{"urn": "changed"}]}}'
+    fakes.scenario(scenario)
+    assert main(release_module.release_stacks, ["prod-a", "--plans", str(plans)]) == 1
+    assert ("stack 'prod-a' changed since its plan was made (another update or refresh ran): plan again and have the "
+            "new plan reviewed") in capsys.readouterr().err
+    assert [c for c in fakes.calls("pulumi") if c[0] == "up"] == ups
+    # No plan for the stack, or a plan for another one: refused, nothing run.
+    assert main(release_module.release_stacks, ["prod-b", "--plans", str(plans)]) == 1
+    assert f"no plan for stack 'prod-b' at {plans / 'prod-b.json'}" in capsys.readouterr().err
+    (plans / "prod-b.json").write_text("{}")
+    (plans / "prod-b.record.json").write_text(json.dumps({"stack": "prod-a", "state": "x"}))
+    assert main(release_module.release_stacks, ["prod-b", "--plans", str(plans)]) == 1
+    assert f"the plan at {plans / 'prod-b.json'} is for stack 'prod-a', not 'prod-b'" in capsys.readouterr().err
+
+
+# The engine's own words when a program leaves its plan (pkg/resource/deploy/step_generator.go, plan.go MakeError),
+# as the e2e's real engine prints them, and its exit code 1.
+VIOLATES_PLAN = ("error: resource urn:pulumi:prod-a::real-estate-ai::kubernetes:core/v1:ConfigMap::app-config violates "
+                 "plan: properties changed: ~~data[{...}!={...}]")
+
+
+def test_an_up_the_engine_refuses_under_its_plan_says_to_plan_again(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    scenario = _promotion_scenario({"a": "Succeeded"})
+    scenario["pulumi"].append({"args": ["up"], "stdout": VIOLATES_PLAN, "exit": 1})
+    fakes.scenario(scenario)
+    assert main(release_module.release_stacks, ["prod-a"]) == 1
+    assert ("pulumi up of stack 'prod-a' under its plan (where the engine says 'violates plan', the program or its config "
+            "now wants what the plan does not hold: plan again)") in capsys.readouterr().err
 
 
 def test_unchanged_pods_still_need_the_last_releases_verdict(fakes, regions, capsys, monkeypatch):
@@ -300,12 +389,12 @@ def test_unchanged_pods_still_need_the_last_releases_verdict(fakes, regions, cap
                                         _canary("Succeeded", "new", "new")]
     fakes.scenario(scenario)
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
-    assert main(promote.promote, ["--stages", "test,prod-a"]) == 0, capsys.readouterr().err
+    assert main(release_module.release_stacks, ["prod-a"]) == 0, capsys.readouterr().err
     assert "waiting for the canary verdict of stack 'prod-a' (pods unchanged: the last release's)" in capsys.readouterr().out
     assert len([c for c in fakes.calls("kubectl") if "canary" in c]) == 3
     scenario["kubectl"][1]["stdout"] = [_canary("Failed", "new", "old", 5)]
     fakes.scenario(scenario)
-    assert main(promote.promote, ["--stages", "test,prod-a"]) == 1
+    assert main(release_module.release_stacks, ["prod-a"]) == 1
     assert "the canary in stack 'prod-a' failed" in capsys.readouterr().err
 
 
@@ -317,14 +406,14 @@ def test_switching_the_canary_on_waits_for_flagger_to_take_over(fakes, regions, 
     scenario["kubectl"][1]["stdout"] = ["", {"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]
     fakes.scenario(scenario)
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
-    assert main(promote.promote, ["--stages", "test,prod-a"]) == 0, capsys.readouterr().err
+    assert main(release_module.release_stacks, ["prod-a"]) == 0, capsys.readouterr().err
     assert "waiting for Flagger to take over the API of stack 'prod-a'" in capsys.readouterr().out
     assert all("--ignore-not-found" in c for c in fakes.calls("kubectl") if "canary" in c)
 
 
 def test_the_stages_file_lists_existing_stacks():
-    assert promote.configured_stages() == ["test", "prod"]
-    assert all((ROOT / f"Pulumi.{stage}.yaml").exists() for stage in promote.configured_stages())
+    assert configured_stages() == ["test", "prod"]
+    assert all((ROOT / f"Pulumi.{stage}.yaml").exists() for stage in configured_stages())
 
 
 def _route_serving(version: str):
@@ -411,20 +500,18 @@ def test_rollback_fails_while_errors_stay_high_or_without_a_previous_image(fakes
 
 
 def test_preflight_fails_when_the_cluster_does_not_answer(fakes, capsys):
-    from ops.release import preflight
-
     fakes.install("pulumi", "kubectl")
     fakes.scenario({"kubectl": [{"args": ["version"], "exit": 1, "stdout": "dial tcp: connection refused"}]})
     assert main(preflight.preflight, ["prod"]) == 1
     assert "FAILED: the cluster of stack 'prod' (context real-estate-prod) is unreachable" in capsys.readouterr().err
     fakes.scenario({})
     assert main(preflight.preflight, ["prod"]) == 0
-    assert fakes.calls("kubectl")[-1] == ["--context", "real-estate-prod", "version", "--request-timeout=10s"]
+    assert ["--context", "real-estate-prod", "version", "--request-timeout=10s"] in fakes.calls("kubectl")
+    # The fake answers `auth can-i` with nothing: not "yes", so the preview is said to be client-side.
+    assert "this identity cannot write in namespace 'real-estate': the provider previews client-side" in capsys.readouterr().out
 
 
-def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, capsys, monkeypatch):
-    from ops.release import release
-
+def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, capsys, monkeypatch, tmp_path):
     fakes.install("pulumi", "kubectl")
     built = "registry.example.com/real-estate-ai/real-estate-api@sha256:" + "2" * 64
     first = {"pulumi": [{"args": ["stack", "output", "apiImage"], "stdout": built}], "kubectl": [
@@ -433,12 +520,16 @@ def test_ci_release_of_a_first_canary_waits_for_flagger_to_take_over(fakes, caps
         {"args": ["get", "canary"], "stdout": ["", {"status": {"phase": "Initializing"}}, {"status": {"phase": "Initialized"}}]}]}
     fakes.scenario(first)
     monkeypatch.setattr(verify, "route", _route_serving("1.0.0"))
-    assert main(release.release_stack, ["test"]) == 0, capsys.readouterr().err
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "github-output"))
+    assert main(release_module.release_stacks, ["test"]) == 0, capsys.readouterr().err
     assert "waiting for Flagger to take over the API of stack 'test'" in capsys.readouterr().out
-    assert ["up", "--yes", "--skip-preview", "--stack", "test", "--policy-pack", str(ROOT / "policy")] in fakes.calls("pulumi")
+    plan = str(plan_module.PLANS / "test.json")
+    assert ["up", "--yes", "--stack", "test", "--plan", plan, "--policy-pack", str(ROOT / "policy")] in fakes.calls("pulumi")
+    # The promotion proposal's input: what test now runs.
+    assert (tmp_path / "github-output").read_text() == f"image={built}\nversion=1.0.0\n"
     first["kubectl"][2]["stdout"] = ["", {"status": {"phase": "Failed", "conditions": [{"message": "Canary analysis failed"}]}}]
     fakes.scenario(first)
-    assert main(release.release_stack, ["test"]) == 1
+    assert main(release_module.release_stacks, ["test"]) == 1
     assert "the canary in stack 'test' failed: Canary analysis failed" in capsys.readouterr().err
 
 
@@ -512,3 +603,72 @@ def test_the_monitoring_check_asks_again_when_prometheus_does_not_answer(fakes):
                                  "stdout": ["", _monitoring()[0]["stdout"]]}]})
     times = iter([0, 0, 10])
     monitoring_check.check_monitoring(stack_module.Stack.load("prod"), timeout=5, clock=lambda: next(times), sleep=lambda s: None)
+
+
+# --- drift and the backend's refusals, in the real CLI's words and exit codes ----------------------------------------
+# (pkg/backend/backenderr.go, sdk/go/common/util/cmdutil/exit_codes.go; the e2e runs the real CLI's refresh)
+
+DRIFT_OUTPUT = ("Previewing refresh (prod):\n  ~ kubernetes:networking.k8s.io/v1:NetworkPolicy default-deny update "
+                "[diff: ~spec]\nResources:\n    ~ 1 to update\n    103 unchanged\n"
+                "error: no changes were expected for refresh but changes were proposed\n")
+
+
+def test_drift_is_reported_for_the_workflow_to_open_an_issue(fakes, capsys, monkeypatch, tmp_path):
+    from ops.release import drift
+
+    fakes.install("pulumi")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    fakes.scenario({"pulumi": [{"args": ["refresh"], "stdout": DRIFT_OUTPUT, "exit": 7}]})
+    assert main(drift.drift_main, ["prod"]) == 1
+    captured = capsys.readouterr()
+    assert "FAILED: stack 'prod' has drifted: its objects in the cluster differ from its state (above)" in captured.err
+    assert "default-deny update" in captured.out
+    assert (tmp_path / "output").read_text() == "drifted=true\n"
+    assert "### Drift in stack `prod`" in (tmp_path / "summary").read_text()
+    assert fakes.calls("pulumi")[-1] == ["refresh", "--preview-only", "--expect-no-changes", "--diff", "--non-interactive",
+                                         "--stack", "prod", "--cwd", str(ROOT)]
+
+
+def test_no_drift_and_a_check_that_could_not_run_are_not_drift(fakes, capsys, monkeypatch, tmp_path):
+    from ops.release import drift
+
+    fakes.install("pulumi")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    fakes.scenario({"pulumi": [{"args": ["refresh"], "stdout": "Resources:\n    104 unchanged\n"}]})
+    assert main(drift.drift_main, ["prod"]) == 0
+    assert "stack 'prod': no drift" in capsys.readouterr().out
+    fakes.scenario({"pulumi": [{"args": ["refresh"], "exit": 1, "stdout": "error: getting stack configuration: get stack "
+                                "secrets manager: incorrect passphrase\n"}]})
+    assert main(drift.drift_main, ["prod"]) == 1
+    assert ("the drift check of stack 'prod' could not run: `pulumi refresh` exited 1: error: getting stack configuration: "
+            "get stack secrets manager: incorrect passphrase") in capsys.readouterr().err
+    assert not (tmp_path / "output").exists()
+
+
+def test_a_missing_credential_is_named_before_the_backend_is_called(fakes, capsys, monkeypatch):
+    from ops.release import drift
+
+    fakes.install("pulumi", "kubectl")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "https://api.pulumi.com")
+    for script, args in ((drift.drift_main, ["prod"]), (release_module.release_stacks, ["prod"]),
+                         (plan_module.plan, ["prod"]), (rollback.rollback, ["prod"])):
+        assert main(script, args) == 1
+        err = capsys.readouterr().err
+        assert "FAILED: stack 'prod': Pulumi Cloud (https://api.pulumi.com) needs PULUMI_ACCESS_TOKEN" in err, script
+    assert fakes.calls("pulumi") == [] and fakes.calls("kubectl") == []
+
+
+def test_a_refused_login_stops_the_script_with_the_clis_words(fakes, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://state-bucket")
+    fakes.scenario({"pulumi": [{"args": ["login"], "exit": 1, "stdout": (
+        'error: could not log in to the state backend "s3://state-bucket": read ".pulumi/meta.yaml": blob (key '
+        '".pulumi/meta.yaml") (code=Unknown): operation error S3: GetObject, get identity: get credentials: failed to '
+        'refresh cached credentials, no EC2 IMDS role found')}]})
+    assert main(plan_module.plan, ["prod"]) == 1
+    err = capsys.readouterr().err
+    assert "FAILED: log in to the Pulumi state backend: `pulumi login s3://state-bucket` exited 1" in err
+    assert fakes.calls("kubectl") == [] and [c[0] for c in fakes.calls("pulumi")] == ["login"]
