@@ -227,7 +227,7 @@ class Platform(Component):
         if c.postgres.operator.install:
             operator = PostgresOperator(
                 "postgres-operator",
-                PostgresOperatorArgs(c.postgres.operator, operator_namespace(c), ns_name, ns, stack),
+                PostgresOperatorArgs(c.postgres.operator, operator_namespace(c), ns_name, ns, stack, c.protect_data),
                 opts=child,
             )
             cluster_dependencies.append(operator)

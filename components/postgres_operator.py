@@ -2,8 +2,13 @@
 
 It watches only the platform's namespace. Its namespace and Helm release are named after the platform's namespace,
 so stacks for different namespaces on one cluster each get their own (the chart's ClusterRole is named after the
-release). A stack whose namespace an existing operator already watches sets `postgres.operator.install: false`. Helm installs the chart's CRDs on the first
-install only and never upgrades them: an operator upgrade applies the new CRDs first (docs/postgres.md).
+release). A stack whose namespace an existing operator already watches sets `postgres.operator.install: false`.
+
+Helm installs a chart's CRDs on the first install only and never upgrades them, so the chart's are skipped and the
+program applies the release's own (vendored per chart version, settings.postgres.operator_crds_file) before the
+operator starts: a chart bump upgrades them in the same `up`. They take over the fields Helm created them with
+(patchForce) and are never deleted by Pulumi (retainOnDelete): deleting a CRD deletes every PostgreSQL cluster of
+its kind in the cluster.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
-from settings.postgres import OperatorSettings
+from settings.postgres import OperatorSettings, operator_crds_file
 from components.workload import labels, sha256
 from components.component import Component
 
@@ -39,6 +45,13 @@ class PostgresOperatorArgs:
     watch_namespace_name: str
     watch_namespace: pulumi.Input[str]
     stack: str
+    # prod: the CRDs are protected too (a `pulumi destroy` stops at them).
+    protect: bool = False
+
+
+def crds(chart_version: str) -> list[dict]:
+    """The operator release's CRDs as vendored."""
+    return [doc for doc in yaml.safe_load_all(operator_crds_file(chart_version).read_text()) if doc]
 
 
 class PostgresOperator(Component):
@@ -59,6 +72,16 @@ class PostgresOperator(Component):
             },
             opts=pulumi.ResourceOptions(parent=self),
         )
+        definitions = [
+            k8s.apiextensions.v1.CustomResourceDefinition(
+                self.child_name(crd["metadata"]["name"]),
+                metadata={**crd["metadata"], "annotations": {**(crd["metadata"].get("annotations") or {}),
+                                                             "pulumi.com/patchForce": "true"}},
+                spec=crd["spec"],
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=args.protect),
+            )
+            for crd in crds(s.chart_version)
+        ]
         self.release = k8s.helm.v3.Release(
             self.child_name("release"),
             name=release_name(args.watch_namespace_name),
@@ -70,8 +93,9 @@ class PostgresOperator(Component):
                 "watchNamespace": args.watch_namespace,
                 "disableTelemetry": True,
             },
+            skip_crds=True,
             timeout=INSTALL_TIMEOUT_SECONDS,
             atomic=False,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=definitions),
         )
         self.register_outputs({})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
+from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, model_validator
@@ -69,12 +70,29 @@ Bucket = Annotated[str, AfterValidator(_check_bucket)]
 RepoPath = Annotated[str, AfterValidator(_check_repo_path)]
 
 
+# The operator's CRDs per chart version, vendored (crds/README.md): the program applies them itself, since Helm never
+# upgrades a chart's crds/ (components/postgres_operator.py).
+OPERATOR_CRDS = Path(__file__).resolve().parent.parent / "crds"
+
+
+def operator_crds_file(chart_version: str) -> Path:
+    return OPERATOR_CRDS / f"percona-pg-operator-v{chart_version}-crds.yaml"
+
+
+def _check_vendored_crds(value: str) -> str:
+    if not operator_crds_file(value).is_file():
+        raise ValueError(f"'{value}': no CRDs vendored for this operator release; add the release's "
+                         f"config/crd/bases CRDs as {operator_crds_file(value).relative_to(OPERATOR_CRDS.parent)} first")
+    return value
+
+
 class OperatorSettings(Settings):
-    # Install the operator (Helm chart, pinned) with this stack; off where the cluster already runs one for this namespace.
+    # Install the operator (Helm chart, pinned) and its CRDs with this stack; off where the cluster already runs one
+    # for this namespace.
     install: bool = True
     # Where it runs; unset: "<platform namespace>-pg-operator", so two stacks on one cluster never share one.
     namespace: Optional[DnsLabel] = None
-    chart_version: SemVer = OPERATOR_VERSION
+    chart_version: Annotated[SemVer, AfterValidator(_check_vendored_crds)] = OPERATOR_VERSION
 
 
 class PatroniSettings(Settings):

@@ -6,6 +6,7 @@ import copy
 import pytest
 
 from components import pgbackrest
+from components.postgres_operator import crds
 from components.postgres import (
     INSTANCE_PODS,
     OFFSITE_SECRET,
@@ -15,6 +16,7 @@ from components.postgres import (
     patroni_dcs,
     user_secret_name,
 )
+from settings.postgres import OperatorSettings
 from settings import BackupSettings, OffsiteSettings, PatroniSettings, PgBouncerSettings, PostgresSettings, byte_count, cron
 from tests.crd_schemas import errors
 from tests.harness import STACKS, containers, decoded_config, encode_config, env_value, pod_spec, run_component, with_value
@@ -157,10 +159,43 @@ def test_the_operator_is_installed_pinned_and_scoped(stack, rendered_stacks):
     assert cluster.parent.endswith("Postgres::postgres")
 
 
+CRD = "kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_operators_crds_are_the_programs_upgraded_with_the_chart_and_never_deleted(stack, rendered_stacks):
+    """Helm never upgrades a chart's crds/: the chart's are skipped and the release's own applied by the program."""
+    rendered = rendered_stacks[stack]
+    (release,) = [r for r in rendered.registrations if r.type == RELEASE and r.inputs["chart"] == "pg-operator"]
+    assert release.inputs["skipCrds"] is True
+    definitions = {r.inputs["metadata"]["name"]: r for r in rendered.registrations if r.type == CRD}
+    vendored = crds("3.0.0")
+    assert sorted(definitions) == sorted(d["metadata"]["name"] for d in vendored) == [
+        "perconapgbackups.pgv2.percona.com", "perconapgclusters.pgv2.percona.com", "perconapgrestores.pgv2.percona.com",
+        "perconapgupgrades.pgv2.percona.com"]
+    for crd in vendored:
+        registered = definitions[crd["metadata"]["name"]]
+        assert registered.inputs["spec"] == crd["spec"]
+        # Deleting a CRD deletes every cluster of its kind: never by Pulumi, and a destroy of a stack whose data is
+        # protected (test, prod) stops at them.
+        assert registered.retain_on_delete is True
+        assert registered.protect is (stack != "dev")
+        # Taking over the fields Helm created them with on a cluster that already has them.
+        assert registered.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
+
+
+def test_an_operator_release_without_vendored_crds_is_refused():
+    with pytest.raises(ValueError, match=r"'3\.1\.0': no CRDs vendored for this operator release; add the release's "
+                                         r"config/crd/bases CRDs as crds/percona-pg-operator-v3\.1\.0-crds\.yaml first"):
+        OperatorSettings(chart_version="3.1.0")
+    assert OperatorSettings(chart_version="3.0.0").chart_version == "3.0.0"
+
+
 def test_a_cluster_that_already_runs_the_operator_installs_none():
     config = encode_config(with_value(decoded_config("dev"), "postgres.operator.install", False))
     rendered = render("dev", config)
     assert not [r for r in rendered.registrations if r.type == RELEASE and r.inputs["chart"] == "pg-operator"]
+    assert not [r for r in rendered.registrations if r.type == CRD]
     assert sorted(o["metadata"]["name"] for o in rendered.objects if o["kind"] == "Namespace") == ["monitoring", "real-estate-dev"]
     assert rendered.find("PerconaPGCluster", "postgres")
 
