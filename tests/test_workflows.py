@@ -149,16 +149,39 @@ def test_only_main_deploys_and_only_a_reviewed_plan_reaches_prod():
     for name in ("release-test", "plan-prod", "deploy-prod"):
         assert jobs[name]["concurrency"]["cancel-in-progress"] is False, name
     assert jobs["release-test"]["concurrency"]["group"] == "pulumi-test"
-    assert jobs["plan-prod"]["concurrency"]["group"] == jobs["deploy-prod"]["concurrency"]["group"] == "pulumi-prod"
+    # A deploy waiting for approval neither blocks nor is cancelled by the next run's plan.
+    assert (jobs["plan-prod"]["concurrency"]["group"], jobs["deploy-prod"]["concurrency"]["group"]) == ("plan-prod", "pulumi-prod")
+    # Only plans that change something are put to the reviewers, only main's head is applied, only this run's plans.
+    assert jobs["deploy-prod"]["if"] == "needs.plan-prod.outputs.changes == 'true'"
+    apply = next(step for step in jobs["deploy-prod"]["steps"] if step.get("name") == "Apply the approved plans")
+    assert apply["if"] == "steps.head.outputs.superseded != 'true'"
+    download = next(step for step in jobs["deploy-prod"]["steps"] if str(step.get("uses", "")).startswith("actions/download-artifact@"))
+    assert set(download["with"]) == {"name", "path"}
+    upload = next(step for step in jobs["plan-prod"]["steps"] if str(step.get("uses", "")).startswith("actions/upload-artifact@"))
+    assert upload["with"]["retention-days"] == 30 and upload["with"]["overwrite"] is True
 
 
 def test_nothing_pushes_to_main():
-    for path in WORKFLOWS:
-        for line in path.read_text().splitlines():
-            if "git push" in line:
-                assert 'HEAD:refs/heads/$branch"' in line, line
+    pushes = [line for path in WORKFLOWS for line in path.read_text().splitlines() if "git push" in line]
+    assert pushes == ['          git push --force origin "HEAD:refs/heads/$branch"']
     promote = next(job for _, _, name, job in _jobs() if name == "propose-promotion")
-    assert 'branch="promote/' in _scripts(promote) and not _environment(promote)
+    assert re.search(r'^branch="promote/\$VERSION-\$\{GITHUB_SHA::12\}"$', _scripts(promote), re.MULTILINE)
+    assert "branch=" not in _scripts(promote).replace('branch="promote/', "")
+    assert not _environment(promote)
+
+
+def test_tokens_and_secrets_reach_only_the_steps_that_use_them():
+    for workflow_name, _, name, job in _jobs():
+        # OIDC tokens only where an environment's identity is wanted.
+        if (job.get("permissions") or {}).get("id-token") == "write":
+            assert _environment(job), f"{workflow_name} {name}"
+        # The passphrase in the steps that run Pulumi, not in the job's environment for every install step.
+        assert "PULUMI_CONFIG_PASSPHRASE" not in (job.get("env") or {}), f"{workflow_name} {name}"
+        for step in job["steps"]:
+            if "secrets.PULUMI_CONFIG_PASSPHRASE" in yaml.safe_dump(step):
+                assert str(step.get("run", "")).lstrip().startswith((".venv/bin/python -m ops.release.", "for stack", "mapfile")), step
+    # No script asks the CLI for secrets in plain text (an argument "--show-secrets").
+    assert all('"--show-secrets"' not in path.read_text() for path in (ROOT / "ops").rglob("*.py"))
 
 
 def test_every_pulumi_up_in_the_release_scripts_is_held_to_a_plan():
@@ -179,7 +202,8 @@ def test_ci_installs_the_pulumi_cli_the_e2e_builds_and_runs():
 
 
 def test_the_first_stage_is_the_one_the_workflow_releases_and_previews():
-    from ops.release.stages import configured_stages, read_only_environment
+    from ops.release.stages import configured_stages, drift_environment
 
     assert configured_stages()[0] == "test"
-    assert [read_only_environment(i) for i in range(len(configured_stages()))][:2] == ["test-preview", "production-plan"]
+    # Drift reads Secrets: never with the identity pull requests get.
+    assert [drift_environment(i) for i in range(len(configured_stages()))][:2] == ["test", "production-plan"]

@@ -58,8 +58,11 @@ def secrets_provider(stack_file: Path) -> Optional[str]:
 
 
 def _passphrase_problem(stack: str, environ: Mapping[str, str]) -> Optional[str]:
-    if environ.get("PULUMI_CONFIG_PASSPHRASE"):
-        return None
+    # Pulumi takes the variable whenever it is set, empty too (its passphrase manager), over the file; an empty one is
+    # what GitHub passes for a secret the environment does not hold.
+    if "PULUMI_CONFIG_PASSPHRASE" in environ:
+        return None if environ["PULUMI_CONFIG_PASSPHRASE"] else \
+            f"stack '{stack}': PULUMI_CONFIG_PASSPHRASE is set but empty (a secret this job's environment does not hold?)"
     path = environ.get("PULUMI_CONFIG_PASSPHRASE_FILE")
     if path:
         return None if Path(path).is_file() else \
@@ -75,7 +78,7 @@ def problems(stack: str, stack_file: Path, environ: Mapping[str, str], interacti
     ci = in_ci(environ)
     backend = environ.get("PULUMI_BACKEND_URL", "")
     scheme = backend.split("://", 1)[0] if "://" in backend else ""
-    cloud_backend = not backend or scheme in ("http", "https")
+    cloud_backend = scheme in ("http", "https")
     if not backend and ci:
         found.append(f"stack '{stack}': PULUMI_BACKEND_URL is not set; CI needs the shared state backend "
                      f"(s3://…, gs://…, azblob://…, or Pulumi Cloud's https:// URL)")
@@ -89,7 +92,7 @@ def problems(stack: str, stack_file: Path, environ: Mapping[str, str], interacti
     elif scheme in _BACKEND_CLOUD and ci and not _has(environ, _BACKEND_CLOUD[scheme]):
         found.append(f"stack '{stack}': the {scheme}:// state backend needs {_BACKEND_CLOUD[scheme]} credentials in "
                      f"this job: {_wanted(_BACKEND_CLOUD[scheme])}")
-    if cloud_backend and backend and not environ.get("PULUMI_ACCESS_TOKEN"):
+    if cloud_backend and not environ.get("PULUMI_ACCESS_TOKEN"):
         found.append(f"stack '{stack}': Pulumi Cloud ({backend}) needs PULUMI_ACCESS_TOKEN (in CI: pulumi/auth-actions "
                      f"exchanges the job's OIDC token for one)")
     provider = secrets_provider(stack_file)

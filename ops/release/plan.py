@@ -40,9 +40,27 @@ def policy_args(stack: Stack) -> list[str]:
 
 
 def state_fingerprint(stack: Stack) -> str:
-    """A digest of the stack's whole state as the backend holds it now (secrets stay ciphertext)."""
-    text = run(["pulumi", "stack", "export", "--stack", stack.name], f"read the state of stack '{stack.name}'", capture=True)
+    """A digest of the stack's whole state as the backend holds it now (never --show-secrets: secrets stay
+    ciphertext, and nothing is decrypted)."""
+    try:
+        text = run(["pulumi", "stack", "export", "--stack", stack.name], f"read the state of stack '{stack.name}'", capture=True)
+    except Failed as failure:
+        if "no stack named" in str(failure):
+            raise Failed(f"stack '{stack.name}' does not exist in {os.environ.get('PULUMI_BACKEND_URL') or 'the local backend'}: "
+                         f"someone allowed to create it runs `pulumi stack init {stack.name} --secrets-provider <its key>` "
+                         f"once (README, Delivery); CI's identities only read and update it") from None
+        raise
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def has_changes(plan: Path) -> bool:
+    """Whether the plan does anything: a step other than `same` for some resource (the plan file's resourcePlans,
+    sdk/go/common/apitype/plan.go)."""
+    try:
+        resources = json.loads(plan.read_text()).get("resourcePlans") or {}
+    except (OSError, ValueError):
+        return True  # unreadable: let the apply judge it
+    return any(step != "same" for resource in resources.values() for step in (resource or {}).get("steps") or [])
 
 
 def save(stack: Stack, steps: Steps, path: Path) -> Path:
@@ -54,10 +72,16 @@ def save(stack: Stack, steps: Steps, path: Path) -> Path:
     diff = run_shown(["pulumi", "preview", "--stack", stack.name, "--diff", "--save-plan", str(path), *policy],
                      f"the preview of stack '{stack.name}'")
     record_path(path).write_text(json.dumps({"stack": stack.name, "state": state}) + "\n")
+    changes = has_changes(path)
+    steps.note(f"stack '{stack.name}': " + ("the plan changes the stack" if changes else "the plan changes nothing"))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         with open(summary, "a") as handle:
             handle.write(f"### The plan of stack `{stack.name}`\n\n```\n{diff.strip()}\n```\n")
+    if changes and os.environ.get("GITHUB_OUTPUT"):
+        # CI asks its reviewers to approve only plans that change something.
+        with open(os.environ["GITHUB_OUTPUT"], "a") as handle:
+            handle.write("changes=true\n")
     return path
 
 

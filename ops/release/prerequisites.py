@@ -200,12 +200,12 @@ def issuer_problems(stack: str, ingress, issuer: Optional[dict]) -> list[str]:
 
 
 def _flag(args: list[str], name: str) -> Optional[str]:
-    """The value of `--name` / `--name=value` in a container's args ('true' for a bare flag)."""
+    """The value of `--name=value` in a container's args ('true' for a bare flag), the last one winning."""
     value = None
-    for i, arg in enumerate(args):
+    for arg in args:
         if arg == f"--{name}":
-            following = args[i + 1] if i + 1 < len(args) else ""
-            value = following if following in ("true", "false") else "true"
+            # A bare boolean flag is true (pflag takes no separate value for one: `--flag false` is true).
+            value = "true"
         elif arg.startswith(f"--{name}="):
             value = arg.split("=", 1)[1]
     return value

@@ -2,7 +2,7 @@
 run the same digest after it.
 
     python -m ops.release.stages [--later]   the stages (or only those after the first), one per line
-    python -m ops.release.stages --matrix    a GitHub Actions matrix: each stage with its read-only environment
+    python -m ops.release.stages --matrix    a GitHub Actions matrix: each stage with its drift check's environment
 
 Standard library only: CI's drift workflow runs it before any virtualenv exists.
 """
@@ -21,15 +21,16 @@ def configured_stages() -> list[str]:
     return [line for line in lines if line]
 
 
-def read_only_environment(index: int) -> str:
-    """The GitHub environment whose identity may read a stage but not change it (.github/workflows/delivery.yml):
-    the first stage is test's, every later one production's."""
-    return "test-preview" if index == 0 else "production-plan"
+def drift_environment(index: int) -> str:
+    """The GitHub environment the drift check of a stage runs in (.github/workflows/drift.yml): one that runs main's
+    code only, since a refresh reads every object the state holds, Secrets included. test's own for the first stage,
+    production's read-only one for every later stage."""
+    return "test" if index == 0 else "production-plan"
 
 
 if __name__ == "__main__":
     stages = configured_stages()
     if sys.argv[1:] == ["--matrix"]:
-        print(json.dumps([{"stack": s, "environment": read_only_environment(i)} for i, s in enumerate(stages)]))
+        print(json.dumps([{"stack": s, "environment": drift_environment(i)} for i, s in enumerate(stages)]))
     else:
         print("\n".join(stages[1:] if sys.argv[1:] == ["--later"] else stages))

@@ -7,6 +7,7 @@ Scenario: {tool: [rule, ...]}; the first rule whose `args` all appear in the cal
   exit    the exit status (default 0), or a list like stdout
   serve   (kubectl port-forward) {path: [status, body]}, or a list of those one per call: serve HTTP on the
           forwarded local port until stopped
+  plan    (pulumi preview --save-plan) the plan file to write
 A call no rule matches exits 0 with no output. A pulumi call with `--save-plan PATH` that exits 0 writes a plan there,
 as the real CLI does (its shape: sdk/go/common/apitype/plan.go DeploymentPlanV1).
 """
@@ -37,9 +38,10 @@ def nth(value, index):
 
 
 
-def finish(code: int) -> None:
+def finish(code: int, plan: dict | None = None) -> None:
     if tool == "pulumi" and code == 0 and "--save-plan" in args:
-        Path(args[args.index("--save-plan") + 1]).write_text(json.dumps({"manifest": {"version": "v3.276.0"}, "resourcePlans": {}}))
+        plan = plan or {"manifest": {"version": "v3.276.0"}, "resourcePlans": {}}
+        Path(args[args.index("--save-plan") + 1]).write_text(json.dumps(plan))
     sys.exit(code)
 
 
@@ -68,5 +70,5 @@ for number, rule in enumerate(scenario.get(tool, [])):
         http.server.HTTPServer(("127.0.0.1", local), Handler).serve_forever()
     output = nth(rule.get("stdout", ""), calls)
     sys.stdout.write(output if isinstance(output, str) else json.dumps(output))
-    finish(nth(rule.get("exit", 0), calls))
+    finish(nth(rule.get("exit", 0), calls), rule.get("plan"))
 finish(0)

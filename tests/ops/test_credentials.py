@@ -49,6 +49,13 @@ def stack_file(tmp_path):
       "PULUMI_CONFIG_PASSPHRASE_FILE) to this stack's own passphrase"]),
     ({**CI, **AWS, "PULUMI_BACKEND_URL": "s3://state", "PULUMI_CONFIG_PASSPHRASE_FILE": "/nonexistent/passphrase"}, PASSPHRASE_FILE,
      ["stack 'prod': PULUMI_CONFIG_PASSPHRASE_FILE names a file that does not exist"]),
+    # GitHub passes "" for a secret the environment does not hold; Pulumi would take it over the file.
+    ({**CI, **AWS, "PULUMI_BACKEND_URL": "s3://state", "PULUMI_CONFIG_PASSPHRASE": "",
+      "PULUMI_CONFIG_PASSPHRASE_FILE": "/etc/hostname"}, PASSPHRASE_FILE,
+     ["stack 'prod': PULUMI_CONFIG_PASSPHRASE is set but empty (a secret this job's environment does not hold?)"]),
+    # Local state (no backend URL, a workstation): a stack not initialised here gets the passphrase provider.
+    ({}, "config: {}\n", ["stack 'prod': its secrets are encrypted with a passphrase; set PULUMI_CONFIG_PASSPHRASE (or "
+                           "PULUMI_CONFIG_PASSPHRASE_FILE) to this stack's own passphrase"]),
     # A KMS key: the cloud credentials are the key to it; no passphrase is asked for.
     ({**CI, **AWS, "PULUMI_BACKEND_URL": "s3://state"}, KMS_FILE, []),
     ({**CI, "PULUMI_BACKEND_URL": "gs://state", "GOOGLE_APPLICATION_CREDENTIALS": "/tmp/creds.json"}, KMS_FILE,

@@ -364,6 +364,38 @@ def test_ci_applies_the_reviewed_plans_and_refuses_one_whose_stack_changed_since
     assert f"the plan at {plans / 'prod-b.json'} is for stack 'prod-a', not 'prod-b'" in capsys.readouterr().err
 
 
+def test_a_plan_says_whether_it_changes_anything_for_the_reviewers(fakes, regions, capsys, monkeypatch, tmp_path):
+    fakes.install("pulumi", "kubectl")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "output"))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary"))
+    urn = "urn:pulumi:prod-a::real-estate-ai::kubernetes:core/v1:ConfigMap::app-config"
+    unchanged = {"resourcePlans": {urn: {"goal": {}, "steps": ["same"]}}}
+    scenario = _promotion_scenario({})
+    scenario["pulumi"].append({"args": ["preview"], "stdout": "Resources:\n    104 unchanged\n", "plan": unchanged})
+    fakes.scenario(scenario)
+    assert main(plan_module.plan, ["prod-a"]) == 0, capsys.readouterr().err
+    assert "stack 'prod-a': the plan changes nothing" in capsys.readouterr().out
+    assert not (tmp_path / "output").exists()
+    assert "### The plan of stack `prod-a`" in (tmp_path / "summary").read_text()
+    scenario["pulumi"][-1]["plan"] = {"resourcePlans": {urn: {"goal": {}, "steps": ["update"]}}}
+    fakes.scenario(scenario)
+    assert main(plan_module.plan, ["prod-a"]) == 0
+    assert "stack 'prod-a': the plan changes the stack" in capsys.readouterr().out
+    assert (tmp_path / "output").read_text() == "changes=true\n"
+
+
+def test_a_stack_that_does_not_exist_is_named_with_who_creates_it(fakes, regions, capsys, monkeypatch):
+    fakes.install("pulumi", "kubectl")
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://state-bucket")
+    scenario = _promotion_scenario({})
+    scenario["pulumi"].append({"args": ["stack", "export"], "exit": 6, "stdout": "error: no stack named 'prod-a' found"})
+    fakes.scenario(scenario)
+    assert main(plan_module.plan, ["prod-a"]) == 1
+    assert ("stack 'prod-a' does not exist in s3://state-bucket: someone allowed to create it runs `pulumi stack init "
+            "prod-a --secrets-provider <its key>` once") in capsys.readouterr().err
+    assert not any(c[0] == "preview" for c in fakes.calls("pulumi"))
+
+
 # The engine's own words when a program leaves its plan (pkg/resource/deploy/step_generator.go, plan.go MakeError),
 # as the e2e's real engine prints them, and its exit code 1.
 VIOLATES_PLAN = ("error: resource urn:pulumi:prod-a::real-estate-ai::kubernetes:core/v1:ConfigMap::app-config violates "
