@@ -29,6 +29,22 @@ API_SECRET = "api-secrets"
 BACKUP_S3_SECRET = "backup-s3-credentials"
 
 
+def config_string(value: str) -> str:
+    """`value` as one argument of a redis.conf line: double-quoted, with `\\`, `"` and every byte outside printable
+    ASCII escaped (`\\xHH`), which Redis' own config tokenizer (sds.c sdssplitargs) reads back exactly. Unquoted, a
+    password with a space or a quote stops Redis at start, and Redis prints the line, password included, to its log."""
+    escaped = "".join(
+        "\\\\" if byte == 0x5C else '\\"' if byte == 0x22 else chr(byte) if 0x20 <= byte < 0x7F else f"\\x{byte:02x}"
+        for byte in value.encode()
+    )
+    return f'"{escaped}"'
+
+
+def requirepass_conf(password: str) -> str:
+    """The redis.conf fragment the Secret holds, included at start (never a command-line argument)."""
+    return f"requirepass {config_string(password)}\n"
+
+
 @dataclass(frozen=True)
 class RedisCredentials:
     secret_name: pulumi.Input[str]
@@ -101,7 +117,7 @@ class PlatformSecrets(Component):
             REDIS_SECRET,
             "redis",
             # requirepass.conf is included by redis.conf, so the password is never a command-line argument.
-            {"password": redis_password, "requirepass.conf": pulumi.Output.format("requirepass {0}\n", redis_password)},
+            {"password": redis_password, "requirepass.conf": pulumi.Output.from_input(redis_password).apply(requirepass_conf)},
         )
         if args.milvus_s3_external:
             access, secret_key = args.overrides.get("milvusS3AccessKeyId"), args.overrides.get("milvusS3SecretAccessKey")

@@ -21,6 +21,7 @@ from typing import Optional
 import redis
 
 from components.redis import DATA_PATH, PORT, SECRET_PATH, render_redis_conf
+from components.secrets import requirepass_conf
 from settings import RedisSettings
 
 
@@ -204,7 +205,7 @@ class PlatformRedis(_ProcessServer):
         self.data = self.dir / "data"
         self.data.mkdir(parents=True)
         secret = self.dir / "requirepass.conf"
-        secret.write_text(f"requirepass {password}\n")
+        secret.write_text(requirepass_conf(password))
         conf = render_redis_conf(RedisSettings(maxmemory="64Mi"))
         conf = conf.replace(f"port {PORT}", f"port {self.port}").replace(f"dir {DATA_PATH}", f"dir {self.data}")
         conf = conf.replace(f"{SECRET_PATH}/requirepass.conf", str(secret))

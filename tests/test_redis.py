@@ -7,7 +7,7 @@ import pytest
 import redis as redis_client
 
 from components.redis import DATA_PATH, SECRET_PATH, Redis, RedisArgs, render_redis_conf
-from components.secrets import RedisCredentials
+from components.secrets import RedisCredentials, requirepass_conf
 from settings import RedisSettings, Storage
 from tests.harness import containers, run_component, value
 from tests.services import PlatformRedis
@@ -85,3 +85,28 @@ def test_real_redis_requires_the_password_and_writes_the_aof(real_redis):
     time.sleep(1.5)
     aof_files = list(data.rglob("*.aof"))
     assert aof_files and any(b"listing:1" in f.read_bytes() for f in aof_files)
+
+
+# A space, both quotes, a backslash, a comment sign, a line break, a tab, an escape sequence, a non-ASCII letter: each
+# would stop Redis at start unquoted (and Redis would print the line, password included, to its log).
+HOSTILE_PASSWORDS = ['pass word with spaces', 'quote"d', "single'quoted", 'back\\slash\\', '#not-a-comment',
+                     'line\nbreak', 'tab\there', '\x1b[31mred', 'pässwörd-密码', '\\x41 not an escape']
+
+
+@pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
+def test_real_redis_reads_any_password_back_exactly_from_the_secrets_fragment(tmp_path: Path, password):
+    server = PlatformRedis(tmp_path, "redis", password)
+    try:
+        client = server.start()
+        assert client.ping()
+        assert redis_client.Redis(port=server.port, password=password).set("k", "v")
+        with pytest.raises(redis_client.AuthenticationError):
+            redis_client.Redis(port=server.port, password=password + "x").set("k", "v")
+    finally:
+        server.stop()
+
+
+def test_the_secrets_fragment_is_one_line_whatever_the_password():
+    for password in HOSTILE_PASSWORDS:
+        fragment = requirepass_conf(password)
+        assert fragment.startswith('requirepass "') and fragment.endswith('"\n') and fragment.count("\n") == 1
