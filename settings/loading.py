@@ -5,6 +5,7 @@ read only as Pulumi secrets and never echoed."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 import pulumi
@@ -12,6 +13,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import BaseModel, ValidationError
 
 from settings import rules
+from settings.monitoring import HTTPS_URL_RE
 from settings.platform import PlatformConfig
 
 PROJECT = "real-estate-ai"
@@ -136,6 +138,20 @@ def _describe(error: dict[str, Any]) -> str:
     return message
 
 
+# Secrets whose shape a consumer needs, checked here, where their values are still plain and before any resource is
+# registered (the value is never shown: these URLs carry tokens).
+_ROBOT_URL_RE = re.compile(HTTPS_URL_RE.pattern + r"\?[A-Za-z0-9._~%=&-]+")
+# Each with a value of its shape that reaches nobody (the offline render's stand-in).
+SECRET_SHAPES: dict[str, tuple[re.Pattern, str, str]] = {
+    # The recipients are added as its query (components/alerting.py).
+    "alertSmsWebhookUrl": (HTTPS_URL_RE, "an https URL without query or fragment", "https://sms.invalid/hook"),
+    "alertHeartbeatUrl": (re.compile(HTTPS_URL_RE.pattern + "/?"), "an https URL without query or fragment",
+                          "https://heartbeat.invalid/ping"),
+    "alertDingtalkRobotUrl": (_ROBOT_URL_RE, "the robot's https webhook URL with its access_token query",
+                              "https://robot.invalid/robot/send?access_token=stand-in"),
+}
+
+
 def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
     """Secret config keys this configuration cannot deploy without, each with why."""
     required: dict[str, str] = {}
@@ -198,6 +214,8 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
         elif not value.isprintable() or len(value) > 1024:
             # Secrets are written into configuration files: a line break would add a line of its own.
             problems.append(f"{full_key}: must be one line of at most 1024 printable characters")
+        elif key in SECRET_SHAPES and not SECRET_SHAPES[key][0].fullmatch(value):
+            problems.append(f"{full_key}: must be {SECRET_SHAPES[key][1]} (the value is not shown: it may carry a token)")
         else:
             secrets[key] = pulumi.Output.secret(value)
 

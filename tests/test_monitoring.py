@@ -193,7 +193,7 @@ def test_prod_runs_the_dingtalk_bridge_with_its_robot_in_a_secret(rendered_stack
     assert not [o for o in rendered_stacks["test"].objects if o["metadata"]["name"] == "dingtalk-bridge"]
 
 
-def test_the_bridge_config_has_a_target_per_level_and_refuses_a_bad_robot_url_without_showing_it():
+def test_the_bridge_config_has_a_target_per_level():
     from components.dingtalk_bridge import render_config
     from settings.monitoring import DingtalkSettings
 
@@ -201,9 +201,6 @@ def test_the_bridge_config_has_a_target_per_level_and_refuses_a_bad_robot_url_wi
     robot = "https://oapi.dingtalk.com/robot/send?access_token=t0k3n"
     config = yaml.safe_load(render_config(settings, robot, "SECsign"))
     assert config["targets"] == {t: {"url": robot, "secret": "SECsign"} for t in ("oncall", "techlead", "management")}
-    with pytest.raises(ValueError) as error:
-        render_config(settings, "http://oapi.dingtalk.com/robot/send?access_token=t0k3n", "SECsign")
-    assert "alertDingtalkRobotUrl" in str(error.value) and "t0k3n" not in str(error.value)
 
 
 def test_the_bridge_component_alone():

@@ -1,5 +1,6 @@
 """`make manifests` — the render tool run as a person runs it."""
 
+import shutil
 import subprocess
 import sys
 
@@ -40,15 +41,7 @@ def test_rerender_replaces_stale_files(tmp_path):
 
 
 def test_bad_config_fails_clearly_and_writes_nothing(tmp_path):
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in ("components", "tools", "settings", "ops"):
-        subprocess.run(["cp", "-r", str(PROJECT_DIR / name), str(project / name)], check=True)
-    for name in ("__main__.py", "Pulumi.yaml"):
-        (project / name).write_text((PROJECT_DIR / name).read_text())
-    (project / "Pulumi.prod.yaml").write_text(
-        (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("replicas: 3", "replicas: 0", 1)
-    )
+    project = _project_with(tmp_path, (PROJECT_DIR / "Pulumi.prod.yaml").read_text().replace("replicas: 3", "replicas: 0", 1))
     out = tmp_path / "out"
     result = _render("--stack", "prod", "--out", str(out), cwd=project)
     assert result.returncode == 1
@@ -67,8 +60,9 @@ def _project_with(tmp_path, stack_file: str):
     """A copy of the project whose Pulumi.prod.yaml is `stack_file`."""
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("components", "tools", "settings", "ops", "app"):
-        subprocess.run(["cp", "-r", str(PROJECT_DIR / name), str(project / name)], check=True)
+    # What the program reads: its code, the policy pack's contract it shares, the operator's vendored CRDs.
+    for name in ("components", "tools", "settings", "ops", "app", "policy", "crds"):
+        shutil.copytree(PROJECT_DIR / name, project / name, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
     for name in ("__main__.py", "Pulumi.yaml"):
         (project / name).write_text((PROJECT_DIR / name).read_text())
     (project / "Pulumi.prod.yaml").write_text(stack_file)

@@ -395,6 +395,28 @@ def test_secret_with_a_line_break_is_rejected_without_echoing_it():
     assert "verify-tls" not in str(error.value)
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("alertSmsWebhookUrl", "http://sms.example.com/hook?token=t0k3n", "an https URL without query or fragment"),
+    ("alertSmsWebhookUrl", "https://sms.example.com/hook?token=t0k3n", "an https URL without query or fragment"),
+    ("alertHeartbeatUrl", "https://hc.example.com/ping?key=t0k3n", "an https URL without query or fragment"),
+    ("alertDingtalkRobotUrl", "http://oapi.dingtalk.com/robot/send?access_token=t0k3n", "the robot's https webhook URL with its access_token query"),
+    ("alertDingtalkRobotUrl", "https://oapi.dingtalk.com/robot/send?access_token=t0k3n#fragment", "the robot's https webhook URL with its access_token query"),
+])
+def test_a_secrets_shape_is_checked_at_load_before_any_resource_without_showing_it(key, value, message):
+    """A malformed URL secret once surfaced after 100+ resources were registered, as a traceback."""
+    config = encode_config(decoded_config("prod"))
+    secrets = {"alertWecomApiSecret": "w" * 8, "alertSmsWebhookUrl": "https://sms.example.com/hook",
+               "alertDingtalkRobotUrl": "https://oapi.dingtalk.com/robot/send?access_token=ok", "alertDingtalkRobotSecret": "SECsign",
+               "alertHeartbeatUrl": "https://hc.example.com/ping/", key: value}
+    config.update({f"{PROJECT}:{k}": v for k, v in secrets.items()})
+    rendered = RenderedStack(stack="prod")
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", lambda: load_settings(), config, secret_keys=[f"{PROJECT}:{k}" for k in secrets], into=rendered)
+    found = [line for line in str(error.value).splitlines() if key in line]
+    assert found == [f"  - {PROJECT}:{key}: must be {message} (the value is not shown: it may carry a token)"]
+    assert "t0k3n" not in str(error.value) and rendered.registrations == []
+
+
 # Valid Kubernetes that an over-strict check once refused.
 ACCEPTED = [
     ("api.resources.limits.cpu", 2),

@@ -269,6 +269,7 @@ def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str,
     """Add a marked stand-in for each secret the configuration requires but the render cannot have
     (absent, or encrypted in the stack file). `pulumi up` still requires the real ones."""
     from settings import PlatformConfig, plain_values, required_secret_keys
+    from settings.loading import SECRET_SHAPES
 
     prefix = f"{PROJECT}:"
     # Read as load_settings reads it: the same decoding, the secret keys left out.
@@ -284,9 +285,8 @@ def with_stand_in_secrets(stack: str, config: dict[str, Any]) -> tuple[dict[str,
         # A value written in plain text stays as it is: the program refuses it, as `pulumi up` would.
         if full_key not in config:
             print(f"render: {full_key} is a secret the render cannot read; using a stand-in", file=sys.stderr)
-            # A URL where the program expects one (the SMS gateway's webhook), a long string elsewhere.
-            config[full_key] = (f"https://render-stand-in.invalid/{key}" if key.endswith("Url")
-                                else f"render-stand-in-{key}".ljust(40, "x"))
+            # A value of the shape the program expects where it checks one (a webhook URL), a long string elsewhere.
+            config[full_key] = SECRET_SHAPES[key][2] if key in SECRET_SHAPES else f"render-stand-in-{key}".ljust(40, "x")
             secret_keys.append(full_key)
     return config, secret_keys
 
