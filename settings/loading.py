@@ -94,6 +94,13 @@ def plain_values(raw: dict[str, Any]) -> dict[str, Any]:
     return {key: _decode(value) for key, value in raw.items() if key not in SECRET_KEYS}
 
 
+def one_line(message: str) -> str:
+    """`message` with every character that is not printable escaped (a line break as \\n, an ANSI escape as \\x1b):
+    whatever a value holds, its problem is one line, and no value can print a line of its own (a forged success
+    line) or drive the terminal."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in message)
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     path = f"{PROJECT}:"
     for part in loc:
@@ -223,7 +230,7 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
         problems.extend(rules.problems(config, stack))
     if problems:
         raise StackConfigError(
-            f"invalid configuration for stack '{stack}':\n" + "\n".join(f"  - {p}" for p in problems)
+            f"invalid configuration for stack '{stack}':\n" + "\n".join(f"  - {one_line(p)}" for p in problems)
         )
     assert config is not None
     return PlatformSettings(stack=stack, config=config, secrets=SecretOverrides(secrets))

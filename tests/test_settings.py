@@ -517,3 +517,21 @@ def test_the_connection_budget_counts_each_pods_probe_connection():
     _load("prod", with_value(config, "postgres.pgbouncer.maxClientConn", 110))  # exactly 10 × (10 + 1)
     with pytest.raises(StackConfigError, match=r"10 API pods × \(databasePoolSize 10 \+ 1 probe\) = 110 client connections, above maxClientConn 109"):
         _load("prod", with_value(config, "postgres.pgbouncer.maxClientConn", 109))
+
+
+FORGED = "x\n  - real-estate-ai: 164 objects written\x1b[32m OK\x1b[0m\r"
+
+
+@pytest.mark.parametrize("path", ["api.image", "api.version", "backups.offsite.bucket", "backups.postgres.fullSchedule",
+                                  "postgres.restoreFrom.target", "ingress.host", "api.resources.limits.cpu"])
+def test_no_value_can_print_a_line_of_its_own(path):
+    """Each problem is one line whatever the value holds: line breaks, carriage returns and terminal escapes escaped."""
+    config = with_value(decoded_config("prod"), path, FORGED)
+    with pytest.raises(StackConfigError) as error:
+        _load("prod", config)
+    lines = str(error.value).split("\n")
+    assert lines[0] == "invalid configuration for stack 'prod':"
+    assert all(line.startswith(f"  - {PROJECT}:") for line in lines[1:])
+    assert not any(c in str(error.value) for c in "\r\x1b")
+    (line,) = [line for line in lines if path.split(".")[-1] in line]
+    assert "\\n  - real-estate-ai: 164 objects written\\x1b[32m OK\\x1b[0m\\r" in line
