@@ -7,7 +7,7 @@ from typing import Literal, Optional
 
 from pydantic import model_validator
 
-from settings.values import DnsLabel, Hostname, Settings
+from settings.values import DnsLabel, Hostname, Settings, label_within
 
 
 class TlsSettings(Settings):
@@ -66,7 +66,7 @@ class IngressSettings(Settings):
     @property
     def tls_secret_name(self) -> str:
         """Where cert-manager writes the host's certificate."""
-        return self.tls.secret_name or f"{self.host.replace('.', '-')}-tls"[:63]
+        return self.tls.secret_name or label_within(f"{self.host.replace('.', '-')}-tls")
 
     @property
     def proxy_namespace(self) -> str:

@@ -6,6 +6,7 @@ Every pattern is matched against the whole value (`fullmatch`): `$` alone would 
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from typing import Annotated, Any, Literal, Optional
@@ -27,6 +28,15 @@ DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
 _REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 _SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def label_within(name: str, limit: int = 63) -> str:
+    """A name derived from others, kept a valid DNS label of at most `limit` characters: as it is where it fits,
+    else cut, with no '-' left at the cut, and a digest of the whole name so two long names never meet."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[:limit - 9].rstrip('-')}-{digest}"
 
 
 def cpu_millicores(quantity: str) -> int:
