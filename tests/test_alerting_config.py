@@ -107,6 +107,10 @@ def test_routes_put_the_heartbeat_and_escalations_first_and_p2_p3_in_business_ho
      [{"weekdays": ["sunday"], "times": [{"startTime": "14:00", "endTime": "22:30"}]}]),
     ({"start": "20:00", "end": "23:00", "weekdays": ["sunday"], "utcOffsetHours": -5},
      [{"weekdays": ["monday"], "times": [{"startTime": "01:00", "endTime": "04:00"}]}]),
+    # The last minute of a UTC day is still that day.
+    ({"start": "15:59", "end": "17:00", "weekdays": ["monday"], "utcOffsetHours": -8},
+     [{"weekdays": ["monday"], "times": [{"startTime": "23:59", "endTime": "24:00"}]},
+      {"weekdays": ["tuesday"], "times": [{"startTime": "00:00", "endTime": "01:00"}]}]),
     # Exactly midnight in UTC is the next day's start.
     ({"start": "19:00", "end": "23:00", "weekdays": ["sunday"], "utcOffsetHours": -5},
      [{"weekdays": ["monday"], "times": [{"startTime": "00:00", "endTime": "04:00"}]}]),

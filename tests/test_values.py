@@ -2,6 +2,7 @@
 bound, inputs that differ from a valid one only late in the string, and the exact text of each class of message.
 (tools/mutation.py found these edges untested: a bound moved by one, a dropped character class, a unit's factor.)"""
 
+import hashlib
 import math
 
 import pytest
@@ -197,3 +198,27 @@ def test_settings_read_camel_case_keys_and_python_names():
 ])
 def test_every_range_of_every_character_class(kind, value):
     assert accepts(kind, value)
+
+
+def test_a_derived_name_is_kept_a_dns_label_within_its_limit():
+    from settings.values import DNS_LABEL_RE, label_within
+
+    assert label_within("a" * 63) == "a" * 63
+    assert label_within("a" * 53, 53) == "a" * 53
+    cut = label_within("a" * 53 + "-" + "b" * 20)
+    # 54 characters kept, the '-' at the cut dropped, then '-' and 8 hex digits of the whole name's digest.
+    assert cut == "a" * 53 + "-" + hashlib.sha256(("a" * 53 + "-" + "b" * 20).encode()).hexdigest()[:8]
+    assert len(label_within("c" * 64)) == 63 and DNS_LABEL_RE.fullmatch(label_within("c" * 64))
+    assert label_within("c" * 64) != label_within("c" * 65)
+    assert len(label_within("d" * 60, 53)) == 53 and label_within("d" * 60, 53).startswith("d" * 44 + "-")
+
+
+def test_an_ip_address_is_one_address_v4_or_v6():
+    from settings.values import IpAddress
+
+    adapter = TypeAdapter(IpAddress)
+    assert adapter.validate_python("169.254.20.10") == "169.254.20.10"
+    assert adapter.validate_python("fd00::10") == "fd00::10"
+    for bad in ("169.254.20", "169.254.20.10/32", "dns.example.com", ""):
+        with pytest.raises(ValidationError, match=f"'{bad}' is not an IP address like '169.254.20.10'"):
+            adapter.validate_python(bad)
