@@ -6,6 +6,7 @@ and its tests read the same list.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -155,7 +156,7 @@ class NetworkPolicies(Component):
                         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
                     },
                     *(
-                        [{"to": [{"ipBlock": {"cidr": f"{args.node_local_dns}/32"}}],
+                        [{"to": [{"ipBlock": {"cidr": str(ipaddress.ip_network(args.node_local_dns))}}],
                           "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]
                         if args.node_local_dns else []
                     ),

@@ -135,11 +135,12 @@ def _check_text(value: str) -> str:
 
 
 def _check_cidr(value: str) -> str:
+    """A network in the canonical CIDR form Kubernetes requires (its ipBlock and loadBalancerSourceRanges parse a
+    prefix): a bare address is that one host, '10.0.0.1' → '10.0.0.1/32', 'fd00::1' → 'fd00::1/128'."""
     try:
-        ipaddress.ip_network(value, strict=True)
+        return str(ipaddress.ip_network(value, strict=True))
     except ValueError:
-        raise ValueError(f"'{value}' is not a network like '10.0.0.1/32' (host bits must be zero)") from None
-    return value
+        raise ValueError(f"{value!r} is not a network like '10.0.0.1/32' (host bits must be zero)") from None
 
 
 

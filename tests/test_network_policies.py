@@ -283,6 +283,21 @@ def test_node_local_dns_and_narrowed_offsite_egress():
     assert offsite["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "198.51.100.0/24"}}]
 
 
+def test_an_ipv6_node_local_dns_and_bare_addresses_are_one_host_each():
+    """Kubernetes' ipBlock takes a prefix: a bare address is its one host (/32, /128); an IPv6 address was once
+    written as a /32 network."""
+    policies, _ = _render_with({"kubernetes.nodeLocalDns": "fd00::a", "backups.offsite.cidrs": ["198.51.100.7"],
+                                "kubernetes.apiServerCidrs": ["203.0.113.9", "2001:DB8::1"]})
+    dns = next(p for p in policies if p["metadata"]["name"] == "allow-dns")
+    assert {"ipBlock": {"cidr": "fd00::a/128"}} in dns["spec"]["egress"][1]["to"]
+    offsite = next(p for p in policies if p["metadata"]["name"] == "allow-postgres-egress-offsite")
+    assert offsite["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "198.51.100.7/32"}}]
+    blocks = [to["ipBlock"]["cidr"] for p in policies for rule in p["spec"].get("egress", []) for to in rule.get("to", [])
+              if "ipBlock" in to]
+    assert "203.0.113.9/32" in blocks and "2001:db8::1/128" in blocks
+    assert all("/" in block for block in blocks)
+
+
 # What the operator's pods do, written down from the operator's v3.0.0 source rather than from our FLOWS list:
 # replication and Patroni between members, archive-push and backups over pgBackRest's TLS port in both
 # directions with the repository host, restores pulling from it, PgBouncer to the instances, the API through PgBouncer.

@@ -222,3 +222,14 @@ def test_an_ip_address_is_one_address_v4_or_v6():
     for bad in ("169.254.20", "169.254.20.10/32", "dns.example.com", ""):
         with pytest.raises(ValidationError, match=f"'{bad}' is not an IP address like '169.254.20.10'"):
             adapter.validate_python(bad)
+
+
+def test_a_network_is_written_as_kubernetes_reads_it():
+    from settings.values import Cidr
+
+    adapter = TypeAdapter(Cidr)
+    assert [adapter.validate_python(v) for v in ("10.0.0.0/8", "10.0.0.1", "fd00::1", "2001:DB8::/32", "0.0.0.0/0")] == [
+        "10.0.0.0/8", "10.0.0.1/32", "fd00::1/128", "2001:db8::/32", "0.0.0.0/0"]
+    for bad in ("10.0.0.1/8", "10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/8\nx"):
+        with pytest.raises(ValidationError, match=r"is not a network like '10\.0\.0\.1/32' \(host bits must be zero\)"):
+            adapter.validate_python(bad)
