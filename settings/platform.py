@@ -21,6 +21,7 @@ from settings.values import (
     Hostname,
     Image,
     IpAddress,
+    Memory,
     Registry,
     Resources,
     SemVer,
@@ -120,7 +121,7 @@ class RedisSettings(Settings):
     storage: Storage = Storage(size="2Gi")
     resources: Resources = make_resources("100m", "256Mi", "500m", "512Mi")
     # Redis evicts nothing by default; a cap below the container limit keeps it from being OOM-killed.
-    maxmemory: Bytes = "384Mi"
+    maxmemory: Memory = "384Mi"
 
 
 class MilvusComponent(Settings):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -37,9 +38,18 @@ _BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _REPO_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]{1,64}){1,16}")
 
 
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_bucket(value: str) -> str:
-    if not _BUCKET_RE.fullmatch(value) or ".." in value:
-        raise ValueError(f"'{value}' is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')")
+    # S3's naming rules: no '..', and never an IP address's form.
+    if not _BUCKET_RE.fullmatch(value) or ".." in value or _is_address(value):
+        raise ValueError(f"{value!r} is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-', not an IP address)")
     return value
 
 

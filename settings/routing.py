@@ -3,11 +3,25 @@ still run an Ingress controller. TLS comes from cert-manager either way."""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import ipaddress
+from typing import Annotated, Literal, Optional
 
-from pydantic import model_validator
+from pydantic import AfterValidator, model_validator
 
 from settings.values import DnsLabel, Hostname, Settings, label_within
+
+
+def _not_an_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return value
+    raise ValueError(f"{value!r} is an IP address; a route's host is a DNS name (the Gateway API's and Ingress' "
+                     f"hostnames refuse addresses)")
+
+
+# The host users reach the API by: a DNS name (an HTTPRoute's or Ingress' host, the certificate's name).
+RouteHost = Annotated[Hostname, AfterValidator(_not_an_address)]
 
 
 class TlsSettings(Settings):
@@ -52,7 +66,7 @@ class IngressSettings(Settings):
     enabled: bool = True
     # gateway: an HTTPRoute on a Gateway (Gateway API); ingress: a networking.k8s.io Ingress of `className`.
     via: Literal["gateway", "ingress"] = "gateway"
-    host: Hostname
+    host: RouteHost
     gateway: GatewaySettings = GatewaySettings()
     # The IngressClass (via: ingress).
     class_name: DnsLabel = "nginx"

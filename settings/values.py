@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -18,7 +20,8 @@ from policy.guardrails.contract import image_parts
 from settings import cron
 
 _CPU_RE = re.compile(r"[0-9]{1,6}m|[0-9]{1,4}(?:\.[0-9]{1,3})?")
-_BYTES_RE = re.compile(r"([0-9]{1,15})(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
+# A whole or decimal number and a unit: Kubernetes reads '1.5Gi' too (a fraction of a byte rounds up).
+_BYTES_RE = re.compile(r"([0-9]{1,15}(?:\.[0-9]{1,9})?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?")
 _BYTE_UNITS = {
     None: 1,
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
@@ -26,7 +29,8 @@ _BYTE_UNITS = {
 }
 DNS_LABEL_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}\Z)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+")
-_REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+# A DNS host (no '_') with an optional port, then path components (which may hold '_').
+_REGISTRY_RE = re.compile(r"[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
 _SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -48,11 +52,11 @@ def cpu_millicores(quantity: str) -> int:
 
 
 def byte_count(quantity: str) -> int:
-    """'1Gi' -> 1073741824; only the binary and decimal suffixes Kubernetes accepts."""
+    """'1Gi' -> 1073741824, '1.5Gi' -> 1610612736; only the binary and decimal suffixes Kubernetes accepts."""
     match = _BYTES_RE.fullmatch(quantity)
     if match is None:
         raise ValueError(quantity)
-    return int(match.group(1)) * _BYTE_UNITS[match.group(2)]
+    return math.ceil(Decimal(match.group(1)) * _BYTE_UNITS[match.group(2)])
 
 
 def _number_as_text(value: Any) -> Any:
@@ -75,8 +79,15 @@ def _check_cpu(value: str) -> str:
 def _check_bytes(value: str) -> str:
     if not _BYTES_RE.fullmatch(value) or byte_count(value) <= 0:
         raise ValueError(
-            f"'{value}' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '10Gi'"
+            f"{value!r} is not a byte quantity; use a number with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '1.5Gi'"
         )
+    return value
+
+
+def _check_memory_unit(value: str) -> str:
+    # Kubernetes reads a memory quantity without a unit as bytes: a limit of 512 bytes stops every container at start.
+    if _BYTES_RE.fullmatch(value)[2] is None:
+        raise ValueError(f"{value!r} has no unit, so it means {value} bytes; write the unit, like '{value}Mi'")
     return value
 
 
@@ -155,6 +166,8 @@ def _check_ip(value: str) -> str:
 
 Cpu = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu)]
 Bytes = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_bytes)]
+# Memory: a byte quantity with its unit.
+Memory = Annotated[Bytes, AfterValidator(_check_memory_unit)]
 Image = Annotated[str, AfterValidator(_check_image)]
 SemVer = Annotated[str, AfterValidator(_check_semver)]
 DnsLabel = Annotated[str, matching(DNS_LABEL_RE, "a DNS-1123 label (lower-case letters, digits and '-', at most 63)")]
@@ -179,7 +192,7 @@ class Settings(BaseModel):
 
 class ComputeResources(Settings):
     cpu: Cpu
-    memory: Bytes
+    memory: Memory
 
 
 class Resources(Settings):

@@ -61,7 +61,10 @@ def test_bucket_names(value, ok):
 
 def test_bucket_message():
     assert message(Bucket, "a..b") == (
-        "Value error, 'a..b' is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-')")
+        "Value error, 'a..b' is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-', not an IP address)")
+    # S3 refuses a name in an IP address's form.
+    assert message(Bucket, "192.168.5.4").startswith("Value error, '192.168.5.4' is not an S3 bucket name")
+    assert accepts(Bucket, "192.168.5.4.backups")
 
 
 @pytest.mark.parametrize("value,ok", [

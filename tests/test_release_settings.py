@@ -121,3 +121,12 @@ def test_a_long_hosts_certificate_secret_stays_a_dns_label_of_its_own():
     other = IngressSettings(host=host.replace("example", "example2")).tls_secret_name
     assert other != name and DNS_LABEL_RE.fullmatch(other)
     assert IngressSettings(host="api.example.com").tls_secret_name == "api-example-com-tls"
+
+
+def test_a_routes_host_is_a_dns_name_never_an_address():
+    from settings.routing import IngressSettings
+
+    assert IngressSettings(host="1.example.com").host == "1.example.com"
+    for address in ("10.0.0.1", "203.0.113.9"):
+        with pytest.raises(ValueError, match=rf"'{address}' is an IP address; a route's host is a DNS name"):
+            IngressSettings(host=address)

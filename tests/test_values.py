@@ -64,11 +64,21 @@ def test_cpu_message_and_arithmetic():
 
 
 @pytest.mark.parametrize("value,ok", [
-    ("999999999999999", True), ("1000000000000000", False), ("1", True), ("0", False), ("0Gi", False),
-    ("512Mi", True), ("512mi", False), ("512MiB", False), ("1.5Gi", False), (1024, True),
+    ("999999999999999", True), ("1000000000000000", False), ("1", True), ("0", False), ("0Gi", False), ("0.0Mi", False),
+    ("512Mi", True), ("512mi", False), ("512MiB", False), ("1.5Gi", True), ("0.5Ki", True), ("1.123456789Gi", True),
+    ("1.1234567890Gi", False), ("1.Gi", False), (".5Gi", False), (1024, True),
 ])
 def test_byte_quantities_at_their_bounds(value, ok):
     assert accepts(Bytes, value) is ok
+
+
+def test_memory_needs_its_unit():
+    """Kubernetes reads a memory quantity without a unit as bytes: a limit of 512 bytes stops every container."""
+    from settings.values import Memory
+
+    assert [accepts(Memory, v) for v in ("512Mi", "1.5Gi", "1k", "512", 1024, "0.5")] == [True, True, True, False, False, False]
+    assert message(Memory, "512") == "Value error, '512' has no unit, so it means 512 bytes; write the unit, like '512Mi'"
+    assert message(Memory, "512 Mi").startswith("Value error, '512 Mi' is not a byte quantity")
 
 
 def test_every_byte_unit_has_its_exact_factor():
@@ -76,9 +86,12 @@ def test_every_byte_unit_has_its_exact_factor():
              "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50}
     assert {unit: byte_count(f"3{unit}") for unit in units} == {unit: 3 * factor for unit, factor in units.items()}
     assert byte_count("7") == 7
+    # Fractions as Kubernetes reads them: exact where they come out whole, else rounded up to the next byte.
+    assert (byte_count("1.5Gi"), byte_count("0.001k"), byte_count("0.0001k"), byte_count("1.123456789Gi")) == (
+        1610612736, 1, 1, 1206302542)
     with pytest.raises(ValueError):
         byte_count("7 GB")
-    assert message(Bytes, "1GB").startswith("Value error, '1GB' is not a byte quantity; use an integer with Ki, Mi, Gi, Ti")
+    assert message(Bytes, "1GB").startswith("Value error, '1GB' is not a byte quantity; use a number with Ki, Mi, Gi, Ti")
 
 
 def test_yaml_numbers_become_quantities_only_where_exact():
@@ -91,8 +104,9 @@ def test_requests_may_equal_limits_but_not_exceed_them():
     make_resources("500m", "512Mi", "500m", "512Mi")
     with pytest.raises(ValidationError, match="requests.cpu 501m exceeds limits.cpu 500m"):
         make_resources("501m", "512Mi", "500m", "512Mi")
-    with pytest.raises(ValidationError, match="requests.memory 536870913 exceeds limits.memory 512Mi"):
-        Resources.model_validate({"requests": {"cpu": "1", "memory": "536870913"}, "limits": {"cpu": "1", "memory": "512Mi"}})
+    # 536870.913k is one byte more than 512Mi.
+    with pytest.raises(ValidationError, match="requests.memory 536870.913k exceeds limits.memory 512Mi"):
+        Resources.model_validate({"requests": {"cpu": "1", "memory": "536870.913k"}, "limits": {"cpu": "1", "memory": "512Mi"}})
 
 
 @pytest.mark.parametrize("kind,valid,invalid", [
@@ -153,7 +167,9 @@ def test_semver_and_text_messages():
 
 @pytest.mark.parametrize("value,ok", [
     ("registry.example.com:12345/team", True), ("registry.example.com:123456/team", False), ("registry..example.com", False),
-    ("team//x", False), ("/team", False), ("team/", False), ("Team", False), ("a-b_c.d/e", True),
+    ("team//x", False), ("/team", False), ("team/", False), ("Team", False), ("a-b_c.d/e", False), ("a-b.c.d/e_f", True),
+    # A host is a DNS name: no '_' (Docker's reference grammar and DNS refuse it), a port where a path may follow.
+    ("registry_host.example.com/team", False), ("registry.example.com:5000/team", True),
     ("team/x.", False), ("team/x-", False), ("team/x.y", True),
 ])
 def test_registry_paths(value, ok):
