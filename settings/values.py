@@ -139,9 +139,12 @@ def _check_cron(value: str) -> str:
 
 
 def _check_text(value: str) -> str:
-    """Free text that ends up in generated files: one printable line, nothing that could start another."""
+    """Free text that ends up in generated files: one printable line, nothing that could start another, and not
+    blank (an empty application name stops the API at start; an empty context or user name is no value at all)."""
     if not value.isprintable() or len(value) > 128:
         raise ValueError("must be one line of at most 128 printable characters")
+    if not value.strip():
+        raise ValueError("must not be empty or blank; leave the key out to mean none")
     return value
 
 

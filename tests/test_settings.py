@@ -89,6 +89,8 @@ MALFORMED = [
     ("postgres.database", "real-estate", "real-estate-ai:postgres.database"),
     ("postgres.image", "postgres", "real-estate-ai:postgres.image"),
     ("redis.maxmemory", "1.5 Gi", "real-estate-ai:redis.maxmemory"),
+    # The API refuses to start with an empty name.
+    ("appConfig.name", "  ", "real-estate-ai:appConfig.name"),
     ("redis.maxmemory", "402653184", "real-estate-ai:redis.maxmemory"),
     ("milvus.milvus.image", "milvusdb/milvus:latest", "real-estate-ai:milvus.milvus.image"),
     ("milvus.etcd.resources.limits.memory", "lots", "real-estate-ai:milvus.etcd.resources.limits.memory"),
