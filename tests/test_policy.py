@@ -17,7 +17,8 @@ from policy.guardrails.rules import Resource, check
 from tests.harness import STACKS
 
 ROOT = Path(__file__).resolve().parent.parent
-POLICY_PYTHON = os.environ.get("POLICY_PYTHON", str(ROOT / "policy" / ".venv" / "bin" / "python"))
+# Absolute: the pack runs from a copy of its directory, elsewhere (`make test` passes a path relative to the root).
+POLICY_PYTHON = str(ROOT / os.environ.get("POLICY_PYTHON", "policy/.venv/bin/python"))
 
 
 def _resources(rendered) -> list[Resource]:
