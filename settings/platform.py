@@ -21,7 +21,6 @@ from settings.values import (
     Hostname,
     Image,
     IpAddress,
-    Memory,
     Registry,
     Resources,
     SemVer,
@@ -121,7 +120,8 @@ class RedisSettings(Settings):
     storage: Storage = Storage(size="2Gi")
     resources: Resources = make_resources("100m", "256Mi", "500m", "512Mi")
     # Redis evicts nothing by default; a cap below the container limit keeps it from being OOM-killed.
-    maxmemory: Memory = "384Mi"
+    # Redis' own setting, in bytes where no unit is given (components/redis.py writes bytes).
+    maxmemory: Bytes = "384Mi"
 
 
 class MilvusComponent(Settings):

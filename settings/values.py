@@ -35,10 +35,11 @@ _SQL_IDENTIFIER_RE = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
 def label_within(name: str, limit: int = 63) -> str:
-    """A name derived from others, kept a valid DNS label of at most `limit` characters: as it is where it fits,
-    else cut, with no '-' left at the cut, and a digest of the whole name so two long names never meet."""
-    if len(name) <= limit:
-        return name
+    """A name derived from others, kept a valid DNS label of at most `limit` characters: as it is where it fits, or
+    cut there where the cut is one (the names stacks already have); else cut with no '-' at the cut and a digest
+    of the whole name."""
+    if len(name) <= limit or DNS_LABEL_RE.fullmatch(name[:limit]):
+        return name[:limit]
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
     return f"{name[:limit - 9].rstrip('-')}-{digest}"
 
@@ -77,17 +78,25 @@ def _check_cpu(value: str) -> str:
 
 
 def _check_bytes(value: str) -> str:
-    if not _BYTES_RE.fullmatch(value) or byte_count(value) <= 0:
+    match = _BYTES_RE.fullmatch(value)
+    if not match or byte_count(value) <= 0:
         raise ValueError(
             f"{value!r} is not a byte quantity; use a number with Ki, Mi, Gi, Ti (or k, M, G, T), like '512Mi' or '1.5Gi'"
         )
+    if Decimal(match[1]) * _BYTE_UNITS[match[2]] % 1:
+        # Kubernetes rounds a fraction of a byte up and warns that it is invalid.
+        raise ValueError(f"{value!r} is not a whole number of bytes")
     return value
 
 
 def _check_memory_unit(value: str) -> str:
     # Kubernetes reads a memory quantity without a unit as bytes: a limit of 512 bytes stops every container at start.
     if _BYTES_RE.fullmatch(value)[2] is None:
-        raise ValueError(f"{value!r} has no unit, so it means {value} bytes; write the unit, like '{value}Mi'")
+        count = byte_count(value)
+        same = next((f"{count // factor}{unit}" for unit, factor in (("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10))
+                     if count % factor == 0), None)
+        raise ValueError(f"{value!r} has no unit, so it means {count} bytes; write the unit"
+                         + (f" (the same: '{same}')" if same else ", like '512Mi' for 512 mebibytes"))
     return value
 
 
@@ -148,22 +157,33 @@ def _check_text(value: str) -> str:
     return value
 
 
+def _kubernetes_refuses(address) -> bool:
+    """What Go's parser (and Kubernetes' validation) refuses but Python's takes: an IPv6 zone ('%eth0') or an
+    IPv4-mapped IPv6 address ('::ffff:10.0.0.1')."""
+    return isinstance(address, ipaddress.IPv6Address) and (address.scope_id is not None or address.ipv4_mapped is not None)
+
+
 def _check_cidr(value: str) -> str:
     """A network in the canonical CIDR form Kubernetes requires (its ipBlock and loadBalancerSourceRanges parse a
     prefix): a bare address is that one host, '10.0.0.1' → '10.0.0.1/32', 'fd00::1' → 'fd00::1/128'."""
     try:
-        return str(ipaddress.ip_network(value, strict=True))
+        network = ipaddress.ip_network(value, strict=True)
     except ValueError:
-        raise ValueError(f"{value!r} is not a network like '10.0.0.1/32' (host bits must be zero)") from None
+        network = None
+    if network is None or _kubernetes_refuses(network.network_address):
+        raise ValueError(f"{value!r} is not a network like '10.0.0.1/32' (host bits must be zero)")
+    return str(network)
 
 
 
 
 def _check_ip(value: str) -> str:
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"'{value}' is not an IP address like '169.254.20.10'") from None
+        address = None
+    if address is None or _kubernetes_refuses(address):
+        raise ValueError(f"{value!r} is not an IP address like '169.254.20.10'")
     return value
 
 

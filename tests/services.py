@@ -5,6 +5,7 @@ Each can be stopped and started again, so tests can take a dependency away and b
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -126,14 +127,18 @@ class PostgresServer:
                 children.append(int(stat.parent.name))
         return [postmaster, *children]
 
+    def _signal(self, signal_number: int) -> None:
+        for pid in self._processes():
+            # A child may exit between the listing and the signal (the archiver retrying a failing command does).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal_number)
+
     def pause(self) -> None:
         """Hang the whole server (SIGSTOP to every process): connections stay open and nothing answers."""
-        for pid in self._processes():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal(signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in self._processes():
-            os.kill(pid, signal.SIGCONT)
+        self._signal(signal.SIGCONT)
 
     def cleanup(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -91,7 +91,7 @@ MALFORMED = [
     ("redis.maxmemory", "1.5 Gi", "real-estate-ai:redis.maxmemory"),
     # The API refuses to start with an empty name.
     ("appConfig.name", "  ", "real-estate-ai:appConfig.name"),
-    ("redis.maxmemory", "402653184", "real-estate-ai:redis.maxmemory"),
+    ("api.resources.limits.memory", "402653184", "real-estate-ai:api.resources.limits.memory"),
     ("milvus.milvus.image", "milvusdb/milvus:latest", "real-estate-ai:milvus.milvus.image"),
     ("milvus.etcd.resources.limits.memory", "lots", "real-estate-ai:milvus.etcd.resources.limits.memory"),
     ("appConfig.recommendation.topK", 0, "real-estate-ai:appConfig.recommendation.topK"),

@@ -65,7 +65,9 @@ def test_cpu_message_and_arithmetic():
 
 @pytest.mark.parametrize("value,ok", [
     ("999999999999999", True), ("1000000000000000", False), ("1", True), ("0", False), ("0Gi", False), ("0.0Mi", False),
-    ("512Mi", True), ("512mi", False), ("512MiB", False), ("1.5Gi", True), ("0.5Ki", True), ("1.123456789Gi", True),
+    ("512Mi", True), ("512mi", False), ("512MiB", False), ("1.5Gi", True), ("0.5Ki", True), ("0.001k", True),
+    # A fraction of a byte: Kubernetes rounds it up and warns that it is invalid.
+    ("0.0001k", False), ("1.123456789Gi", False), ("1.5", False),
     ("1.1234567890Gi", False), ("1.Gi", False), (".5Gi", False), (1024, True),
 ])
 def test_byte_quantities_at_their_bounds(value, ok):
@@ -77,7 +79,11 @@ def test_memory_needs_its_unit():
     from settings.values import Memory
 
     assert [accepts(Memory, v) for v in ("512Mi", "1.5Gi", "1k", "512", 1024, "0.5")] == [True, True, True, False, False, False]
-    assert message(Memory, "512") == "Value error, '512' has no unit, so it means 512 bytes; write the unit, like '512Mi'"
+    assert message(Memory, "512") == ("Value error, '512' has no unit, so it means 512 bytes; write the unit, like '512Mi' "
+                                      "for 512 mebibytes")
+    assert message(Memory, "402653184") == ("Value error, '402653184' has no unit, so it means 402653184 bytes; write the "
+                                            "unit (the same: '384Mi')")
+    assert message(Memory, "2048").endswith("(the same: '2Ki')") and message(Memory, 2147483648).endswith("(the same: '2Gi')")
     assert message(Memory, "512 Mi").startswith("Value error, '512 Mi' is not a byte quantity")
 
 
@@ -224,12 +230,15 @@ def test_a_derived_name_is_kept_a_dns_label_within_its_limit():
 
     assert label_within("a" * 63) == "a" * 63
     assert label_within("a" * 53, 53) == "a" * 53
-    cut = label_within("a" * 53 + "-" + "b" * 20)
-    # 54 characters kept, the '-' at the cut dropped, then '-' and 8 hex digits of the whole name's digest.
-    assert cut == "a" * 53 + "-" + hashlib.sha256(("a" * 53 + "-" + "b" * 20).encode()).hexdigest()[:8]
-    assert len(label_within("c" * 64)) == 63 and DNS_LABEL_RE.fullmatch(label_within("c" * 64))
-    assert label_within("c" * 64) != label_within("c" * 65)
-    assert len(label_within("d" * 60, 53)) == 53 and label_within("d" * 60, 53).startswith("d" * 44 + "-")
+    # A cut that is a DNS label stays the name it always was.
+    assert label_within("a" * 53 + "-" + "b" * 20) == "a" * 53 + "-" + "b" * 9
+    # A cut that ends in '-': 54 characters kept, the '-' at the cut dropped, '-' and 8 hex digits of the digest.
+    long = "a" * 53 + "-" + "b" * 8 + "-" + "c" * 20
+    assert label_within(long) == "a" * 53 + "-" + hashlib.sha256(long.encode()).hexdigest()[:8]
+    assert label_within("c" * 64) == "c" * 63 and label_within("c" * 64, 53) == "c" * 53
+    cut = label_within("d" * 52 + "-" + "e" * 10, 53)
+    assert len(cut) == 53 and cut.startswith("d" * 44 + "-") and DNS_LABEL_RE.fullmatch(cut)
+    assert label_within("d" * 52 + "-" + "f" * 10, 53) != cut
 
 
 def test_an_ip_address_is_one_address_v4_or_v6():
@@ -238,7 +247,7 @@ def test_an_ip_address_is_one_address_v4_or_v6():
     adapter = TypeAdapter(IpAddress)
     assert adapter.validate_python("169.254.20.10") == "169.254.20.10"
     assert adapter.validate_python("fd00::10") == "fd00::10"
-    for bad in ("169.254.20", "169.254.20.10/32", "dns.example.com", ""):
+    for bad in ("169.254.20", "169.254.20.10/32", "dns.example.com", "", "fe80::1%eth0", "::ffff:169.254.20.10"):
         with pytest.raises(ValidationError, match=f"'{bad}' is not an IP address like '169.254.20.10'"):
             adapter.validate_python(bad)
 
@@ -249,6 +258,8 @@ def test_a_network_is_written_as_kubernetes_reads_it():
     adapter = TypeAdapter(Cidr)
     assert [adapter.validate_python(v) for v in ("10.0.0.0/8", "10.0.0.1", "fd00::1", "2001:DB8::/32", "0.0.0.0/0")] == [
         "10.0.0.0/8", "10.0.0.1/32", "fd00::1/128", "2001:db8::/32", "0.0.0.0/0"]
-    for bad in ("10.0.0.1/8", "10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/8\nx"):
+    # Go's parser (and Kubernetes) refuses an IPv6 zone and an IPv4-mapped IPv6 address; Python takes both.
+    for bad in ("10.0.0.1/8", "10.0.0.0/33", "10.0.0", "example.com", "10.0.0.0/8\nx", "fe80::1%eth0", "::ffff:10.0.0.1",
+                "::ffff:10.0.0.0/104"):
         with pytest.raises(ValidationError, match=r"is not a network like '10\.0\.0\.1/32' \(host bits must be zero\)"):
             adapter.validate_python(bad)
