@@ -5,8 +5,9 @@
 # The checksum pass covers the newest backup set on most days and everything in the repository once a week
 # (VERIFY_FULL_WEEKDAY, 1 = Monday … 7 = Sunday, default 7; VERIFY_SCOPE=full|latest forces either).
 # The continuity check is cheap (a listing) and always covers every retained backup. With several repositories,
-# one whose newest WAL is more than VERIFY_MAX_ARCHIVE_LAG seconds (default 900) older than another's fails too:
-# it has stopped receiving WAL (an unreachable off-site store), which no gap inside its own archive shows.
+# one that lacks a segment another received more than VERIFY_MAX_ARCHIVE_LAG seconds (default 900) before its
+# newest fails too: it has stopped receiving WAL (an unreachable off-site store), which no gap inside its own
+# archive shows. Both times come from the leading store, so a clock skew between stores never raises it.
 # Exits non-zero, naming the repository and what is wrong; one JSON line per repository on stdout.
 set -euo pipefail
 
@@ -19,25 +20,20 @@ fi
 [[ "$scope" == full || "$scope" == latest ]] || { echo "pg-verify: VERIFY_SCOPE must be full or latest" >&2; exit 2; }
 
 failed=0
-# Every repository's listing first, close together in time, so the lag comparison compares like with like;
-# then the checksum passes, which can take hours. A gap does not skip the checksums: both are reported.
 declare -A continuity=() newest=()
-ends=()
 for repo in $repos; do
-  if report=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
-    ends+=("$report")
-  else
+  if ! report=$(python3 "$here/pg_archive.py" check --repo "$repo"); then
     echo "$report"
     echo "pg-verify: repository ${repo}: WAL archive check FAILED (see above)" >&2
     failed=1
-    # A repository with a gap still has an end: it takes part in the lag comparison.
-    grep -q '"end_written"' <<<"$report" && ends+=("$report")
   fi
   continuity[$repo]="$report"
   newest[$repo]=$(python3 -c 'import json, sys; print(json.loads(sys.stdin.read()).get("newest_backup", ""))' <<<"$report")
 done
-if (( ${#ends[@]} > 1 )); then
-  printf '%s\n' "${ends[@]}" | python3 "$here/pg_archive.py" lag --max-seconds "${VERIFY_MAX_ARCHIVE_LAG:-900}" || failed=1
+read -ra repo_list <<<"$repos"
+if (( ${#repo_list[@]} > 1 )); then
+  # By WAL position, timed by the leading repository's own clock (a repository with a gap still has an end).
+  python3 "$here/pg_archive.py" lag "${repo_list[@]/#/--repo=}" --max-seconds "${VERIFY_MAX_ARCHIVE_LAG:-900}" || failed=1
 fi
 
 for repo in $repos; do
@@ -52,10 +48,15 @@ for repo in $repos; do
     failed=1
     continue
   fi
-  # pgBackRest exits 0 even when it finds damage; the report's stanza status is the verdict.
-  if ! grep -q '^status: ok$' <<<"$report" || grep -q '^status: error$' <<<"$report"; then
+  # pgBackRest exits 0 even when it finds damage; the report's stanza status is the verdict, and every backup's
+  # own: one whose manifest is gone reads "manifest missing" under a stanza status of ok, and cannot be restored.
+  # "in-progress" is a backup running now.
+  invalid=$(awk '/^  backup: / {
+      label = $2; sub(",", "", label); state = $0; sub(/.*status: /, "", state); sub(/,.*/, "", state)
+      if (state == "invalid") print label; else if (state != "valid" && state != "in-progress") print label " (" state ")" }' <<<"$report" \
+    | paste -sd, - | sed 's/,/, /g')
+  if ! grep -q '^status: ok$' <<<"$report" || grep -q '^status: error$' <<<"$report" || [[ -n "$invalid" ]]; then
     echo "$report" >&2
-    invalid=$(awk '/^  backup: .*status: invalid/ {gsub(",", "", $2); print $2}' <<<"$report" | paste -sd, -)
     echo "pg-verify: repository ${repo} FAILED verification; invalid backups: ${invalid:-none (WAL or repository metadata)}" >&2
     failed=1
     continue

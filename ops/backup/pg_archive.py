@@ -2,7 +2,7 @@
 """Continuity of a pgBackRest WAL archive: every segment a retained backup needs to reach the archive's end.
 
     pg_archive.py check [--repo N] [--set LABEL | --newest | --target-time EPOCH] [--segment-size BYTES]
-    pg_archive.py lag --max-seconds N < reports     (the JSON lines `check` printed, one per repository)
+    pg_archive.py lag --repo N --repo M ... --max-seconds S
 
 pgBackRest's own `verify` checks the files that are there; a segment that was never archived, or was deleted,
 leaves no file to check, and a restore to "latest" stops at the gap and promotes. This walks the archive instead:
@@ -16,9 +16,15 @@ pgBackRest is run as `$PG_ARCHIVE_EXEC pgbackrest ...` (PG_ARCHIVE_EXEC empty in
 prefix when a restore checks a cluster's repository from outside). Stanza and configuration come from pgBackRest's
 own environment (PGBACKREST_STANZA, PGBACKREST_CONFIG).
 
-`lag` compares repositories: one whose newest segment was written more than N seconds before another's newest
-(or that is on an older timeline) has stopped receiving WAL, an unreachable store say, which no gap inside its own
-archive can show. `check` prints one JSON line; exit 0 continuous, 1 gap or no backup, 2 bad usage, 3 the repository could not be read.
+A timeline with segments but no history file fails too: a restore finds a timeline only through its history file,
+and without it replays the parent to its end and promotes without what the lost timeline committed.
+
+`lag` compares repositories by WAL position: the one furthest on leads, and another that lacks a segment the leader
+received more than S seconds before its own newest has stopped receiving WAL (an unreachable store, say), which no
+gap inside its own archive can show. Both times are the leader's, so clocks that differ between stores do not count; it exits 1 naming each
+lagging repository (an unreadable one is left to `check`).
+
+`check` prints one JSON line; exit 0 continuous, 1 gap or no backup, 2 bad usage, 3 the repository could not be read.
 Runs on the Python the PostgreSQL image ships (3.9): standard library only.
 """
 
@@ -116,6 +122,22 @@ def timeline_path(archive: Archive, read_history) -> List[Tuple[int, int, Option
     return path
 
 
+def history_problems(archive: Archive, path) -> List[str]:
+    """Timelines the segments prove but no history file describes. A restore finds a timeline only through its
+    history file: without it, it replays the parent to its end, says it reached the archive's end, and promotes
+    without what was committed on the lost timeline."""
+    problems = []
+    for timeline in sorted(t for t in archive.segments if t > 1 and t not in archive.histories):
+        problems.append(
+            f"timeline {timeline} has WAL but its history file {timeline:08X}.history is missing: a restore would not follow "
+            f"timeline {timeline} and would lose what was committed on it; the cluster's pg_wal keeps the file: push it again "
+            f"(pgbackrest archive-push pg_wal/{timeline:08X}.history)")
+    newest = path[-1][0]
+    if newest > 1 and newest in archive.histories and len(path) == 1:
+        problems.append(f"the history file {newest:08X}.history names no parent timeline: it is damaged")
+    return problems
+
+
 def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int) -> Tuple[List[Tuple[int, int]], int, int]:
     """Segments missing between a backup's start and the end of its line of timelines, and that end (timeline, segment)."""
     timeline, segno = start
@@ -141,6 +163,12 @@ def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int)
 
 
 def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None, newest: bool = False) -> dict:
+    return inspect(repo, only_set, segment_size, target_time, newest)[0]
+
+
+def inspect(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None,
+            newest: bool = False) -> Tuple[dict, Optional[Archive]]:
+    """check's report, and the archive its newest backup reads (None when there is none)."""
     info = json.loads(pgbackrest("info", "--output=json", f"--repo={repo}"))
     if not info:
         raise RepositoryError("no stanza in the repository")
@@ -153,22 +181,23 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
     if only_set:
         backups = [b for b in backups if b["label"] == only_set]
         if not backups:
-            return {"status": "failed", "problems": [f"backup set {only_set} is not in repository {repo}"]}
+            return {"status": "failed", "problems": [f"backup set {only_set} is not in repository {repo}"]}, None
     if not backups:
-        return {"status": "failed", "problems": [f"repository {repo} holds no backup"]}
+        return {"status": "failed", "problems": [f"repository {repo} holds no backup"]}, None
     if target_time is not None:
         # pgBackRest restores to a time from the newest backup that ended before it.
         before = [b for b in backups if b["timestamp"]["stop"] < target_time]
         if not before:
             oldest = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(min(b["timestamp"]["stop"] for b in backups)))
             return {"status": "failed", "problems": [
-                f"the target time is before the end of the oldest backup in repository {repo}; the earliest time it can restore is {oldest}"]}
+                f"the target time is before the end of the oldest backup in repository {repo}; the earliest time it can restore is {oldest}"]}, None
         backups = before[-1:]
     elif newest:
         backups = backups[-1:]
     archive_ids = {a["database"]["id"]: a["id"] for a in stanza.get("archive", [])}
     problems: List[str] = []
     result: dict = {"backups_checked": len(backups), "missing": 0}
+    newest_archive: Optional[Archive] = None
     archives: Dict[str, Tuple[Archive, list]] = {}
     for backup in backups:
         archive_id = archive_ids.get(backup["database"]["id"])
@@ -184,6 +213,7 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
             path = timeline_path(
                 archive, lambda tli: pgbackrest("repo-get", f"--repo={repo}", f"archive/{stanza['name']}/{archive_id}/{tli:08X}.history"))
             archives[archive_id] = (archive, path)
+            problems += [f"archive {archive_id}: {problem}" for problem in history_problems(archive, path)]
         archive, path = archives[archive_id]
         start = archive.segno(backup["archive"]["start"])
         stop = archive.segno(backup["archive"]["stop"])[1]
@@ -195,7 +225,8 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
             problems.append(
                 f"archive {archive_id}: {len(names)} segment(s) missing after backup {backup['label']}: {', '.join(names[:NAMED])}{more}")
         if backup is backups[-1]:
-            result.update({"archive_id": archive_id, "timeline": f"{end_timeline:08X}", "end": archive.name(end_timeline, end),
+            newest_archive = archive
+            result.update({"end_segno": end, "archive_id": archive_id, "timeline": f"{end_timeline:08X}", "end": archive.name(end_timeline, end),
                            "end_lsn": archive.lsn(end), "end_written": archive.written.get((end_timeline, end), 0),
                            "newest_backup": backup["label"],
                            "newest_backup_stop": backup["timestamp"]["stop"]})
@@ -203,24 +234,33 @@ def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Op
     if problems:
         # One line per gap, deduplicated: several backups usually share the same one.
         result["problems"] = list(dict.fromkeys(problems))
-    return result
+    return result, newest_archive
 
 
-def lagging(reports: List[dict], max_seconds: int) -> List[str]:
-    """Repositories whose archive stopped while another's went on."""
-    newest = max(reports, key=lambda r: (r["timeline"], r["end_written"]))
+def lagging(ends: Dict[str, Tuple[dict, Archive]], max_seconds: int) -> List[str]:
+    """Repositories whose archive stopped while another's went on, judged by WAL position.
+
+    The repository furthest on (timeline, then segment) leads. Another one lags by how long ago the leader received
+    the first segment it lacks past its end, both times read from the leader's own store: a clock that differs
+    between two stores never counts."""
+    leader_repo = max(ends, key=lambda r: (ends[r][0]["timeline"], ends[r][0]["end_segno"]))
+    leader, archive = ends[leader_repo]
     problems = []
-    for report in reports:
-        behind = newest["end_written"] - report["end_written"]
-        written = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(report["end_written"]))
-        if report["timeline"] < newest["timeline"]:
+    for repo, (report, other) in ends.items():
+        if repo == leader_repo:
+            continue
+        position = (report["end_segno"], int(report["timeline"], 16))
+        lacking = [(written, tli, segno) for (tli, segno), written in archive.written.items()
+                   if (segno, tli) > position and segno not in other.segments.get(tli, ())]
+        if not lacking:
+            continue
+        first_written, tli, segno = min(lacking)
+        behind = leader["end_written"] - first_written
+        if behind > max_seconds:
             problems.append(
-                f"repository {report['repo']}: its archive ends on timeline {report['timeline']} at {report['end']} (written {written}), "
-                f"while repository {newest['repo']}'s goes on to {newest['end']}: it is not receiving WAL")
-        elif behind > max_seconds:
-            problems.append(
-                f"repository {report['repo']}: its archive ends at {report['end']} (written {written}), {behind} s behind "
-                f"repository {newest['repo']}'s {newest['end']}: it is not receiving WAL")
+                f"repository {repo}: its archive ends at {report['end']}; repository {leader_repo} received the next segment, "
+                f"{archive.name(tli, segno)}, {behind} s before its newest ({leader['end']}), by its own clock: "
+                f"repository {repo} is not receiving WAL")
     return problems
 
 
@@ -235,25 +275,29 @@ def main(argv: List[str]) -> int:
     which.add_argument("--newest", action="store_true", help="check only the newest backup (what a restore to latest uses)")
     checker.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
     lag = sub.add_parser("lag")
+    lag.add_argument("--repo", dest="repos", action="append", required=True, choices=[str(n) for n in range(1, 257)], metavar="N")
     lag.add_argument("--max-seconds", type=int, required=True)
+    lag.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exit_:
         return 2 if exit_.code else 0
-    if args.command == "lag":
-        try:
-            reports = [json.loads(line) for line in sys.stdin if line.strip()]
-            usable = [r for r in reports if r.get("status") == "ok"]
-            problems = lagging(usable, args.max_seconds) if usable else []
-        except (ValueError, KeyError) as error:
-            print(f"pg_archive: lag: unreadable report: {error}", file=sys.stderr)
-            return 2
-        for problem in problems:
-            print(f"pg_archive: {problem}", file=sys.stderr)
-        return 1 if problems else 0
     if args.segment_size < 1024 * 1024 or args.segment_size & (args.segment_size - 1):
         print("pg_archive: --segment-size must be a power of two of at least 1 MiB", file=sys.stderr)
         return 2
+    if args.command == "lag":
+        ends: Dict[str, Tuple[dict, Archive]] = {}
+        for repo in dict.fromkeys(args.repos):
+            try:
+                report, archive = inspect(repo, None, args.segment_size, newest=True)
+            except RepositoryError:
+                continue  # unreadable: check reports it; there is nothing to compare
+            if archive is not None:
+                ends[repo] = (report, archive)
+        problems = lagging(ends, args.max_seconds) if len(ends) > 1 else []
+        for problem in problems:
+            print(f"pg_archive: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     base = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "job": "pg-archive", "repo": int(args.repo)}
     try:
         result = check(args.repo, args.only_set, args.segment_size, args.target_time, args.newest)

@@ -269,3 +269,24 @@ def test_a_segment_that_cannot_be_fetched_stops_the_drill_before_it_promotes(fre
     assert "FAILED at step 'replay'" in drill.stderr and "before the archive's end" in drill.stderr, drill.stderr
     report = _json_lines(drill.stdout)[-1]
     assert report["status"] == "failed" and report["step"] == "replay"
+
+
+@pytest.mark.parametrize("lost", [("backup.manifest", "backup.manifest.copy"), ("backup.manifest",)])
+def test_a_backup_without_its_manifest_fails_verify_naming_it(fresh_cluster, lost):
+    """pgBackRest restores nothing from a backup it has no manifest for; its verify reports "manifest missing" and
+    still says the repository is ok. With the copy left, pgBackRest uses the copy: the backup stays valid."""
+    cluster = fresh_cluster
+    cluster.pg.psql("CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)", "real_estate")
+    assert cluster.backup("full").returncode == 0
+    _write_segments(cluster, 1)
+    assert cluster.backup("incr").returncode == 0
+    newest = _labels(cluster)["incr"][0]
+    for name in lost:
+        (cluster.repo / "backup" / "db" / newest / name).unlink()
+    for scope in ("latest", "full"):
+        verify = cluster.script("pg-verify.sh", VERIFY_SCOPE=scope)
+        if len(lost) == 1:
+            assert verify.returncode == 0, verify.stderr
+            continue
+        assert verify.returncode == 1, verify.stdout
+        assert f"pg-verify: repository 1 FAILED verification; invalid backups: {newest} (manifest missing)" in verify.stderr

@@ -78,14 +78,31 @@ def test_repo1_backups_go_on_while_the_offsite_repository_is_down(two_repos):
 def test_a_repository_that_stops_receiving_wal_fails_verify(two_repos):
     cluster = two_repos
     _directories_mode(cluster.repo2, 0o500)  # readable, not writable: its archive stops while repo1's goes on
-    time.sleep(2)
-    _archived(cluster.repo, _write_wal(cluster, 2))
+    # Repo 1 holds a segment repo 2 lacks for longer than the limit (both times read from repo 1's store).
+    _archived(cluster.repo, _write_wal(cluster, 1))
+    time.sleep(2.5)
+    _archived(cluster.repo, _write_wal(cluster, 1))
     verify = cluster.script("pg-verify.sh", BACKUP_REPOS="1 2", VERIFY_SCOPE="latest", VERIFY_MAX_ARCHIVE_LAG="1")
     assert verify.returncode == 1
-    assert "repository 2: its archive ends at" in verify.stderr and "it is not receiving WAL" in verify.stderr
+    assert "repository 2: its archive ends at" in verify.stderr and "repository 2 is not receiving WAL" in verify.stderr
     assert "repository 1: its archive" not in verify.stderr
     ok = cluster.script("pg-verify.sh", BACKUP_REPOS="1", VERIFY_SCOPE="latest")
     assert ok.returncode == 0, ok.stderr
+
+
+@pytest.mark.parametrize("skew", [3600, -3600])
+def test_a_clock_skew_between_the_stores_is_no_lag(two_repos, skew):
+    """Both repositories receive every segment; the off-site store stamps its files an hour off. Compared by
+    timestamps across stores, one of them looked an hour behind."""
+    cluster = two_repos
+    last = _write_wal(cluster, 2)
+    _archived(cluster.repo, last)
+    _archived(cluster.repo2, last)
+    for path in cluster.repo2.rglob("*"):
+        stat = path.stat()
+        os.utime(path, (stat.st_atime + skew, stat.st_mtime + skew))
+    verify = cluster.script("pg-verify.sh", BACKUP_REPOS="1 2", VERIFY_SCOPE="latest", VERIFY_MAX_ARCHIVE_LAG="60")
+    assert verify.returncode == 0, verify.stderr
 
 
 @pytest.mark.parametrize("two_repos", ["64Mi"], indirect=True)

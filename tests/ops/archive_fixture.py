@@ -23,13 +23,17 @@ FULL = backup("20261128-010002F", segment(1, 2), segment(1, 2), 1_795_000_000)
 INCR = backup("20261128-010002F_20261128-093002I", segment(1, 6), segment(1, 7), 1_795_030_000)
 
 
-def write_repository(directory: Path, backups: list, segments: dict, histories: dict | None = None) -> None:
-    """info.json, ls.json and the history files of one repository's archive 17-1."""
+def write_repository(directory: Path, backups: list, segments: dict, histories: dict | None = None, written=None) -> None:
+    """info.json, ls.json and the history files of one repository's archive 17-1; `written(timeline, segno)` gives
+    the time the store reports for a segment (none without it)."""
     directory.mkdir(parents=True, exist_ok=True)
     listing = {".": {"type": "path"}}
     for timeline, numbers in segments.items():
         for n in numbers:
-            listing[f"{timeline:08X}{n // 256:08X}/{segment(timeline, n)}-{SHA}.zst"] = {"type": "file", "size": 100}
+            entry = {"type": "file", "size": 100}
+            if written:
+                entry["time"] = written(timeline, n)
+            listing[f"{timeline:08X}{n // 256:08X}/{segment(timeline, n)}-{SHA}.zst"] = entry
         # What pgBackRest also keeps there: a backup's history file.
         listing[f"{timeline:08X}00000000/{segment(timeline, 2)}.00000028.backup"] = {"type": "file"}
     for timeline, text in (histories or {}).items():

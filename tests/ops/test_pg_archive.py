@@ -17,6 +17,9 @@ FAKE = f"""#!{sys.executable}
 import json, os, sys
 state = os.environ["FAKE_PGBACKREST"]
 args = sys.argv[1:]
+repo = next((a.split("=", 1)[1] for a in args if a.startswith("--repo=")), "1")
+if os.path.isdir(os.path.join(state, "repo" + repo)):
+    state = os.path.join(state, "repo" + repo)
 with open(os.path.join(state, "calls"), "a") as log:
     log.write(" ".join(args) + "\\n")
 if os.path.exists(os.path.join(state, "fail")):
@@ -85,6 +88,19 @@ def test_after_a_promotion_the_archive_is_followed_onto_the_new_timeline(archive
     assert done.returncode == 1 and f": {segment(2, 9)}\n" in done.stderr
     done, _ = archive([FULL], {1: [1, 2, 3, 5, 6, 7], 2: range(8, 13)}, history)
     assert done.returncode == 1 and f": {segment(1, 4)}\n" in done.stderr
+
+
+@pytest.mark.parametrize("histories, message", [
+    ({}, "timeline 2 has WAL but its history file 00000002.history is missing"),
+    ({2: "\n"}, "the history file 00000002.history names no parent timeline: it is damaged"),
+    # Timeline 3's history names the whole line; timeline 2's own file is still needed for a restore to a time on it.
+    ({3: "1\t0/8000060\treason\n2\t0/A000000\treason\n"}, "timeline 2 has WAL but its history file 00000002.history is missing"),
+])
+def test_a_timeline_without_a_sound_history_file_fails(archive, histories, message):
+    segments = {1: range(1, 8), 2: range(8, 11), **({3: range(10, 13)} if 3 in histories else {})}
+    done, report = archive([FULL], segments, histories)
+    assert done.returncode == 1 and report["status"] == "failed"
+    assert f"pg_archive: repository 1: archive 17-1: {message}" in done.stderr
 
 
 def test_a_backup_on_an_abandoned_timeline_needs_only_its_own_branch(archive):
@@ -156,22 +172,62 @@ def test_runs_on_the_python_the_postgresql_image_ships():
     ast.parse(SCRIPT.read_text(), feature_version=(3, 9))
 
 
-def _report(repo: int, end: str, written: int, timeline: str = "00000001") -> str:
-    return json.dumps({"repo": repo, "status": "ok", "end": end, "end_written": written, "timeline": timeline})
+def _lag(tmp_path, repositories: dict, *args: str) -> subprocess.CompletedProcess:
+    """pg_archive.py lag over repositories {number: (segments, written)} holding FULL, against the fake pgBackRest."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "pgbackrest").write_text(FAKE)
+    (bin_dir / "pgbackrest").chmod(0o755)
+    for number, (segments, written, *histories) in repositories.items():
+        write_repository(tmp_path / f"repo{number}", [FULL], segments, histories[0] if histories else None, written)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_PGBACKREST": str(tmp_path), "PG_ARCHIVE_EXEC": ""}
+    repos = [f"--repo={n}" for n in repositories]
+    return subprocess.run([sys.executable, str(SCRIPT), "lag", *repos, "--max-seconds", "900", *args],
+                          capture_output=True, text=True, env=env, timeout=30)
 
 
-@pytest.mark.parametrize("reports, stale", [
-    ([_report(1, segment(1, 40), 10_000), _report(2, segment(1, 39), 10_000 - 900)], []),
-    ([_report(1, segment(1, 40), 10_000), _report(2, segment(1, 4), 10_000 - 901)], [2]),
-    ([_report(1, segment(1, 4), 1_000), _report(2, segment(1, 40), 10_000)], [1]),
-    ([_report(1, segment(2, 9), 1_000, "00000002"), _report(2, segment(1, 40), 10_000)], [2]),
-    ([_report(1, segment(1, 40), 10_000)], []),
+def _clock(offset: int = 0, seconds_per_segment: int = 60):
+    return lambda timeline, n: 1_795_000_000 + offset + n * seconds_per_segment
+
+
+FORTY = {1: range(1, 41)}
+
+
+@pytest.mark.parametrize("repositories, stale", [
+    # The same WAL, the off-site store's clock an hour ahead, then an hour behind: no lag.
+    ({1: (FORTY, _clock()), 2: (FORTY, _clock(3600))}, []),
+    ({1: (FORTY, _clock()), 2: (FORTY, _clock(-3600))}, []),
+    # Repo 2 ends at 24: repo 1 received 25 15 × 60 s = 900 s before its newest (40), the limit; at 23, 960 s.
+    ({1: (FORTY, _clock()), 2: ({1: range(1, 25)}, _clock(7200))}, []),
+    ({1: (FORTY, _clock()), 2: ({1: range(1, 24)}, _clock(-7200))}, [2]),
+    # Either way round: the repository furthest on leads.
+    ({1: ({1: range(1, 11)}, _clock()), 2: (FORTY, _clock())}, [1]),
+    # Thirty segments in the last 30 s: far behind by position, not by time.
+    ({1: (FORTY, _clock(seconds_per_segment=1)), 2: ({1: range(1, 11)}, _clock())}, []),
+    # After a failover repo 2 never received the new timeline.
+    ({1: ({1: range(1, 9), 2: range(8, 41)}, _clock(), {2: "1\t0/8000060\treason\n"}), 2: ({1: range(1, 9)}, _clock())}, [2]),
+    ({1: (FORTY, _clock())}, []),
 ])
-def test_a_repository_that_stopped_receiving_wal_is_named(reports, stale):
-    done = subprocess.run([sys.executable, str(SCRIPT), "lag", "--max-seconds", "900"], input="\n".join(reports) + "\n",
-                          capture_output=True, text=True, timeout=30)
+def test_a_repository_that_stopped_receiving_wal_is_named(tmp_path, repositories, stale):
+    done = _lag(tmp_path, repositories)
     assert done.returncode == (1 if stale else 0), done.stderr
     named = [int(line.split("repository ")[1].split(":")[0]) for line in done.stderr.splitlines()]
     assert named == stale
-    if stale == [2] and "00000002" not in reports[0]:
-        assert f"repository 2: its archive ends at {segment(1, 4)} (written 1970-01-01 02:31:39+00), 901 s behind repository 1's" in done.stderr
+
+
+def test_the_lag_names_the_segment_and_the_leaders_own_times(tmp_path):
+    done = _lag(tmp_path, {1: (FORTY, _clock()), 2: ({1: range(1, 24)}, _clock(-86400))})
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"pg_archive: repository 2: its archive ends at {segment(1, 23)}; repository 1 received the next segment, "
+        f"{segment(1, 24)}, 960 s before its newest ({segment(1, 40)}), by its own clock: repository 2 is not receiving WAL\n")
+
+
+def test_an_unreadable_repository_is_left_to_the_check(tmp_path):
+    (tmp_path / "repo2").mkdir()
+    _lag(tmp_path, {1: (FORTY, _clock())})
+    (tmp_path / "repo2" / "fail").write_text("")
+    done = subprocess.run([sys.executable, str(SCRIPT), "lag", "--repo=1", "--repo=2", "--max-seconds", "900"], capture_output=True,
+                          text=True, timeout=30, env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+                                                      "FAKE_PGBACKREST": str(tmp_path), "PG_ARCHIVE_EXEC": ""})
+    assert done.returncode == 0 and done.stderr == ""
