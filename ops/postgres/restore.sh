@@ -7,7 +7,8 @@
 #
 # Before: refuses while another restore runs; proves the repository can reach the target (pg_archive.py against
 # the repository host: no WAL gap from the backup it will use to the archive's end; a time after the oldest backup),
-# and takes the other repository when the chosen one cannot; snapshots every data volume of the cluster
+# and takes the other repository when the chosen one cannot — for --latest, the one whose archive goes further unless
+# --repo names one; snapshots every data volume of the cluster
 # (VolumeSnapshot), because the operator restores in place over the only copy. --no-snapshot restores without
 # that copy, deliberately. After: fails as soon as the operator reports failure; checks the cluster is ready with
 # one primary out of recovery and, for --latest, that recovery reached the archive's end (the new timeline's switch
@@ -29,7 +30,7 @@ fail() { echo "restore: $*" >&2; exit 1; }
 
 [[ $# -ge 2 ]] || usage
 namespace="$1"; shift
-cluster="postgres" repo="repo1" target="" mode="" timeout=14400 set_label="" snapshot="yes" snapshot_class=""
+cluster="postgres" repo="repo1" repo_chosen="no" target="" mode="" timeout=14400 set_label="" snapshot="yes" snapshot_class=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --latest) mode="latest"; shift; continue ;;
@@ -38,7 +39,7 @@ while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || usage
   case "$1" in
     --time) mode="time"; target="$2" ;;
-    --repo) repo="$2" ;;
+    --repo) repo="$2" repo_chosen="yes" ;;
     --set) set_label="$2" ;;
     --snapshot-class) snapshot_class="$2" ;;
     --cluster) cluster="$2" ;;
@@ -122,6 +123,21 @@ for candidate in "$repo" "$(other "$repo")"; do
 done
 usable+=(${gapped[@]+"${gapped[@]}"})
 (( ${#usable[@]} > 0 )) || fail "no repository can restore '$cluster' to ${target:-the latest archived WAL}; nothing was changed"
+if [[ "$mode" == latest && ${#usable[@]} == 2 ]]; then
+  # "Latest" is the end of whichever archive goes further: restoring from the shorter one loses the rest.
+  first="${usable[0]}" second="${usable[1]}"
+  if (( 16#${archive_timeline[$second]} > 16#${archive_timeline[$first]} )) \
+     || { (( 16#${archive_timeline[$second]} == 16#${archive_timeline[$first]} )) \
+          && (( $(lsn "${archive_end[$second]}") > $(lsn "${archive_end[$first]}") )); }; then
+    if [[ "$repo_chosen" == yes ]]; then
+      echo "restore: $second's archive goes further (${archive_end[$second]} on timeline $(( 16#${archive_timeline[$second]} )))" \
+           "than $first's (${archive_end[$first]}); restoring from $first as asked loses what lies between" >&2
+    else
+      echo "restore: $second's archive goes further (${archive_end[$second]}) than $first's (${archive_end[$first]}): restoring from $second first"
+      usable=("$second" "$first")
+    fi
+  fi
+fi
 
 # --- 2. A copy of what the restore overwrites ---------------------------------------------------------------------
 name="restore-$(date -u +%Y%m%d%H%M%S)"

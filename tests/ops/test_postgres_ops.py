@@ -225,6 +225,26 @@ def test_a_recovery_that_ended_on_another_timeline_does_not_count_as_reaching_th
     assert "ended at 0/B000000 on timeline 2, before the archive's end 0/A000000 on timeline 1" in result.stderr
 
 
+def test_latest_restores_from_the_repository_whose_archive_goes_further(kube):
+    """repo2 received two segments repo1 never did (repo1's store was down a while): restoring from repo1 first would
+    succeed, reach repo1's end and lose them."""
+    write_repository(kube.state / "repo2", [FULL, INCR], {1: range(1, 13)})
+    result = kube("restore.sh", "real-estate", "--latest", states="Succeeded\n", primaries="pod/p-0\n",
+                  history="1\t0/C000060\tx\n")
+    assert result.returncode == 0, result.stderr
+    assert "repo2's archive goes further (0/C000000) than repo1's (0/A000000): restoring from repo2 first" in result.stdout
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo2"]
+
+
+def test_a_repository_asked_for_is_used_with_a_warning_when_the_other_goes_further(kube):
+    write_repository(kube.state / "repo2", [FULL, INCR], {1: range(1, 13)})
+    result = kube("restore.sh", "real-estate", "--latest", "--repo", "repo1", states="Succeeded\n", primaries="pod/p-0\n")
+    assert result.returncode == 0, result.stderr
+    assert ("repo2's archive goes further (0/C000000 on timeline 1) than repo1's (0/A000000); restoring from repo1 as asked "
+            "loses what lies between") in result.stderr
+    assert [r["spec"]["repoName"] for r in _restores(kube)] == ["repo1"]
+
+
 def test_a_latest_restore_is_not_stopped_by_a_gap_only_older_backups_cross(kube):
     # Segment 4 lies between the full and the newest (incremental) backup: a restore to latest never reads it.
     _gap(kube, "repo1", 4)
