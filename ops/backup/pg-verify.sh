@@ -3,7 +3,9 @@
 # (pg_archive.py), and the files are sound (pgbackrest verify against their checksums).
 #
 # The checksum pass covers the newest backup set on most days and everything in the repository once a week
-# (VERIFY_FULL_WEEKDAY, 1 = Monday … 7 = Sunday, default 7; VERIFY_SCOPE=full|latest forces either).
+# (VERIFY_FULL_WEEKDAY, 1 = Monday … 7 = Sunday, default 7; VERIFY_SCOPE=full|latest forces either). On the
+# other days every WAL segment a restore to latest replays is read back too (pg_archive.py wal; it restores the
+# newest backup's system databases, tens of MB, under VERIFY_SCRATCH, default /tmp).
 # The continuity check is cheap (a listing) and always covers every retained backup. With several repositories,
 # one that lacks a segment another received more than VERIFY_MAX_ARCHIVE_LAG seconds (default 900) before its
 # newest fails too: it has stopped receiving WAL (an unreachable off-site store), which no gap inside its own
@@ -60,6 +62,17 @@ for repo in $repos; do
     echo "pg-verify: repository ${repo} FAILED verification; invalid backups: ${invalid:-none (WAL or repository metadata)}" >&2
     failed=1
     continue
+  fi
+  if [[ "$scope" == latest ]]; then
+    # pgBackRest's verify of one backup set reads that set's own WAL only: the rest of what a restore to latest
+    # replays is read here, every day (the full pass reads all WAL).
+    if ! wal=$(python3 "$here/pg_archive.py" wal --repo "$repo" --scratch "${VERIFY_SCRATCH:-/tmp}/wal-$repo"); then
+      echo "$wal"
+      echo "pg-verify: repository ${repo}: the WAL after backup ${newest[$repo]} FAILED to read back (see above)" >&2
+      failed=1
+      continue
+    fi
+    echo "$wal"
   fi
   backups=$(grep -c '^  backup: .*status: valid' <<<"$report" || true)
   state=ok

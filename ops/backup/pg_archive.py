@@ -2,6 +2,7 @@
 """Continuity of a pgBackRest WAL archive: every segment a retained backup needs to reach the archive's end.
 
     pg_archive.py check [--repo N] [--set LABEL | --newest | --target-time EPOCH] [--segment-size BYTES]
+    pg_archive.py wal [--repo N] --scratch DIR [--segment-size BYTES]
     pg_archive.py lag --repo N --repo M ... --max-seconds S
 
 pgBackRest's own `verify` checks the files that are there; a segment that was never archived, or was deleted,
@@ -15,6 +16,9 @@ would use: the newest backup that ended before it (none: the time is before the 
 pgBackRest is run as `$PG_ARCHIVE_EXEC pgbackrest ...` (PG_ARCHIVE_EXEC empty in the verify job; a `kubectl exec`
 prefix when a restore checks a cluster's repository from outside). Stanza and configuration come from pgBackRest's
 own environment (PGBACKREST_STANZA, PGBACKREST_CONFIG).
+
+`wal` reads what `check` only lists: every archived segment a restore to latest replays, its content compared with
+the checksum pgBackRest named it after (see read_wal). Exit as `check`'s.
 
 A timeline with segments but no history file fails too: a restore finds a timeline only through its history file,
 and without it replays the parent to its end and promotes without what the lost timeline committed.
@@ -31,16 +35,18 @@ Runs on the Python the PostgreSQL image ships (3.9): standard library only.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
 from typing import Dict, List, Optional, Set, Tuple
 
-SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-[0-9a-f]{40}(\.(gz|bz2|lz4|zst|xz))?$")
+SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})-([0-9a-f]{40})(\.(gz|bz2|lz4|zst|xz))?$")
 HISTORY = re.compile(r"^([0-9A-F]{8})\.history$")
 DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024
 # How many missing segments a report names before it counts the rest.
@@ -59,7 +65,11 @@ class Archive:
         self.per_log = 0x100000000 // segment_size
         self.segments: Dict[int, Set[int]] = {}
         self.written: Dict[Tuple[int, int], int] = {}
+        # The SHA-1 of each segment's content, as pgBackRest names the file after it.
+        self.checksums: Dict[Tuple[int, int], str] = {}
         self.histories: Set[int] = set()
+        # What the newest backup checked needs, in replay order: (timeline, segment), archived or not.
+        self.needed: List[Tuple[int, int]] = []
 
     def segno(self, name: str) -> Tuple[int, int]:
         timeline, log, seg = int(name[0:8], 16), int(name[8:16], 16), int(name[16:24], 16)
@@ -83,6 +93,7 @@ class Archive:
             timeline, segno = self.segno(base)
             self.segments.setdefault(timeline, set()).add(segno)
             self.written[(timeline, segno)] = written
+            self.checksums[(timeline, segno)] = found.group(4)
             return
         history = HISTORY.match(base)
         if history:
@@ -140,6 +151,12 @@ def history_problems(archive: Archive, path) -> List[str]:
 
 def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int) -> Tuple[List[Tuple[int, int]], int, int]:
     """Segments missing between a backup's start and the end of its line of timelines, and that end (timeline, segment)."""
+    needed, end_timeline, end = needed_for(archive, path, start, stop_segno)
+    return [(t, n) for t, n in needed if n not in archive.segments.get(t, ())], end_timeline, end
+
+
+def needed_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int) -> Tuple[List[Tuple[int, int]], int, int]:
+    """Every segment a restore from a backup replays, from its start along its line of timelines, and the end."""
     timeline, segno = start
     on_path = [p for p in path if p[0] == timeline and (p[2] is None or segno <= p[2])]
     if on_path:
@@ -147,7 +164,7 @@ def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int)
     else:
         # A backup on a timeline, or a part of one, that a later promotion abandoned: that branch to its end.
         steps = [(timeline, segno, None)]
-    missing: List[Tuple[int, int]] = []
+    needed: List[Tuple[int, int]] = []
     end = (timeline, segno)
     for index, (tli, first, last) in enumerate(steps):
         have = archive.segments.get(tli, set())
@@ -157,9 +174,9 @@ def missing_for(archive: Archive, path, start: Tuple[int, int], stop_segno: int)
             if index == 0:
                 # The backup itself needs its WAL up to its stop segment, archived or not.
                 last = max(last, stop_segno)
-        missing += [(tli, n) for n in range(low, last + 1) if n not in have]
+        needed += [(tli, n) for n in range(low, last + 1)]
         end = (tli, last)
-    return missing, end[0], end[1]
+    return needed, end[0], end[1]
 
 
 def check(repo: str, only_set: Optional[str], segment_size: int, target_time: Optional[int] = None, newest: bool = False) -> dict:
@@ -226,6 +243,7 @@ def inspect(repo: str, only_set: Optional[str], segment_size: int, target_time: 
                 f"archive {archive_id}: {len(names)} segment(s) missing after backup {backup['label']}: {', '.join(names[:NAMED])}{more}")
         if backup is backups[-1]:
             newest_archive = archive
+            archive.needed = needed_for(archive, path, start, stop)[0]
             result.update({"end_segno": end, "archive_id": archive_id, "timeline": f"{end_timeline:08X}", "end": archive.name(end_timeline, end),
                            "end_lsn": archive.lsn(end), "end_written": archive.written.get((end_timeline, end), 0),
                            "newest_backup": backup["label"],
@@ -264,6 +282,74 @@ def lagging(ends: Dict[str, Tuple[dict, Archive]], max_seconds: int) -> List[str
     return problems
 
 
+def system_databases(repo: str, newest: str) -> Tuple[str, List[str]]:
+    """A backup of the newest one's database system whose databases pgBackRest can list, and the options that leave
+    its user databases out of a restore. Any backup of the same system has the pg_control archive-get matches;
+    one whose manifest is gone (its copy still restores) cannot be described, so an older one serves."""
+    stanza = json.loads(pgbackrest("info", "--output=json", f"--repo={repo}"))[0]
+    backups = stanza.get("backup", [])
+    system = next(b["database"]["id"] for b in backups if b["label"] == newest)
+    for backup in reversed([b for b in backups if b["database"]["id"] == system]):
+        described = json.loads(pgbackrest("info", "--output=json", f"--repo={repo}", f"--set={backup['label']}"))
+        sets = described[0].get("backup", []) if described else []
+        if sets and isinstance(sets[-1].get("database-ref"), list):
+            # Object ids from 16384 on are user databases; pgBackRest always restores the system ones.
+            return backup["label"], [f"--db-exclude={db['name']}" for db in sets[-1]["database-ref"] if db["oid"] >= 16384]
+    raise RepositoryError(f"no backup of backup {newest}'s database system lists its databases (pgbackrest info --set)")
+
+
+def read_wal(repo: str, scratch: str, segment_size: int) -> dict:
+    """Fetch every archived segment a restore to latest replays (the newest backup's start to the archive's end) and
+    compare its content with the SHA-1 pgBackRest named it after, and its size with a segment's.
+
+    pgBackRest's own verify reads only the newest backup's WAL once it is given --set (2.55 on): a segment damaged
+    after it would wait for the weekly full pass. archive-get decompresses and decrypts what repo-get leaves
+    compressed, but needs a pg_control to match the archive: the newest backup's system databases are restored
+    into the scratch directory for it (user databases excluded: sparse empty files)."""
+    report, archive = inspect(repo, None, segment_size, newest=True)
+    if archive is None:
+        return {**report, "segments_read": 0}
+    label = report["newest_backup"]
+    source, excluded = system_databases(repo, label)
+    os.makedirs(scratch, mode=0o700, exist_ok=True)
+    pgdata = os.path.join(scratch, "pg_control")
+    segment_file = os.path.join(scratch, "segment")
+    if os.path.exists(pgdata):
+        shutil.rmtree(pgdata)
+    damaged: List[str] = []
+    read = 0
+    try:
+        pgbackrest("restore", f"--repo={repo}", f"--set={source}", f"--pg1-path={pgdata}", "--type=none", *excluded)
+        for tli, segno in archive.needed:
+            if (tli, segno) not in archive.checksums:
+                continue  # never archived: `check` names the gap
+            name = archive.name(tli, segno)
+            try:
+                pgbackrest("archive-get", f"--repo={repo}", f"--pg1-path={pgdata}", name, segment_file)
+                with open(segment_file, "rb") as segment:
+                    content = segment.read()
+                os.unlink(segment_file)
+            except (RepositoryError, OSError) as error:
+                damaged.append(f"{name} ({error})")
+                continue
+            read += 1
+            if len(content) != segment_size:
+                damaged.append(f"{name} ({len(content)} bytes, not {segment_size})")
+            elif hashlib.sha1(content).hexdigest() != archive.checksums[(tli, segno)]:
+                damaged.append(f"{name} (its content is not what was archived)")
+    finally:
+        shutil.rmtree(pgdata, ignore_errors=True)
+    result = {"newest_backup": label, "end": report.get("end"), "segments_read": read, "damaged": len(damaged)}
+    problems = list(report.get("problems", []))
+    if damaged:
+        more = f" and {len(damaged) - NAMED} more" if len(damaged) > NAMED else ""
+        problems.append(f"{len(damaged)} segment(s) after backup {label} cannot be restored: {', '.join(damaged[:NAMED])}{more}")
+    result["status"] = "failed" if problems else "ok"
+    if problems:
+        result["problems"] = problems
+    return result
+
+
 def main(argv: List[str]) -> int:
     parser = argparse.ArgumentParser(prog="pg_archive.py", description="Check a pgBackRest WAL archive for gaps.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -274,6 +360,10 @@ def main(argv: List[str]) -> int:
     which.add_argument("--target-time", type=int, metavar="EPOCH", help="check what a restore to this time would use")
     which.add_argument("--newest", action="store_true", help="check only the newest backup (what a restore to latest uses)")
     checker.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
+    wal = sub.add_parser("wal")
+    wal.add_argument("--repo", default=os.environ.get("BACKUP_REPO", "1"), choices=[str(n) for n in range(1, 257)], metavar="N")
+    wal.add_argument("--scratch", required=True, help="an empty directory for the newest backup's system databases")
+    wal.add_argument("--segment-size", type=int, default=DEFAULT_SEGMENT_SIZE)
     lag = sub.add_parser("lag")
     lag.add_argument("--repo", dest="repos", action="append", required=True, choices=[str(n) for n in range(1, 257)], metavar="N")
     lag.add_argument("--max-seconds", type=int, required=True)
@@ -298,11 +388,16 @@ def main(argv: List[str]) -> int:
         for problem in problems:
             print(f"pg_archive: {problem}", file=sys.stderr)
         return 1 if problems else 0
-    base = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "job": "pg-archive", "repo": int(args.repo)}
+    base = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "job": "pg-archive" if args.command == "check" else "pg-archive-wal", "repo": int(args.repo)}
     try:
-        result = check(args.repo, args.only_set, args.segment_size, args.target_time, args.newest)
-    except RepositoryError as error:
-        print(f"pg_archive: repository {args.repo}: could not read the archive: {error}", file=sys.stderr)
+        if args.command == "wal":
+            result = read_wal(args.repo, args.scratch, args.segment_size)
+        else:
+            result = check(args.repo, args.only_set, args.segment_size, args.target_time, args.newest)
+    except (RepositoryError, ValueError, LookupError, StopIteration) as error:
+        # Unreachable, or answers of a shape this script does not know: loud either way, never a traceback.
+        print(f"pg_archive: repository {args.repo}: could not read the archive: {error!r}" if not isinstance(error, RepositoryError)
+              else f"pg_archive: repository {args.repo}: could not read the archive: {error}", file=sys.stderr)
         print(json.dumps({**base, "status": "unreadable"}))
         return 3
     for problem in result.get("problems", []):

@@ -290,3 +290,35 @@ def test_a_backup_without_its_manifest_fails_verify_naming_it(fresh_cluster, los
             continue
         assert verify.returncode == 1, verify.stdout
         assert f"pg-verify: repository 1 FAILED verification; invalid backups: {newest} (manifest missing)" in verify.stderr
+
+
+@pytest.mark.parametrize("damage", ["bytes flipped", "another segment's content"])
+def test_the_daily_check_reads_back_the_wal_after_the_newest_backup(fresh_cluster, damage):
+    """pgBackRest's verify of the newest set (2.55 on) reads that set's own WAL only; a restore to latest replays
+    everything after it. The daily check reads every segment back and names the one that does not match."""
+    cluster = fresh_cluster
+    cluster.pg.psql("CREATE TABLE ledger (id int PRIMARY KEY, note text NOT NULL)", "real_estate")
+    assert cluster.backup("full").returncode == 0
+    full = _labels(cluster)["full"][0]
+    _write_segments(cluster, 4)
+    sound = cluster.script("pg_archive.py", "wal", "--scratch", str(cluster.scratch("wal-sound")))
+    assert sound.returncode == 0, sound.stderr
+    report = json.loads(sound.stdout)
+    assert report["job"] == "pg-archive-wal" and report["newest_backup"] == full and report["segments_read"] >= 5
+
+    after = _segments_after(cluster, full)
+    victim = after[2]
+    if damage == "bytes flipped":
+        data = bytearray(victim.read_bytes())
+        for offset in range(40, len(data), 97):
+            data[offset] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    else:
+        victim.write_bytes(after[1].read_bytes())  # a sound segment, under another's name
+    check = cluster.script("pg_archive.py", "wal", "--scratch", str(cluster.scratch("wal-damaged")))
+    assert check.returncode == 1
+    assert f"1 segment(s) after backup {full} cannot be restored: {victim.name[:24]} (" in check.stderr
+    if damage != "bytes flipped":
+        assert f"{victim.name[:24]} (its content is not what was archived)" in check.stderr
+    verify = cluster.script("pg-verify.sh", VERIFY_SCOPE="latest", VERIFY_SCRATCH=str(cluster.scratch("verify")))
+    assert verify.returncode == 1 and victim.name[:24] in verify.stderr
