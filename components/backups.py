@@ -23,7 +23,7 @@ from components import pgbackrest
 from components import object_store as object_store_module
 from components.object_store import ObjectStoreArgs, S3Endpoint, object_store
 from components.secrets import S3Credentials
-from components.postgres import REPO_HOST_PODS, repo1_claim_name
+from components.postgres import POSTGRES_UID, REPO_HOST_PODS, repo1_claim_name
 from components.redis import NAME as REDIS_NAME
 from components.stateful import StatefulService
 from components.component import Component
@@ -58,8 +58,6 @@ TLS_DIR = "/etc/backup-tls"
 SCRIPTS_SOURCE = Path(__file__).resolve().parent.parent / "ops" / "backup"
 PGBACKREST_CONF_DIR = "/etc/pgbackrest"
 DRILL_DIR = "/drill"
-# The Percona PostgreSQL image runs as the postgres user, UID 26, which owns the repository's files.
-POSTGRES_UID = 26
 
 
 def scripts() -> list[Path]:

@@ -8,6 +8,7 @@ restores. Pulumi waits until the operator reports the cluster ready.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -16,7 +17,7 @@ import pulumi_kubernetes as k8s
 from settings import BackupSettings, PostgresSettings, byte_count, make_resources
 from settings.postgres import OPERATOR_VERSION
 from components import pgbackrest, postgres_exporter
-from components.workload import claim_spec, labels
+from components.workload import claim_spec, container_security_context, labels
 from components.component import Component
 
 NAME = "postgres"
@@ -36,6 +37,11 @@ READY_TIMEOUT_SECONDS = 1800
 ZONE = "topology.kubernetes.io/zone"
 HOST = "kubernetes.io/hostname"
 MiB = 2**20
+# The Percona PostgreSQL image runs as the postgres user, UID 26, which owns the data and the repository's files.
+POSTGRES_UID = 26
+# Where the operator binds PostgreSQL's socket (internal/postgres/config.go, v3.0.0); it mounts /tmp in every container.
+SOCKET_DIRECTORY = "/tmp/postgres"
+CHECKPOINT_GUARD = Path(__file__).resolve().parent.parent / "ops" / "postgres" / "checkpoint-after-start.sh"
 
 
 def user_secret_name(user: str) -> str:
@@ -103,6 +109,26 @@ def _apart_from(selector: dict, required: bool) -> dict:
     return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}}
 
 
+def checkpoint_guard(pg: PostgresSettings, resources: dict) -> dict:
+    """The instance pod's sidecar that wakes the checkpointer after every start (ops/postgres/checkpoint-after-start.sh):
+    on PostgreSQL 15-17 archive_timeout does not hold until then, and a crash soon after a restart lost minutes.
+    The script travels in the command, so a change to it rolls the instances like any other spec change."""
+    return {
+        "name": "checkpoint-after-start",
+        "image": pg.image,
+        "command": ["bash", "-c", CHECKPOINT_GUARD.read_text(), "checkpoint-after-start"],
+        # The local socket as the postgres user: the operator's pg_hba lets it in by peer authentication.
+        "env": [
+            {"name": "PGHOST", "value": SOCKET_DIRECTORY},
+            {"name": "PGPORT", "value": str(PORT)},
+            {"name": "PGUSER", "value": "postgres"},
+            {"name": "PGCONNECT_TIMEOUT", "value": "5"},
+        ],
+        "resources": resources,
+        "securityContext": container_security_context(POSTGRES_UID),
+    }
+
+
 def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: Optional[str]) -> dict:
     """spec of the PerconaPGCluster: instances, Patroni, PgBouncer, users, backups."""
     dcs = patroni_dcs(pg)
@@ -117,6 +143,7 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
         "affinity": _apart_from(INSTANCE_PODS, required=pg.instances > 1),
         "topologySpreadConstraints": _spread(instance_selector, pg.zone_spread == "required"),
         "containers": {"replicaCertCopy": {"resources": small}},
+        "sidecars": [checkpoint_guard(pg, small)],
     }
     if pg.instances > 1:
         # Drains take one instance at a time.

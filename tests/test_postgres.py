@@ -2,6 +2,7 @@
 invariants the platform promises (failover, synchronous commits, backups, connection budget)."""
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from tests.harness import STACKS, containers, decoded_config, encode_config, env
 from tools.render import render
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cluster(rendered):
@@ -61,6 +63,22 @@ def test_prod_fails_over_without_losing_commits(rendered_stacks):
     # Patroni's rule: loop_wait + 2 * retry_timeout <= ttl.
     assert patroni["syncPeriodSeconds"] + 2 * dynamic["retry_timeout"] <= patroni["leaderLeaseDurationSeconds"]
     assert "ttl" not in dynamic and "loop_wait" not in dynamic
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_instance_wakes_its_checkpointer_after_a_start(stack, rendered_stacks):
+    """tests/backup/test_rpo_after_restart.py runs the script against real PostgreSQL; here, the operator gets it
+    as an instance sidecar that reaches the server the way the operator lets it: socket, user and image."""
+    spec = _cluster(rendered_stacks[stack])["spec"]
+    (sidecar,) = spec["instances"][0]["sidecars"]
+    assert sidecar["name"] == "checkpoint-after-start" and sidecar["image"] == spec["image"]
+    assert sidecar["command"][:2] == ["bash", "-c"]
+    assert sidecar["command"][2] == (ROOT / "ops" / "postgres" / "checkpoint-after-start.sh").read_text()
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env == {"PGHOST": "/tmp/postgres", "PGPORT": "5432", "PGUSER": "postgres", "PGCONNECT_TIMEOUT": "5"}
+    security = sidecar["securityContext"]
+    assert security["runAsUser"] == 26 and security["readOnlyRootFilesystem"] and security["capabilities"] == {"drop": ["ALL"]}
+    assert sidecar["resources"]["limits"] and sidecar["resources"]["requests"]
 
 
 def test_dev_is_one_instance_straight_to_the_primary(rendered_stacks):
