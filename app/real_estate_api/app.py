@@ -110,7 +110,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     for store in stores.all():
         store.observe = metrics.dependency_duration.labels(store.name).observe
     recommender = Recommender(stores, metrics)
-    listings = ListingIndex(stores, metrics, settings.reconcile_interval)
+    listings = ListingIndex(stores, metrics, settings.reconcile_interval, settings.audit_interval)
     health = HealthMonitor(stores, metrics, settings.probe_interval, timeout, recommender.rebuild)
     stats = StatsCache()
 

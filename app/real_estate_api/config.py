@@ -95,6 +95,8 @@ class Settings:
     breaker_reset: float = 5.0
     # How often each pod indexes listings saved while Milvus was unavailable.
     reconcile_interval: float = 10.0
+    # How often one pod (any) compares every indexed listing with Milvus and re-queues what Milvus lost.
+    audit_interval: float = 900.0
     # Largest request body read; larger ones are refused with 413 before parsing.
     max_body_bytes: int = 65536
 
@@ -249,18 +251,19 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         probe_interval=_seconds(env, "HEALTH_PROBE_INTERVAL_SECONDS", 2.0),
         breaker_reset=_seconds(env, "BREAKER_RESET_SECONDS", 5.0),
         reconcile_interval=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 10.0),
+        audit_interval=_seconds(env, "LISTING_AUDIT_INTERVAL_SECONDS", 900.0, high=86400),
         database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10, 100),
         max_body_bytes=_count(env, "MAX_BODY_BYTES", 65536, 10 * 1024 * 1024),
     )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, high: float = 30) -> float:
     try:
         value = float(env.get(name, default))
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds") from None
-    if not 0 < value <= 30:
-        raise SettingsError(f"{name} must be between 0 and 30 seconds")
+    if not 0 < value <= high:
+        raise SettingsError(f"{name} must be between 0 and {high:g} seconds")
     return value
 
 

@@ -5,12 +5,18 @@ different listing is refused), then upserts its vector and marks the row indexed
 saved, not yet searchable. A background reconciler in every pod upserts
 the unindexed rows; upserts by primary key make every repeat harmless, so the two stores converge whatever
 fails where. `listing_index_backlog` counts what is waiting.
+
+The outbox trusts Milvus to keep what it acknowledged; it may not (a restore older than the newest listings, a
+store that lost its log). So every `audit_interval` one pod compares every listing PostgreSQL marks indexed with
+what Milvus holds, by id in batches, and puts what Milvus lacks back into the outbox;
+`listing_index_repairs_total` counts them (an alert: the vector store lost data).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Optional
 
 from real_estate_api.metrics import Metrics
@@ -21,13 +27,19 @@ log = logging.getLogger("real_estate_api.listings")
 RECONCILE_BATCH = 500
 # Rows younger than this are left to the request that is writing them.
 RECONCILE_SETTLE_SECONDS = 5.0
+# Ids per Milvus query of the audit: 200 000 listings are 200 queries.
+AUDIT_BATCH = 1000
+# Rows marked indexed more recently than this are left out of the audit (a write still settling in Milvus).
+AUDIT_SETTLE_SECONDS = 60.0
+AUDIT = "listing-index-audit"
 
 
 class ListingIndex:
-    def __init__(self, stores: Stores, metrics: Metrics, interval: float):
+    def __init__(self, stores: Stores, metrics: Metrics, interval: float, audit_interval: float):
         self._stores = stores
         self._metrics = metrics
         self._interval = interval
+        self._audit_interval = audit_interval
         self._task: Optional[asyncio.Task] = None
 
     async def add(self, listing: dict, idempotency_key: Optional[str]) -> tuple[int, dict]:
@@ -71,6 +83,27 @@ class ListingIndex:
             log.info("listings reconciled", extra={"indexed": done})
         return done
 
+    async def audit(self, settle_seconds: float = AUDIT_SETTLE_SECONDS) -> int:
+        """Every listing marked indexed (longer than `settle_seconds` ago) that Milvus does not hold goes back into the
+        outbox; returns how many. Reads Milvus with strong consistency, so a write it acknowledged is never
+        mistaken for a lost one."""
+        postgres, repaired, after = self._stores.postgres, 0, 0
+        while True:
+            ids = await postgres.indexed_ids(after, AUDIT_BATCH, settle_seconds)
+            if not ids:
+                break
+            held = await self._stores.vectors.present(ids)
+            lost = [i for i in ids if i not in held]
+            if lost:
+                await postgres.mark_unindexed(lost)
+                self._metrics.listing_index_repairs.inc(len(lost))
+                repaired += len(lost)
+            after = ids[-1]
+        self._metrics.listing_index_audit.set(time.time())
+        if repaired:
+            log.warning("listings missing from milvus queued to be indexed again", extra={"repaired": repaired})
+        return repaired
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="listing-reconciler")
 
@@ -86,6 +119,8 @@ class ListingIndex:
                 continue
             try:
                 await self.reconcile()
+                if await self._stores.postgres.claim(AUDIT, self._audit_interval):
+                    await self.audit()
             except DependencyUnavailable as error:
                 log.info("reconcile postponed", extra={"dependency": error.dependency, "reason": error.reason})
             except Exception:

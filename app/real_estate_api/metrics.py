@@ -74,4 +74,13 @@ class Metrics:
         self.listing_index_backlog = Gauge(
             "listing_index_backlog", "Listings saved in PostgreSQL and not yet in Milvus (at the last reconcile).", registry=r,
         )
+        self.listing_index_repairs = Counter(
+            "listing_index_repairs_total",
+            "Listings PostgreSQL had marked indexed that Milvus no longer held, found by the audit and queued to be indexed again.",
+            registry=r,
+        )
+        self.listing_index_audit = Gauge(
+            "listing_index_audit_timestamp_seconds", "When this pod last finished comparing PostgreSQL's indexed listings with Milvus.",
+            registry=r,
+        )
         self.build = Info("app_build", "Version and build revision of the running service.", registry=r)

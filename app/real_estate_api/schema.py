@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import psycopg
 
-VERSION = 2
+VERSION = 3
 MIGRATION_LOCK = 7_242_001
 
 SCHEMA = """
@@ -52,6 +52,8 @@ CREATE TABLE IF NOT EXISTS valuations (
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 ALTER TABLE valuations ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMPTZ;
+-- Periodic work one pod at a time: the pod whose update moves started_at runs it.
+CREATE TABLE IF NOT EXISTS maintenance_runs (name TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL);
 """
 
 

@@ -291,6 +291,28 @@ class Postgres:
         row = await self.run("SELECT count(*) AS n FROM listings WHERE indexed_at IS NULL", fetch="one")
         return row["n"]
 
+    async def indexed_ids(self, after: int, limit: int, settle_seconds: float) -> list[int]:
+        """Ids of listings marked indexed more than `settle_seconds` ago, above `after`, in order."""
+        rows = await self.run(
+            "SELECT id FROM listings WHERE id > %s AND indexed_at < now() - make_interval(secs => %s) ORDER BY id LIMIT %s",
+            (after, settle_seconds, limit),
+        )
+        return [row["id"] for row in rows]
+
+    async def mark_unindexed(self, ids: list[int]) -> None:
+        """Back into the outbox: the reconciler writes them to Milvus again."""
+        await self.run("UPDATE listings SET indexed_at = NULL WHERE id = ANY(%s)", (ids,), fetch="none")
+
+    async def claim(self, name: str, every_seconds: float) -> bool:
+        """True for the one caller that starts `name` now: none did within `every_seconds`. One statement, so it holds
+        through PgBouncer's transaction pooling and across pods."""
+        row = await self.run(
+            "INSERT INTO maintenance_runs (name, started_at) VALUES (%s, now()) ON CONFLICT (name) DO UPDATE SET started_at = now() "
+            "WHERE maintenance_runs.started_at < now() - make_interval(secs => %s) RETURNING started_at",
+            (name, every_seconds), fetch="one",
+        )
+        return row is not None
+
     async def unindexed(self, limit: int, settle_seconds: float) -> list[dict]:
         """Listings saved but not yet in Milvus, older than `settle_seconds` (a request still writing its own is left
         alone), oldest first."""
@@ -449,6 +471,7 @@ class VectorStore:
         self._client: Optional[MilvusClient] = None
         self._collection_ready = False
         self._requests = ThreadPoolExecutor(workers, thread_name_prefix="milvus")
+        self._writes: Optional[asyncio.Lock] = None
         self._probes = ThreadPoolExecutor(1, thread_name_prefix="milvus-probe")
 
     def _connect(self, timeout: float) -> MilvusClient:
@@ -535,7 +558,24 @@ class VectorStore:
             }
             for row in listings
         ]
-        await self._call(lambda client: client.upsert(COLLECTION, data, timeout=self._timeout))
+        # One write at a time from this pod: milvus-lite corrupts its log under concurrent upserts (entries acknowledged,
+        # then gone after its restart); a Milvus server takes them in order either way.
+        async with self._write_lock():
+            await self._call(lambda client: client.upsert(COLLECTION, data, timeout=self._timeout))
+
+    def _write_lock(self) -> asyncio.Lock:
+        if self._writes is None:
+            self._writes = asyncio.Lock()
+        return self._writes
+
+    async def present(self, ids: list[int]) -> set[int]:
+        """Which of these listing ids Milvus holds, read with strong consistency (every acknowledged write seen)."""
+        def query(client: MilvusClient):
+            rows = client.query(COLLECTION, filter=f"id in [{', '.join(str(int(i)) for i in ids)}]", output_fields=["id"],
+                                consistency_level="Strong", timeout=self._timeout)
+            return {row["id"] for row in rows}
+
+        return await self._call(query)
 
     async def search(self, vector: list[float], limit: int, city: Optional[str], max_price: float) -> list[dict]:
         conditions = [f"price <= {float(max_price)!r}"]

@@ -152,6 +152,9 @@ CASES = [
     Case("ListingIndexBacklog",
          {f'listing_index_backlog{{job="api", namespace="{NS}", pod="api-{i}"}}': "1x40" for i in range(2)},
          {f'listing_index_backlog{{job="api", namespace="{NS}", pod="api-{i}"}}': f"{1 - i}x40" for i in range(2)}, "35m"),
+    # Two entries repaired by one pod vs a counter that never moves (a pod restart's reset is no repair).
+    Case("ListingIndexEntriesLost", {f'listing_index_repairs_total{{job="api", namespace="{NS}", pod="api-0"}}': "0x10 2x20"},
+         {f'listing_index_repairs_total{{job="api", namespace="{NS}", pod="api-0"}}': "3x20 0x20"}, "15m", {"kind": "event"}),
     # 1.2 % of user requests fail vs 0.8 % — and 50 failing probes a minute do not count.
     Case("ApiErrorRateHigh", _requests(988, 12), _requests(992, 8, probe_errors=50), "15m"),
     # p99 by interpolation in the (1 s, 2.5 s] bucket: 2.05 s vs 1.9 s.
