@@ -153,12 +153,14 @@ class Backups(Component):
         self.tls_secret_name = self._tls()
         self._storage()
         # Full and incremental backups, WAL archiving, retention: the operator's (spec.backups of the cluster).
-        self.cron_jobs = {
-            "postgres-backup-verify": self._verify_cron(),
-            "postgres-restore-drill": self._drill_cron("postgres-restore-drill", "1", s.postgres.restore_drill_schedule),
-            "redis-backup": self._redis_cron(),
-        }
-        if s.offsite.enabled:
+        self.cron_jobs = {"redis-backup": self._redis_cron()}
+        standby = args.postgres.standby is not None and args.postgres.standby.enabled
+        if not standby:
+            # A standby writes no backups (the operator suspends them) and its off-site repository is the primary's,
+            # which the primary's stack verifies and drills: these checks come with promotion.
+            self.cron_jobs["postgres-backup-verify"] = self._verify_cron()
+            self.cron_jobs["postgres-restore-drill"] = self._drill_cron("postgres-restore-drill", "1", s.postgres.restore_drill_schedule)
+        if s.offsite.enabled and not standby:
             # The off-site repository alone must restore everything too (its WAL, its cipher): drilled on its own.
             self.cron_jobs["postgres-restore-drill-offsite"] = self._drill_cron(
                 "postgres-restore-drill-offsite", "2", s.postgres.offsite_drill_schedule)

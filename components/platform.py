@@ -148,7 +148,9 @@ def monitoring_sources(config: PlatformConfig) -> list[str]:
     # cert-manager issues a certificate into this namespace: for its Ingress, or its own Gateway's listener.
     if ingress.enabled and ingress.tls.enabled and (ingress.via != "gateway" or ingress.gateway.create):
         sources.append("cert-manager")
-    if config.backups.enabled:
+    standby = config.postgres.standby is not None and config.postgres.standby.enabled
+    if config.backups.enabled and not standby:
+        # A standby has no backups of its own until promoted: no PerconaPGBackup, no series.
         sources.append("postgres-backups")
     return sources
 

@@ -173,6 +173,12 @@ def cluster_spec(pg: PostgresSettings, backups: BackupSettings, offsite_secret: 
         },
         "backups": {"pgbackrest": _pgbackrest_spec(pg, backups, offsite_secret)},
     }
+    if pg.standby is not None:
+        # Kept after promotion as enabled: false, so the field stays the program's (SSA) and says what happened.
+        standby: dict = {"enabled": pg.standby.enabled, "repoName": "repo2"}
+        if pg.standby.host:
+            standby.update({"host": pg.standby.host, "port": pg.standby.port})
+        spec["standby"] = standby
     if pg.restore_from is not None and pgbackrest.offsite(backups) is not None:
         spec["dataSource"] = {"pgbackrest": _data_source(pg, backups, offsite_secret)}
     if pg.pgbouncer.enabled:

@@ -179,6 +179,11 @@ def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
         if alerting.dingtalk is not None and alerting.dingtalk.deploy:
             required["alertDingtalkRobotUrl"] = "is required while monitoring.alerting.dingtalk.deploy is true (the robot's webhook URL)"
             required["alertDingtalkRobotSecret"] = "is required while monitoring.alerting.dingtalk.deploy is true (the robot's signing secret)"
+    if config is not None and config.postgres.standby is not None:
+        required["backupOffsiteCipherPass"] = (
+            "is required with postgres.standby: the primary stack's passphrase "
+            "(`pulumi stack output offsiteBackupCipherPass --show-secrets` there)"
+        )
     if config is not None and config.postgres.restore_from is not None:
         required["backupOffsiteCipherPass"] = (
             "is required with postgres.restoreFrom: the source stack's passphrase "

@@ -16,6 +16,7 @@ from settings.values import (
     Cidr,
     Cron,
     DnsLabel,
+    Endpoint,
     Hostname,
     Image,
     Resources,
@@ -168,6 +169,19 @@ class RestoreFromSettings(Settings):
     target: Optional[Annotated[str, AfterValidator(_check_target)]] = None
 
 
+class StandbySettings(Settings):
+    """This cluster follows another stack's primary (another region's, say) until promoted: the operator's
+    spec.standby. It replays the WAL the primary archives to the off-site repository (this stack's backups.offsite
+    names the primary's bucket and path, backupOffsiteCipherPass is the primary's passphrase) and, with `host`,
+    streams from the primary too: seconds behind instead of up to archive_timeout. Promotion is `enabled: false`
+    and `pulumi up` (docs/runbooks/postgres-region-loss.md); the cluster then writes its own backups there."""
+
+    enabled: bool = True
+    # The primary's PostgreSQL endpoint reachable from this cluster (its replication role's pg_hba must allow it).
+    host: Optional[Endpoint] = None
+    port: Annotated[int, Field(ge=1024, le=65535)] = 5432
+
+
 class PostgresSettings(Settings):
     operator: OperatorSettings = OperatorSettings()
     image: Image = "docker.io/percona/percona-distribution-postgresql:17.10-1"
@@ -189,6 +203,7 @@ class PostgresSettings(Settings):
     # prometheus-community's postgres_exporter: the operator ships none without PMM (README, image evidence).
     exporter_image: Image = "quay.io/prometheuscommunity/postgres-exporter:v0.20.1"
     restore_from: Optional[RestoreFromSettings] = None
+    standby: Optional[StandbySettings] = None
 
     @model_validator(mode="after")
     def _image_is_the_version(self) -> "PostgresSettings":

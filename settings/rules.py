@@ -230,6 +230,13 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
                 f"{_key('postgres.restoreFrom.path')}: is this stack's own backups.offsite.path; the new cluster must "
                 f"write to a path of its own, or it would mix its backups into the source's"
             )
+    if config.postgres.standby is not None:
+        offsite = config.backups.offsite
+        if not (config.backups.enabled and offsite.enabled):
+            result.append(f"{_key('postgres.standby')}: a standby replays the primary's off-site repository; "
+                          f"backups.offsite must name it (the primary stack's bucket and path)")
+        if source is not None:
+            result.append(f"{_key('postgres.standby')}: and postgres.restoreFrom are two ways to start a cluster; choose one")
     result += connection_budget(config)
     if config.backups.enabled:
         result += backup_schedules(config)

@@ -187,6 +187,17 @@ def _check_ip(value: str) -> str:
     return value
 
 
+def _check_endpoint(value: str) -> str:
+    """A host to connect to: an IP address as Kubernetes reads one, or a fully qualified name."""
+    try:
+        return _check_ip(value)
+    except ValueError:
+        pass
+    if not isinstance(value, str) or not _HOSTNAME_RE.fullmatch(value) or value.replace(".", "").isdigit():
+        raise ValueError(f"{value!r} is neither an IP address nor a fully qualified host name like 'db.example.com'")
+    return value
+
+
 Cpu = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_cpu)]
 Bytes = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_bytes)]
 # Memory: a byte quantity with its unit.
@@ -202,6 +213,7 @@ Text = Annotated[str, AfterValidator(_check_text)]
 Percent = Annotated[int, Field(ge=0, le=100)]
 Cidr = Annotated[str, AfterValidator(_check_cidr)]
 IpAddress = Annotated[str, AfterValidator(_check_ip)]
+Endpoint = Annotated[str, AfterValidator(_check_endpoint)]
 Environment = Literal["dev", "test", "prod"]
 
 

@@ -272,6 +272,39 @@ def test_a_new_cluster_can_start_from_another_stacks_offsite_repository():
     assert "dataSource" not in _cluster(render("prod"))["spec"]
 
 
+def _incidents(rendered) -> set[str]:
+    return {rule.get("labels", {}).get("incident") for o in rendered.objects if o["kind"] == "PrometheusRule"
+            for group in o["spec"]["groups"] for rule in group["rules"]}
+
+
+def _standby_render(standby: dict):
+    config = with_value(decoded_config("prod"), "postgres.standby", standby)
+    encoded = encode_config(config)
+    encoded["real-estate-ai:backupOffsiteCipherPass"] = "p" * 40
+    return render("prod", encoded, secret_keys=["real-estate-ai:backupOffsiteCipherPass"])
+
+
+def test_a_standby_follows_the_primarys_offsite_repository_and_streams_where_it_can():
+    rendered = _standby_render({"host": "db.eu-west.example.com"})
+    cluster = _cluster(rendered)
+    assert errors(cluster) == []
+    assert cluster["spec"]["standby"] == {"enabled": True, "repoName": "repo2", "host": "db.eu-west.example.com", "port": 5432}
+    # repo2 is the primary's: the primary's stack verifies and drills it; this one has no backups until promoted.
+    cron_jobs = {o["metadata"]["name"] for o in rendered.objects if o["kind"] == "CronJob"}
+    assert not cron_jobs & {"postgres-backup-verify", "postgres-restore-drill", "postgres-restore-drill-offsite"}
+    assert "redis-backup" in cron_jobs
+    assert "MetricsSourceMissing-postgres-backups" not in _incidents(rendered)
+
+    promoted = _standby_render({"enabled": False, "host": "db.eu-west.example.com"})
+    assert _cluster(promoted)["spec"]["standby"]["enabled"] is False
+    cron_jobs = {o["metadata"]["name"] for o in promoted.objects if o["kind"] == "CronJob"}
+    assert {"postgres-backup-verify", "postgres-restore-drill", "postgres-restore-drill-offsite"} <= cron_jobs
+    assert "MetricsSourceMissing-postgres-backups" in _incidents(promoted)
+    # From the off-site repository alone, without streaming.
+    assert _cluster(_standby_render({}))["spec"]["standby"] == {"enabled": True, "repoName": "repo2"}
+    assert "standby" not in _cluster(render("prod"))["spec"]
+
+
 def test_a_long_namespace_still_gets_a_valid_release_name():
     from components.postgres_operator import release_name
 

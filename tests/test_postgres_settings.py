@@ -97,7 +97,7 @@ def test_defaults_are_the_documented_ones():
                       "pool_mode": "transaction", "default_pool_size": 20, "max_client_conn": 1000,
                       "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}},
         "exporter_image": "quay.io/prometheuscommunity/postgres-exporter:v0.20.1",
-        "restore_from": None,
+        "restore_from": None, "standby": None,
     }
     assert OffsiteSettings().model_dump() == {
         "enabled": False, "endpoint": None, "bucket": None, "region": "us-east-1", "path": "/pgbackrest",

@@ -182,6 +182,12 @@ MALFORMED = [
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-11-28 10:15:00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "/old", "target": "2026-02-30 10:15:00+00"}, "real-estate-ai:postgres.restoreFrom.target"),
     ("postgres.restoreFrom", {"path": "old\nrepo1-path=/x"}, "real-estate-ai:postgres.restoreFrom.path"),
+    # a standby of another stack's primary
+    ("postgres.standby", {"host": "db.example.com", "port": 80}, "real-estate-ai:postgres.standby.port"),
+    ("postgres.standby", {"host": "10.0.0.300"}, "real-estate-ai:postgres.standby.host"),
+    ("postgres.standby", {"host": "db\nother"}, "real-estate-ai:postgres.standby.host"),
+    ("postgres.standby", {"enabled": "yes please"}, "real-estate-ai:postgres.standby.enabled"),
+    ("postgres.standby", {"replicas": 2}, "real-estate-ai:postgres.standby.replicas"),
     # Milvus' external S3 service (prod)
     ("milvus.externalS3.endpoint", "s3.example.com\n", "real-estate-ai:milvus.externalS3.endpoint"),
     ("milvus.externalS3.bucket", "Bucket_1", "real-estate-ai:milvus.externalS3.bucket"),
@@ -324,6 +330,20 @@ def test_restoring_from_another_stack_needs_its_passphrase():
     with pytest.raises(StackConfigError) as error:
         run_program("prod", load_settings, encode_config(config))
     assert "real-estate-ai:backupOffsiteCipherPass: is required with postgres.restoreFrom" in str(error.value)
+
+
+def test_a_standby_needs_the_primarys_passphrase_and_its_offsite_repository():
+    config = with_value(decoded_config("prod"), "postgres.standby", {"host": "db.eu-west.example.com"})
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", load_settings, encode_config(config))
+    assert "real-estate-ai:backupOffsiteCipherPass: is required with postgres.standby: the primary stack's passphrase" in str(error.value)
+    config = with_value(with_value(config, "backups.offsite.enabled", False), "postgres.restoreFrom", {"path": "/old"})
+    encoded = {**encode_config(config), "real-estate-ai:backupOffsiteCipherPass": "p" * 40}
+    with pytest.raises(StackConfigError) as error:
+        run_program("dev", load_settings, encoded)
+    message = str(error.value)
+    assert "real-estate-ai:postgres.standby: a standby replays the primary's off-site repository" in message
+    assert "real-estate-ai:postgres.standby: and postgres.restoreFrom are two ways to start a cluster; choose one" in message
 
 
 def test_alert_channels_need_their_credentials_as_secrets():

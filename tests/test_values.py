@@ -252,6 +252,18 @@ def test_an_ip_address_is_one_address_v4_or_v6():
             adapter.validate_python(bad)
 
 
+def test_an_endpoint_is_an_address_or_a_fully_qualified_name():
+    from settings.values import Endpoint
+
+    adapter = TypeAdapter(Endpoint)
+    for good in ("10.1.2.3", "fd00::5", "db.eu-west.example.com", "a.b"):
+        assert adapter.validate_python(good) == good
+    # Four numbers that are no address are not a host name either; nor a bare label, a zone, a line break.
+    for bad in ("10.1.2.300", "10.1.2", "db", "DB.example.com", "db.example.com\nx", "fe80::1%eth0", "", "-db.example.com"):
+        with pytest.raises(ValidationError, match="is neither an IP address nor a fully qualified host name like 'db.example.com'"):
+            adapter.validate_python(bad)
+
+
 def test_a_network_is_written_as_kubernetes_reads_it():
     from settings.values import Cidr
 
