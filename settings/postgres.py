@@ -174,7 +174,7 @@ class StandbySettings(Settings):
     spec.standby. It replays the WAL the primary archives to the off-site repository (this stack's backups.offsite
     names the primary's bucket and path, backupOffsiteCipherPass is the primary's passphrase) and, with `host`,
     streams from the primary too: seconds behind instead of up to archive_timeout. Promotion is `enabled: false`
-    and `pulumi up` (docs/runbooks/postgres-region-loss.md); the cluster then writes its own backups there."""
+    and `pulumi up` (docs/region-loss.md); the cluster then writes its own backups there."""
 
     enabled: bool = True
     # The primary's PostgreSQL endpoint reachable from this cluster (its replication role's pg_hba must allow it).

@@ -5,7 +5,9 @@ Files: cluster (absent: no such PerconaPGCluster), restores (the list answer), s
 per call, the last repeats), primaries (primary pod per call, the last repeats), replicas, in_recovery,
 job_succeeded / job_failed (a Job's status counts), repo_host (the repository host pod), snapshot_api (absent: the
 cluster has no VolumeSnapshot API), pvcs, snapshot_states ("readyToUse|error" per call), history (the primary's
-newest timeline's history, one line per call). pgBackRest on the repository host answers from repo<N>/info.json, repo<N>/ls.json and
+newest timeline's history, one line per call), standby_enabled (spec.standby.enabled, default true), instance_statuses
+(name<TAB>Patroni status annotation per line), replay (the standby leader's replay LSN|newest commit|its age), commit
+(txid|timeline on the primary). pgBackRest on the repository host answers from repo<N>/info.json, repo<N>/ls.json and
 repo<N>/<history file>; repo<N>/unreachable makes it fail as an unreachable store does.
 Applied objects: applied.yaml (the last PerconaPGRestore), applied-restores.yaml and snapshots.yaml (all, in order).
 """
@@ -70,6 +72,10 @@ elif verb == "exec" and "pgbackrest" in args[args.index("--") + 1:args.index("--
         print(read(f"repo{repo}/" + command[-1].rsplit("/", 1)[-1]), end="")
 elif verb == "exec" and "pg_read_file" in joined:
     print(pop("history"))
+elif verb == "exec" and "pg_last_wal_replay_lsn" in joined:
+    print(read("replay", "0/A000000|1795000000|3").strip())
+elif verb == "exec" and "txid_current" in joined:
+    print(read("commit", "745|2").strip())
 elif verb == "annotate":
     pass
 elif verb == "exec":
@@ -78,7 +84,10 @@ elif verb == "get" and args[1] == "perconapgcluster":
     if not (state / "cluster").exists():
         print(f'Error from server (NotFound): perconapgclusters.pgv2.percona.com "{args[2]}" not found', file=sys.stderr)
         sys.exit(1)
-    print("ready" if "status.state" in joined else f"perconapgcluster.pgv2.percona.com/{args[2]}", end="")
+    if "spec.standby.enabled" in joined:
+        print(read("standby_enabled", "true").strip(), end="")
+    else:
+        print("ready" if "status.state" in joined else f"perconapgcluster.pgv2.percona.com/{args[2]}", end="")
 elif verb == "get" and args[1] == "perconapgrestore":
     if "range .items" in joined:
         print(read("restores"), end="")
@@ -88,6 +97,8 @@ elif verb == "get" and args[1] == "pod":
     # A line of primaries may name several pods (space-separated), as a list answer would.
     if "data=pgbackrest" in joined:
         print(read("repo_host", "pod/postgres-repo-host-0"))
+    elif "annotations.status" in joined:
+        print(read("instance_statuses"), end="")
     else:
         print(pop("primaries").replace(" ", "\n") if "role=primary" in joined else read("replicas"))
 else:

@@ -2,7 +2,9 @@
 they apply, and their failure exits. Nothing here reaches a cluster."""
 
 import os
+import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -308,3 +310,73 @@ def test_recovery_jobs_that_fail_are_reported_at_once(kube, script, args):
     assert result.returncode == 1 and "failed" in result.stderr
     ok = kube(script, *args, job_succeeded="1", job_failed="")
     assert ok.returncode == 0, ok.stderr
+
+
+# --- promote-standby.sh ---------------------------------------------------------------------------------------------
+
+STANDBY_LEADER = 'postgres-instance1-b-0\t{"role":"standby_leader","state":"streaming"}\npostgres-instance1-c-0\t{"role":"replica"}\n'
+
+
+def _archive_written(kube, seconds_ago: int, timelines=None, histories=None) -> None:
+    now = int(time.time())
+    write_repository(kube.state / "repo2", [FULL, INCR], timelines or {1: range(1, 11)}, histories,
+                     written=lambda timeline, n: now - seconds_ago - (10 - n) * 60)
+
+
+def test_a_standby_whose_primary_stopped_archiving_is_ready_to_promote(kube):
+    _archive_written(kube, 900)
+    result = kube("promote-standby.sh", "real-estate", "check", instance_statuses=STANDBY_LEADER, replay="0/A000060|1795000000|901\n")
+    assert result.returncode == 0, result.stderr
+    assert "standby leader postgres-instance1-b-0 replayed to 0/A000060; its newest commit is 901 s old" in result.stdout
+    assert f"the off-site archive ends at {segment(1, 10)} (0/A000000), written 9" in result.stdout
+    assert "Set postgres.standby.enabled: false in the stack file, run pulumi up" in result.stdout
+    calls = (kube.state / "calls").read_text()
+    assert not any(verb in calls for verb in (" patch ", " apply", " delete ", " edit ", " scale "))
+
+
+def test_a_primary_that_still_archives_stops_the_promotion_unless_forced(kube):
+    _archive_written(kube, 20)
+    result = kube("promote-standby.sh", "real-estate", "check", instance_statuses=STANDBY_LEADER)
+    assert result.returncode == 1
+    assert re.search(r"the primary archived 2\d s ago \(under 300 s\): it may be alive", result.stderr) and "Fence it first" in result.stderr
+    forced = kube("promote-standby.sh", "real-estate", "check", "--force", instance_statuses=STANDBY_LEADER)
+    assert forced.returncode == 0, forced.stderr
+
+
+def test_a_standby_behind_the_archive_says_what_promoting_now_loses(kube):
+    _archive_written(kube, 900)
+    result = kube("promote-standby.sh", "real-estate", "check", instance_statuses=STANDBY_LEADER, replay="0/8000000|1795000000|1200\n")
+    assert result.returncode == 0
+    assert "promoting now loses what lies between 0/8000000 and 0/A000000" in result.stderr
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"standby_enabled": "false"}, "'postgres' is not a standby (spec.standby.enabled is 'false'): nothing to promote"),
+    ({"instance_statuses": 'postgres-instance1-b-0\t{"role":"replica"}\n'}, "'postgres' has no standby leader"),
+])
+def test_check_refuses_what_cannot_be_promoted(kube, files, message):
+    result = kube("promote-standby.sh", "real-estate", "check", **files)
+    assert result.returncode == 1 and message in result.stderr
+
+
+def test_verify_proves_a_primary_that_commits_and_wal_reaching_the_offsite_archive(kube):
+    history = {2: "1\t0/A000060\tno recovery target specified\n"}
+    _archive_written(kube, 5, {1: range(1, 11), 2: range(10, 12)}, history)
+    result = kube("promote-standby.sh", "real-estate", "verify", standby_enabled="false", primaries="pod/postgres-instance1-b-0\n")
+    assert result.returncode == 0, result.stderr
+    assert "postgres-instance1-b-0 is the primary and commits (transaction 745), timeline 2" in result.stdout
+    assert "the off-site archive follows timeline 2" in result.stdout
+
+
+def test_verify_fails_while_the_archive_stays_on_the_old_timeline(kube):
+    _archive_written(kube, 5)
+    result = kube("promote-standby.sh", "real-estate", "verify", "--timeout", "0", standby_enabled="false",
+                  primaries="pod/postgres-instance1-b-0\n")
+    assert result.returncode == 1
+    assert "the off-site archive is still on timeline 00000001, not 2: WAL does not reach it yet" in result.stderr
+
+
+def test_verify_before_the_setting_changed_says_what_to_do(kube):
+    result = kube("promote-standby.sh", "real-estate", "verify")
+    assert result.returncode == 1
+    assert "set postgres.standby.enabled: false and run pulumi up first" in result.stderr
