@@ -52,8 +52,10 @@ CREATE TABLE IF NOT EXISTS valuations (
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 ALTER TABLE valuations ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMPTZ;
--- Periodic work one pod at a time: the pod whose update moves started_at runs it.
+-- Periodic work one pod at a time: the pod whose update moves started_at runs it. Seeded here so that a claim that
+-- is not due is an UPDATE matching nothing, which writes no WAL (an idle database stays idle).
 CREATE TABLE IF NOT EXISTS maintenance_runs (name TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL);
+INSERT INTO maintenance_runs (name, started_at) VALUES ('listing-index-audit', '-infinity') ON CONFLICT (name) DO NOTHING;
 """
 
 

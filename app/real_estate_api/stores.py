@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import math
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -305,10 +306,12 @@ class Postgres:
 
     async def claim(self, name: str, every_seconds: float) -> bool:
         """True for the one caller that starts `name` now: none did within `every_seconds`. One statement, so it holds
-        through PgBouncer's transaction pooling and across pods."""
+        through PgBouncer's transaction pooling and across pods; when it is not due it matches no row and writes no
+        WAL (every pod asks every reconcile round: an upsert would keep an idle database switching WAL segments at
+        archive_timeout forever). The row is seeded by the migration (schema.py)."""
         row = await self.run(
-            "INSERT INTO maintenance_runs (name, started_at) VALUES (%s, now()) ON CONFLICT (name) DO UPDATE SET started_at = now() "
-            "WHERE maintenance_runs.started_at < now() - make_interval(secs => %s) RETURNING started_at",
+            "UPDATE maintenance_runs SET started_at = now() "
+            "WHERE name = %s AND started_at < now() - make_interval(secs => %s) RETURNING started_at",
             (name, every_seconds), fetch="one",
         )
         return row is not None
@@ -471,7 +474,7 @@ class VectorStore:
         self._client: Optional[MilvusClient] = None
         self._collection_ready = False
         self._requests = ThreadPoolExecutor(workers, thread_name_prefix="milvus")
-        self._writes: Optional[asyncio.Lock] = None
+        self._writes = threading.Lock()
         self._probes = ThreadPoolExecutor(1, thread_name_prefix="milvus-probe")
 
     def _connect(self, timeout: float) -> MilvusClient:
@@ -558,15 +561,19 @@ class VectorStore:
             }
             for row in listings
         ]
-        # One write at a time from this pod: milvus-lite corrupts its log under concurrent upserts (entries acknowledged,
-        # then gone after its restart); a Milvus server takes them in order either way.
-        async with self._write_lock():
-            await self._call(lambda client: client.upsert(COLLECTION, data, timeout=self._timeout))
+        def upsert(client: MilvusClient):
+            # One write at a time from this pod: milvus-lite corrupts its log under concurrent upserts (entries
+            # acknowledged, then gone after its restart); a Milvus server takes them in order either way. Held in the
+            # worker thread, inside the call's deadline: a caller that gives up frees itself, not the lock, so the
+            # write still in flight keeps the next one waiting.
+            if not self._writes.acquire(timeout=self._timeout):
+                raise TimeoutError("another upsert holds the write lock")
+            try:
+                return client.upsert(COLLECTION, data, timeout=self._timeout)
+            finally:
+                self._writes.release()
 
-    def _write_lock(self) -> asyncio.Lock:
-        if self._writes is None:
-            self._writes = asyncio.Lock()
-        return self._writes
+        await self._call(upsert)
 
     async def present(self, ids: list[int]) -> set[int]:
         """Which of these listing ids Milvus holds, read with strong consistency (every acknowledged write seen)."""

@@ -268,8 +268,11 @@ def lagging(ends: Dict[str, Tuple[dict, Archive]], max_seconds: int) -> List[str
         if repo == leader_repo:
             continue
         position = (report["end_segno"], int(report["timeline"], 16))
+        # Only what the leader's own line of timelines needs: a branch an old primary left in one repository is no
+        # WAL the other one lacks.
+        line = set(archive.needed)
         lacking = [(written, tli, segno) for (tli, segno), written in archive.written.items()
-                   if (segno, tli) > position and segno not in other.segments.get(tli, ())]
+                   if (tli, segno) in line and (segno, tli) > position and segno not in other.segments.get(tli, ())]
         if not lacking:
             continue
         first_written, tli, segno = min(lacking)

@@ -15,11 +15,13 @@ interval="${CHECKPOINT_GUARD_INTERVAL:-5}"
 [[ "$interval" =~ ^[1-9][0-9]*$ ]] || { echo "checkpoint-after-start: CHECKPOINT_GUARD_INTERVAL must be a whole number of seconds" >&2; exit 2; }
 woken=""
 while :; do
-  # "<start time>|<in recovery>": a new start, or a promotion (recovery ends), is a new state to act on once.
-  if state=$(psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c "SELECT pg_postmaster_start_time(), pg_is_in_recovery()" 2>/dev/null) \
+  # "<checkpointer start>|<in recovery>": a new start, a crash restart (one backend killed: PostgreSQL restarts every
+  # child, the checkpointer too, without a new postmaster), or a promotion is a new state to act on once.
+  if state=$(psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c \
+               "SELECT (SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer'), pg_is_in_recovery()" 2>/dev/null) \
      && [[ "$state" == *"|f" && "$state" != "$woken" ]]; then
     if psql -XAtq -v ON_ERROR_STOP=1 -d postgres -c CHECKPOINT >/dev/null; then
-      echo "checkpoint-after-start: checkpointer woken after the start at ${state%|*}"
+      echo "checkpoint-after-start: checkpointer started at ${state%|*} woken"
       woken="$state"
     fi
   fi

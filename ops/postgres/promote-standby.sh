@@ -78,7 +78,14 @@ if [[ "$mode" == check ]]; then
     "SELECT pg_last_wal_replay_lsn(), coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::bigint, 0),
             coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::bigint, -1)")
   echo "promote-standby: standby leader $leader replayed to $replayed; its newest commit is ${behind} s old"
-  report=$(archive_report) || fail "the off-site archive cannot be read or has a gap (see above): a promotion would start from what was replayed"
+  if ! report=$(archive_report) || [[ -z "$(field end_lsn <<<"$report")" ]]; then
+    # The region's loss may have taken the store's nearest copy with it: nothing then says whether the primary lives.
+    [[ "$force" == yes ]] || fail "the off-site archive cannot be read or has a gap (see above): nothing shows whether the old" \
+                                  "primary still writes, nor how far the standby is behind it; pass --force to promote what was replayed"
+    echo "promote-standby: the off-site archive cannot be read; --force: promoting what was replayed ($replayed)" >&2
+    echo "promote-standby: ready. Set postgres.standby.enabled: false in the stack file, run pulumi up, then: promote-standby.sh $namespace verify"
+    exit 0
+  fi
   end_lsn=$(field end_lsn <<<"$report") end=$(field end <<<"$report") written=$(field end_written <<<"$report")
   age=$(( $(date -u +%s) - written ))
   echo "promote-standby: the off-site archive ends at $end ($end_lsn), written ${age} s ago"
@@ -104,7 +111,8 @@ while :; do
   (( $(date +%s) < deadline )) || fail "no single primary out of recovery after ${timeout} s (kubectl get pods -l $label/cluster=$cluster)"
   sleep "${PROMOTE_POLL_SECONDS:-5}"
 done
-IFS='|' read -r xid timeline < <(sql "$primary" "SELECT txid_current(), (SELECT timeline_id FROM pg_control_checkpoint())")
+# The timeline WAL is written on now (the last checkpoint's can still be the old one right after a promotion).
+IFS='|' read -r xid timeline < <(sql "$primary" "SELECT txid_current(), ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")
 [[ "$xid" =~ ^[0-9]+$ ]] || fail "the primary ${primary#pod/} did not commit a transaction"
 echo "promote-standby: ${primary#pod/} is the primary and commits (transaction $xid), timeline $timeline"
 while :; do

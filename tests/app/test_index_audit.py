@@ -47,9 +47,15 @@ def test_entries_milvus_lost_are_found_and_indexed_again(client, milvus):
     assert _call(client, listings.audit, 0.0) == 0
 
 
-def test_one_pod_audits_per_interval(client):
+def test_one_pod_audits_per_interval_and_asking_early_writes_nothing(client):
     postgres = client.app.state.stores.postgres
-    name = f"audit-{uuid.uuid4().hex[:6]}"
-    assert _call(client, postgres.claim, name, 3600.0) is True
-    assert _call(client, postgres.claim, name, 3600.0) is False  # another pod, within the hour
-    assert _call(client, postgres.claim, name, 0.0) is True  # once the interval has passed
+    run = postgres.run
+    _call(client, run, "UPDATE maintenance_runs SET started_at = '-infinity' WHERE name = %s", ("listing-index-audit",), "none")
+    assert _call(client, postgres.claim, "listing-index-audit", 3600.0) is True
+    wal = "SELECT pg_current_wal_insert_lsn()::text AS lsn"
+    before = _call(client, run, wal, (), "one")["lsn"]
+    assert _call(client, postgres.claim, "listing-index-audit", 3600.0) is False  # another pod, within the hour
+    # Not due: no row locked, no transaction id, no commit record. Every pod asks every 10 s; an idle database
+    # must stay idle, or archive_timeout switches a WAL segment every minute.
+    assert _call(client, run, wal, (), "one")["lsn"] == before
+    assert _call(client, postgres.claim, "listing-index-audit", 0.0) is True  # once the interval has passed

@@ -74,7 +74,7 @@ elif verb == "exec" and "pg_read_file" in joined:
     print(pop("history"))
 elif verb == "exec" and "pg_last_wal_replay_lsn" in joined:
     print(read("replay", "0/A000000|1795000000|3").strip())
-elif verb == "exec" and "txid_current" in joined:
+elif verb == "exec" and "txid_current" in joined and "pg_walfile_name" in joined:
     print(read("commit", "745|2").strip())
 elif verb == "annotate":
     pass

@@ -191,6 +191,8 @@ def _clock(offset: int = 0, seconds_per_segment: int = 60):
 
 
 FORTY = {1: range(1, 41)}
+# Timeline 1's segments written fast and early, timeline 2's a minute apart.
+_BRANCHED = lambda timeline, n: 1_795_000_000 + (n * 10 if timeline == 1 else n * 60)  # noqa: E731
 
 
 @pytest.mark.parametrize("repositories, stale", [
@@ -207,6 +209,10 @@ FORTY = {1: range(1, 41)}
     # After a failover repo 2 never received the new timeline.
     ({1: ({1: range(1, 9), 2: range(8, 41)}, _clock(), {2: "1\t0/8000060\treason\n"}), 2: ({1: range(1, 9)}, _clock())}, [2]),
     ({1: (FORTY, _clock())}, []),
+    # An old primary's abandoned tail on timeline 1 (it went on after 2 branched at 8) that only repo 1 received, long
+    # ago: no WAL repo 2 lacks, while repo 2 is one segment behind on timeline 2's line.
+    ({1: ({1: range(1, 46), 2: range(8, 41)}, _BRANCHED, {2: "1\t0/8000060\treason\n"}),
+      2: ({1: range(1, 9), 2: range(8, 40)}, _BRANCHED, {2: "1\t0/8000060\treason\n"})}, []),
 ])
 def test_a_repository_that_stopped_receiving_wal_is_named(tmp_path, repositories, stale):
     done = _lag(tmp_path, repositories)

@@ -380,3 +380,11 @@ def test_verify_before_the_setting_changed_says_what_to_do(kube):
     result = kube("promote-standby.sh", "real-estate", "verify")
     assert result.returncode == 1
     assert "set postgres.standby.enabled: false and run pulumi up first" in result.stderr
+
+
+def test_an_unreadable_archive_stops_the_check_unless_forced(kube):
+    (kube.state / "repo2" / "unreachable").write_text("")
+    result = kube("promote-standby.sh", "real-estate", "check", instance_statuses=STANDBY_LEADER)
+    assert result.returncode == 1 and "nothing shows whether the old primary still writes" in result.stderr
+    forced = kube("promote-standby.sh", "real-estate", "check", "--force", instance_statuses=STANDBY_LEADER)
+    assert forced.returncode == 0 and "--force: promoting what was replayed (0/A000000)" in forced.stderr
