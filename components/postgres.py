@@ -275,6 +275,13 @@ class Postgres(Component):
     def __init__(self, name: str, args: PostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:postgres:Postgres", name, opts)
         meta_labels = labels(NAME, args.stack, "database")
+        if args.settings.standby is not None and args.settings.standby.enabled:
+            # What a standby stack cannot do yet, said where every preview shows it (docs/region-loss.md).
+            pulumi.log.warn(
+                "postgres.standby: until promotion the API and the exporter cannot log in (this cluster's operator made "
+                "their passwords, the roles carry the primary's): ApiDown, ApiDatabaseUnreachable and "
+                "PostgresArchiverMetricsMissing fire; once promoted, it writes its WAL and backups into the primary's "
+                "off-site path (its repo2 is that path): fence the old primary first (docs/region-loss.md)", resource=self)
         offsite_secret = None
         if args.offsite_config is not None:
             secret = k8s.core.v1.Secret(
