@@ -18,6 +18,7 @@ from settings.postgres import (
     Region,
     RepoPath,
     RestoreFromSettings,
+    StandbySettings,
     RoleName,
 )
 from tests.test_values import accepts, errors, message
@@ -204,3 +205,13 @@ def test_role_adapter_names_the_shape():
     assert message(RoleName, "9a") == (
         "Value error, '9a' is not a role name: a lower-case letter, then lower-case letters and digits, at most 31")
     assert TypeAdapter(RoleName).validate_python("realestate") == "realestate"
+
+
+def test_a_standby_streams_from_a_real_port_of_an_address_or_a_name():
+    assert StandbySettings().model_dump() == {"enabled": True, "host": None, "port": 5432}
+    for port in (1024, 65535):
+        assert StandbySettings(host="10.1.2.3", port=port).port == port
+    for port in (1023, 65536):
+        assert errors(StandbySettings, host="db.example.com", port=port)
+    assert errors(StandbySettings, host="db") == [
+        "Value error, 'db' is neither an IP address nor a fully qualified host name like 'db.example.com'"]

@@ -88,6 +88,21 @@ def test_restoring_needs_both_backups_and_the_off_site_copy(changes, expected):
     assert problems("test", {"postgres.restoreFrom": {"path": "/old"}}) == []
 
 
+@pytest.mark.parametrize("changes, expected", [
+    ({"backups.offsite.enabled": False}, ["postgres.standby: a standby replays the primary's off-site repository; "
+                                          "backups.offsite must name it (the primary stack's bucket and path)"]),
+    ({"backups.enabled": False}, ["postgres.standby: a standby replays the primary's off-site repository; "
+                                  "backups.offsite must name it (the primary stack's bucket and path)"]),
+    ({"postgres.restoreFrom": {"path": "/old"}},
+     ["postgres.standby: and postgres.restoreFrom are two ways to start a cluster; choose one"]),
+    ({}, []),
+])
+def test_a_standby_needs_the_off_site_copy_and_no_restore(changes, expected):
+    found = problems("prod", {"postgres.standby": {"host": "db.example.com"}, **changes})
+    assert [p for p in found if p.startswith(f"{KEY}postgres.standby")] == [KEY + e for e in expected]
+    assert not [p for p in problems("prod", changes) if "postgres.standby" in p]
+
+
 def test_a_grey_release_needs_a_share_of_users_above_0():
     enabled = {"appConfig.greyRelease.enabled": True, "appConfig.greyRelease.features": ["valuation"]}
     assert problems("dev", {**enabled, "appConfig.greyRelease.percent": 1}) == []
