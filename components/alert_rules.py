@@ -17,7 +17,11 @@ from typing import Iterable, Optional
 
 import yaml
 
+from components.slo_rules import slo_rules
 from settings.monitoring import AlertingSettings
+from settings.postgres import PostgresSettings
+from settings.slo import SloSettings
+from settings.values import byte_count
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
 NAMESPACE = "$namespace"
@@ -130,6 +134,42 @@ def source_rules(sources: Iterable[str]) -> dict:
     return {"groups": [{"name": "sources", "rules": rules}]}
 
 
+def postgres_rules(postgres: PostgresSettings) -> dict:
+    """The replication alerts whose thresholds are the stack's Patroni settings."""
+    lag = byte_count(postgres.patroni.maximum_lag_on_failover)
+    rules = [{
+        "alert": "PostgresReplicaLagging",
+        # Measured by the primary in one query (postgres_exporter: pg_current_wal_lsn() - replay_lsn per standby), so
+        # no scrape skew between members reads as lag. Patroni never promotes a replica this far behind.
+        "expr": (f'max by (namespace, application_name) (pg_stat_replication_pg_wal_lsn_diff{{job="postgres-exporter", '
+                 f'namespace="$namespace", state="streaming"}}) > {lag}'),
+        "for": "5m",
+        "labels": {"severity": "P2", "service": "postgres"},
+        "annotations": {
+            "summary": (f"Replica {{{{ $labels.application_name }}}} replays {{{{ $value | humanize1024 }}}}B behind the "
+                        f"primary in {{{{ $labels.namespace }}}}: past {postgres.patroni.maximum_lag_on_failover}, it "
+                        f"cannot be promoted"),
+            "runbook_url": "docs/runbooks/postgres-replica-lagging.md",
+        },
+    }]
+    # A standby cluster replicates from another region, never synchronously.
+    if postgres.patroni.synchronous and not (postgres.standby and postgres.standby.enabled):
+        rules.append({
+            "alert": "PostgresSynchronousStandbyMissing",
+            # A leader and no synchronous standby: Patroni lets commits go on without one (not strict mode), so a
+            # failover now can lose acknowledged commits. It picks another replica within a loop when one remains.
+            "expr": ('sum by (namespace) (patroni_sync_standby{job="patroni", namespace="$namespace"}) == 0\n'
+                     '  and on (namespace) sum by (namespace) (patroni_primary{job="patroni", namespace="$namespace"}) >= 1'),
+            "for": "5m",
+            "labels": {"severity": "P2", "service": "postgres"},
+            "annotations": {
+                "summary": "No synchronous standby in {{ $labels.namespace }}: commits are not protected against a failover",
+                "runbook_url": "docs/runbooks/postgres-synchronous-standby-missing.md",
+            },
+        })
+    return {"groups": [{"name": "postgres.replication", "rules": rules}]}
+
+
 def heartbeat_rules() -> dict:
     """Always firing: its arrival at an external heartbeat receiver proves the whole path (rules loaded, Prometheus
     evaluating, Alertmanager routing this namespace, egress); its silence there is the page."""
@@ -158,10 +198,13 @@ def _render(rules: dict, namespace: str, runbook_base: Optional[str], incident: 
     return rules
 
 
-def platform_rules(namespace: str, alerting: AlertingSettings, sources: Iterable[str],
-                   runbook_base: Optional[str] = None) -> dict[str, dict]:
+def platform_rules(namespace: str, alerting: AlertingSettings, sources: Iterable[str], slos: SloSettings,
+                   postgres: PostgresSettings, runbook_base: Optional[str] = None) -> dict[str, dict]:
     """Every rule group of the stack by PrometheusRule name (without its '-rules' suffix), rendered for `namespace`."""
-    groups = {**_rule_files(), "sources": source_rules(sources), "heartbeat": heartbeat_rules()}
+    groups = {**_rule_files(), "sources": source_rules(sources), "heartbeat": heartbeat_rules(),
+              "postgres": postgres_rules(postgres)}
+    if slos.objectives():
+        groups["slo"] = slo_rules(slos)
     rendered = {name: _render(rules, namespace, runbook_base) for name, rules in groups.items()}
     # An escalation keeps the incident label of the alert it escalates (from ALERTS): the same silence acknowledges both.
     rendered["escalation"] = _render(escalation_rules(alerting, groups), namespace, runbook_base, incident=False)

@@ -23,6 +23,7 @@ from components.component import Component
 from components.stateful import HEADLESS_LABEL
 from components.workload import labels
 from settings.monitoring import MonitoringSettings
+from settings.postgres import PostgresSettings
 
 DASHBOARDS_DIR = alert_rules.RULES_DIR.parent / "dashboards"
 # The label kube-prometheus-stack's Grafana sidecar collects dashboards by (in every namespace by default).
@@ -32,6 +33,29 @@ ROUTING_NAME = "incident-routing"
 
 def dashboards() -> list[Path]:
     return sorted(DASHBOARDS_DIR.glob("*.json"))
+
+
+@dataclass(frozen=True)
+class PodScrape:
+    """Every pod with `labels`, scraped at /metrics on a named container port or a port number (a port the pod's
+    owner does not name, like Patroni's REST API on the operator's pods)."""
+
+    labels: dict[str, str]
+    port: str | int
+    # https without verifying the server: Patroni serves its API with the cluster's own CA, which lives in a Secret
+    # Prometheus cannot read; the metrics are not secret and the connection stays in the cluster (the operator's
+    # own PMM integration scrapes it the same way).
+    https_unverified: bool = False
+
+    def endpoint(self, job: str) -> dict:
+        endpoint = {"portNumber": self.port} if isinstance(self.port, int) else {"port": self.port}
+        if self.https_unverified:
+            endpoint |= {"scheme": "https", "tlsConfig": {"insecureSkipVerify": True}}
+        return {
+            **endpoint, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s",
+            # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
+            "relabelings": [{"targetLabel": "job", "replacement": job}],
+        }
 
 
 @dataclass
@@ -45,12 +69,14 @@ class MonitoringArgs:
     alert_secrets: dict[str, pulumi.Output[str]]
     # Service name → port name to scrape at /metrics.
     scrape: dict[str, str]
-    # Job name → (pod labels, port name) to scrape every matching pod at /metrics (pods no one Service selects).
-    pod_scrape: dict[str, tuple[dict[str, str], str]] = field(default_factory=dict)
+    # Job name → the pods to scrape each of (pods no one Service selects, or each member of a cluster).
+    pod_scrape: dict[str, PodScrape] = field(default_factory=dict)
     # The DingTalk bridge the program deployed, if any.
     dingtalk_url: Optional[str] = None
     # Metrics sources besides the scrape jobs that the stack's alerts read (alert_rules.SOURCES names).
     sources: list[str] = field(default_factory=list)
+    # The cluster's replication settings set the replication alerts' thresholds.
+    postgres: PostgresSettings = field(default_factory=PostgresSettings)
 
 
 class Monitoring(Component):
@@ -76,24 +102,18 @@ class Monitoring(Component):
                 },
                 opts=child,
             )
-        for job, (pod_labels, port) in sorted(args.pod_scrape.items()):
+        for job, pods in sorted(args.pod_scrape.items()):
             k8s.apiextensions.CustomResource(
                 self.child_name(f"{job}-pods"),
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
                 metadata=self._meta(job),
-                spec={
-                    "selector": {"matchLabels": pod_labels},
-                    "podMetricsEndpoints": [{
-                        "port": port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s",
-                        # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
-                        "relabelings": [{"targetLabel": "job", "replacement": job}],
-                    }],
-                },
+                spec={"selector": {"matchLabels": pods.labels}, "podMetricsEndpoints": [pods.endpoint(job)]},
                 opts=child,
             )
         sources = [*args.scrape, *args.pod_scrape, *args.sources]
-        groups = alert_rules.platform_rules(args.namespace_name, s.alerting, sources, s.runbook_base_url)
+        groups = alert_rules.platform_rules(args.namespace_name, s.alerting, sources, s.slos, args.postgres,
+                                            s.runbook_base_url)
         for name, rules in groups.items():
             k8s.apiextensions.CustomResource(
                 self.child_name(f"{name}-rules"),

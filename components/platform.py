@@ -28,7 +28,7 @@ from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components import dingtalk_bridge as dingtalk_bridge_module
 from components.dingtalk_bridge import DingtalkBridge, DingtalkBridgeArgs
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import Monitoring, MonitoringArgs, PodScrape
 from components.monitoring_install import MonitoringInstall, MonitoringInstallArgs, prometheus_url
 from components.namespace import Namespace, NamespaceArgs
 from components.network_policies import (
@@ -96,11 +96,12 @@ BACKUP_FLOWS = [
 # Who talks to the off-site repository (HTTPS): WAL from the instances, backups from the repository host,
 # restores from the operator's Jobs, and our checks.
 OFFSITE_WRITERS = [PG_INSTANCES, PG_BACKREST_PODS, backups_module.PG_VERIFY, backups_module.PG_DRILL]
-# What the monitoring namespace scrapes: the API's /metrics and Milvus' metrics port.
-# What the monitoring namespace reaches: Prometheus the metrics ports, Alertmanager the DingTalk bridge.
+# What the monitoring namespace reaches: Prometheus the metrics ports (Patroni's REST API on every PostgreSQL member),
+# Alertmanager the DingTalk bridge.
 METRICS_PORTS = [MetricsPort(API, HTTP_PORT), MetricsPort(milvus_module.NAME, milvus_module.HEALTH_PORT),
                  MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
                  MetricsPort(postgres_exporter_module.NAME, postgres_exporter_module.PORT),
+                 MetricsPort(PG_INSTANCES, postgres_module.PATRONI_PORT),
                  MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
 
 
@@ -386,9 +387,13 @@ class Platform(Component):
                     alert_secrets={key: settings.secrets.get(key) for key in ALERT_SECRET_KEYS
                                    if settings.secrets.get(key) is not None and alerting_.notify},
                     scrape={"milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
-                    pod_scrape={"api": (API_POD_LABELS, "http")},
+                    pod_scrape={"api": PodScrape(API_POD_LABELS, "http"),
+                                # Each member's role, replication position and leader lock (Patroni's /metrics).
+                                "patroni": PodScrape(postgres_module.INSTANCE_PODS, postgres_module.PATRONI_PORT,
+                                                     https_unverified=True)},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                     sources=monitoring_sources(c),
+                    postgres=c.postgres,
                 ),
                 opts=monitoring_opts,
             )

@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from settings.slo import SloSettings
 from settings.values import DnsLabel, Image, SemVer, Settings, Text, matching
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
@@ -213,6 +214,7 @@ class MonitoringSettings(Settings):
     prometheus_url: Optional[ServiceUrl] = None
     alertmanager_url: Optional[ServiceUrl] = None
     alerting: AlertingSettings = AlertingSettings(notify=False)
+    slos: SloSettings = SloSettings()
     install: MonitoringInstallSettings = MonitoringInstallSettings()
 
     @property

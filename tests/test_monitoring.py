@@ -14,6 +14,7 @@ import yaml
 
 from components.alert_rules import platform_rules
 from components.platform import monitoring_sources
+from components.postgres import INSTANCE_PODS
 from settings import PlatformConfig, plain_values
 from tests.crd_schemas import errors
 from tests.harness import STACKS, decoded_config, load_stack_config, pod_labels, run_component
@@ -84,12 +85,23 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
     monitors = _of(rendered, "ServiceMonitor")
     assert set(monitors) == {"milvus", "redis", "postgres-exporter"}
     # The API's pods directly (under a canary no Service of ours selects Flagger's primary), as job "api".
-    (pod_monitor,) = _of(rendered, "PodMonitor").values()
+    pod_monitors = _of(rendered, "PodMonitor")
+    assert set(pod_monitors) == {"api", "patroni"}
+    pod_monitor = pod_monitors["api"]
     api_pods = pod_labels(rendered.find("Deployment", "api"))
     primary_pods = {**api_pods, "app.kubernetes.io/name": "api-primary"}
     assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= primary_pods.items()
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == "http" and endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "api"}]
+    # Every PostgreSQL member's Patroni API (the operator names no container port for it: by number), over TLS.
+    patroni = pod_monitors["patroni"]["spec"]
+    assert patroni["selector"] == {"matchLabels": INSTANCE_PODS}
+    (endpoint,) = patroni["podMetricsEndpoints"]
+    assert endpoint == {"portNumber": 8008, "scheme": "https", "tlsConfig": {"insecureSkipVerify": True}, "path": "/metrics",
+                        "interval": "15s", "scrapeTimeout": "10s",
+                        "relabelings": [{"targetLabel": "job", "replacement": "patroni"}]}
+    cluster = rendered.find("PerconaPGCluster", "postgres")["spec"]
+    assert cluster.get("patroni", {}).get("port", 8008) == 8008
     services = _of(rendered, "Service").values()
     for name, port in (("milvus", "metrics"), ("redis", "metrics"), ("postgres-exporter", "metrics")):
         service = rendered.find("Service", name)
@@ -109,9 +121,9 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
 def test_the_rules_are_deployed_as_rendered_for_the_stacks_namespace(stack, rendered_stacks):
     raw = {k.removeprefix("real-estate-ai:"): v for k, v in load_stack_config(stack).items() if k.startswith("real-estate-ai:")}
     config = PlatformConfig.model_validate(plain_values(raw))
-    expected = platform_rules(config.namespace.name, config.monitoring.alerting, ["api", "milvus", "redis", "postgres-exporter",
+    expected = platform_rules(config.namespace.name, config.monitoring.alerting, ["api", "patroni", "milvus", "redis", "postgres-exporter",
                                                                                     *monitoring_sources(config)],
-                              config.monitoring.runbook_base_url)
+                              config.monitoring.slos, config.postgres, config.monitoring.runbook_base_url)
     deployed = {name.removesuffix("-rules"): rule["spec"] for name, rule in _of(rendered_stacks[stack], "PrometheusRule").items()}
     assert deployed == expected
     base = config.monitoring.runbook_base_url
@@ -168,7 +180,7 @@ def test_dashboards_are_config_maps_for_grafanas_sidecar(stack, rendered_stacks)
     from components.monitoring import dashboards
 
     maps = {name: m for name, m in _of(rendered_stacks[stack], "ConfigMap").items() if name.startswith("dashboard-")}
-    assert set(maps) == {f"dashboard-{p.stem}" for p in dashboards()} and len(maps) == 2
+    assert set(maps) == {f"dashboard-{p.stem}" for p in dashboards()} and len(maps) == 3
     for path in dashboards():
         config_map = maps[f"dashboard-{path.stem}"]
         assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"

@@ -15,7 +15,7 @@ from tools import mutation
 # The modules whose first test file is a fast edge-test file; a sample of their mutants runs in every `make test`.
 GUARDED = ["settings/values.py", "settings/cron.py", "settings/rules.py", "settings/release.py", "settings/routing.py",
            "settings/postgres.py", "settings/monitoring.py", "settings/platform.py", "settings/loading.py",
-           "settings/app_config.py", "policy/guardrails/rules.py", "components/alerting.py"]
+           "settings/app_config.py", "settings/slo.py", "policy/guardrails/rules.py", "components/alerting.py"]
 
 
 def test_regex_mutants_cover_bounds_anchors_repetition_and_every_class_range():

@@ -66,7 +66,8 @@ def urls(stack: Stack) -> Optional[tuple[str, str]]:
 def expected_groups(stack: Stack) -> dict[str, set[str]]:
     """The stack's PrometheusRule objects by name, each with its rule groups."""
     config = stack.config
-    groups = platform_rules(stack.namespace, config.monitoring.alerting, ["api", *monitoring_sources(config)])
+    groups = platform_rules(stack.namespace, config.monitoring.alerting, ["api", *monitoring_sources(config)],
+                            config.monitoring.slos, config.postgres)
     return {f"{name}-rules": {group["name"] for group in rules["groups"]} for name, rules in groups.items()}
 
 

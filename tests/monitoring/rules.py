@@ -12,15 +12,20 @@ import yaml
 
 from components.alert_rules import SOURCES, job_source, platform_rules
 from settings.monitoring import AlertingSettings
+from settings.postgres import PatroniSettings, PostgresSettings
+from settings.slo import SloSettings
 
 NAMESPACE = "real-estate"
 OTHER_NAMESPACE = "other-team"
-JOBS = ("api", "milvus", "redis", "postgres-exporter")
+JOBS = ("api", "patroni", "milvus", "redis", "postgres-exporter")
+# Synchronous like prod, so every replication alert exists.
+POSTGRES = PostgresSettings(patroni=PatroniSettings(synchronous=True))
 ALL_SOURCES = (*JOBS, *SOURCES)
 
 
-def rendered(alerting: Optional[AlertingSettings] = None, namespace: str = NAMESPACE) -> dict[str, dict]:
-    return platform_rules(namespace, alerting or AlertingSettings(notify=False), ALL_SOURCES)
+def rendered(alerting: Optional[AlertingSettings] = None, namespace: str = NAMESPACE,
+             slos: Optional[SloSettings] = None) -> dict[str, dict]:
+    return platform_rules(namespace, alerting or AlertingSettings(notify=False), ALL_SOURCES, slos or SloSettings(), POSTGRES)
 
 
 def write(groups: dict[str, dict], directory: Path) -> list[Path]:
@@ -41,14 +46,14 @@ def rule_files() -> list[Path]:
 
 @cache
 def alerts() -> dict[str, dict]:
-    """Each alerting rule by name (those generated more than once, MetricsSourceMissing per source and the escalations
-    per wait: the first)."""
+    """Each alerting rule by name (those generated more than once, MetricsSourceMissing per source, ErrorBudgetBurn
+    per SLO and window, the escalations per wait: the first)."""
     found: dict[str, dict] = {}
     for rules in rendered().values():
         for group in rules["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
-                    repeated = rule["alert"] == "MetricsSourceMissing" or rule["alert"].startswith("Escalation")
+                    repeated = rule["alert"] in ("MetricsSourceMissing", "ErrorBudgetBurn") or rule["alert"].startswith("Escalation")
                     assert rule["alert"] not in found or repeated, f"{rule['alert']} defined twice"
                     found.setdefault(rule["alert"], rule)
     return found

@@ -167,10 +167,13 @@ def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int 
 
 class MonitoringStack:
     def __init__(self, settings: AlertingSettings, api_port: Optional[int] = None, interval: str = "5s",
-                 jobs: Optional[dict[str, int]] = None, target_labels: Optional[dict[str, dict[str, str]]] = None):
-        """Scrapes job "api" at api_port and any other `jobs` (job name → port on loopback), each target labelled with
-        the namespace and its `target_labels[job]` (a PodMonitor's pod label, say)."""
-        targets = {**({"api": api_port} if api_port else {}), **(jobs or {})}
+                 jobs: Optional[dict[str, int | dict[int, dict[str, str]]]] = None,
+                 target_labels: Optional[dict[str, dict[str, str]]] = None):
+        """Scrapes job "api" at api_port and any other `jobs` (job name → port on loopback, or → {port: its own
+        labels} for a job of several pods), each target labelled with the namespace and its `target_labels[job]` (a
+        PodMonitor's pod label, say)."""
+        targets = {job: ports if isinstance(ports, dict) else {ports: {}}
+                   for job, ports in {**({"api": api_port} if api_port else {}), **(jobs or {})}.items()}
         self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
         self.am_port, self.prom_port = free_port(), free_port()
         routing = alertmanager_yaml(settings, {}, NAMESPACE, self.base / "routing")
@@ -182,8 +185,10 @@ class MonitoringStack:
             # What a ServiceMonitor gives in the cluster: job = the Service's name, the namespace label.
             "scrape_configs": [
                 {"job_name": job, "metrics_path": "/metrics",
-                 "static_configs": [{"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": NAMESPACE, **(target_labels or {}).get(job, {})}}]}
-                for job, port in targets.items()
+                 "static_configs": [{"targets": [f"127.0.0.1:{port}"],
+                                     "labels": {"namespace": NAMESPACE, **(target_labels or {}).get(job, {}), **own}}
+                                    for port, own in ports.items()]}
+                for job, ports in targets.items()
             ],
         }
         (self.base / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
@@ -223,7 +228,7 @@ class MonitoringStack:
 
 
 @contextlib.contextmanager
-def scraping(jobs: dict[str, int]) -> Iterator[MonitoringStack]:
+def scraping(jobs: dict[str, int | dict[int, dict[str, str]]]) -> Iterator[MonitoringStack]:
     """Prometheus with the repository's rules scraping `jobs` (job name → port on loopback), with its Alertmanager and
     stand-in receivers; all stopped on exit."""
     webhooks, mailbox = Webhooks(), Mailbox()

@@ -78,11 +78,12 @@ def test_every_dashboard_query_runs_against_prometheus(platform):
     Prometheus scraping the real API (with the recording rules loaded); the API's own panels have data."""
     _, stack, _, _ = platform
     wait_until(lambda: stack.query('dependency_up{job="api"}'), 60, "Prometheus scraping the API")
+    wait_until(lambda: stack.query("slo:objective:ratio"), 60, "Prometheus evaluating the SLO rules")
     queries = [(path.name, panel["title"], target["expr"].replace("$namespace", NAMESPACE))
                for path in dashboards() for panel in json.loads(path.read_text())["panels"] for target in panel["targets"]]
     assert len(queries) >= 20
     answered = {}
     for dashboard, title, expr in queries:
         answered[title] = stack.query(expr)  # raises on any error Prometheus reports
-    for title in ("API pods answering", "Dependencies seen by the API (1 = up)", "Running version"):
+    for title in ("API pods answering", "Dependencies seen by the API (1 = up)", "Running version", "Objectives"):
         assert answered[title], f"{title}: no data"
