@@ -69,7 +69,7 @@ manifests: venv
 	$(PY) -m tools.render --stack $(STACK)
 
 # Tools built from Go modules (gotools/<tool>/go.mod) into a cache outside the repository, one per tool keyed by its files.
-TEST_TOOLS := prometheus alertmanager promql-scope amconfig ksm-crs actionlint
+TEST_TOOLS := prometheus alertmanager blackbox promql-scope amconfig ksm-crs actionlint
 E2E_TOOLS := etcd kube kwok pulumi kubernetes
 
 test-tools:

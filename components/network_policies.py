@@ -72,6 +72,15 @@ class NamespaceFlow:
 
 
 @dataclass(frozen=True)
+class NamespaceEgress:
+    """Pods of `source` may open TCP connections to any port of pods in `namespace`: a controller's proxies, whose
+    container ports are theirs to choose (Envoy Gateway listens on 10443 for a Gateway's 443)."""
+
+    source: Peer
+    namespace: str
+
+
+@dataclass(frozen=True)
 class ApiServerFlow:
     """Pods of `source` talk to the Kubernetes API (Patroni's consensus store, the operator's backup jobs)."""
 
@@ -128,6 +137,7 @@ class NetworkPoliciesArgs:
     public_sources: list[str] = field(default_factory=list)
     # NodeLocal DNSCache's address, where the cluster runs it.
     node_local_dns: Optional[str] = None
+    namespace_egress: list[NamespaceEgress] = field(default_factory=list)
     # Controllers elsewhere that call into the namespace (Flagger calling its load tester).
     namespace_flows: list[NamespaceFlow] = field(default_factory=list)
 
@@ -182,6 +192,12 @@ class NetworkPolicies(Component):
                 or [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
                 [external.port],
             )
+        for egress in args.namespace_egress:
+            self._policy(f"allow-{peer_name(egress.source)}-egress-to-{egress.namespace}", {
+                "podSelector": {"matchLabels": peer_selector(egress.source, args.stack)},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [_namespace(egress.namespace)]}],
+            })
         self._edge_policies()
         for flow in args.api_server_flows:
             self._egress(

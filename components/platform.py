@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from typing import Optional
 
@@ -15,6 +16,7 @@ from components import milvus as milvus_module
 from components import pgbackrest
 from components import postgres as postgres_module
 from components import postgres_exporter as postgres_exporter_module
+from components import probes as probes_module
 from components import redis as redis_module
 from components import canary as canary_module
 from components.api import HTTP_PORT, POD_LABELS as API_POD_LABELS, SERVICE_PORT, Api, ApiArgs, ApiSecretRefs
@@ -36,6 +38,7 @@ from components.network_policies import (
     ExternalFlow,
     Flow,
     MetricsPort,
+    NamespaceEgress,
     NamespaceFlow,
     NetworkPolicies,
     NetworkPoliciesArgs,
@@ -44,6 +47,7 @@ from components.network_policies import (
 from components.postgres import Postgres, PostgresArgs
 from components.postgres_exporter import PostgresExporter, PostgresExporterArgs
 from components.postgres_operator import PostgresOperator, PostgresOperatorArgs
+from components.probes import PublicProbes, PublicProbesArgs
 from components.redis import Redis, RedisArgs
 from components.secrets import PlatformSecrets, SecretsArgs
 from components.workload import SecretKeyRef
@@ -102,6 +106,7 @@ METRICS_PORTS = [MetricsPort(API, HTTP_PORT), MetricsPort(milvus_module.NAME, mi
                  MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
                  MetricsPort(postgres_exporter_module.NAME, postgres_exporter_module.PORT),
                  MetricsPort(PG_INSTANCES, postgres_module.PATRONI_PORT),
+                 MetricsPort(probes_module.NAME, probes_module.PORT),
                  MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
 
 
@@ -133,11 +138,19 @@ def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     if config.monitoring.deploys_dingtalk_bridge:
         # DingTalk's API (oapi.dingtalk.com) over HTTPS; its addresses are DingTalk's to change.
         result.append(ExternalFlow(dingtalk_bridge_module.NAME, 443, (), "dingtalk"))
+    if probes_enabled(config):
+        # The public URL's address: outside the cluster where its load balancer does not short-circuit.
+        url = urllib.parse.urlsplit(probes_module.public_url(config.monitoring.probes, config.ingress))
+        result.append(ExternalFlow(probes_module.NAME, url.port or (443 if url.scheme == "https" else 80), (), "public-url"))
     external = config.milvus.external_s3
     if external is not None:
         users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
         result += [ExternalFlow(user, external.port, tuple(external.cidrs), "object-store") for user in users]
     return result
+
+
+def probes_enabled(config: PlatformConfig) -> bool:
+    return config.monitoring.enabled and config.monitoring.probes.enabled
 
 
 def monitoring_sources(config: PlatformConfig) -> list[str]:
@@ -153,6 +166,8 @@ def monitoring_sources(config: PlatformConfig) -> list[str]:
     if config.backups.enabled and not standby:
         # A standby has no backups of its own until promoted: no PerconaPGBackup, no series.
         sources.append("postgres-backups")
+    if probes_enabled(config):
+        sources.append(probes_module.JOB)
     return sources
 
 
@@ -397,6 +412,13 @@ class Platform(Component):
                 ),
                 opts=monitoring_opts,
             )
+        if probes_enabled(c):
+            PublicProbes(
+                "probes",
+                PublicProbesArgs(ns, ns_name, stack, c.monitoring.probes, probes_module.public_url(c.monitoring.probes, c.ingress),
+                                 secrets.api_key_ref, dict(c.monitoring.selector_labels)),
+                opts=monitoring_opts,
+            )
         NetworkPolicies(
             "network-policies",
             NetworkPoliciesArgs(
@@ -417,6 +439,10 @@ class Platform(Component):
                 # Flagger calls the load tester's webhooks from its own namespace.
                 namespace_flows=([NamespaceFlow(c.cluster_addons.flagger.namespace, canary_module.LOADTESTER,
                                                 canary_module.LOADTESTER_PORT)] if canary is not None else []),
+                # The probes reach the public URL through the proxies (in the cluster, its load balancer's address
+                # leads straight to their pods).
+                namespace_egress=([NamespaceEgress(probes_module.NAME, c.ingress.proxy_namespace)]
+                                  if probes_enabled(c) and c.ingress.enabled else []),
             ),
             opts=child,
         )

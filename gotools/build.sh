@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="${GOTOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/real-estate-ai-gotools}"
-ALL=(etcd kube kwok pulumi kubernetes prometheus alertmanager promql-scope amconfig ksm-crs actionlint)
+ALL=(etcd kube kwok pulumi kubernetes prometheus alertmanager blackbox promql-scope amconfig ksm-crs actionlint)
 export GOFLAGS=-trimpath
 
 # One recipe per tool, run in gotools/<tool> with $out the tool's bin directory.
@@ -87,6 +87,12 @@ build_alertmanager() {
   (cd "$work" && go mod edit -replace "$module=./alertmanager" \
     && CGO_ENABLED=0 go build -tags netgo -ldflags "$flags" -o "$out/" "$module/cmd/alertmanager" "$module/cmd/amtool")
   rm -rf "$work"
+}
+
+# The blackbox exporter the stack deploys (settings/monitoring.py ProbeSettings.image), for the probes' real test.
+build_blackbox() {
+  CGO_ENABLED=0 go build -tags netgo -ldflags "$(common_version 0.28.0 5a059bee8d8ffa4e75947c5055fb0abeefc582e6)" \
+    -o "$out/blackbox_exporter" github.com/prometheus/blackbox_exporter
 }
 
 # The workflow linter (its version comes from the module's build info).

@@ -199,6 +199,18 @@ class MonitoringInstallSettings(Settings):
     retention: Annotated[str, matching(re.compile(r"[1-9][0-9]{0,3}[hdw]"), "a retention like '7d' (hours, days or weeks)")] = "7d"
 
 
+class ProbeSettings(Settings):
+    """Availability seen from outside the pods: a blackbox exporter this stack runs fetches the public URL every
+    interval through the same DNS name, Gateway, certificate and route users take — /ready, /version and one
+    authenticated recommendation — for the cluster's Prometheus (Probe objects; components/probes.py)."""
+
+    enabled: bool = False
+    image: Image = "quay.io/prometheus/blackbox-exporter:v0.28.0"
+    interval_seconds: Annotated[int, Field(ge=10, le=300)] = 30
+    # The public base URL; unset: https://<ingress.host> (http:// without ingress.tls).
+    url: Optional[HttpUrl] = None
+
+
 class MonitoringSettings(Settings):
     # ServiceMonitors, PrometheusRules and the Alertmanager Secret; needs the prometheus-operator's CRDs in the cluster.
     enabled: bool = True
@@ -215,6 +227,7 @@ class MonitoringSettings(Settings):
     alertmanager_url: Optional[ServiceUrl] = None
     alerting: AlertingSettings = AlertingSettings(notify=False)
     slos: SloSettings = SloSettings()
+    probes: ProbeSettings = ProbeSettings()
     install: MonitoringInstallSettings = MonitoringInstallSettings()
 
     @property

@@ -167,6 +167,8 @@ def prod_guardrails(config: "PlatformConfig") -> list[str]:
     alerting = config.monitoring.alerting
     if not config.monitoring.enabled:
         problems.append(f"{_key('monitoring.enabled')}: prod runs with its alert rules and scrape targets")
+    if not config.monitoring.probes.enabled:
+        problems.append(f"{_key('monitoring.probes.enabled')}: prod is watched from outside too (the public URL through the Gateway)")
     if not alerting.notify:
         problems.append(f"{_key('monitoring.alerting.notify')}: prod alerts must reach people; configure the levels' channels")
     elif not (alerting.on_call.sms or alerting.on_call.wecom_users or alerting.on_call.dingtalk):
@@ -198,6 +200,11 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
             result.append(f"{_key(f'monitoring.{key}')}: name the cluster's {key.removesuffix('Url').capitalize()} Service "
                           f"(http://<service>.<namespace>.svc:<port>): every release asks it whether it took this stack's "
                           f"monitoring (or set monitoring.install.enabled: true)")
+    probes = m.probes
+    if probes.enabled and not m.enabled:
+        result.append(f"{_key('monitoring.probes.enabled')}: the probes are scraped by the cluster's Prometheus; they need monitoring.enabled true")
+    if probes.enabled and probes.url is None and not config.ingress.enabled:
+        result.append(f"{_key('monitoring.probes.url')}: with ingress.enabled false there is no public host to probe; name the URL users reach")
     if config.ingress.tls.enabled and not config.ingress.enabled:
         result.append(f"{_key('ingress.tls.enabled')}: TLS needs ingress.enabled to be true")
     result += routing_rules(config)

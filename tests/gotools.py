@@ -19,7 +19,7 @@ from typing import Optional
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-TOOLS = ("prometheus", "alertmanager", "promql-scope", "amconfig", "ksm-crs", "actionlint")
+TOOLS = ("prometheus", "alertmanager", "blackbox", "promql-scope", "amconfig", "ksm-crs", "actionlint")
 # Debian's names for the fallback (older releases than the chart's).
 DEBIAN = {"prometheus": "prometheus", "promtool": "promtool", "alertmanager": "prometheus-alertmanager", "amtool": "amtool"}
 

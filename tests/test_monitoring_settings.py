@@ -253,3 +253,16 @@ def test_installing_monitoring_needs_its_objects():
     assert errors(MonitoringSettings, enabled=False, install={"enabled": True}) == [
         "Value error, install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true"]
     assert MonitoringSettings(enabled=False).enabled is False
+
+
+def test_probe_defaults_and_bounds():
+    from settings.monitoring import ProbeSettings
+
+    assert ProbeSettings().model_dump() == {"enabled": False, "image": "quay.io/prometheus/blackbox-exporter:v0.28.0",
+                                            "interval_seconds": 30, "url": None}
+    assert ProbeSettings(interval_seconds=10).interval_seconds == 10 and ProbeSettings(interval_seconds=300).interval_seconds == 300
+    assert errors(ProbeSettings, interval_seconds=9) == ["Input should be greater than or equal to 10"]
+    assert errors(ProbeSettings, interval_seconds=301) == ["Input should be less than or equal to 300"]
+    assert ProbeSettings(url="https://api.example.com:8443/base").url == "https://api.example.com:8443/base"
+    assert errors(ProbeSettings, url="https://api.example.com/?key=1\n") == [
+        "Value error, 'https://api.example.com/?key=1\\n' is not an http(s) URL without query or fragment"]

@@ -198,6 +198,8 @@ def test_only_the_backup_writers_and_the_dingtalk_bridge_reach_public_addresses(
     writers |= set(MILVUS_STORE_USERS)
     # prod runs the DingTalk bridge: it posts to DingTalk's API, and Alertmanager (the monitoring namespace) to it.
     writers.add("dingtalk-bridge")
+    # prod probes its public URL from outside the pods (its load balancer's address may be outside the cluster).
+    writers.add("blackbox")
     for name in pods:
         assert allowed(policies, _pod(pods, name), offsite, 443) is (name in writers), name
 
@@ -255,6 +257,21 @@ def test_monitoring_scrapes_exactly_the_metrics_ports(prod):
     assert not allowed(policies, prometheus, _pod(pods, "redis"), 6379)
     elsewhere = ({"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "default"}, False)
     assert not allowed(policies, elsewhere, _pod(pods, "api"), 8000)
+
+
+def test_the_probes_reach_the_gateways_proxies_on_any_port_and_prometheus_reaches_them(prod):
+    policies, pods = prod
+    # Envoy Gateway listens on 10443 for a Gateway's 443: in the cluster the load balancer's address leads there.
+    envoy = ({"app.kubernetes.io/name": "envoy"}, {"kubernetes.io/metadata.name": "envoy-gateway-system"}, False)
+    assert allowed(policies, _pod(pods, "blackbox"), envoy, 10443)
+    assert not allowed(policies, _pod(pods, "api"), envoy, 10443)
+    assert not allowed(policies, _pod(pods, "blackbox"), _pod(pods, "api"), 8000)
+    prometheus = ({"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "monitoring"}, False)
+    assert allowed(policies, prometheus, _pod(pods, "blackbox"), 9115)
+    # Each PostgreSQL member's Patroni API, and not its database port.
+    member = ({**pg.INSTANCE_PODS}, {"kubernetes.io/metadata.name": NAMESPACE}, True)
+    assert allowed(policies, prometheus, member, pg.PATRONI_PORT)
+    assert not allowed(policies, prometheus, member, pg.PORT)
 
 
 def test_the_gateway_proxies_reach_cert_managers_http01_solver_in_prod(prod):

@@ -123,3 +123,14 @@ def test_an_enabled_ab_test_needs_users_in_variant_b():
     assert problems("dev", {**enabled, "appConfig.abTest.variantBPercent": 1}) == []
     assert problems("dev", {**enabled, "appConfig.abTest.variantBPercent": 0}) == [
         "real-estate-ai:appConfig.abTest.variantBPercent: must be above 0 when the A/B test is enabled"]
+
+
+def test_prod_probes_its_public_url_and_a_probe_needs_one():
+    assert problems("prod", {"monitoring.probes.enabled": False}) == [
+        "real-estate-ai:monitoring.probes.enabled: prod is watched from outside too (the public URL through the Gateway)"]
+    no_ingress = {"ingress.enabled": False, "ingress.tls.enabled": False}
+    assert "real-estate-ai:monitoring.probes.url: with ingress.enabled false there is no public host to probe; name the URL users reach" in problems("test", no_ingress)
+    assert not any("probes" in p for p in problems("test", {**no_ingress, "monitoring.probes.url": "https://api.example.com"}))
+    assert problems("dev", {"monitoring.probes": {"enabled": True}, "monitoring.enabled": False,
+                            "monitoring.install": {"enabled": False}}) == [
+        "real-estate-ai:monitoring.probes.enabled: the probes are scraped by the cluster's Prometheus; they need monitoring.enabled true"]

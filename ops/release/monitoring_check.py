@@ -25,6 +25,7 @@ from components.alert_rules import HEARTBEAT_ALERT, platform_rules
 from components.monitoring import ROUTING_NAME
 from components.monitoring_install import alertmanager_url, prometheus_url
 from components.platform import monitoring_sources
+from components.probes import JOB as PROBE_JOB
 from ops.release.shell import Failed, Steps, main, run
 from ops.release.stack import POLL_SECONDS, Stack
 
@@ -94,6 +95,13 @@ def missing(stack: Stack) -> list[str]:
         problems.append(f"Prometheus scrapes no API pod of namespace {ns} " + (
             f"({len(api)} target(s), none up: {api[0].get('lastError') or api[0]['health']})" if api
             else "(its podMonitorSelector must match monitoring.selectorLabels)"))
+    if stack.config.monitoring.probes.enabled:
+        # A Probe's targets carry its jobName and namespace; "up" means the blackbox exporter answered.
+        probes = [t for t in targets if t["labels"].get("job") == PROBE_JOB and t["labels"].get("namespace") == ns]
+        if not any(t["health"] == "up" for t in probes):
+            problems.append(f"Prometheus runs no probe of namespace {ns}'s public URL " + (
+                f"({len(probes)} target(s), none up: {probes[0].get('lastError') or probes[0]['health']})" if probes
+                else "(its probeSelector must match monitoring.selectorLabels)"))
     config = _get(stack, alertmanager, "/api/v2/status")["config"]["original"]
     if f"{ns}/{ROUTING_NAME}/" not in config:
         problems.append(f"Alertmanager's configuration has no routing of namespace {ns} "

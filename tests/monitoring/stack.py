@@ -168,10 +168,10 @@ def alerting_settings(webhooks: Webhooks, mailbox: Mailbox, level2_minutes: int 
 class MonitoringStack:
     def __init__(self, settings: AlertingSettings, api_port: Optional[int] = None, interval: str = "5s",
                  jobs: Optional[dict[str, int | dict[int, dict[str, str]]]] = None,
-                 target_labels: Optional[dict[str, dict[str, str]]] = None):
+                 target_labels: Optional[dict[str, dict[str, str]]] = None, scrape_configs: Optional[list[dict]] = None):
         """Scrapes job "api" at api_port and any other `jobs` (job name → port on loopback, or → {port: its own
         labels} for a job of several pods), each target labelled with the namespace and its `target_labels[job]` (a
-        PodMonitor's pod label, say)."""
+        PodMonitor's pod label, say), and `scrape_configs` as they are (what prometheus-operator renders for a Probe)."""
         targets = {job: ports if isinstance(ports, dict) else {ports: {}}
                    for job, ports in {**({"api": api_port} if api_port else {}), **(jobs or {})}.items()}
         self.base = Path(tempfile.mkdtemp(prefix="re-mon-"))
@@ -189,7 +189,7 @@ class MonitoringStack:
                                      "labels": {"namespace": NAMESPACE, **(target_labels or {}).get(job, {}), **own}}
                                     for port, own in ports.items()]}
                 for job, ports in targets.items()
-            ],
+            ] + (scrape_configs or []),
         }
         (self.base / "prometheus.yml").write_text(yaml.safe_dump(prometheus))
         self.processes = [

@@ -185,7 +185,27 @@ def _replica_lag(lag_bytes: int, state: str = "streaming") -> dict[str, str]:
             f'client_addr="10.0.0.7", state="{state}", slot_name=""}}': f"{lag_bytes}x20"}
 
 
+def _probe(probe: str, values: str, instance: str = "https://api.example.com/ready") -> dict[str, str]:
+    """One probed URL as the Probe's scrape gives it: job "blackbox", the Probe's namespace, the URL as instance."""
+    return {f'probe_success{{job="blackbox", namespace="{NS}", instance="{instance}", probe="{probe}"}}': values}
+
+
 CASES = [
+    # /ready failing from outside for over two minutes vs failing twice then answering; and failing while every API
+    # pod is down (ApiDown pages instead, once).
+    Case("PublicEndpointDown", _probe("ready", "0x10"), _probe("ready", "0x1 1x8"), "5m",
+         {"namespace": NS, "instance": "https://api.example.com/ready"}),
+    Case("PublicEndpointDown", _probe("ready", "0x10"),
+         {**_probe("ready", "0x10"), f'up{{job="api", namespace="{NS}", pod="api-0"}}': "0x10"}, "5m"),
+    Case("PublicRecommendationFailing", _probe("recommendation", "0x10", "https://api.example.com/v1/recommendations"),
+         _probe("recommendation", "0x4 1x6", "https://api.example.com/v1/recommendations"), "8m", {"namespace": NS}),
+    Case("PublicRecommendationFailing", _probe("recommendation", "0x10"),
+         {**_probe("recommendation", "0x10"), f'up{{job="api", namespace="{NS}", pod="api-0"}}': "0x10"}, "8m"),
+    Case("PublicCertificateExpiringSoon",
+         {f'probe_ssl_earliest_cert_expiry{{job="blackbox", namespace="{NS}", instance="https://api.example.com/ready", probe="ready"}}':
+          f"{13 * 86400 + 2 * HOUR}x130"},
+         {f'probe_ssl_earliest_cert_expiry{{job="blackbox", namespace="{NS}", instance="https://api.example.com/ready", probe="ready"}}':
+          f"{15 * 86400 + 2 * HOUR}x130"}, "2h", {"namespace": NS}, step="5m"),
     # Three members answer and none leads vs one leading; a standby cluster's standby leader leads too.
     Case("PostgresNoLeader", _patroni((0, 0, 0)), _patroni((0, 1, 0)), "5m", {"namespace": NS}),
     Case("PostgresNoLeader", _patroni((0, 0, 0)), _patroni((0, 0, 0), standby_leader=(1, 0, 0)), "5m"),

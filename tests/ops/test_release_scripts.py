@@ -51,14 +51,15 @@ ALERTMANAGER = "/api/v1/namespaces/monitoring/services/http:kube-prometheus-kube
 
 def _monitoring(without: str = "") -> list[dict]:
     """What the cluster's Prometheus and Alertmanager answer once they took every stack of the repository (`without`
-    one of rules, watchdog, targets, routing). Answered through the API server's Service proxy."""
+    one of rules, watchdog, targets, probes, routing). Answered through the API server's Service proxy."""
     stacks = [stack_module.Stack.load(f.name[len("Pulumi."):-len(".yaml")]) for f in sorted(stack_module.STACK_DIR.glob("Pulumi.*.yaml"))]
     groups = [{"name": name, "file": f"/etc/prometheus/rules/prometheus-rulefiles-0/{s.namespace}-{obj}-0f1e2d.yaml"}
               for s in stacks for obj, names in monitoring_check.expected_groups(s).items() for name in sorted(names)
               if without != "rules"]
     alerts = [{"labels": {"alertname": "Watchdog", "namespace": s.namespace}, "state": "firing"} for s in stacks if without != "watchdog"]
-    targets = [{"labels": {"job": "api", "namespace": s.namespace}, "health": "up" if without != "targets" else "down",
-                "lastError": "context deadline exceeded"} for s in stacks]
+    targets = [{"labels": {"job": job, "namespace": s.namespace}, "health": "up" if without != what else "down",
+                "lastError": "context deadline exceeded"}
+               for s in stacks for job, what in (("api", "targets"), ("blackbox", "probes"))]
     routing = "".join(f"- name: {s.namespace}/incident-routing/log-only\n" for s in stacks if without != "routing")
     return [{"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/rules"], "stdout": json.dumps({"data": {"groups": groups}})},
             {"args": ["get", "--raw", f"{PROMETHEUS}/api/v1/alerts"], "stdout": json.dumps({"data": {"alerts": alerts}})},
@@ -593,6 +594,7 @@ def test_a_release_waits_for_postgresql_to_roll_out_not_for_the_operators_stamp(
     ("watchdog", "Prometheus does not evaluate the rules of namespace real-estate (its Watchdog is not firing)"),
     ("targets", "Prometheus scrapes no API pod of namespace real-estate (1 target(s), none up: context deadline exceeded)"),
     ("routing", "Alertmanager's configuration has no routing of namespace real-estate"),
+    ("probes", "Prometheus runs no probe of namespace real-estate's public URL (1 target(s), none up: context deadline exceeded)"),
 ])
 def test_the_monitoring_check_names_what_the_cluster_did_not_take(fakes, capsys, without, message):
     fakes.install("kubectl")
