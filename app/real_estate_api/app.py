@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from real_estate_api.activity import ActiveUsers
 from real_estate_api.assignment import Assignment, assign, user_id
 from real_estate_api.breaker import STATE_VALUES, CircuitBreaker
 from real_estate_api.config import Settings
@@ -112,6 +113,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     recommender = Recommender(stores, metrics)
     listings = ListingIndex(stores, metrics, settings.reconcile_interval, settings.audit_interval)
     health = HealthMonitor(stores, metrics, settings.probe_interval, timeout, recommender.rebuild)
+    activity = ActiveUsers(stores.cache, metrics.active_users, settings.activity_interval)
     stats = StatsCache()
 
     @asynccontextmanager
@@ -119,10 +121,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         await stores.postgres.open()
         await health.start()
         listings.start()
+        activity.start()
         log.info("started", extra={"version": props.app_version, "environment": props.environment})
         yield
         # uvicorn has finished the in-flight requests by now; release connections last.
         await listings.stop()
+        await activity.stop()
         await health.stop()
         for store in stores.all():
             await store.close()
@@ -134,6 +138,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     app.state.stores = stores
     app.state.health = health
     app.state.listings = listings
+    app.state.activity = activity
     app.state.recommender = recommender
 
     # Outermost first: the request id and metrics see every answer, the guard's 401/413 included.
@@ -159,7 +164,9 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status, headers=error.headers)
 
     def assignment_for(request: Request, response: Response, body_user: Optional[str] = None) -> Assignment:
-        assignment = assign(props, user_id(request.headers, request.cookies, body_user), request.headers)
+        user = user_id(request.headers, request.cookies, body_user)
+        activity.seen(user)
+        assignment = assign(props, user, request.headers)
         response.headers.update(assignment.headers())
         return assignment
 

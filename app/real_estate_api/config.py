@@ -97,6 +97,8 @@ class Settings:
     reconcile_interval: float = 10.0
     # How often one pod (any) compares every indexed listing with Milvus and re-queues what Milvus lost.
     audit_interval: float = 900.0
+    # How often each pod adds the users it saw to Redis' activity counts and reads them back.
+    activity_interval: float = 15.0
     # Largest request body read; larger ones are refused with 413 before parsing.
     max_body_bytes: int = 65536
 
@@ -252,6 +254,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         breaker_reset=_seconds(env, "BREAKER_RESET_SECONDS", 5.0),
         reconcile_interval=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 10.0),
         audit_interval=_seconds(env, "LISTING_AUDIT_INTERVAL_SECONDS", 900.0, high=86400),
+        activity_interval=_seconds(env, "ACTIVE_USERS_FLUSH_SECONDS", 15.0, high=300),
         database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10, 100),
         max_body_bytes=_count(env, "MAX_BODY_BYTES", 65536, 10 * 1024 * 1024),
     )

@@ -83,4 +83,8 @@ class Metrics:
             "listing_index_audit_timestamp_seconds", "When this pod last finished comparing PostgreSQL's indexed listings with Milvus.",
             registry=r,
         )
+        self.active_users = Gauge(
+            "active_users", "Distinct users of the business endpoints over the window (1d, 7d: rolling), counted in Redis.",
+            ["window"], registry=r,
+        )
         self.build = Info("app_build", "Version and build revision of the running service.", registry=r)

@@ -454,6 +454,25 @@ class Cache:
         available, _ = await self._degradable(lambda: self.client.set(key, json.dumps(value), ex=ttl_seconds), "write")
         return available
 
+    async def record_activity(self, key: str, members: list[str], ttl_seconds: int,
+                              windows: dict[str, list[str]]) -> Optional[dict[str, int]]:
+        """Adds `members` to the HyperLogLog `key` (kept `ttl_seconds`) and counts the union of each window's keys, in
+        one round trip; None when Redis does not answer."""
+
+        async def call() -> list:
+            pipe = self.client.pipeline(transaction=False)
+            if members:
+                pipe.pfadd(key, *members)
+                pipe.expire(key, ttl_seconds)
+            for keys in windows.values():
+                pipe.pfcount(*keys)
+            return await pipe.execute()
+
+        available, results = await self._degradable(call, "activity count")
+        if not available:
+            return None
+        return dict(zip(windows, results[-len(windows):]))
+
 
 class VectorStore:
     """Milvus through pymilvus. The client blocks, so calls run in threads of this store's own (requests and

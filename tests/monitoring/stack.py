@@ -59,7 +59,8 @@ class ProbedApi:
         self.port = free_port()
         self._env = {**os.environ, "DATABASE_URL": self.postgres.url("real_estate"), "REDIS_URL": self.redis.url(),
                      "MILVUS_URL": self.milvus.url(), "API_KEY": API_KEY, "APP_PROPERTIES": str(properties),
-                     "BUILD_REVISION": "monitoring", "HEALTH_PROBE_INTERVAL_SECONDS": str(probe_seconds)}
+                     "BUILD_REVISION": "monitoring", "HEALTH_PROBE_INTERVAL_SECONDS": str(probe_seconds),
+                     "ACTIVE_USERS_FLUSH_SECONDS": "2"}
         self.resume()
         self._stop = threading.Event()
 

@@ -85,5 +85,7 @@ def test_every_dashboard_query_runs_against_prometheus(platform):
     answered = {}
     for dashboard, title, expr in queries:
         answered[title] = stack.query(expr)  # raises on any error Prometheus reports
-    for title in ("API pods answering", "Dependencies seen by the API (1 = up)", "Running version", "Objectives"):
+    wait_until(lambda: stack.query('active_users{job="api"}'), 60, "the API counting its users")
+    for title in ("API pods answering", "Dependencies seen by the API (1 = up)", "Running version", "Objectives",
+                  "Active users (rolling day and week)"):
         assert answered[title], f"{title}: no data"
