@@ -22,6 +22,8 @@ from typing import Any, Awaitable, Callable, Optional
 
 import psycopg
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from pymilvus import MilvusClient
@@ -406,7 +408,11 @@ class Cache:
     def __init__(self, url: str, timeout: float, breaker: CircuitBreaker):
         self._timeout = timeout
         self.breaker = breaker
-        self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False)
+        # A pooled connection Redis closed (it restarted) fails its next command: that one command is sent again on a
+        # fresh connection, so a restart is not an outage to the breaker. A timeout is not retried: it would double.
+        self.client = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry_on_timeout=False,
+                                        retry=Retry(NoBackoff(), 1, supported_errors=(aioredis.ConnectionError,)),
+                                        retry_on_error=[aioredis.ConnectionError])
         # This process's marker in Redis: while it is there, Redis still holds what this pod cached. Expires so the
         # markers of pods long gone do not pile up; every probe renews it.
         self._marker = f"cache:built:{uuid.uuid4().hex}"

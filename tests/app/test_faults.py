@@ -12,6 +12,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 from pymilvus import MilvusClient
+from real_estate_api.breaker import TRIP_AFTER
 
 from real_estate_api.app import create_app
 from real_estate_api.config import load_settings
@@ -47,6 +48,9 @@ def test_milvus_down_answers_from_the_rule_engine_then_switches_back(client, mil
         assert ids[:2] == [near, far] and over_budget not in ids and len(ids) == 3
         assert all(item["price"] <= 1_000_000 and 0 < item["score"] <= 1 for item in body["items"])
         assert metric(client, "recommendation_source_total", source="rules") == rules_before + 1
+        # Failures in a row open the circuit: the next searches go straight to the rule engine.
+        for i in range(TRIP_AFTER - 1):
+            assert recommend(client, wish_for(city, area_sqm=70 + i))["source"] == "rules"
         assert metric(client, "dependency_circuit_state", dependency="milvus") >= 1
         # The rule engine's answer is cached briefly: the same wish is a hit, still marked as rules.
         wish = wish_for(city, user_id="repeat")
@@ -69,7 +73,7 @@ def patient_client(env):
         yield client
 
 
-def test_a_hung_milvus_costs_one_timeout_not_one_per_request(patient_client, milvus):
+def test_a_hung_milvus_costs_a_few_timeouts_not_one_per_request(patient_client, milvus):
     client = patient_client
     city = f"Suzhou-{uuid.uuid4().hex[:6]}"
     add_listings(client, city, SHANGHAI, [900_000])
@@ -82,10 +86,11 @@ def test_a_hung_milvus_costs_one_timeout_not_one_per_request(patient_client, mil
     finally:
         milvus.resume()
     assert all(body["source"] == "rules" for body in bodies)
-    # One call reached Milvus and waited out VECTOR_TIMEOUT_SECONDS (1 s here); the circuit refused the nine after it.
-    assert metric(client, "dependency_request_duration_seconds_count", dependency="milvus") == calls_before + 1
+    # Requests one by one: TRIP_AFTER (3) calls reached Milvus and waited out VECTOR_TIMEOUT_SECONDS (1 s here); the
+    # circuit refused the seven after them.
+    assert metric(client, "dependency_request_duration_seconds_count", dependency="milvus") == calls_before + TRIP_AFTER
     assert metric(client, "dependency_circuit_state", dependency="milvus") == 2
-    assert took < 1 + 9 * 0.5, took  # without the breaker: ten seconds or more
+    assert took < TRIP_AFTER + 7 * 0.5, took  # without the breaker: ten seconds or more
     wait_until_ready(client)
 
 
@@ -111,7 +116,7 @@ def test_a_search_on_a_released_collection_loads_it_and_answers(env, milvus):
 
 # --- Cache (Redis): degrade, read from source, rebuild ------------------------------------------------------------
 
-def test_a_hung_redis_costs_one_timeout_then_answers_from_source(patient_client, redis_server):
+def test_a_hung_redis_costs_a_few_timeouts_then_answers_from_source(patient_client, redis_server):
     client = patient_client
     city = f"Ningbo-{uuid.uuid4().hex[:6]}"
     add_listings(client, city, SHANGHAI, [900_000])
@@ -123,13 +128,25 @@ def test_a_hung_redis_costs_one_timeout_then_answers_from_source(patient_client,
     finally:
         redis_server.resume()
     assert all(body["cache"] == "unavailable" and body["source"] == "vector" and len(body["items"]) == 1 for body in bodies)
-    # One read waited out its 1 s (READINESS_TIMEOUT_SECONDS) and opened the circuit; nothing else went to Redis.
-    assert metric(client, "dependency_request_duration_seconds_count", dependency="redis") == calls_before + 1
+    # TRIP_AFTER (3) calls waited out their 1 s (READINESS_TIMEOUT_SECONDS) and opened the circuit; nothing else went
+    # to Redis.
+    assert metric(client, "dependency_request_duration_seconds_count", dependency="redis") == calls_before + TRIP_AFTER
     wait_until_ready(client)
     # The probe sees Redis again: the next call is the trial, and it closes the circuit.
     wish = wish_for(city)
     recommend(client, wish)
     assert recommend(client, wish)["cache"] == "hit"
+    assert metric(client, "dependency_circuit_state", dependency="redis") == 0
+
+
+def test_a_redis_restart_is_no_outage_to_the_breaker(client, redis_server):
+    cache = client.app.state.stores.cache
+    # Connections in the pool, then Redis restarted under them: each one's next command meets a closed socket.
+    for i in range(5):
+        assert client.portal.call(cache.put, f"warm-{i}", i, 60)
+    redis_server.restart_empty()
+    for i in range(5):
+        assert client.portal.call(cache.get, f"warm-{i}") == (True, None)
     assert metric(client, "dependency_circuit_state", dependency="redis") == 0
 
 
@@ -159,8 +176,9 @@ def test_postgres_down_recommendations_still_answer_writes_and_valuations_are_50
     try:
         assert recommend(client, cached)["cache"] == "hit"
         assert recommend(client, wish_for(city, area_sqm=95))["source"] == "vector"
-        valuation = client.post("/v1/valuations", json={"city": f"Other-{uuid.uuid4().hex[:4]}", "area_sqm": 50, "bedrooms": 1}, headers=AUTH)
-        # The refused connection opened the circuit: the next write fails at once, without waiting for the pool.
+        for _ in range(TRIP_AFTER):
+            valuation = client.post("/v1/valuations", json={"city": f"Other-{uuid.uuid4().hex[:4]}", "area_sqm": 50, "bedrooms": 1}, headers=AUTH)
+        # Refused connections in a row opened the circuit: the next write fails at once, without waiting for the pool.
         circuit = metric(client, "dependency_circuit_state", dependency="postgres")
         started = time.monotonic()
         listing = client.post("/v1/listings", json={"city": city, "area_sqm": 60, "bedrooms": 1, "price": 500_000, **SHANGHAI}, headers=AUTH)
