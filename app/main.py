@@ -1,4 +1,5 @@
-"""Entry point: `uvicorn main:app`. Settings are validated before the app exists; a bad one stops start-up."""
+"""The app `python -m real_estate_api.server` serves (uvicorn imports `main:app`). Settings are validated before the
+app exists; a bad one stops start-up."""
 
 import logging
 import os

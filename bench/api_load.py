@@ -1,6 +1,6 @@
 """Load benchmark for the API: requests/s and latency percentiles per scenario, with where the time goes.
 
-Starts real PostgreSQL, Redis and milvus-lite on loopback, runs `uvicorn main:app` as the image does, seeds
+Starts real PostgreSQL, Redis and milvus-lite on loopback, runs the server as the image does (`python -m real_estate_api.server`), seeds
 listings, then drives each scenario with wrk for a fixed time. Prints numbers; asserts nothing.
 
 Scenarios:
@@ -168,7 +168,7 @@ def main() -> int:
         env = {**os.environ, "DATABASE_URL": postgres.url("real_estate"), "REDIS_URL": cache.url(), "MILVUS_URL": milvus.url(),
                "API_KEY": API_KEY, "APP_PROPERTIES": str(properties)}
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
+            [sys.executable, "-m", "real_estate_api.server", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
             cwd=APP_DIR, env=env, stdout=subprocess.DEVNULL,
         )
         wait_for_port(port, 60)
@@ -180,7 +180,7 @@ def main() -> int:
                            ("valuation", WRK_VALUATION.replace("{city}", LARGE_CITY))):
             scripts[name] = Path(cache.dir) / f"{name}.lua"
             scripts[name].write_text(text.replace("{key}", API_KEY))
-        print(f"uvicorn main:app, 1 worker; wrk, 2 threads, {args.connections} connections, {args.seconds} s each; "
+        print(f"real_estate_api.server (uvicorn), 1 worker; wrk, 2 threads, {args.connections} connections, {args.seconds} s each; "
               f"loopback, {os.cpu_count()} cores shared by client, server and the stores")
         print(f"{'scenario':<24}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}  where the time goes")
 

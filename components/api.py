@@ -35,7 +35,7 @@ HTTP_PORT = 8000
 SERVICE_PORT = 80
 CONFIG_DIR = "/etc/real-estate-ai"
 PRE_STOP_SECONDS = 5
-# The image's uvicorn --timeout-graceful-shutdown (app/Dockerfile).
+# The server's graceful shutdown (app/real_estate_api/server.py GRACEFUL_SHUTDOWN_SECONDS).
 DRAIN_SECONDS = 25
 TERMINATION_GRACE_SECONDS = PRE_STOP_SECONDS + DRAIN_SECONDS + 10
 # Every API pod, whoever made it: Flagger's primary copies the pod labels but renames app.kubernetes.io/name to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -142,7 +143,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     app.state.recommender = recommender
 
     # Outermost first: the request id and metrics see every answer, the guard's 401/413 included.
-    app.add_middleware(GuardRequests, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(GuardRequests, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
+                       max_in_flight=settings.max_in_flight, body_timeout=settings.body_timeout)
     app.add_middleware(ObserveRequests, metrics=metrics)
 
     @app.exception_handler(DependencyUnavailable)
@@ -260,24 +262,42 @@ async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None
 
 
 class GuardRequests:
-    """Before any parsing: the API key on /v1/ paths (timing-safe), then the body size. A refused request costs
-    no more than its headers, and an accepted body is at most max_body_bytes in memory."""
+    """Before any parsing: the API key on /v1/ paths (timing-safe), the number of /v1/ requests in progress, then the
+    body: its size, and each of its chunks within body_timeout. A refused request costs no more than its headers, an
+    accepted body is at most max_body_bytes in memory, a client that stops sending frees its slot, and past
+    max_in_flight the business routes answer 503 at once while probes and metrics still answer."""
 
-    def __init__(self, app, api_key: str, max_body_bytes: int):
+    def __init__(self, app, api_key: str, max_body_bytes: int, max_in_flight: int, body_timeout: float):
         self.app = app
         self.api_key = api_key.encode()
         self.max_body_bytes = max_body_bytes
+        self.max_in_flight = max_in_flight
+        self.body_timeout = body_timeout
+        self.in_flight = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if not scope["path"].startswith(PROTECTED_PREFIX):
+            await self._read_body_then(scope, receive, send)
+            return
+        if not hmac.compare_digest(dict(scope["headers"]).get(b"x-api-key", b""), self.api_key):
+            await _send_json(send, 401, {"error": "missing or invalid API key (send it in the X-API-Key header)",
+                                         "request_id": request_id.get()})
+            return
+        if self.in_flight >= self.max_in_flight:
+            await _send_json(send, 503, {"error": "too many requests in progress; retry shortly", "request_id": request_id.get()},
+                             ((b"retry-after", b"1"),))
+            return
+        self.in_flight += 1
+        try:
+            await self._read_body_then(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _read_body_then(self, scope, receive, send):
         headers = dict(scope["headers"])
-        if scope["path"].startswith(PROTECTED_PREFIX):
-            if not hmac.compare_digest(headers.get(b"x-api-key", b""), self.api_key):
-                await _send_json(send, 401, {"error": "missing or invalid API key (send it in the X-API-Key header)",
-                                             "request_id": request_id.get()})
-                return
         if scope["method"] in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
@@ -288,7 +308,12 @@ class GuardRequests:
             return
         body, more = b"", True
         while more:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout)
+            except asyncio.TimeoutError:
+                await _send_json(send, 408, {"error": f"request body not received within {self.body_timeout:g} s",
+                                             "request_id": request_id.get()})
+                return
             if message["type"] == "http.disconnect":
                 scope["client_closed"] = True
                 return

@@ -101,6 +101,10 @@ class Settings:
     activity_interval: float = 15.0
     # Largest request body read; larger ones are refused with 413 before parsing.
     max_body_bytes: int = 65536
+    # Seconds each chunk of a request body may take to arrive (408 after): a stalled client frees its slot.
+    body_timeout: float = 10.0
+    # /v1/ requests one pod serves at once; beyond, 503 with Retry-After at once (probes and metrics still answer).
+    max_in_flight: int = 256
 
 
 def _parse_properties(text: str, source: str) -> dict[str, str]:
@@ -247,20 +251,22 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         api_key=api_key,
         properties=load_properties(Path(env.get("APP_PROPERTIES", DEFAULT_PROPERTIES))),
         build_revision=env.get("BUILD_REVISION", "unknown"),
-        readiness_timeout=_seconds(env, "READINESS_TIMEOUT_SECONDS", 1.0),
-        vector_timeout=_seconds(env, "VECTOR_TIMEOUT_SECONDS", 2.0),
-        statement_timeout=_seconds(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0),
-        probe_interval=_seconds(env, "HEALTH_PROBE_INTERVAL_SECONDS", 2.0),
-        breaker_reset=_seconds(env, "BREAKER_RESET_SECONDS", 5.0),
-        reconcile_interval=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 10.0),
-        audit_interval=_seconds(env, "LISTING_AUDIT_INTERVAL_SECONDS", 900.0, high=86400),
-        activity_interval=_seconds(env, "ACTIVE_USERS_FLUSH_SECONDS", 15.0, high=300),
+        readiness_timeout=env_seconds(env, "READINESS_TIMEOUT_SECONDS", 1.0),
+        vector_timeout=env_seconds(env, "VECTOR_TIMEOUT_SECONDS", 2.0),
+        statement_timeout=env_seconds(env, "DATABASE_STATEMENT_TIMEOUT_SECONDS", 5.0),
+        probe_interval=env_seconds(env, "HEALTH_PROBE_INTERVAL_SECONDS", 2.0),
+        breaker_reset=env_seconds(env, "BREAKER_RESET_SECONDS", 5.0),
+        reconcile_interval=env_seconds(env, "RECONCILE_INTERVAL_SECONDS", 10.0),
+        audit_interval=env_seconds(env, "LISTING_AUDIT_INTERVAL_SECONDS", 900.0, high=86400),
+        activity_interval=env_seconds(env, "ACTIVE_USERS_FLUSH_SECONDS", 15.0, high=300),
         database_pool_size=_count(env, "DATABASE_POOL_SIZE", 10, 100),
         max_body_bytes=_count(env, "MAX_BODY_BYTES", 65536, 10 * 1024 * 1024),
+        body_timeout=env_seconds(env, "BODY_READ_TIMEOUT_SECONDS", 10.0, high=60),
+        max_in_flight=_count(env, "MAX_IN_FLIGHT_REQUESTS", 256, 10_000),
     )
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, high: float = 30) -> float:
+def env_seconds(env: Mapping[str, str], name: str, default: float, high: float = 30) -> float:
     try:
         value = float(env.get(name, default))
     except ValueError:

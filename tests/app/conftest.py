@@ -94,11 +94,11 @@ def client(env):
 
 @pytest.fixture
 def server(env):
-    """`uvicorn main:app` as the image runs it: (process, base URL); stdout and stderr together in process.stdout."""
+    """The server as the image runs it (`python -m real_estate_api.server`): (process, base URL); stdout and stderr
+    together in process.stdout."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--timeout-graceful-shutdown", "25", "--no-access-log"],
+        [sys.executable, "-m", "real_estate_api.server", "--host", "127.0.0.1", "--port", str(port)],
         cwd=APP_DIR, env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     wait_for_port(port, 60)

@@ -92,7 +92,7 @@ def test_startup_stops_with_one_clear_message(base_env):
     env.pop("REDIS_URL")
     env["DATABASE_URL"] = f"mysql://app:{SECRET_PASSWORD}@db/x"
     result = subprocess.run(
-        [sys.executable, "-m", "uvicorn", "main:app", "--port", "0"], cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "real_estate_api.server", "--port", "0"], cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
     output = result.stdout + result.stderr

@@ -22,7 +22,7 @@ def test_runs_as_the_uid_the_pod_enforces_on_the_probed_port():
     final = _final_stage()
     assert f"USER {RUN_AS_UID}:{RUN_AS_UID}" in final
     assert f"EXPOSE {HTTP_PORT}" in final
-    assert '"main:app"' in final and f'"--port", "{HTTP_PORT}"' in final
+    assert '"real_estate_api.server"' in final and f'"--port", "{HTTP_PORT}"' in final
 
 
 def test_final_stage_has_no_build_tools_and_writes_no_bytecode():

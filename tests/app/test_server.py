@@ -1,4 +1,4 @@
-"""The service run as the image runs it: `uvicorn main:app`, JSON logs, graceful shutdown on SIGTERM."""
+"""The service run as the image runs it: `python -m real_estate_api.server`, JSON logs, graceful shutdown on SIGTERM."""
 
 import json
 import signal

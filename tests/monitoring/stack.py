@@ -67,7 +67,7 @@ class ProbedApi:
     def resume(self) -> None:
         """(Re)start the API process on its port."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "main:app", "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"],
+            [sys.executable, "-m", "real_estate_api.server", "--host", "127.0.0.1", "--port", str(self.port)],
             cwd=APP_DIR, env=self._env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, 60)
 
