@@ -16,7 +16,7 @@ from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from real_estate_api.activity import ActiveUsers
 from real_estate_api.assignment import Assignment, assign, user_id
@@ -28,11 +28,11 @@ from real_estate_api.logs import request_id
 from real_estate_api.metrics import Metrics
 from real_estate_api.recommendations import Recommender
 from real_estate_api.stores import Cache, DependencyUnavailable, Postgres, Refused, Stores, VectorStore
+from real_estate_api.text import PLACE_MAX, check_place
 from real_estate_api.valuation import StatsCache, confidence
 
 log = logging.getLogger("real_estate_api")
 
-PLACE = r"^[\w][\w .'-]{0,63}$"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # The `method` label's values: anything else is counted as "other", so a client cannot grow the series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -45,7 +45,9 @@ ACCURATE_WITHIN = 0.10
 PROTECTED_PREFIX = "/v1/"
 
 # One definition per kind of value, bounded to physical sense (a 1e-300 m² flat is a typo, not a listing).
-Place = Annotated[str, Field(pattern=PLACE)]
+Place = Annotated[str, Field(min_length=1, max_length=PLACE_MAX, description="A place name: letters, marks and digits of "
+                                "any script, spaces, dots, apostrophes, hyphens, underscores and the zero-width joiners"),
+                  AfterValidator(check_place)]
 Area = Annotated[float, Field(ge=5, le=100_000)]
 Bedrooms = Annotated[int, Field(ge=0, le=50)]
 Money = Annotated[float, Field(ge=1_000, le=1e11)]

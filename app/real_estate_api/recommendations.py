@@ -24,6 +24,7 @@ from collections import OrderedDict
 from real_estate_api.metrics import Metrics
 from real_estate_api.ranking import RADIUS_KM, rank
 from real_estate_api.stores import DependencyUnavailable, Stores, listing_vector
+from real_estate_api.text import UnsafeFilterValue
 
 log = logging.getLogger("real_estate_api.recommendations")
 
@@ -62,9 +63,12 @@ class Recommender:
         try:
             items = await self._vector(wish, model, top_k)
             source = "vector"
-        except DependencyUnavailable as error:
-            if error.dependency != self._stores.vectors.name:
+        except (DependencyUnavailable, UnsafeFilterValue) as error:
+            if isinstance(error, DependencyUnavailable) and error.dependency != self._stores.vectors.name:
                 raise
+            if isinstance(error, UnsafeFilterValue):
+                # A value the vector filter cannot express (text.py): the rule engine needs no filter syntax.
+                log.warning("vector filter refused a value; answering from the rule engine", extra={"reason": str(error)})
             items = rank(wish, await self._stores.postgres.candidates(
                 wish.city, wish.budget, wish.latitude, wish.longitude, RADIUS_KM, RULE_CANDIDATES), top_k)
             source = "rules"

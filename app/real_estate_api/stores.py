@@ -30,6 +30,7 @@ from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
 from real_estate_api import schema
+from real_estate_api.text import UnsafeFilterValue, filter_literal_problem
 from real_estate_api.breaker import CircuitBreaker
 
 log = logging.getLogger("real_estate_api.stores")
@@ -94,9 +95,10 @@ def listing_vector(price: float, area_sqm: float, bedrooms: int, latitude: float
 
 def string_literal(value: str) -> str:
     """A Milvus filter-expression string literal. The parser reads `\\"` and `\\\\` escapes and raw UTF-8, but
-    not JSON's `\\uXXXX` (which broke every non-ASCII city); control characters have no escape and are refused."""
-    if not value.isprintable():
-        raise ValueError("filter values must be printable")
+    not JSON's `\\uXXXX` (which broke every non-ASCII city); what no literal can hold (text.py) is refused."""
+    problem = filter_literal_problem(value)
+    if problem:
+        raise UnsafeFilterValue(problem)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
