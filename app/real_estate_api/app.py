@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from real_estate_api import bounds
 from real_estate_api.activity import ActiveUsers
 from real_estate_api.assignment import Assignment, assign, user_id
 from real_estate_api.breaker import STATE_VALUES, CircuitBreaker
@@ -48,11 +49,11 @@ PROTECTED_PREFIX = "/v1/"
 Place = Annotated[str, Field(min_length=1, max_length=PLACE_MAX, description="A place name: letters, marks and digits of "
                                 "any script, spaces, dots, apostrophes, hyphens, underscores and the zero-width joiners"),
                   AfterValidator(check_place)]
-Area = Annotated[float, Field(ge=5, le=100_000)]
-Bedrooms = Annotated[int, Field(ge=0, le=50)]
-Money = Annotated[float, Field(ge=1_000, le=1e11)]
-Latitude = Annotated[float, Field(ge=-90, le=90)]
-Longitude = Annotated[float, Field(ge=-180, le=180)]
+Area = Annotated[float, Field(ge=bounds.LISTING["area_sqm"][0], le=bounds.LISTING["area_sqm"][1])]
+Bedrooms = Annotated[int, Field(ge=bounds.LISTING["bedrooms"][0], le=bounds.LISTING["bedrooms"][1])]
+Money = Annotated[float, Field(ge=bounds.LISTING["price"][0], le=bounds.LISTING["price"][1])]
+Latitude = Annotated[float, Field(ge=bounds.LISTING["latitude"][0], le=bounds.LISTING["latitude"][1])]
+Longitude = Annotated[float, Field(ge=bounds.LISTING["longitude"][0], le=bounds.LISTING["longitude"][1])]
 
 
 class _Body(BaseModel):

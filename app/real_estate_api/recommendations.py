@@ -21,6 +21,7 @@ import json
 import logging
 from collections import OrderedDict
 
+from real_estate_api.bounds import within
 from real_estate_api.metrics import Metrics
 from real_estate_api.ranking import RADIUS_KM, rank
 from real_estate_api.stores import DependencyUnavailable, Stores, listing_vector
@@ -78,10 +79,11 @@ class Recommender:
 
     async def _vector(self, wish, model: str, top_k: int) -> list[dict]:
         vector = listing_vector(wish.budget, wish.area_sqm, wish.bedrooms, wish.latitude, wish.longitude)
+        # Milvus may still hold a listing PostgreSQL quarantined (schema.py): outside its bounds it is no answer.
         if model == "hybrid":
             hits = await self._stores.vectors.search(vector, min(100, top_k * HYBRID_CANDIDATES), wish.city, wish.budget)
-            return rank(wish, hits, top_k)
-        return await self._stores.vectors.search(vector, top_k, wish.city, wish.budget)
+            return rank(wish, [hit for hit in hits if within(hit)], top_k)
+        return [hit for hit in await self._stores.vectors.search(vector, top_k, wish.city, wish.budget) if within(hit)]
 
     def _remember(self, key: str, question: tuple) -> None:
         self._recent[key] = question

@@ -10,9 +10,15 @@ in the transaction (writes wait for the build: well under a second at 200 000 li
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 
-VERSION = 3
+from real_estate_api.bounds import sql_violation
+
+log = logging.getLogger("real_estate_api.schema")
+
+VERSION = 4
 MIGRATION_LOCK = 7_242_001
 
 SCHEMA = """
@@ -56,7 +62,21 @@ ALTER TABLE valuations ADD COLUMN IF NOT EXISTS feedback_at TIMESTAMPTZ;
 -- is not due is an UPDATE matching nothing, which writes no WAL (an idle database stays idle).
 CREATE TABLE IF NOT EXISTS maintenance_runs (name TEXT PRIMARY KEY, started_at TIMESTAMPTZ NOT NULL);
 INSERT INTO maintenance_runs (name, started_at) VALUES ('listing-index-audit', '-infinity') ON CONFLICT (name) DO NOTHING;
-"""
+-- Rows earlier releases accepted outside a listing's bounds (bounds.py) are moved aside, kept for whoever wants to
+-- fix them, and the bounds become a constraint: no stored row can turn a valuation into infinities again.
+CREATE TABLE IF NOT EXISTS listings_quarantine (
+    id BIGINT PRIMARY KEY, city TEXT, district TEXT, area_sqm DOUBLE PRECISION, bedrooms INTEGER, price DOUBLE PRECISION,
+    latitude DOUBLE PRECISION, longitude DOUBLE PRECISION, created_at TIMESTAMPTZ, idempotency_key TEXT,
+    indexed_at TIMESTAMPTZ, quarantined_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+WITH moved AS (DELETE FROM listings WHERE {violation} RETURNING *)
+INSERT INTO listings_quarantine (id, city, district, area_sqm, bedrooms, price, latitude, longitude, created_at,
+                                 idempotency_key, indexed_at)
+SELECT id, city, district, area_sqm, bedrooms, price, latitude, longitude, created_at, idempotency_key, indexed_at
+FROM moved;
+ALTER TABLE listings DROP CONSTRAINT IF EXISTS listings_within_bounds;
+ALTER TABLE listings ADD CONSTRAINT listings_within_bounds CHECK (NOT ({violation}));
+""".format(violation=sql_violation())
 
 
 async def migrate(url: str, connect_kwargs: dict) -> bool:
@@ -69,6 +89,9 @@ async def migrate(url: str, connect_kwargs: dict) -> bool:
             if await _current(conn) >= VERSION:
                 return False
             await conn.execute(SCHEMA)
+            moved = await (await conn.execute("SELECT count(*) FROM listings_quarantine WHERE quarantined_at = now()")).fetchone()
+            if moved[0]:
+                log.warning("listings outside their bounds moved to listings_quarantine", extra={"listings": moved[0]})
             await conn.execute("DELETE FROM schema_version")
             await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (VERSION,))
             return True
