@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from starlette.routing import Match
 
 from real_estate_api import bounds
 from real_estate_api.activity import ActiveUsers
@@ -148,7 +149,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     # Outermost first: the request id and metrics see every answer, the guard's 401/413 included.
     app.add_middleware(GuardRequests, api_key=settings.api_key, max_body_bytes=settings.max_body_bytes,
                        max_in_flight=settings.max_in_flight, body_timeout=settings.body_timeout)
-    app.add_middleware(ObserveRequests, metrics=metrics)
+    app.add_middleware(ObserveRequests, metrics=metrics, routes=app.router.routes)
 
     @app.exception_handler(DependencyUnavailable)
     async def dependency_unavailable(_: Request, error: DependencyUnavailable):
@@ -211,10 +212,10 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         require(assignment, "recommendation")
         model = assignment.recommendation_model
         top_k = wish.top_k or props.recommendation_top_k
-        metrics.recommendation_requests.labels(model, assignment.variant).inc()
+        metrics.recommendation_requests.labels(model, assignment.variant, assignment.cohort).inc()
         answer = await recommender.recommend(wish, model, top_k)
         if answer["items"]:
-            metrics.recommendation_success.labels(model, assignment.variant).inc()
+            metrics.recommendation_success.labels(model, assignment.variant, assignment.cohort).inc()
         return {"model": model, "variant": assignment.variant, "top_k": top_k, **answer}
 
     @app.post("/v1/valuations")
@@ -342,9 +343,19 @@ class ObserveRequests:
     (Starlette's BaseHTTPMiddleware costs about a third of the service's throughput). An unexpected error
     becomes a 500 here, inside the request's context, so its body and log line carry the request id."""
 
-    def __init__(self, app, metrics: Metrics):
+    def __init__(self, app, metrics: Metrics, routes: list):
         self.app = app
         self.metrics = metrics
+        # The app's routes (the router's own list): a request answered before routing (401, 413, 408, 503 from
+        # GuardRequests, or a client gone while its body arrived) is still counted under its route template.
+        self.routes = routes
+
+    def _template(self, scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match != Match.NONE:
+                return route.path
+        return "unmatched"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -373,7 +384,7 @@ class ObserveRequests:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = route.path if route is not None else "unmatched"
+            template = route.path if route is not None else self._template(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"
             if not response_started and scope.get("client_closed"):
                 status = CLIENT_CLOSED

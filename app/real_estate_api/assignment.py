@@ -46,8 +46,13 @@ class Assignment:
             return self.grey
         return True
 
+    @property
+    def cohort(self) -> str:
+        """In or out of the grey release: the X-Grey-Cohort header and the business metrics' `cohort` label."""
+        return "in" if self.grey else "out"
+
     def headers(self) -> dict[str, str]:
-        return {"X-Variant": self.variant, "X-Grey-Cohort": "in" if self.grey else "out"}
+        return {"X-Variant": self.variant, "X-Grey-Cohort": self.cohort}
 
 
 def user_id(headers: Mapping[str, str], cookies: Mapping[str, str], body_user_id: Optional[str] = None) -> Optional[str]:

@@ -24,12 +24,14 @@ class Metrics:
             ["method", "route"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.http_in_flight = Gauge("http_requests_in_flight", "HTTP requests being served.", registry=r)
-        # variant: the A/B variant ("a" or "b"), so the success rate of each can be compared.
+        # variant: the A/B variant ("a" or "b"); cohort: in or out of the grey release ("in", "out"): so the success
+        # rate of each can be compared.
         self.recommendation_requests = Counter(
-            "recommendation_requests_total", "Recommendation requests that passed validation.", ["model", "variant"], registry=r,
+            "recommendation_requests_total", "Recommendation requests that passed validation.", ["model", "variant", "cohort"], registry=r,
         )
         self.recommendation_success = Counter(
-            "recommendation_success_total", "Recommendation requests answered with at least one listing.", ["model", "variant"], registry=r,
+            "recommendation_success_total", "Recommendation requests answered with at least one listing.", ["model", "variant", "cohort"],
+            registry=r,
         )
         self.recommendation_source = Counter(
             "recommendation_source_total", "Recommendations computed, by source: vector (Milvus) or rules (the fallback).",

@@ -208,6 +208,28 @@ def test_request_metrics_by_route_and_status(client):
     assert 'app_build_info{revision="abc1234",version="1.4.2"} 1.0' in client.get("/metrics").text
 
 
+def test_requests_refused_before_routing_count_under_their_route(client):
+    route = "/v1/valuations/{valuation_id}/feedback"
+    refused = {"401": metric(client, "http_requests_total", method="POST", route=route, status="401"),
+               "413": metric(client, "http_requests_total", method="POST", route="/v1/listings", status="413")}
+    assert client.post("/v1/valuations/7f1c3c2e-0000-4000-8000-000000000000/feedback", json={}).status_code == 401
+    big = client.post("/v1/listings", content=b"{" + b" " * 70_000 + b"}", headers={**AUTH, "Content-Type": "application/json"})
+    assert big.status_code == 413
+    assert metric(client, "http_requests_total", method="POST", route=route, status="401") == refused["401"] + 1
+    assert metric(client, "http_requests_total", method="POST", route="/v1/listings", status="413") == refused["413"] + 1
+    # A path no route matches stays "unmatched", whatever it is: the label's values are the routes'.
+    assert client.post("/v1/anything-else", json={}).status_code == 401
+    assert metric(client, "http_requests_total", method="POST", route="unmatched", status="401") >= 1
+
+
+def test_the_grey_cohort_is_a_label_of_the_business_metrics(client):
+    wish = {"user_id": "cohort-user", "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, "latitude": 31.2, "longitude": 121.5}
+    response = client.post("/v1/recommendations", json=wish, headers=AUTH)
+    cohort = response.headers["X-Grey-Cohort"]
+    assert cohort in ("in", "out")
+    assert metric(client, "recommendation_requests_total", cohort=cohort, variant=response.headers["X-Variant"]) >= 1
+
+
 def test_secrets_never_reach_logs_or_error_bodies(client, env, postgres, caplog):
     caplog.set_level(logging.DEBUG)
     bodies = [client.post("/v1/valuations", json={}, headers={"X-API-Key": "x" * 20}).text]
