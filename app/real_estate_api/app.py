@@ -57,6 +57,31 @@ Latitude = Annotated[float, Field(ge=bounds.LISTING["latitude"][0], le=bounds.LI
 Longitude = Annotated[float, Field(ge=bounds.LISTING["longitude"][0], le=bounds.LISTING["longitude"][1])]
 
 
+class ErrorBody(BaseModel):
+    error: str
+    request_id: str
+    # 422: each invalid field and why.
+    details: Optional[list[dict[str, str]]] = None
+
+
+def _responses(*statuses: int) -> dict:
+    """The answers a business route can give besides its success, as the OpenAPI document declares them."""
+    return {status: {"model": ErrorBody, "description": ERROR_STATUSES[status]} for status in sorted(statuses)}
+
+
+# Every /v1/ route: refused before it runs (GuardRequests), invalid, or a dependency down.
+ERROR_STATUSES = {
+    401: "missing or invalid API key (X-API-Key)",
+    404: "the feature is switched off for this user, or the valuation does not exist",
+    408: "the body stopped arriving",
+    409: "a conflicting repeat (another listing under this Idempotency-Key; feedback already given)",
+    413: "the body is larger than MAX_BODY_BYTES",
+    422: "invalid input, naming the field (or no comparable listings to value from)",
+    503: "a dependency is unavailable (Retry-After), or the pod serves its most requests at once",
+}
+COMMON = (401, 408, 413, 422, 503)
+
+
 class _Body(BaseModel):
     # NaN and infinities are valid JSON to Python's parser, never a valid price or area.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -198,7 +223,10 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     async def version():
         return {"name": props.app_name, "version": props.app_version, "revision": settings.build_revision}
 
-    @app.post("/v1/listings", status_code=201)
+    @app.post("/v1/listings", status_code=201, responses={
+        200: {"description": "the same listing again under its Idempotency-Key"},
+        202: {"description": "saved; searchable once the vector store takes it (the reconciler retries)"},
+        **_responses(*COMMON, 409)})
     async def add_listing(
         listing: ListingIn,
         idempotency_key: Annotated[Optional[str], Header(pattern=IDEMPOTENCY_KEY)] = None,
@@ -206,7 +234,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         status, body = await listings.add(listing.model_dump(), idempotency_key)
         return JSONResponse(body, status_code=status)
 
-    @app.post("/v1/recommendations")
+    @app.post("/v1/recommendations", responses=_responses(*COMMON, 404))
     async def recommend(wish: RecommendationIn, request: Request, response: Response):
         assignment = assignment_for(request, response, wish.user_id)
         require(assignment, "recommendation")
@@ -218,7 +246,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
             metrics.recommendation_success.labels(model, assignment.variant, assignment.cohort).inc()
         return {"model": model, "variant": assignment.variant, "top_k": top_k, **answer}
 
-    @app.post("/v1/valuations")
+    @app.post("/v1/valuations", responses=_responses(*COMMON, 404))
     async def valuate(body: ValuationIn, request: Request, response: Response):
         require(assignment_for(request, response), "valuation")
         model = props.evaluation_model
@@ -244,7 +272,7 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
             "method": "comparable-median",
         }
 
-    @app.post("/v1/valuations/{valuation_id}/feedback")
+    @app.post("/v1/valuations/{valuation_id}/feedback", responses=_responses(*COMMON, 404, 409))
     async def feedback(valuation_id: uuid.UUID, body: FeedbackIn, request: Request, response: Response):
         require(assignment_for(request, response), "valuation")
         estimate = await stores.postgres.record_actual_price(valuation_id, body.actual_price)

@@ -244,3 +244,23 @@ def test_secrets_never_reach_logs_or_error_bodies(client, env, postgres, caplog)
     assert "dependency unavailable" in text
     for secret in (API_KEY, postgres.password, env["REDIS_URL"].split("@")[0].split(":")[-1]):
         assert secret not in text
+
+
+# What each business route can answer besides success, as the code produces it: GuardRequests (401, 408, 413, 503
+# in flight), validation (422), a switched-off feature (404), the stores (404, 409, 503).
+ROUTE_STATUSES = {
+    ("post", "/v1/listings"): {200, 201, 202, 401, 408, 409, 413, 422, 503},
+    ("post", "/v1/recommendations"): {200, 401, 404, 408, 413, 422, 503},
+    ("post", "/v1/valuations"): {200, 401, 404, 408, 413, 422, 503},
+    ("post", "/v1/valuations/{valuation_id}/feedback"): {200, 401, 404, 408, 409, 413, 422, 503},
+}
+
+
+def test_the_openapi_document_declares_every_answer(client):
+    document = client.get("/openapi.json").json()
+    for (method, path), statuses in ROUTE_STATUSES.items():
+        declared = {int(code) for code in document["paths"][path][method]["responses"]}
+        assert declared == statuses, (path, declared ^ statuses)
+        errors = document["paths"][path][method]["responses"]["401"]["content"]["application/json"]["schema"]
+        assert errors == {"$ref": "#/components/schemas/ErrorBody"}
+    assert set(document["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "request_id"}
