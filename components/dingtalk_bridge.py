@@ -17,8 +17,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.component import Component
-from components.single_pod import single_pod_service
-from components.workload import container_security_context, empty_dir, http_probe, labels, secret_volume, service_dns, sha256
+from components.single_pod import config_file_container, single_pod_service
+from components.workload import empty_dir, labels, secret_volume, service_dns, sha256
 from settings.monitoring import LEVELS, DingtalkSettings
 
 NAME = "dingtalk-bridge"
@@ -59,22 +59,11 @@ class DingtalkBridge(Component):
             string_data={"config.yml": pulumi.Output.secret(config)},
             opts=child,
         )
-        container = {
-            "name": NAME,
-            "image": s.image,
-            "imagePullPolicy": "Always",
-            "args": [f"--config.file={CONFIG_DIR}/config.yml", f"--web.listen-address=:{PORT}"],
-            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
-            "securityContext": container_security_context(),
-            "livenessProbe": http_probe("/-/healthy", "http", 5, 20),
-            "readinessProbe": http_probe("/-/ready", "http", 2, 10),
-            "volumeMounts": [
-                {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                # The image's WORKDIR, declared a VOLUME: writable, off the read-only root.
-                {"name": "work", "mountPath": "/prometheus-webhook-dingtalk"},
-            ],
-        }
+        container = config_file_container(NAME, s.image, f"{CONFIG_DIR}/config.yml", PORT, [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            # The image's WORKDIR, declared a VOLUME: writable, off the read-only root.
+            {"name": "work", "mountPath": "/prometheus-webhook-dingtalk"},
+        ], ready_path="/-/ready")
         single_pod_service(
             self, NAME, args.namespace, args.stack, container,
             [secret_volume("config", secret.metadata.name, {"config.yml": "config.yml"}), empty_dir("work", "16Mi")], PORT,

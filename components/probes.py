@@ -11,7 +11,6 @@ key. Over https the probe refuses a plain-http answer and reports the served cer
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -20,8 +19,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.component import Component
-from components.single_pod import single_pod_service
-from components.workload import SecretKeyRef, container_security_context, http_probe, labels, service_dns
+from components.single_pod import config_file_container, single_pod_service
+from components.workload import SecretKeyRef, labels, service_dns, sha256
 from settings.monitoring import ProbeSettings
 from settings.routing import IngressSettings
 
@@ -91,29 +90,19 @@ class PublicProbes(Component):
             data={"blackbox.yml": text},
             opts=child,
         )
-        container = {
-            "name": NAME,
-            "image": s.image,
-            "imagePullPolicy": "Always",
-            # The image's entrypoint is /bin/blackbox_exporter (upstream Dockerfile); these are its flags.
-            "args": [f"--config.file={CONFIG_DIR}/blackbox.yml", f"--web.listen-address=:{PORT}"],
-            "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-            "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                             {"name": "api-key", "mountPath": KEY_DIR, "readOnly": True}],
-            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
-            "securityContext": container_security_context(),
-            "livenessProbe": http_probe("/-/healthy", "http", 5, 20),
-            "readinessProbe": http_probe("/-/healthy", "http", 2, 10),
-        }
+        # The image's entrypoint is /bin/blackbox_exporter (upstream Dockerfile).
+        container = config_file_container(NAME, s.image, f"{CONFIG_DIR}/blackbox.yml", PORT, [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "api-key", "mountPath": KEY_DIR, "readOnly": True},
+        ])
         volumes = [
             {"name": "config", "configMap": {"name": NAME}},
             # Only the key, not the rest of the API's Secret.
             args.api_key.volume("api-key", "api-key"),
         ]
         # The exporter reads its file at start: a changed configuration rolls the pod.
-        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
         single_pod_service(self, NAME, args.namespace, args.stack, container, volumes, PORT,
-                           template_annotations={"checksum/config": digest})
+                           template_annotations={"real-estate-ai/config-checksum": sha256(text)})
         for probe, (module, targets) in probes(args.base_url).items():
             k8s.apiextensions.CustomResource(
                 self.child_name(probe),

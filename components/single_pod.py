@@ -9,7 +9,25 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.component import Component
-from components.workload import account_node_disk, labels, pod_security_context, selector_labels
+from components.workload import account_node_disk, container_security_context, http_probe, labels, pod_security_context, selector_labels
+
+
+def config_file_container(name: str, image: str, config_file: str, port: int, mounts: list[dict],
+                          ready_path: str = "/-/healthy") -> dict:
+    """A small Prometheus-ecosystem server (the blackbox exporter, the DingTalk bridge) that reads one configuration
+    file: its image's flags for that file and the listen port, its limits, and probes on its own endpoints."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "Always",
+        "args": [f"--config.file={config_file}", f"--web.listen-address=:{port}"],
+        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "64Mi"}},
+        "securityContext": container_security_context(),
+        "livenessProbe": http_probe("/-/healthy", "http", 5, 20),
+        "readinessProbe": http_probe(ready_path, "http", 2, 10),
+        "volumeMounts": mounts,
+    }
 
 
 def single_pod_service(owner: Component, name: str, namespace: pulumi.Input[str], stack: str, container: dict,
