@@ -149,6 +149,13 @@ def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     return result
 
 
+def recommendation_for_everyone(config: PlatformConfig) -> bool:
+    """The recommendation feature is on and not behind the grey release: any user, the probes' too, gets one."""
+    app = config.app_config
+    grey = app.grey_release
+    return app.features.get("recommendation", False) and not (grey.enabled and "recommendation" in grey.features)
+
+
 def probes_enabled(config: PlatformConfig) -> bool:
     return config.monitoring.enabled and config.monitoring.probes.enabled
 
@@ -416,7 +423,8 @@ class Platform(Component):
             PublicProbes(
                 "probes",
                 PublicProbesArgs(ns, ns_name, stack, c.monitoring.probes, probes_module.public_url(c.monitoring.probes, c.ingress),
-                                 secrets.api_key_ref, dict(c.monitoring.selector_labels)),
+                                 secrets.api_key_ref, dict(c.monitoring.selector_labels),
+                                 recommendation=recommendation_for_everyone(c)),
                 opts=monitoring_opts,
             )
         NetworkPolicies(

@@ -60,10 +60,13 @@ def blackbox_config(https: bool, key_file: str = KEY_FILE) -> dict:
     }}
 
 
-def probes(base_url: str) -> dict[str, tuple[str, list[str]]]:
-    """Probe object name → (module, targets)."""
-    return {"api-public-ready": ("ready", [f"{base_url}/ready", f"{base_url}/version"]),
-            "api-public-recommendation": ("recommendation", [f"{base_url}/v1/recommendations"])}
+def probes(base_url: str, recommendation: bool = True) -> dict[str, tuple[str, list[str]]]:
+    """Probe object name → (module, targets). Without `recommendation` (the feature switched off, or only for a grey
+    cohort the probe's user may not be in) there is no recommendation to expect."""
+    found = {"api-public-ready": ("ready", [f"{base_url}/ready", f"{base_url}/version"])}
+    if recommendation:
+        found["api-public-recommendation"] = ("recommendation", [f"{base_url}/v1/recommendations"])
+    return found
 
 
 @dataclass
@@ -76,6 +79,8 @@ class PublicProbesArgs:
     api_key: SecretKeyRef
     # The labels the cluster's Prometheus selects Probes by (monitoring.selectorLabels).
     selector_labels: dict[str, str]
+    # Every user gets recommendations (the feature on, not behind the grey release): they are probed.
+    recommendation: bool = True
 
 
 class PublicProbes(Component):
@@ -103,7 +108,7 @@ class PublicProbes(Component):
         # The exporter reads its file at start: a changed configuration rolls the pod.
         single_pod_service(self, NAME, args.namespace, args.stack, container, volumes, PORT,
                            template_annotations={"real-estate-ai/config-checksum": sha256(text)})
-        for probe, (module, targets) in probes(args.base_url).items():
+        for probe, (module, targets) in probes(args.base_url, args.recommendation).items():
             k8s.apiextensions.CustomResource(
                 self.child_name(probe),
                 api_version="monitoring.coreos.com/v1",

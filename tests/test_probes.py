@@ -73,3 +73,22 @@ def test_the_url_setting_wins_and_the_ingress_gives_the_scheme():
     assert public_url(ProbeSettings(), ingress) == "http://api.example.com"
     assert public_url(ProbeSettings(), IngressSettings(host="api.example.com", tls={"enabled": True})) == "https://api.example.com"
     assert public_url(ProbeSettings(url="https://edge.example.com:8443/base/"), ingress) == "https://edge.example.com:8443/base"
+
+
+def test_no_recommendation_is_expected_where_not_everyone_gets_one(rendered_stacks):
+    from components.platform import recommendation_for_everyone
+    from components.probes import probes
+    from settings import PlatformConfig
+    from settings.loading import plain_values
+    from tests.harness import decoded_config
+
+    assert list(probes("https://h", recommendation=False)) == ["api-public-ready"]
+    raw = {k.removeprefix("real-estate-ai:"): v for k, v in decoded_config("prod").items() if k.startswith("real-estate-ai:")}
+    config = PlatformConfig.model_validate(plain_values(raw))
+    assert recommendation_for_everyone(config)
+    off = config.model_copy(update={"app_config": config.app_config.model_copy(
+        update={"features": {**config.app_config.features, "recommendation": False}})})
+    assert not recommendation_for_everyone(off)
+    grey = config.app_config.grey_release.model_copy(update={"enabled": True, "percent": 10, "features": ["recommendation"]})
+    behind = config.model_copy(update={"app_config": config.app_config.model_copy(update={"grey_release": grey})})
+    assert not recommendation_for_everyone(behind)
