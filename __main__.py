@@ -24,6 +24,8 @@ pulumi.export("milvusService", platform.milvus_service)
 pulumi.export("ingressUrl", platform.ingress_url)
 # Secret: shown only with `pulumi stack output apiKey --show-secrets`.
 pulumi.export("apiKey", platform.api_key)
+# Secret: the X-Tester-Key that lets a tester join or leave the grey release (`pulumi stack output apiTesterKey --show-secrets`).
+pulumi.export("apiTesterKey", platform.api_tester_key)
 if platform.offsite_cipher_pass is not None:
     # Secret: the passphrase of the encrypted off-site backups, needed to restore them anywhere else.
     pulumi.export("offsiteBackupCipherPass", platform.offsite_cipher_pass)

@@ -49,6 +49,7 @@ class ApiSecretRefs:
     redis_url: SecretKeyRef
     milvus_url: SecretKeyRef
     api_key: SecretKeyRef
+    tester_key: SecretKeyRef
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Api(Component):
                 args.secrets.redis_url.env("REDIS_URL"),
                 args.secrets.milvus_url.env("MILVUS_URL"),
                 args.secrets.api_key.env("API_KEY"),
+                args.secrets.tester_key.env("TESTER_KEY"),
                 {"name": "APP_PROPERTIES", "value": f"{CONFIG_DIR}/app.properties"},
                 {"name": "DATABASE_POOL_SIZE", "value": str(s.database_pool_size)},
             ],

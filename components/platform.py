@@ -217,6 +217,7 @@ class Platform(Component):
     api_service: pulumi.Output[str]
     ingress_url: Optional[pulumi.Output[str]]
     api_key: pulumi.Output[str]
+    api_tester_key: pulumi.Output[str]
 
     def __init__(self, name: str, args: PlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("real-estate-ai:platform:Platform", name, opts)
@@ -308,7 +309,7 @@ class Platform(Component):
                 secrets=ApiSecretRefs(
                     # The operator writes the role's Secret; the cluster is ready (awaited) before the API starts.
                     SecretKeyRef(postgres.user_secret, postgres.uri_key),
-                    secrets.api_redis_url, secrets.api_milvus_url, secrets.api_key_ref,
+                    secrets.api_redis_url, secrets.api_milvus_url, secrets.api_key_ref, secrets.api_tester_key_ref,
                 ),
                 config_map_name=app_config.config_map_name,
                 config_checksum=app_config.checksum,
@@ -462,6 +463,7 @@ class Platform(Component):
         self.redis_service = redis.service_name
         self.milvus_service = milvus.service_name
         self.api_key = secrets.api_key
+        self.api_tester_key = secrets.api_tester_key
         # Off-site backups cannot be restored without it: kept in state (secret) and shown only on request.
         self.offsite_cipher_pass = (
             pulumi.Output.secret(secrets.offsite_cipher_pass) if secrets.offsite_cipher_pass is not None else None

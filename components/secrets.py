@@ -113,6 +113,8 @@ class PlatformSecrets(Component):
 
         redis_password = self._credential("redis-password", "redisPassword")
         api_key = self._credential("api-key", "apiKey")
+        # Lets a tester join or leave the grey release by header; the API key alone does not.
+        tester_key = self._credential("api-tester-key", "apiTesterKey")
         self.redis = self._secret(
             REDIS_SECRET,
             "redis",
@@ -141,9 +143,10 @@ class PlatformSecrets(Component):
                 "redis-url": redis_url,
                 "milvus-url": pulumi.Output.from_input(f"http://{args.milvus_host}:19530"),
                 "api-key": api_key,
+                "tester-key": tester_key,
             },
         )
-        self.api_checksum = checksum(redis_url, api_key)
+        self.api_checksum = checksum(redis_url, api_key, tester_key)
 
         self.backup_s3 = self._s3_credentials("backup-s3", BACKUP_S3_SECRET, None) if args.backup_store else None
         self.offsite_cipher_pass = None
@@ -160,10 +163,12 @@ class PlatformSecrets(Component):
         self.api_redis_url = SecretKeyRef(self.api.metadata.name, "redis-url")
         self.api_milvus_url = SecretKeyRef(self.api.metadata.name, "milvus-url")
         self.api_key_ref = SecretKeyRef(self.api.metadata.name, "api-key")
+        self.api_tester_key_ref = SecretKeyRef(self.api.metadata.name, "tester-key")
         self.milvus_user_config_name = self.milvus_user_config.metadata.name
         # Exported (as a secret) so operators can call the API right after `pulumi up`.
         self.api_key = pulumi.Output.secret(api_key)
-        self.register_outputs({"api_key": self.api_key})
+        self.api_tester_key = pulumi.Output.secret(tester_key)
+        self.register_outputs({"api_key": self.api_key, "api_tester_key": self.api_tester_key})
 
     def _s3_credentials(self, name: str, secret_name: str, override_key: Optional[str]) -> S3Credentials:
         # The access key is not secret material, but it is generated so no two stacks share it.

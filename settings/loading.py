@@ -22,6 +22,7 @@ PROJECT = "real-estate-ai"
 SECRET_KEYS = (
     "redisPassword",
     "apiKey",
+    "apiTesterKey",
     "objectStorePassword",
     "backupOffsiteAccessKeyId",
     "backupOffsiteSecretAccessKey",

@@ -10,6 +10,7 @@ SECRETS = ApiSecretRefs(
     SecretKeyRef("api-secrets", "redis-url"),
     SecretKeyRef("api-secrets", "milvus-url"),
     SecretKeyRef("api-secrets", "api-key"),
+    SecretKeyRef("api-secrets", "tester-key"),
 )
 
 
@@ -35,7 +36,8 @@ def test_deployment_matches_the_spec():
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert (container["livenessProbe"]["initialDelaySeconds"], container["livenessProbe"]["periodSeconds"]) == (30, 10)
     assert (container["readinessProbe"]["initialDelaySeconds"], container["readinessProbe"]["periodSeconds"]) == (5, 5)
-    for env, key in (("DATABASE_URL", "database-url"), ("REDIS_URL", "redis-url"), ("MILVUS_URL", "milvus-url"), ("API_KEY", "api-key")):
+    for env, key in (("DATABASE_URL", "database-url"), ("REDIS_URL", "redis-url"), ("MILVUS_URL", "milvus-url"), ("API_KEY", "api-key"),
+                     ("TESTER_KEY", "tester-key")):
         assert env_value(container, env)["valueFrom"]["secretKeyRef"] == {"name": "api-secrets", "key": key}
     assert env_value(container, "APP_PROPERTIES")["value"] == "/etc/real-estate-ai/app.properties"
     assert {"name": "config", "configMap": {"name": "api-config"}} in pod_spec(deployment)["volumes"]
@@ -108,13 +110,14 @@ def test_load_balancer_await_is_deliberate(await_lb, skip):
 
 
 def test_shutdown_has_margin_and_the_budget_never_blocks_a_drain():
-    import re
     from pathlib import Path
 
     from components.api import DRAIN_SECONDS, PRE_STOP_SECONDS
+    from real_estate_api.server import GRACEFUL_SHUTDOWN_SECONDS
 
+    # The image runs the server whose drain the pod waits for.
     dockerfile = (Path(__file__).resolve().parents[1] / "app" / "Dockerfile").read_text()
-    assert int(re.search(r'"--timeout-graceful-shutdown", "(\d+)"', dockerfile).group(1)) == DRAIN_SECONDS
+    assert '"-m", "real_estate_api.server"' in dockerfile and GRACEFUL_SHUTDOWN_SECONDS == DRAIN_SECONDS
     rendered, _ = run_component(lambda: _api(image="r/api:1.0.0", pod_disruption_budget_min_available=2))
     pod = rendered.find("Deployment", "api")["spec"]["template"]["spec"]
     (container,) = pod["containers"]

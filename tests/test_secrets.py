@@ -29,7 +29,8 @@ def test_passwords_are_generated_long_and_url_safe():
     rendered, _ = run_component(_secrets)
     passwords = [r for r in rendered.registrations if r.type == "random:index/randomPassword:RandomPassword"]
     # PostgreSQL's passwords are the operator's: generated in the cluster, never in Pulumi state.
-    assert sorted(r.name for r in passwords) == ["secrets-api-key", "secrets-milvus-s3-secret-key", "secrets-redis-password"]
+    assert sorted(r.name for r in passwords) == ["secrets-api-key", "secrets-api-tester-key", "secrets-milvus-s3-secret-key",
+                                                 "secrets-redis-password"]
     for r in passwords:
         assert r.inputs["length"] >= 32 and r.inputs["special"] is False
         assert r.protect is True
@@ -38,7 +39,8 @@ def test_passwords_are_generated_long_and_url_safe():
 def test_api_secret_carries_the_spec_keys_built_from_the_credentials():
     rendered, secrets = run_component(_secrets)
     api = rendered.find("Secret", "api-secrets")["stringData"]
-    assert set(api) == {"redis-url", "milvus-url", "api-key"}
+    assert set(api) == {"redis-url", "milvus-url", "api-key", "tester-key"}
+    assert api["tester-key"] != api["api-key"]
     redis = urlparse(api["redis-url"])
     assert redis.password == rendered.find("Secret", "redis-credentials")["stringData"]["password"]
     assert redis.hostname == "redis.estate.svc.cluster.local" and redis.port == 6379

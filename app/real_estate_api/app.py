@@ -194,10 +194,14 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
     async def refused(_: Request, error: Refused):
         return JSONResponse({"error": error.message, "request_id": request_id.get()}, status_code=error.status, headers=error.headers)
 
+    tester_key = settings.tester_key.encode()
+
     def assignment_for(request: Request, response: Response, body_user: Optional[str] = None) -> Assignment:
         user = user_id(request.headers, request.cookies, body_user)
         activity.seen(user)
-        assignment = assign(props, user, request.headers)
+        offered = request.headers.get("x-tester-key", "").encode()
+        tester = bool(tester_key) and hmac.compare_digest(offered, tester_key)
+        assignment = assign(props, user, request.headers, tester)
         response.headers.update(assignment.headers())
         return assignment
 

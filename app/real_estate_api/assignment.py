@@ -62,14 +62,15 @@ def user_id(headers: Mapping[str, str], cookies: Mapping[str, str], body_user_id
     return None
 
 
-def assign(properties: Properties, user: Optional[str], headers: Mapping[str, str]) -> Assignment:
+def assign(properties: Properties, user: Optional[str], headers: Mapping[str, str], tester: bool = False) -> Assignment:
     ab = properties.ab_test
     variant = "b" if ab.enabled and _in_share("ab_test", user, ab.variant_b_percent) else "a"
     release = properties.grey_release
     grey = False
     if release.enabled:
-        # Testers: "<header>: on" joins the cohort, "off" leaves it, whatever their hash says.
-        override = headers.get(release.header.lower(), "").strip().lower()
+        # Testers (the tester key checked by the caller): "<header>: on" joins the cohort, "off" leaves it, whatever
+        # their hash says. Anyone else's header is ignored.
+        override = headers.get(release.header.lower(), "").strip().lower() if tester else ""
         grey = override == "on" or (override != "off" and _in_share("grey_release", user, release.percent))
     return Assignment(
         variant=variant,

@@ -83,6 +83,8 @@ class Settings:
     api_key: str
     properties: Properties
     build_revision: str
+    # Required with the grey-release header: only its holders choose their cohort. Empty: nobody can.
+    tester_key: str = ""
     # Seconds each dependency gets to answer a health probe; also the cache's per-operation budget.
     readiness_timeout: float = 1.0
     # Seconds a vector search or insert may take before the rule engine answers instead.
@@ -249,6 +251,7 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         redis_url=_url(env, "REDIS_URL", ("redis", "rediss")),
         milvus_url=_url(env, "MILVUS_URL", ("http", "https")),
         api_key=api_key,
+        tester_key=_tester_key(env),
         properties=load_properties(Path(env.get("APP_PROPERTIES", DEFAULT_PROPERTIES))),
         build_revision=env.get("BUILD_REVISION", "unknown"),
         readiness_timeout=env_seconds(env, "READINESS_TIMEOUT_SECONDS", 1.0),
@@ -264,6 +267,13 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         body_timeout=env_seconds(env, "BODY_READ_TIMEOUT_SECONDS", 10.0, high=60),
         max_in_flight=_count(env, "MAX_IN_FLIGHT_REQUESTS", 256, 10_000),
     )
+
+
+def _tester_key(env: Mapping[str, str]) -> str:
+    key = env.get("TESTER_KEY", "")
+    if key and len(key) < MIN_API_KEY_LENGTH:
+        raise SettingsError(f"TESTER_KEY must be empty or at least {MIN_API_KEY_LENGTH} characters")
+    return key
 
 
 def env_seconds(env: Mapping[str, str], name: str, default: float, high: float = 30) -> float:

@@ -18,6 +18,7 @@ from real_estate_api.config import load_settings  # noqa: E402
 from tests.services import MilvusLiteServer, PostgresServer, RedisServer, free_port, wait_for_port  # noqa: E402
 
 API_KEY = "test-api-key-0123456789abcdef"
+TESTER_KEY = "test-tester-key-0123456789abcdef"
 PROPERTIES = """\
 app.name=real-estate-ai
 app.version=1.4.2
@@ -69,6 +70,7 @@ def env(postgres, redis_server, milvus, properties_file):
         "REDIS_URL": redis_server.url(),
         "MILVUS_URL": milvus.url(),
         "API_KEY": API_KEY,
+        "TESTER_KEY": TESTER_KEY,
         "APP_PROPERTIES": str(properties_file),
         "BUILD_REVISION": "abc1234",
         # Faster than production's 2 s / 5 s / 10 s so fault tests see state changes quickly.

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from real_estate_api.app import create_app
 from real_estate_api.assignment import assign, bucket, user_id
 from real_estate_api.config import load_properties, load_settings
-from tests.app.conftest import PROPERTIES
+from tests.app.conftest import PROPERTIES, TESTER_KEY
 from tests.app.helpers import AUTH, SHANGHAI, add_listings, metric
 
 EXPERIMENT = PROPERTIES.replace("grey_release.enabled=false\ngrey_release.percent=0\n", "") + """\
@@ -61,16 +61,19 @@ def test_anonymous_users_get_variant_a_outside_the_grey_cohort(experiment):
 def test_testers_opt_in_and_out_of_the_grey_release_by_header(experiment):
     inside = next(f"u{i}" for i in range(1000) if assign(experiment, f"u{i}", {}).grey)
     outside = next(f"u{i}" for i in range(1000) if not assign(experiment, f"u{i}", {}).grey)
-    assert assign(experiment, outside, {"x-grey-release": "on"}).grey is True
-    assert assign(experiment, inside, {"x-grey-release": "off"}).grey is False
-    assert assign(experiment, None, {"x-grey-release": "on"}).grey is True
+    assert assign(experiment, outside, {"x-grey-release": "on"}, tester=True).grey is True
+    assert assign(experiment, inside, {"x-grey-release": "off"}, tester=True).grey is False
+    assert assign(experiment, None, {"x-grey-release": "on"}, tester=True).grey is True
+    # Anyone else's header changes nothing: their hash decides.
+    assert assign(experiment, outside, {"x-grey-release": "on"}).grey is False
+    assert assign(experiment, inside, {"x-grey-release": "off"}).grey is True
 
 
 def test_a_switched_off_feature_stays_off_for_the_grey_cohort(tmp_path):
     path = tmp_path / "app.properties"
     path.write_text(EXPERIMENT.replace("feature.valuation.enabled=true", "feature.valuation.enabled=false"))
     properties = load_properties(path)
-    assert assign(properties, None, {"x-grey-release": "on"}).feature_on(properties, "valuation") is False
+    assert assign(properties, None, {"x-grey-release": "on"}, tester=True).feature_on(properties, "valuation") is False
 
 
 def test_variants_and_cohorts_through_the_api(env, properties_file):
@@ -98,7 +101,14 @@ def test_variants_and_cohorts_through_the_api(env, properties_file):
         body = {"city": city, "area_sqm": 80, "bedrooms": 2}
         refused = client.post("/v1/valuations", json=body, headers={**AUTH, "X-User-ID": outside})
         assert refused.status_code == 404 and refused.headers["X-Grey-Cohort"] == "out"
-        opted_in = client.post("/v1/valuations", json=body, headers={**AUTH, "X-User-ID": outside, "X-Grey-Release": "on"})
+        # The header alone (any API key holder) changes nothing; with the tester key it opts in.
+        forced = client.post("/v1/valuations", json=body, headers={**AUTH, "X-User-ID": outside, "X-Grey-Release": "on"})
+        assert forced.status_code == 404 and forced.headers["X-Grey-Cohort"] == "out"
+        wrong = client.post("/v1/valuations", json=body, headers={**AUTH, "X-User-ID": outside, "X-Grey-Release": "on",
+                                                                 "X-Tester-Key": "t" * 40})
+        assert wrong.status_code == 404
+        opted_in = client.post("/v1/valuations", json=body, headers={**AUTH, "X-User-ID": outside, "X-Grey-Release": "on",
+                                                                    "X-Tester-Key": TESTER_KEY})
         assert opted_in.status_code == 200 and opted_in.headers["X-Grey-Cohort"] == "in"
         inside = next(u for u in (f"g{i}" for i in range(1000)) if bucket("grey_release", u) < 2000)
         assert client.post("/v1/valuations", json=body, headers=AUTH, cookies={"uid": inside}).status_code == 200

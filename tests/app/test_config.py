@@ -46,6 +46,10 @@ def test_valid_settings(base_env):
         ("APP_PROPERTIES", "/tmp", "APP_PROPERTIES: /tmp is a directory, not a properties file"),
         ("MAX_BODY_BYTES", "0", "MAX_BODY_BYTES must be a whole number from 1 to 10485760"),
         ("DATABASE_STATEMENT_TIMEOUT_SECONDS", "nan", "DATABASE_STATEMENT_TIMEOUT_SECONDS must be between 0 and 30"),
+        ("TESTER_KEY", "short", "TESTER_KEY must be empty or at least 16"),
+        ("MAX_IN_FLIGHT_REQUESTS", "0", "MAX_IN_FLIGHT_REQUESTS must be a whole number from 1 to 10000"),
+        ("BODY_READ_TIMEOUT_SECONDS", "61", "BODY_READ_TIMEOUT_SECONDS must be between 0 and 60"),
+        ("ACTIVE_USERS_FLUSH_SECONDS", "0", "ACTIVE_USERS_FLUSH_SECONDS must be between 0 and 300"),
     ],
 )
 def test_bad_environment_is_named(base_env, name, value, expected):
