@@ -114,13 +114,19 @@ def escalation_rules(settings: AlertingSettings, groups: dict[str, dict]) -> dic
 
 
 def source_rules(sources: Iterable[str]) -> dict:
-    """One alert per metrics source the stack's alerts read, firing while Prometheus has none of its series."""
+    """One alert per metrics source the stack's alerts read, firing while Prometheus has none of its series, or (a
+    scrape job) while none of its targets answers: a Probe's or a PodMonitor's targets exist with `up` 0 when what
+    they scrape is down or refused, and the alerts on their series then go silent. The API's own targets all down is
+    ApiDown (P0), not this."""
     rules = []
     for name in sorted(sources):
         selector = SOURCES.get(name) or job_source(name)
+        expr = f"absent({selector})" if " or " not in selector else f"absent(({selector}))"
+        if name not in SOURCES and name != "api":
+            expr += f" or max by (namespace) ({selector}) == 0"
         rules.append({
             "alert": "MetricsSourceMissing",
-            "expr": f"absent({selector})" if " or " not in selector else f"absent(({selector}))",
+            "expr": expr,
             "for": "15m",
             "keep_firing_for": "5m",
             # Acknowledging one missing source is not acknowledging the others.
@@ -135,14 +141,15 @@ def source_rules(sources: Iterable[str]) -> dict:
 
 
 def postgres_rules(postgres: PostgresSettings) -> dict:
-    """The replication alerts whose thresholds are the stack's Patroni settings."""
+    """The replication alerts whose thresholds are the stack's Patroni settings and instance count."""
     lag = byte_count(postgres.patroni.maximum_lag_on_failover)
+    # A replica the primary sends WAL to, catching up or streaming (postgres_exporter's pg_stat_replication rows).
+    replicas = 'pg_stat_replication_pg_wal_lsn_diff{job="postgres-exporter", namespace="$namespace", state=~"streaming|catchup"}'
     rules = [{
         "alert": "PostgresReplicaLagging",
         # Measured by the primary in one query (postgres_exporter: pg_current_wal_lsn() - replay_lsn per standby), so
         # no scrape skew between members reads as lag. Patroni never promotes a replica this far behind.
-        "expr": (f'max by (namespace, application_name) (pg_stat_replication_pg_wal_lsn_diff{{job="postgres-exporter", '
-                 f'namespace="$namespace", state="streaming"}}) > {lag}'),
+        "expr": f"max by (namespace, application_name) ({replicas}) > {lag}",
         "for": "5m",
         "labels": {"severity": "P2", "service": "postgres"},
         "annotations": {
@@ -152,8 +159,25 @@ def postgres_rules(postgres: PostgresSettings) -> dict:
             "runbook_url": "docs/runbooks/postgres-replica-lagging.md",
         },
     }]
-    # A standby cluster replicates from another region, never synchronously.
-    if postgres.patroni.synchronous and not (postgres.standby and postgres.standby.enabled):
+    standby_cluster = postgres.standby is not None and postgres.standby.enabled
+    if postgres.instances > 1 and not standby_cluster:
+        expected = postgres.instances - 1
+        rules.append({
+            "alert": "PostgresReplicaNotStreaming",
+            # Fewer replicas receiving WAL from the primary than the cluster has: one is down, disconnected, or
+            # replaying from the archive because it fell too far behind (no pg_stat_replication row at all). Judged
+            # only while the exporter answers (else MetricsSourceMissing).
+            "expr": (f"(count by (namespace) ({replicas}) < {expected} or absent({replicas}) - 1)\n"
+                     f'  and on (namespace) max by (namespace) (up{{job="postgres-exporter", namespace="$namespace"}}) == 1'),
+            "for": "10m",
+            "labels": {"severity": "P2", "service": "postgres"},
+            "annotations": {
+                "summary": f"{{{{ $value }}}} of {expected} PostgreSQL replicas receive WAL from the primary in {{{{ $labels.namespace }}}}",
+                "runbook_url": "docs/runbooks/postgres-replica-not-streaming.md",
+            },
+        })
+    # A standby cluster replicates from another region, never synchronously; one instance has no standby to choose.
+    if postgres.patroni.synchronous and postgres.instances > 1 and not standby_cluster:
         rules.append({
             "alert": "PostgresSynchronousStandbyMissing",
             # A leader and no synchronous standby: Patroni lets commits go on without one (not strict mode), so a

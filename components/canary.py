@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 from components.component import Component
 from components.routes import flagger_matches
 from components.single_pod import single_pod_service
+from components.slo_rules import REFUSED
 from components.workload import (
     SecretKeyRef,
     container_security_context,
@@ -44,7 +45,7 @@ SMOKE_SCRIPT = Path(__file__).resolve().parent.parent / "ops" / "release" / "smo
 # The API's pods of the version under test: Deployment 'api' names them api-<replicaset>-<pod>; the primary's pods
 # (api-primary-<replicaset>-<pod>) have one segment more and do not match (PromQL regexes match the whole value).
 CANARY_PODS = '{{ target }}-[0-9a-zA-Z]+(-[0-9a-zA-Z]+)'
-_USER_REQUESTS = f'namespace="{{{{ namespace }}}}", pod=~"{CANARY_PODS}", route=~"/v1/.+"'
+_USER_REQUESTS = f'namespace="{{{{ namespace }}}}", pod=~"{CANARY_PODS}", route=~"/v1/.+", status!~"{REFUSED}"'
 # Percent of the canary's user requests (the /v1 routes) that failed with a server error. No errors at all is 0, not
 # "no data"; no requests at all is no data, which Flagger counts as a failed check.
 ERROR_RATE_QUERY = (
@@ -78,7 +79,7 @@ def load_command(settings: CanarySettings, canary_url: str) -> str:
     """hey: -q is per worker, so one worker sends load_rps, from before the first step to the end of the analysis
     (started by the pre-rollout webhook: the first check then already has a minute of traffic)."""
     return (f"hey -z {load_seconds(settings)}s -q {settings.load_rps} -c 1 -m POST -T application/json "
-            f"-H \"X-API-Key: $(cat {API_KEY_FILE})\" -H 'X-User-ID: canary-load' -d '{LOAD_REQUEST}' "
+            f"-H \"X-API-Key: $(cat {API_KEY_FILE})\" -H 'X-User-ID: canary-load' -H 'X-Synthetic: canary' -d '{LOAD_REQUEST}' "
             f"{canary_url}/v1/recommendations")
 
 

@@ -37,25 +37,29 @@ def dashboards() -> list[Path]:
 
 @dataclass(frozen=True)
 class PodScrape:
-    """Every pod with `labels`, scraped at /metrics on a named container port or a port number (a port the pod's
-    owner does not name, like Patroni's REST API on the operator's pods)."""
+    """Every pod with `labels`, scraped at /metrics on its container port named `port`, or on `other_port` of the
+    same pod: a port no container declares (Patroni's REST API on the operator's pods), which prometheus-operator's
+    `portNumber` would never find (it keeps only targets of a declared container port)."""
 
     labels: dict[str, str]
-    port: str | int
+    port: str
+    other_port: Optional[int] = None
     # https without verifying the server: Patroni serves its API with the cluster's own CA, which lives in a Secret
     # Prometheus cannot read; the metrics are not secret and the connection stays in the cluster (the operator's
     # own PMM integration scrapes it the same way).
     https_unverified: bool = False
 
     def endpoint(self, job: str) -> dict:
-        endpoint = {"portNumber": self.port} if isinstance(self.port, int) else {"port": self.port}
+        endpoint: dict = {"port": self.port}
         if self.https_unverified:
             endpoint |= {"scheme": "https", "tlsConfig": {"insecureSkipVerify": True}}
-        return {
-            **endpoint, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s",
-            # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
-            "relabelings": [{"targetLabel": "job", "replacement": job}],
-        }
+        # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
+        relabelings = [{"targetLabel": "job", "replacement": job}]
+        if self.other_port is not None:
+            # The pod's address with the other port (IPv6 addresses keep their brackets).
+            relabelings.append({"sourceLabels": ["__address__"], "regex": "(.+):[0-9]+", "targetLabel": "__address__",
+                                "replacement": f"$1:{self.other_port}"})
+        return {**endpoint, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s", "relabelings": relabelings}
 
 
 @dataclass

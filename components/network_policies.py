@@ -56,10 +56,16 @@ class ExternalFlow:
 
 @dataclass(frozen=True)
 class MetricsPort:
-    """A port the monitoring namespace's Prometheus scrapes."""
+    """A port the monitoring namespace's Prometheus scrapes; with `prometheus_only`, only its Prometheus pods (the
+    blackbox exporter fetches any URL it is asked with the API key: no other pod there may ask it)."""
 
     target: Peer
     port: int
+    prometheus_only: bool = False
+
+
+# The labels prometheus-operator gives every Prometheus server pod.
+PROMETHEUS_PODS = {"app.kubernetes.io/name": "prometheus"}
 
 
 @dataclass(frozen=True)
@@ -209,12 +215,14 @@ class NetworkPolicies(Component):
     def _edge_policies(self) -> None:
         """Traffic from outside the namespace: scrapes, ACME challenges, a public Service."""
         a = self._args
-        ports_by_target: dict[Peer, list[int]] = {}
+        ports_by_target: dict[tuple[Peer, bool], list[int]] = {}
         for metrics in a.metrics_ports:
-            ports_by_target.setdefault(metrics.target, []).append(metrics.port)
-        for target, ports in ports_by_target.items() if a.monitoring_namespace else ():
-            self._ingress(f"allow-monitoring-to-{peer_name(target)}", peer_selector(target, a.stack),
-                          [_namespace(a.monitoring_namespace)], ports)
+            ports_by_target.setdefault((metrics.target, metrics.prometheus_only), []).append(metrics.port)
+        for (target, prometheus_only), ports in ports_by_target.items() if a.monitoring_namespace else ():
+            peer = _namespace(a.monitoring_namespace)
+            if prometheus_only:
+                peer = {**peer, "podSelector": {"matchLabels": PROMETHEUS_PODS}}
+            self._ingress(f"allow-monitoring-to-{peer_name(target)}", peer_selector(target, a.stack), [peer], ports)
         for flow in a.namespace_flows:
             self._ingress(f"allow-{flow.namespace}-to-{peer_name(flow.target)}", peer_selector(flow.target, a.stack),
                           [_namespace(flow.namespace)], [flow.port])

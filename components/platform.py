@@ -106,7 +106,7 @@ METRICS_PORTS = [MetricsPort(API, HTTP_PORT), MetricsPort(milvus_module.NAME, mi
                  MetricsPort(redis_module.NAME, redis_module.METRICS_PORT),
                  MetricsPort(postgres_exporter_module.NAME, postgres_exporter_module.PORT),
                  MetricsPort(PG_INSTANCES, postgres_module.PATRONI_PORT),
-                 MetricsPort(probes_module.NAME, probes_module.PORT),
+                 MetricsPort(probes_module.NAME, probes_module.PORT, prometheus_only=True),
                  MetricsPort(dingtalk_bridge_module.NAME, dingtalk_bridge_module.PORT)]
 
 
@@ -141,7 +141,8 @@ def external_flows(config: PlatformConfig) -> list[ExternalFlow]:
     if probes_enabled(config):
         # The public URL's address: outside the cluster where its load balancer does not short-circuit.
         url = urllib.parse.urlsplit(probes_module.public_url(config.monitoring.probes, config.ingress))
-        result.append(ExternalFlow(probes_module.NAME, url.port or (443 if url.scheme == "https" else 80), (), "public-url"))
+        result.append(ExternalFlow(probes_module.NAME, url.port or (443 if url.scheme == "https" else 80),
+                                   tuple(config.monitoring.probes.cidrs), "public-url"))
     external = config.milvus.external_s3
     if external is not None:
         users = MILVUS_STORE_USERS if config.backups.enabled else MILVUS_STORE_USERS[:1]
@@ -412,8 +413,8 @@ class Platform(Component):
                     scrape={"milvus": "metrics", "redis": "metrics", postgres_exporter_module.NAME: "metrics"},
                     pod_scrape={"api": PodScrape(API_POD_LABELS, "http"),
                                 # Each member's role, replication position and leader lock (Patroni's /metrics).
-                                "patroni": PodScrape(postgres_module.INSTANCE_PODS, postgres_module.PATRONI_PORT,
-                                                     https_unverified=True)},
+                                "patroni": PodScrape(postgres_module.INSTANCE_PODS, postgres_module.PORT_NAME,
+                                                     other_port=postgres_module.PATRONI_PORT, https_unverified=True)},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                     sources=monitoring_sources(c),
                     postgres=c.postgres,

@@ -22,6 +22,8 @@ from components.component import Component
 
 NAME = "postgres"
 PORT = 5432
+# The name the operator gives the database container's port (its internal/naming PortPostgreSQL), the only one it declares.
+PORT_NAME = "postgres"
 PATRONI_PORT = 8008
 PGBACKREST_PORT = 8432
 INSTANCE_SET = "instance1"

@@ -45,16 +45,19 @@ def public_url(probes: ProbeSettings, ingress: IngressSettings) -> str:
 
 def blackbox_config(https: bool, key_file: str = KEY_FILE) -> dict:
     """blackbox.yml: the two modules; no secret (the key is a file)."""
-    common = {"preferred_ip_protocol": "ip4", **({"fail_if_not_ssl": True} if https else {})}
+    # No redirects: a redirect would take the key (sent on every request) to whatever host it names.
+    common = {"preferred_ip_protocol": "ip4", "follow_redirects": False, **({"fail_if_not_ssl": True} if https else {})}
     return {"modules": {
         "ready": {"prober": "http", "timeout": "5s", "http": {"method": "GET", "valid_status_codes": [200], **common}},
         "recommendation": {"prober": "http", "timeout": "5s", "http": {
             "method": "POST",
-            "headers": {"Content-Type": "application/json"},
+            # Synthetic: the API keeps it out of the business metrics and the active users (real requests all the same).
+            "headers": {"Content-Type": "application/json", "X-Synthetic": "blackbox"},
             "http_headers": {"X-API-Key": {"files": [key_file]}},
             "body": json.dumps(RECOMMENDATION, separators=(",", ":")),
             "valid_status_codes": [200],
-            "fail_if_body_not_matches_regexp": ['"items":\\s*\\['],
+            # At least one listing: an empty answer is no recommendation.
+            "fail_if_body_not_matches_regexp": ['"items":\\s*\\[\\s*\\{'],
             **common,
         }},
     }}

@@ -12,7 +12,10 @@ from __future__ import annotations
 from settings.slo import LATENCY_BOUNDS, SloSettings, window_minutes
 
 ALERT = "ErrorBudgetBurn"
-USER_ROUTES = 'job="api", namespace="$namespace", route=~"/v1/.+"'
+# Requests answered without running their route (no key, a body too large or too slow, the client gone:
+# app.REFUSED_BEFORE_RUNNING) are no user's experience of the service. 503s are: the service refused them.
+REFUSED = '401|408|413|499'
+USER_ROUTES = f'job="api", namespace="$namespace", route=~"/v1/.+", status!~"{REFUSED}"'
 API = 'job="api", namespace="$namespace"'
 
 

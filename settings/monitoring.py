@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from settings.slo import SloSettings
-from settings.values import DnsLabel, Image, SemVer, Settings, Text, matching
+from settings.values import Cidr, DnsLabel, Image, SemVer, Settings, Text, matching
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
@@ -196,7 +196,11 @@ class MonitoringInstallSettings(Settings):
     # prometheus-community/helm-charts: 88.3.0 is the newest chart bundling prometheus-operator v0.93.0, the CRDs
     # the tests validate against.
     chart_version: SemVer = "88.3.0"
-    retention: Annotated[str, matching(re.compile(r"[1-9][0-9]{0,3}[hdw]"), "a retention like '7d' (hours, days or weeks)")] = "7d"
+    # At least the SLO window: the error budget is computed over what Prometheus still holds.
+    retention: Annotated[str, matching(re.compile(r"[1-9][0-9]{0,3}[hdw]"), "a retention like '7d' (hours, days or weeks)")] = "30d"
+
+    def retention_days(self) -> float:
+        return int(self.retention[:-1]) * {"h": 1 / 24, "d": 1, "w": 7}[self.retention[-1]]
 
 
 class ProbeSettings(Settings):
@@ -209,6 +213,9 @@ class ProbeSettings(Settings):
     interval_seconds: Annotated[int, Field(ge=10, le=300)] = 30
     # The public base URL; unset: https://<ingress.host> (http:// without ingress.tls).
     url: Optional[HttpUrl] = None
+    # The public URL's addresses (its load balancer's), the only ones outside the cluster the probes may reach;
+    # empty: any public address on the URL's port.
+    cidrs: Annotated[list[Cidr], Field(max_length=16)] = []
 
 
 class MonitoringSettings(Settings):
@@ -242,4 +249,8 @@ class MonitoringSettings(Settings):
             raise ValueError("install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true")
         if self.install.enabled and (self.prometheus_url or self.alertmanager_url):
             raise ValueError("prometheusUrl and alertmanagerUrl are the installed chart's with install.enabled: leave them unset")
+        if self.install.enabled and self.slos.objectives() and self.install.retention_days() < self.slos.window_days:
+            raise ValueError(f"install.retention {self.install.retention} is shorter than slos.windowDays "
+                             f"({self.slos.window_days} days): the error budget would be computed over less than its window; "
+                             f"keep {self.slos.window_days}d or more")
         return self

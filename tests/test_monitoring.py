@@ -6,6 +6,7 @@ credentials live only in a Secret."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -93,13 +94,18 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
     assert pod_monitor["spec"]["selector"]["matchLabels"].items() <= primary_pods.items()
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == "http" and endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "api"}]
-    # Every PostgreSQL member's Patroni API (the operator names no container port for it: by number), over TLS.
+    # Every PostgreSQL member's Patroni API over TLS. The operator declares only the database port ("postgres") on
+    # the container; prometheus-operator keeps the targets of a declared port, then our relabeling moves each to 8008.
     patroni = pod_monitors["patroni"]["spec"]
     assert patroni["selector"] == {"matchLabels": INSTANCE_PODS}
     (endpoint,) = patroni["podMetricsEndpoints"]
-    assert endpoint == {"portNumber": 8008, "scheme": "https", "tlsConfig": {"insecureSkipVerify": True}, "path": "/metrics",
-                        "interval": "15s", "scrapeTimeout": "10s",
-                        "relabelings": [{"targetLabel": "job", "replacement": "patroni"}]}
+    assert endpoint["port"] == "postgres" and "portNumber" not in endpoint
+    assert (endpoint["scheme"], endpoint["tlsConfig"]) == ("https", {"insecureSkipVerify": True})
+    job, address = endpoint["relabelings"]
+    assert job == {"targetLabel": "job", "replacement": "patroni"} and address["targetLabel"] == "__address__"
+    # Prometheus anchors relabeling regexes (RE2, full match); Python's fullmatch does the same here.
+    for before, after in (("10.1.2.3:5432", "10.1.2.3:8008"), ("[fd00::1]:5432", "[fd00::1]:8008")):
+        assert re.fullmatch(address["regex"], before).expand(address["replacement"].replace("$1", "\\1")) == after
     cluster = rendered.find("PerconaPGCluster", "postgres")["spec"]
     assert cluster.get("patroni", {}).get("port", 8008) == 8008
     services = _of(rendered, "Service").values()

@@ -219,7 +219,7 @@ def test_monitoring_defaults():
     assert (monitoring.enabled, monitoring.selector_labels, monitoring.namespace, monitoring.runbook_base_url) == (
         True, {}, "monitoring", None)
     assert monitoring.alerting == AlertingSettings(notify=False)
-    assert MonitoringInstallSettings().model_dump() == {"enabled": False, "chart_version": "88.3.0", "retention": "7d"}
+    assert MonitoringInstallSettings().model_dump() == {"enabled": False, "chart_version": "88.3.0", "retention": "30d"}
     assert monitoring.install == MonitoringInstallSettings()
 
 
@@ -258,7 +258,7 @@ def test_installing_monitoring_needs_its_objects():
 def test_probe_defaults_and_bounds():
     from settings.monitoring import ProbeSettings
 
-    assert ProbeSettings().model_dump() == {"enabled": False, "image": "quay.io/prometheus/blackbox-exporter:v0.28.0",
+    assert ProbeSettings().model_dump() == {"enabled": False, "image": "quay.io/prometheus/blackbox-exporter:v0.28.0", "cidrs": [],
                                             "interval_seconds": 30, "url": None}
     assert ProbeSettings(interval_seconds=10).interval_seconds == 10 and ProbeSettings(interval_seconds=300).interval_seconds == 300
     assert errors(ProbeSettings, interval_seconds=9) == ["Input should be greater than or equal to 10"]
@@ -266,3 +266,17 @@ def test_probe_defaults_and_bounds():
     assert ProbeSettings(url="https://api.example.com:8443/base").url == "https://api.example.com:8443/base"
     assert errors(ProbeSettings, url="https://api.example.com/?key=1\n") == [
         "Value error, 'https://api.example.com/?key=1\\n' is not an http(s) URL without query or fragment"]
+
+
+def test_an_installed_prometheus_keeps_the_slo_window():
+    from settings.slo import SloSettings
+
+    assert MonitoringSettings(install={"enabled": True, "retention": "30d"}).install.retention_days() == 30
+    assert MonitoringSettings(install={"enabled": True, "retention": "5w"}).install.retention_days() == 35
+    assert errors(MonitoringSettings, install={"enabled": True, "retention": "719h"}) == [
+        "Value error, install.retention 719h is shorter than slos.windowDays (30 days): the error budget would be computed "
+        "over less than its window; keep 30d or more"]
+    # A shorter window, or no objective at all, needs no more.
+    assert MonitoringSettings(install={"enabled": True, "retention": "7d"}, slos=SloSettings(window_days=7)).slos.window_days == 7
+    none = SloSettings(availability=None, latency=None, recommendation_success=None, valuation_accuracy=None)
+    assert MonitoringSettings(install={"enabled": True, "retention": "1d"}, slos=none).install.retention == "1d"

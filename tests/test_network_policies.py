@@ -268,6 +268,10 @@ def test_the_probes_reach_the_gateways_proxies_on_any_port_and_prometheus_reache
     assert not allowed(policies, _pod(pods, "blackbox"), _pod(pods, "api"), 8000)
     prometheus = ({"app.kubernetes.io/name": "prometheus"}, {"kubernetes.io/metadata.name": "monitoring"}, False)
     assert allowed(policies, prometheus, _pod(pods, "blackbox"), 9115)
+    # It fetches any URL it is asked for with the API key: no other pod of the monitoring namespace may ask it.
+    grafana = ({"app.kubernetes.io/name": "grafana"}, {"kubernetes.io/metadata.name": "monitoring"}, False)
+    assert not allowed(policies, grafana, _pod(pods, "blackbox"), 9115)
+    assert allowed(policies, grafana, _pod(pods, "api"), 8000) is allowed(policies, prometheus, _pod(pods, "api"), 8000)
     # Each PostgreSQL member's Patroni API, and not its database port.
     member = ({**pg.INSTANCE_PODS}, {"kubernetes.io/metadata.name": NAMESPACE}, True)
     assert allowed(policies, prometheus, member, pg.PATRONI_PORT)

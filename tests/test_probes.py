@@ -92,3 +92,17 @@ def test_no_recommendation_is_expected_where_not_everyone_gets_one(rendered_stac
     grey = config.app_config.grey_release.model_copy(update={"enabled": True, "percent": 10, "features": ["recommendation"]})
     behind = config.model_copy(update={"app_config": config.app_config.model_copy(update={"grey_release": grey})})
     assert not recommendation_for_everyone(behind)
+
+
+def test_the_recommendation_probe_needs_an_item_and_says_it_is_synthetic():
+    import re
+
+    from components.probes import blackbox_config
+
+    http = blackbox_config(https=True)["modules"]["recommendation"]["http"]
+    (pattern,) = http["fail_if_body_not_matches_regexp"]
+    assert re.search(pattern, '{"model":"hybrid","items":[{"listing_id":1}]}')
+    assert not re.search(pattern, '{"model":"hybrid","items":[]}') and not re.search(pattern, '{"items": [ ]}')
+    assert http["headers"]["X-Synthetic"] == "blackbox"
+    # No redirect: it would carry the key to the host it names.
+    assert all(m["http"]["follow_redirects"] is False for m in blackbox_config(https=True)["modules"].values())

@@ -233,7 +233,7 @@ def test_written_secrets_are_redacted(stack, rendered_stacks, tmp_path):
     for secret in rendered.secret_values:
         assert secret not in text
     api_secret = yaml.safe_load((tmp_path / "secret-api-secrets.yaml").read_text())
-    assert api_secret["stringData"] == {k: REDACTED for k in ("redis-url", "milvus-url", "api-key")}
+    assert api_secret["stringData"] == {k: REDACTED for k in ("redis-url", "milvus-url", "api-key", "tester-key")}
 
 
 def test_api_key_output_is_secret(rendered_stacks):

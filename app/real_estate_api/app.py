@@ -40,6 +40,9 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # nginx's status for a client that went away before the answer: recorded, never sent.
 CLIENT_CLOSED = 499
+# Answered without running the route (GuardRequests), or the client gone: counted under the route, yet no user's
+# experience of the service (the alert rules' user-facing selectors leave them out: components/slo_rules.py).
+REFUSED_BEFORE_RUNNING = frozenset({401, 408, 413, CLIENT_CLOSED})
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9._:-]{1,128}$"
 # A valuation within 10 % of the reported actual price counts as accurate (the spec's accuracy metric).
 ACCURATE_WITHIN = 0.10
@@ -198,7 +201,8 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
 
     def assignment_for(request: Request, response: Response, body_user: Optional[str] = None) -> Assignment:
         user = user_id(request.headers, request.cookies, body_user)
-        activity.seen(user)
+        if not synthetic(request):
+            activity.seen(user)
         offered = request.headers.get("x-tester-key", "").encode()
         tester = bool(tester_key) and hmac.compare_digest(offered, tester_key)
         assignment = assign(props, user, request.headers, tester)
@@ -244,9 +248,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         require(assignment, "recommendation")
         model = assignment.recommendation_model
         top_k = wish.top_k or props.recommendation_top_k
-        metrics.recommendation_requests.labels(model, assignment.variant, assignment.cohort).inc()
+        # Counted before it runs: a request that fails is a request without success.
+        counted = not synthetic(request)
+        if counted:
+            metrics.recommendation_requests.labels(model, assignment.variant, assignment.cohort).inc()
         answer = await recommender.recommend(wish, model, top_k)
-        if answer["items"]:
+        if counted and answer["items"]:
             metrics.recommendation_success.labels(model, assignment.variant, assignment.cohort).inc()
         return {"model": model, "variant": assignment.variant, "top_k": top_k, **answer}
 
@@ -286,6 +293,12 @@ def create_app(settings: Settings, stores: Optional[Stores] = None) -> FastAPI:
         return {"valuation_id": str(valuation_id), "absolute_percentage_error": round(error, 4)}
 
     return app
+
+
+def synthetic(request: Request) -> bool:
+    """A monitoring probe's request (X-Synthetic): served like any other, kept out of the business metrics and the
+    active users, which are about people."""
+    return "x-synthetic" in request.headers
 
 
 async def _send_json(send, status: int, body: dict, headers: tuple = ()) -> None:
@@ -338,26 +351,30 @@ class GuardRequests:
             await self.app(scope, receive, send)
             return
         too_large = {"error": f"request body larger than {self.max_body_bytes} bytes", "request_id": request_id.get()}
+        # The rest of a refused body is never read: the connection closes after the answer.
+        closing = ((b"connection", b"close"),)
         length = headers.get(b"content-length", b"0")
         if not length.isdigit() or int(length) > self.max_body_bytes:
-            await _send_json(send, 413, too_large)
+            await _send_json(send, 413, too_large, closing)
             return
         body, more = b"", True
-        while more:
-            try:
-                message = await asyncio.wait_for(receive(), self.body_timeout)
-            except asyncio.TimeoutError:
-                await _send_json(send, 408, {"error": f"request body not received within {self.body_timeout:g} s",
-                                             "request_id": request_id.get()})
-                return
-            if message["type"] == "http.disconnect":
-                scope["client_closed"] = True
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:  # chunked uploads have no Content-Length to check first
-                await _send_json(send, 413, too_large)
-                return
+        try:
+            # One deadline for the whole body: a client sending a byte every few seconds holds no slot for days.
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        scope["client_closed"] = True
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body_bytes:  # chunked uploads have no Content-Length to check first
+                        await _send_json(send, 413, too_large, closing)
+                        return
+        except TimeoutError:
+            await _send_json(send, 408, {"error": f"request body not received within {self.body_timeout:g} s",
+                                         "request_id": request_id.get()}, closing)
+            return
         replayed = False
 
         async def replay():
@@ -422,6 +439,9 @@ class ObserveRequests:
                 status = CLIENT_CLOSED
             self.metrics.http_in_flight.dec()
             self.metrics.http_requests.labels(method, template, str(status)).inc()
-            self.metrics.http_duration.labels(method, template).observe(elapsed)
+            # A request refused before it ran (or a client gone) is no measure of the service's speed: a stalled body
+            # would read as a 10 s answer.
+            if status not in REFUSED_BEFORE_RUNNING:
+                self.metrics.http_duration.labels(method, template).observe(elapsed)
             log.info("request", extra={"method": method, "route": template, "status": status, "duration_ms": round(elapsed * 1000, 2)})
             request_id.reset(token)

@@ -103,7 +103,7 @@ class Settings:
     activity_interval: float = 15.0
     # Largest request body read; larger ones are refused with 413 before parsing.
     max_body_bytes: int = 65536
-    # Seconds each chunk of a request body may take to arrive (408 after): a stalled client frees its slot.
+    # Seconds a whole request body may take to arrive (408 after): a slow or stalled client frees its slot.
     body_timeout: float = 10.0
     # /v1/ requests one pod serves at once; beyond, 503 with Retry-After at once (probes and metrics still answer).
     max_in_flight: int = 256

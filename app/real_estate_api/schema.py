@@ -74,9 +74,16 @@ INSERT INTO listings_quarantine (id, city, district, area_sqm, bedrooms, price, 
                                  idempotency_key, indexed_at)
 SELECT id, city, district, area_sqm, bedrooms, price, latitude, longitude, created_at, idempotency_key, indexed_at
 FROM moved;
-ALTER TABLE listings DROP CONSTRAINT IF EXISTS listings_within_bounds;
-ALTER TABLE listings ADD CONSTRAINT listings_within_bounds CHECK (NOT ({violation}));
+-- NOT VALID: checked for every new row at once, without scanning the table under the exclusive lock this takes;
+-- the existing rows are validated in a transaction of their own (VALIDATE), which reads and writes go on beside.
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'listings_within_bounds') THEN
+        ALTER TABLE listings ADD CONSTRAINT listings_within_bounds CHECK (NOT ({violation})) NOT VALID;
+    END IF;
+END $$;
 """.format(violation=sql_violation())
+# After the migration's commit: SHARE UPDATE EXCLUSIVE, so no query waits on the scan.
+VALIDATE = "ALTER TABLE listings VALIDATE CONSTRAINT listings_within_bounds"
 
 
 async def migrate(url: str, connect_kwargs: dict) -> bool:
@@ -86,15 +93,22 @@ async def migrate(url: str, connect_kwargs: dict) -> bool:
             await conn.execute("SET LOCAL lock_timeout = '2s'")
             await conn.execute("SET LOCAL statement_timeout = 0")
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            if await _current(conn) >= VERSION:
-                return False
-            await conn.execute(SCHEMA)
-            moved = await (await conn.execute("SELECT count(*) FROM listings_quarantine WHERE quarantined_at = now()")).fetchone()
-            if moved[0]:
-                log.warning("listings outside their bounds moved to listings_quarantine", extra={"listings": moved[0]})
-            await conn.execute("DELETE FROM schema_version")
-            await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (VERSION,))
-            return True
+            migrated = await _current(conn) < VERSION
+            if migrated:
+                await conn.execute(SCHEMA)
+                moved = await (await conn.execute("SELECT count(*) FROM listings_quarantine WHERE quarantined_at = now()")).fetchone()
+                if moved[0]:
+                    log.warning("listings outside their bounds moved to listings_quarantine", extra={"listings": moved[0]})
+                await conn.execute("DELETE FROM schema_version")
+                await conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (VERSION,))
+        # Until it succeeds (a pod that stopped before it), every start validates; then it is one SELECT.
+        async with conn.transaction():
+            pending = await (await conn.execute(
+                "SELECT NOT convalidated FROM pg_constraint WHERE conname = 'listings_within_bounds'")).fetchone()
+            if pending and pending[0]:
+                await conn.execute("SET LOCAL statement_timeout = 0")
+                await conn.execute(VALIDATE)
+        return migrated
 
 
 async def _current(conn: psycopg.AsyncConnection) -> int:

@@ -41,33 +41,35 @@ class _Refused(Exception):
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """A request is "reading headers" from its first byte (for the first request: from the connection) until its
+    headers are complete; only then are its bytes counted and timed. Bytes after that — a body, or the rest of a body
+    the app refused without reading — are not headers."""
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._reading_headers = True
-        self._header_bytes = 0
-        self._header_count = 0
-        self._header_size = 0
         self._header_timer: Optional[asyncio.TimerHandle] = None
-        self._arm()
+        self._refused = False
+        self._start_headers()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._reading_headers:
-            # Fed to the parser first: a chunk that ends the headers and carries body is not header bytes.
+        counted = self._reading_headers
+        if counted:
             self._header_bytes += len(data)
-            self._arm()
         super().data_received(data)
+        if self._reading_headers and not counted:
+            # A request began in this chunk (keep-alive): its bytes so far, at most this chunk.
+            self._header_bytes += len(data)
         if self._reading_headers and self._header_bytes > MAX_HEADER_BYTES:
             self._refuse(431, "request headers too large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_headers = True
-        self._header_count = 0
-        self._header_size = 0
+        if not self._reading_headers:
+            self._start_headers()
 
     def on_url(self, url: bytes) -> None:
         self._header_size += len(url)
@@ -80,7 +82,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
-        self._header_bytes = 0
         self._disarm()
         # Headers that arrived whole in one read are measured here; those still arriving, in data_received.
         refusal = ("too many request headers" if self._header_count > MAX_HEADERS
@@ -91,18 +92,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise _Refused()
         super().on_headers_complete()
 
-    def on_response_complete(self) -> None:
-        # The next request on this connection is counted from its own first byte.
-        self._reading_headers = True
-        self._header_bytes = 0
-        super().on_response_complete()
-
     def send_400_response(self, msg: str) -> None:
-        # The parser's error after a refusal above: the answer is already sent.
-        if not self.transport.is_closing():
+        # The parser's error after a refusal above: the answer is already decided.
+        if not self._refused:
             super().send_400_response(msg)
 
-    def _arm(self) -> None:
+    def _start_headers(self) -> None:
+        self._reading_headers = True
+        self._header_bytes = self._header_count = self._header_size = 0
         if self._header_timer is None:
             self._header_timer = self.loop.call_later(HEADER_TIMEOUT_SECONDS, self._headers_late)
 
@@ -113,13 +110,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _headers_late(self) -> None:
         self._header_timer = None
-        # Between requests uvicorn's keep-alive timer closes an idle connection; only a request begun and not
-        # finished with its headers is late.
-        if self._reading_headers and (self._header_bytes or self.cycle is None):
+        if self._reading_headers:
             self._refuse(408, "request headers not received in time")
 
     def _refuse(self, status: int, message: str) -> None:
-        if self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
+            return
+        self._refused = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request refused while the one before it is still answered: no answer of ours in the middle
+            # of that one's; the connection closes once it is complete.
+            self.cycle.keep_alive = False
+            self.transport.pause_reading()
             return
         body = message.encode()
         self.transport.write(b"".join([

@@ -264,3 +264,16 @@ def test_the_openapi_document_declares_every_answer(client):
         errors = document["paths"][path][method]["responses"]["401"]["content"]["application/json"]["schema"]
         assert errors == {"$ref": "#/components/schemas/ErrorBody"}
     assert set(document["components"]["schemas"]["ErrorBody"]["required"]) == {"error", "request_id"}
+
+
+def test_synthetic_requests_are_served_but_not_counted_as_users(client):
+    wish = {"user_id": f"synthetic-{uuid.uuid4().hex[:6]}", "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3,
+            "latitude": 31.2, "longitude": 121.5}
+    before = metric(client, "recommendation_requests_total")
+    response = client.post("/v1/recommendations", json=wish, headers={**AUTH, "X-Synthetic": "blackbox"})
+    assert response.status_code == 200
+    assert metric(client, "recommendation_requests_total") == before
+    assert wish["user_id"] not in client.app.state.activity._pending
+    client.post("/v1/recommendations", json=wish, headers=AUTH)
+    assert metric(client, "recommendation_requests_total") == before + 1
+    assert wish["user_id"] in client.app.state.activity._pending

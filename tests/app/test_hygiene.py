@@ -54,6 +54,8 @@ def test_absurd_rows_are_quarantined_and_valuations_served(client, postgres):
         _sql(postgres, "INSERT INTO listings (city, area_sqm, bedrooms, price, latitude, longitude) VALUES (%s, 1e-300, 1, 1000, 0, 0)", (city,))
     valuation = client.post("/v1/valuations", json={"city": city, "area_sqm": 100, "bedrooms": 3}, headers=AUTH)
     assert valuation.status_code == 200 and valuation.json()["comparables"] == 3
+    # Added NOT VALID (no scan under the exclusive lock), then validated in a transaction of its own.
+    assert _sql(postgres, "SELECT convalidated FROM pg_constraint WHERE conname = 'listings_within_bounds'") == [(True,)]
     # Migrated already: a second run changes nothing.
     assert client.portal.call(schema.migrate, settings.database_url, {}) is False
 

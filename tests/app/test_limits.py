@@ -144,3 +144,39 @@ def test_a_body_that_stops_arriving_is_refused_and_frees_its_slot(limited):
         sock.close()
     wish = {"user_id": "limits", "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, "latitude": 31.2, "longitude": 121.5}
     assert httpx.post(f"{base}/v1/recommendations", json=wish, headers={"X-API-Key": API_KEY}).status_code == 200
+
+
+def test_a_body_trickling_in_is_cut_at_one_deadline_for_the_whole_body(limited):
+    port, _ = limited
+    sock = _connect(port)
+    sock.sendall(b"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nX-API-Key: " + API_KEY.encode()
+                 + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+    started = time.monotonic()
+    sock.settimeout(0.3)
+    answer = b""
+    while not answer and time.monotonic() - started < 5:
+        sock.sendall(b" ")  # a byte every 0.3 s: each within any per-chunk timeout, the whole far past 1 s
+        try:
+            answer = sock.recv(65536)
+        except socket.timeout:
+            pass
+    assert b" 408 " in answer.split(b"\r\n", 1)[0] and b"connection: close" in answer.lower()
+    assert time.monotonic() - started < 2
+    sock.close()
+
+
+def test_a_body_refused_unread_gets_no_second_answer(limited):
+    port, _ = limited
+    with _connect(port) as sock:
+        # No key: 401 before the body is read; the body's bytes that follow are not a new request's headers.
+        sock.sendall(b"POST /v1/recommendations HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+        sock.settimeout(3)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 401 ")
+        sock.sendall(b"0123456789")  # the body, after its answer
+        time.sleep(1.5)  # past the 1 s header timeout
+        try:
+            rest = sock.recv(65536)
+        except socket.timeout:
+            rest = b""
+        assert b"HTTP/1.1" not in rest, rest

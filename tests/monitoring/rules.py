@@ -18,8 +18,8 @@ from settings.slo import SloSettings
 NAMESPACE = "real-estate"
 OTHER_NAMESPACE = "other-team"
 JOBS = ("api", "patroni", "milvus", "redis", "postgres-exporter", "blackbox")
-# Synchronous like prod, so every replication alert exists.
-POSTGRES = PostgresSettings(patroni=PatroniSettings(synchronous=True))
+# Three instances, synchronous, like prod: every replication alert exists.
+POSTGRES = PostgresSettings(instances=3, patroni=PatroniSettings(synchronous=True))
 ALL_SOURCES = (*JOBS, *SOURCES)
 
 

@@ -180,9 +180,13 @@ def _sources(rules: int, vector: int, milvus_up: tuple[int, ...] = (1, 1)) -> di
                      for i, up in enumerate(milvus_up)}
 
 
-def _replica_lag(lag_bytes: int, state: str = "streaming") -> dict[str, str]:
-    return {f'pg_stat_replication_pg_wal_lsn_diff{{job="postgres-exporter", namespace="{NS}", application_name="postgres-instance1-1-0", '
-            f'client_addr="10.0.0.7", state="{state}", slot_name=""}}': f"{lag_bytes}x20"}
+def _replica_lag(lag_bytes: int, state: str = "streaming", member: int = 1) -> dict[str, str]:
+    return {f'pg_stat_replication_pg_wal_lsn_diff{{job="postgres-exporter", namespace="{NS}", application_name="postgres-instance1-{member}-0", '
+            f'client_addr="10.0.0.{member}", state="{state}", slot_name=""}}': f"{lag_bytes}x20"}
+
+
+def _exporter(up: int) -> dict[str, str]:
+    return {f'up{{job="postgres-exporter", namespace="{NS}", instance="10.0.0.9:9187"}}': f"{up}x20"}
 
 
 def _probe(probe: str, values: str, instance: str = "https://api.example.com/ready") -> dict[str, str]:
@@ -212,9 +216,15 @@ CASES = [
     Case("PostgresSynchronousStandbyMissing", _patroni((1, 0, 0)), _patroni((1, 0, 0), sync=(0, 1, 0)), "8m", {"namespace": NS}),
     # 91 of 100 connections vs 89 (and 10 replication senders, which have their own slots).
     Case("PostgresConnectionsNearLimit", _connections((50, 40, 1)), _connections((50, 38, 1), others=10), "15m", {"namespace": NS}),
-    # One byte past maximumLagOnFailover (1Mi) vs exactly it.
+    # One byte past maximumLagOnFailover (1Mi) vs exactly it; a replica still catching up counts too.
     Case("PostgresReplicaLagging", _replica_lag(2**20 + 1), _replica_lag(2**20), "8m",
          {"application_name": "postgres-instance1-1-0", "namespace": NS}),
+    Case("PostgresReplicaLagging", _replica_lag(2**20 + 1, state="catchup"), _replica_lag(2**20 + 1, state="backup"), "8m"),
+    # Three instances: one replica receiving WAL vs two; none at all (no row) while the exporter answers vs while it
+    # does not (MetricsSourceMissing's).
+    Case("PostgresReplicaNotStreaming", {**_replica_lag(0), **_exporter(1)}, {**_replica_lag(0), **_replica_lag(0, member=2), **_exporter(1)},
+         "15m", {"namespace": NS}),
+    Case("PostgresReplicaNotStreaming", _exporter(1), _exporter(0), "15m", {"namespace": NS}),
     # p99 by interpolation in the (1 s, 2.5 s] bucket: 1.75 s (2 % slow) vs under 1 s (0.5 % slow); and slow calls
     # below one a second are not judged.
     Case("ApiModelServiceSlow", _milvus_calls(100, 0.02), _milvus_calls(100, 0.005), "20m", {"namespace": NS}),
@@ -340,6 +350,11 @@ CASES = [
     Case("VolumeFullSoon", _volume(used_from=0.3, used_to=0.6), _volume(used_from=0.55, used_to=0.6), "6h", step="5m"),
     Case("MetricsSourceMissing", source_series(but="api"), source_series(), "20m", {"source": "api"}),
     Case("MetricsSourceMissing", source_series(but="postgres-backups"), source_series(), "20m", {"source": "postgres-backups"}),
+    # Every blackbox target answering 0 (the exporter down or refused): the probes' alerts are silent, so this is not.
+    Case("MetricsSourceMissing",
+         {**source_series(but="blackbox"), f'up{{job="blackbox", namespace="{NS}", instance="https://api.example.com/ready"}}': "0x30"},
+         {**source_series(but="blackbox"), f'up{{job="blackbox", namespace="{NS}", instance="https://api.example.com/ready"}}': "0x5 1x25"},
+         "20m", {"source": "blackbox"}),
     Case("Watchdog", {}, {}, "1m", {"namespace": NS}),
 ]
 

@@ -45,6 +45,9 @@ def probed(tmp_path_factory):
     config = base / "blackbox.yml"
     config.write_text(json.dumps(blackbox_config(https=False, key_file=str(key))))
     api = ProbedApi(probe_seconds=2)
+    # One listing under the probe's budget: the recommendation probe needs an item in its answer.
+    listing = {"city": "Probed", "area_sqm": 90, "bedrooms": 2, "price": 1_000_000, "latitude": 31.2, "longitude": 121.5}
+    assert httpx.post(f"http://127.0.0.1:{api.port}/v1/listings", json=listing, headers={"X-API-Key": API_KEY}).status_code in (201, 202)
     port = free_port()
     exporter = subprocess.Popen([binary("blackbox_exporter"), f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"],
                                 stdout=subprocess.DEVNULL, stderr=open(base / "blackbox.log", "w"))
