@@ -79,19 +79,27 @@ def test_a_healthy_synchronous_cluster_raises_nothing(cluster):
 def test_a_replica_whose_replay_stops_is_seen_lagging(cluster):
     cluster, stack = cluster
     replica = _replica(cluster)
-    with psycopg.connect(f"host=127.0.0.1 port={replica.pg_port} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres",
-                         autocommit=True) as standby:
-        standby.execute("SELECT pg_wal_replay_pause()")
+    standby_url = f"host=127.0.0.1 port={replica.pg_port} user=postgres password={SUPERUSER_PASSWORD} dbname=postgres"
+    with psycopg.connect(cluster.conninfo(), autocommit=True) as db:
+        db.execute("CREATE TABLE hold (n int)")
+        # Replay holds behind a standby query for as long as it runs (Patroni resumes a paused replay by itself).
+        with psycopg.connect(standby_url, autocommit=True) as standby:
+            standby.execute("ALTER SYSTEM SET max_standby_streaming_delay = -1")
+            standby.execute("SELECT pg_reload_conf()")
+            wait_until(lambda: standby.execute("SELECT to_regclass('hold')").fetchone()[0], 30, "the table on the replica")
+        reader = psycopg.connect(standby_url)
         try:
-            # 2 MiB and more of WAL the replica receives (commits wait for its flush) but does not replay.
-            with psycopg.connect(cluster.conninfo(), autocommit=True) as db:
-                db.execute("CREATE TABLE IF NOT EXISTS filler AS SELECT generate_series(1, 100000) AS n")
+            reader.execute("SELECT * FROM hold")  # a transaction holding the table: the DROP cannot be replayed
+            # The DROP, then 3 MiB and more of WAL the replica receives (commits wait for its flush) but cannot replay.
+            db.execute("DROP TABLE hold")
+            db.execute("CREATE TABLE filler AS SELECT generate_series(1, 100000) AS n")
             (series,) = wait_until(lambda: stack.query(alerts()["PostgresReplicaLagging"]["expr"]), 60,
-                                   "the lag expression matching a replica that stopped replaying")
+                                   "the lag expression matching a replica whose replay is held")
             assert series["metric"]["application_name"] == replica.name and series["metric"]["namespace"] == "real-estate"
             assert float(series["value"][1]) > 2**20
         finally:
-            standby.execute("SELECT pg_wal_replay_resume()")
+            reader.rollback()
+            reader.close()
     wait_until(lambda: stack.query(alerts()["PostgresReplicaLagging"]["expr"]) == [], 60, "the replica catching up")
 
 

@@ -19,7 +19,7 @@ RELEASE = {"matchLabels": {"release": "kube-prometheus"}}
 PROMETHEUS = {"metadata": {"name": "kube-prometheus-kube-prome-prometheus", "namespace": "monitoring"},
               "spec": {"ruleSelector": RELEASE, "ruleNamespaceSelector": {}, "podMonitorSelector": RELEASE,
                        "podMonitorNamespaceSelector": {}, "serviceMonitorSelector": RELEASE,
-                       "serviceMonitorNamespaceSelector": {}}}
+                       "serviceMonitorNamespaceSelector": {}, "probeSelector": RELEASE, "probeNamespaceSelector": {}}}
 ALERTMANAGER = {"metadata": {"name": "kube-prometheus-kube-prome-alertmanager", "namespace": "monitoring"},
                 "spec": {"alertmanagerConfigSelector": {}, "alertmanagerConfigNamespaceSelector": {}}}
 
@@ -115,7 +115,8 @@ def test_a_prometheus_of_another_release_selects_nothing_and_each_object_is_name
 def test_no_prometheus_at_all(test_stack):
     stack, objects = test_stack
     assert pre.unselected("test", objects, pre.PROMETHEUS_SELECTORS, "Prometheus", [], "monitoring", {}) == [
-        f"stack 'test': no Prometheus in namespace 'monitoring' to load its {kind}s" for kind in ("PrometheusRule", "PodMonitor", "ServiceMonitor")]
+        f"stack 'test': no Prometheus in namespace 'monitoring' to load its {kind}s"
+        for kind in ("PrometheusRule", "PodMonitor", "ServiceMonitor", "Probe")]
 
 
 def _cert_manager(args: list[str]) -> dict:
