@@ -84,6 +84,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = False
         self._disarm()
         # Headers that arrived whole in one read are measured here; those still arriving, in data_received.
+        if self._refused:
+            raise _Refused()  # refused while the one before it was answered: this one is not served either
         refusal = ("too many request headers" if self._header_count > MAX_HEADERS
                    else "request headers too large" if self._header_size > MAX_HEADER_BYTES else None)
         if refusal:

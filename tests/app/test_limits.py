@@ -180,3 +180,13 @@ def test_a_body_refused_unread_gets_no_second_answer(limited):
         except socket.timeout:
             rest = b""
         assert b"HTTP/1.1" not in rest, rest
+
+
+def test_a_pipelined_request_refused_does_not_cut_into_the_answer_before_it(limited):
+    port, _ = limited
+    with _connect(port) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n")
+        answer = _answer(sock)
+    # The first is answered whole; the second is not served, and nothing else is written before the close.
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"status":"ok"}') and answer.count(b"HTTP/1.1") == 1
