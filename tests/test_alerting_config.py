@@ -114,6 +114,9 @@ def test_routes_put_the_heartbeat_and_escalations_first_and_p2_p3_in_business_ho
     # Exactly midnight in UTC is the next day's start.
     ({"start": "19:00", "end": "23:00", "weekdays": ["sunday"], "utcOffsetHours": -5},
      [{"weekdays": ["monday"], "times": [{"startTime": "00:00", "endTime": "04:00"}]}]),
+    # Ending exactly at UTC midnight is one interval to 24:00, not a second one of no length.
+    ({"start": "09:00", "end": "24:00", "weekdays": ["monday"], "utcOffsetHours": 0},
+     [{"weekdays": ["monday"], "times": [{"startTime": "09:00", "endTime": "24:00"}]}]),
 ])
 def test_business_hours_in_utc(hours, intervals):
     settings = EVERY_CHANNEL.model_copy(update={"business_hours": BusinessHoursSettings.model_validate(hours)})

@@ -280,3 +280,14 @@ def test_an_installed_prometheus_keeps_the_slo_window():
     assert MonitoringSettings(install={"enabled": True, "retention": "7d"}, slos=SloSettings(window_days=7)).slos.window_days == 7
     none = SloSettings(availability=None, latency=None, recommendation_success=None, valuation_accuracy=None)
     assert MonitoringSettings(install={"enabled": True, "retention": "1d"}, slos=none).install.retention == "1d"
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("http://prometheus.monitoring.svc:9090", True), ("https://a.b.svc.cluster.local:65535", True),
+    ("http://prometheus.monitoring.svc:12345", True), ("http://prometheus.monitoring.svc:123456", False),
+    ("http://prometheus.monitoring.svc", False), ("http://prometheus.svc:9090", False), ("http://Prom.monitoring.svc:9090", False),
+])
+def test_service_urls(value, ok):
+    from settings.monitoring import ServiceUrl
+
+    assert accepts(ServiceUrl, value) is ok

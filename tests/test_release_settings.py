@@ -77,7 +77,7 @@ def test_error_percent_and_step_weights_bounds():
             CanarySettings(max_error_percent=bad)
     assert CanarySettings(step_weights=[1, 99]).step_weights == [1, 99]
     assert CanarySettings(step_weights=list(range(1, 11))).step_weights == list(range(1, 11))
-    for bad in ([0], [99, 100], list(range(1, 12)), []):
+    for bad in ([0], [99, 100], list(range(1, 12)), [], [50, 10], [10, 10]):
         with pytest.raises(ValidationError):
             CanarySettings(step_weights=bad)
 
