@@ -38,6 +38,7 @@ REPLACING = {"replace", "create-replacement", "delete-replaced"}
 GIVEN_SECRETS = {
     "redisPassword": "e2e-redis-password-0123456789abcdefgh",
     "apiKey": "e2e-api-key-0123456789abcdefghijklmnop",
+    "apiTesterKey": "e2e-tester-key-0123456789abcdefghijkl",
     "milvusS3AccessKeyId": "E2EACCESSKEY0001",
     "milvusS3SecretAccessKey": "e2e-milvus-secret-0123456789",
 }
@@ -258,7 +259,8 @@ class Cycle:
 def bare_cluster_problems(namespace: str) -> list[str]:
     """What the preflight must name on a cluster that serves the stack's CRDs but runs none of its controllers."""
     stack = f"stack '{STACK}'"
-    return [f"{stack}: no Prometheus in namespace '{namespace}' to load its {kind}s" for kind in ("PrometheusRule", "PodMonitor", "ServiceMonitor")] + [
+    return [f"{stack}: no Prometheus in namespace '{namespace}' to load its {kind}s"
+            for kind in ("PrometheusRule", "PodMonitor", "ServiceMonitor", "Probe")] + [
         f"{stack}: no Alertmanager in namespace '{namespace}' to load its AlertmanagerConfigs",
         f"{stack}: ClusterIssuer 'letsencrypt-prod' (ingress.tls.clusterIssuer) does not exist; create it, with an ACME solver for HTTP-01 on gateway",
         f"{stack}: no cert-manager controller in namespace 'cert-manager' (clusterAddons.certManager.namespace) to issue the Gateway's certificate",
