@@ -20,7 +20,7 @@ import yaml
 from components.slo_rules import slo_rules
 from settings.monitoring import AlertingSettings
 from settings.postgres import PostgresSettings
-from settings.slo import SloSettings
+from settings.slo import SloSettings, window_minutes
 from settings.values import byte_count
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "monitoring" / "rules"
@@ -59,12 +59,6 @@ def rule_files() -> list[Path]:
     return sorted(RULES_DIR.glob("*.rules.yml"))
 
 
-def _minutes(duration: str) -> float:
-    """A rule's `for:` (like '90s', '15m', '1h') in minutes."""
-    number, unit = float(duration[:-1]), duration[-1]
-    return number * {"s": 1 / 60, "m": 1, "h": 60}[unit]
-
-
 def _duration(minutes: float) -> str:
     return f"{minutes:g}m" if minutes == int(minutes) else f"{minutes * 60:g}s"
 
@@ -87,7 +81,7 @@ def escalation_rules(settings: AlertingSettings, groups: dict[str, dict]) -> dic
             for rule in group["rules"]:
                 severity = rule.get("labels", {}).get("severity")
                 if "alert" in rule and severity in waits and rule["labels"].get(EVENT_LABEL[0]) != EVENT_LABEL[1]:
-                    names = waits[severity].setdefault(_minutes(rule.get("for", "0m")), [])
+                    names = waits[severity].setdefault(window_minutes(rule.get("for", "0m")), [])
                     if rule["alert"] not in names:
                         names.append(rule["alert"])
     rules = []

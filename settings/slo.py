@@ -25,8 +25,9 @@ SHORTEST_WINDOW_MINUTES = 5
 LATENCY_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
-def window_minutes(window: str) -> int:
-    return int(window[:-1]) * {"m": 1, "h": 60, "d": 1440}[window[-1]]
+def window_minutes(window: str) -> float:
+    """A Prometheus duration of one unit ('90s', '5m', '6h', '3d') in minutes (whole for m, h and d)."""
+    return int(window[:-1]) * {"s": 1 / 60, "m": 1, "h": 60, "d": 1440}[window[-1]]
 
 
 class BurnRateAlert(Settings):

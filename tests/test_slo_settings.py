@@ -24,6 +24,8 @@ def test_windows(value, ok):
 
 def test_window_lengths():
     assert [window_minutes(w) for w in ("5m", "30m", "1h", "6h", "3d")] == [5, 30, 60, 360, 4320]
+    # Alert rules' `for:` in seconds too (components/alert_rules.py reads them with it).
+    assert window_minutes("90s") == 1.5 and window_minutes("0m") == 0
 
 
 def test_the_workbook_pairs_are_the_default():
