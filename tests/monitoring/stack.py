@@ -45,6 +45,13 @@ def wait_until(condition, timeout: float, what: str, seen: Optional["Webhooks"] 
     raise AssertionError(f"{what} did not happen within {timeout:.0f} s{shown}")
 
 
+def _ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 class ProbedApi:
     """The API under uvicorn against its own PostgreSQL, Redis and milvus-lite. Its background health probe (every
     `probe_seconds`, HEALTH_PROBE_INTERVAL_SECONDS) is what refreshes `dependency_up`. `traffic()` sends users'
@@ -204,8 +211,10 @@ class MonitoringStack:
                  f"--web.listen-address=127.0.0.1:{self.prom_port}", "--log.level=warn"],
                 stdout=subprocess.DEVNULL, stderr=open(self.base / "prometheus.log", "w")),
         ]
-        wait_for_port(self.am_port, 30)
-        wait_for_port(self.prom_port, 30)
+        # Both open their port before they serve: Prometheus answers 503 until its TSDB is loaded.
+        for port in (self.am_port, self.prom_port):
+            wait_for_port(port, 30)
+            wait_until(lambda: _ready(port), 30, f"/-/ready on 127.0.0.1:{port}")
 
     def query(self, expr: str) -> list:
         answer = httpx.get(f"http://127.0.0.1:{self.prom_port}/api/v1/query", params={"query": expr}, timeout=10).json()
