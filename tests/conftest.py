@@ -1,5 +1,6 @@
 import pytest
 
+from tests import services
 from tests.harness import STACKS
 from tools.render import render
 
@@ -14,3 +15,9 @@ def pytest_report_header(config):
     from tests.gotools import versions
 
     return f"monitoring tools: {versions()}"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture of the test is set up, including the module- and session-scoped ones it is the first to use.
+    services.SERVERS_ALLOWED = item.get_closest_marker("server") is not None

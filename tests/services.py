@@ -26,7 +26,16 @@ from components.secrets import requirepass_conf
 from settings import RedisSettings
 
 
+# Whether the running test may start a server. tests/conftest.py sets it from the test's `server` mark before each
+# test's setup; every server here listens on a port from free_port(), so an unmarked test that starts one fails at once
+# instead of slipping into `make check`, the tier without servers. Programs outside pytest (bench/) are unaffected.
+SERVERS_ALLOWED = True
+
+
 def free_port() -> int:
+    if not SERVERS_ALLOWED:
+        raise RuntimeError("this test starts a server on loopback but is not marked `server` "
+                           "(add `pytestmark = pytest.mark.server` to its module): make check runs only unmarked tests")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

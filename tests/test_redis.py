@@ -72,6 +72,7 @@ def real_redis(tmp_path: Path):
     server.stop()
 
 
+@pytest.mark.server
 def test_real_redis_requires_the_password_and_writes_the_aof(real_redis):
     port, data = real_redis
     anonymous = redis_client.Redis(port=port)
@@ -93,6 +94,7 @@ HOSTILE_PASSWORDS = ['pass word with spaces', 'quote"d', "single'quoted", 'back\
                      'line\nbreak', 'tab\there', '\x1b[31mred', 'pässwörd-密码', '\\x41 not an escape']
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("password", HOSTILE_PASSWORDS)
 def test_real_redis_reads_any_password_back_exactly_from_the_secrets_fragment(tmp_path: Path, password):
     server = PlatformRedis(tmp_path, "redis", password)

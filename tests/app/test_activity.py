@@ -5,6 +5,7 @@ answer loses no user (they are counted at the next flush) and delays no request.
 import time
 import uuid
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry, Gauge
 
@@ -13,6 +14,8 @@ from real_estate_api.breaker import CircuitBreaker
 from real_estate_api.stores import Cache
 from tests.app.helpers import AUTH, SHANGHAI, metric
 from tests.services import free_port
+
+pytestmark = pytest.mark.server
 
 BUYER = {"budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, **SHANGHAI}
 HOUR = 3600

@@ -13,6 +13,8 @@ from tests.app.conftest import API_KEY
 from tests.app.helpers import AUTH, BEIJING, SHANGHAI, add_listings, metric, wait_for, wait_until_ready
 from tests.services import free_port
 
+pytestmark = pytest.mark.server
+
 
 def test_health_version_and_request_id(client):
     response = client.get("/health", headers={"X-Request-ID": "trace-42"})

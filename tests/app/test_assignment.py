@@ -76,6 +76,7 @@ def test_a_switched_off_feature_stays_off_for_the_grey_cohort(tmp_path):
     assert assign(properties, None, {"x-grey-release": "on"}, tester=True).feature_on(properties, "valuation") is False
 
 
+@pytest.mark.server
 def test_variants_and_cohorts_through_the_api(env, properties_file):
     properties_file.write_text(EXPERIMENT)
     with TestClient(create_app(load_settings(env))) as client:

@@ -16,6 +16,8 @@ from real_estate_api.config import load_settings
 from real_estate_api.stores import string_literal
 from tests.app.helpers import AUTH, SHANGHAI, add_listings, metric, wait_for
 
+pytestmark = pytest.mark.server
+
 LISTING = {"area_sqm": 100, "bedrooms": 3, "price": 900_000, **SHANGHAI}
 
 

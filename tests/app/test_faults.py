@@ -19,6 +19,8 @@ from real_estate_api.config import load_settings
 from real_estate_api.stores import DependencyUnavailable
 from tests.app.helpers import AUTH, SHANGHAI, add_listings, metric, wait_for, wait_until_ready
 
+pytestmark = pytest.mark.server
+
 
 def wish_for(city, **overrides):
     return {"user_id": f"buyer-{uuid.uuid4().hex[:6]}", "city": city, "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3,

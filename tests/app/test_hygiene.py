@@ -34,6 +34,7 @@ def _sql(postgres, query, params=()):
         return cursor.fetchall() if cursor.description else None
 
 
+@pytest.mark.server
 def test_absurd_rows_are_quarantined_and_valuations_served(client, postgres):
     city = f"Hygiene-{uuid.uuid4().hex[:6]}"
     add_listings(client, city, SHANGHAI, [900_000, 950_000, 1_000_000])
@@ -60,6 +61,7 @@ def test_absurd_rows_are_quarantined_and_valuations_served(client, postgres):
     assert client.portal.call(schema.migrate, settings.database_url, {}) is False
 
 
+@pytest.mark.server
 def test_a_vector_outside_the_bounds_is_no_answer(client, milvus):
     city = f"Stale-{uuid.uuid4().hex[:6]}"
     (good,) = add_listings(client, city, SHANGHAI, [900_000])

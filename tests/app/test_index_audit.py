@@ -6,9 +6,12 @@ import itertools
 import time
 import uuid
 
+import pytest
 from pymilvus import MilvusClient
 
 from tests.app.helpers import AUTH, SHANGHAI, add_listings, metric, wait_for
+
+pytestmark = pytest.mark.server
 
 _calls = itertools.count()
 BUYER = {"user_id": "buyer", "budget": 1_000_000, "area_sqm": 100, "bedrooms": 3, **SHANGHAI}

@@ -19,6 +19,8 @@ from real_estate_api.server import MAX_HEADER_BYTES, MAX_HEADERS
 from tests.app.conftest import API_KEY, APP_DIR
 from tests.services import free_port, wait_for_port
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture
 def limited(env):

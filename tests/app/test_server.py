@@ -12,6 +12,8 @@ import pytest
 
 from tests.app.conftest import API_KEY
 
+pytestmark = pytest.mark.server
+
 AUTH = {"X-API-Key": API_KEY}
 
 

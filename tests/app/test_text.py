@@ -50,6 +50,7 @@ def test_the_filter_refuses_only_what_it_cannot_escape():
     assert string_literal('a"\u200db') == '"a\\"\u200db"'
 
 
+@pytest.mark.server
 def test_a_joined_name_is_a_422_or_a_search_never_a_500(client):
     city = f"می\u200cدان {uuid.uuid4().hex[:4]}"
     (listing,) = add_listings(client, city, SHANGHAI, [900_000])
@@ -62,6 +63,7 @@ def test_a_joined_name_is_a_422_or_a_search_never_a_500(client):
     assert refused.status_code == 422 and "may not contain '\\\\n' (U+000A)" in refused.text
 
 
+@pytest.mark.server
 def test_a_value_the_filter_cannot_hold_is_answered_by_the_rule_engine(client):
     # Past the schema (a row stored by an earlier release, a caller inside the pod): the recommender must not 500.
     recommender = client.app.state.recommender

@@ -5,6 +5,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.server
+
 
 CHECKSUM = "SELECT md5(coalesce(string_agg(id::text || ':' || note, ',' ORDER BY id), '')) FROM ledger"
 

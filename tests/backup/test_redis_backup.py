@@ -11,6 +11,8 @@ import pytest
 
 from tests.services import PlatformRedis, free_port
 
+pytestmark = pytest.mark.server
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "ops" / "backup"
 PASSWORD = "redis-backup-test-password-0123456789"
 

@@ -9,6 +9,8 @@ import pytest
 
 from tests.backup.conftest import BackedUpPostgres, prod_backup_settings
 
+pytestmark = pytest.mark.server
+
 SEGMENT_BYTES = 16 * 2**20
 
 

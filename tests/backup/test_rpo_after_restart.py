@@ -10,6 +10,8 @@ import pytest
 
 from tests.backup.conftest import BackedUpPostgres
 
+pytestmark = pytest.mark.server
+
 GUARD = Path(__file__).resolve().parents[2] / "ops" / "postgres" / "checkpoint-after-start.sh"
 ARCHIVE_TIMEOUT = 10
 GUARD_INTERVAL = 2

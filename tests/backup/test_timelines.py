@@ -7,6 +7,8 @@ import pytest
 
 from tests.backup.conftest import STANZA, BackedUpPostgres
 
+pytestmark = pytest.mark.server
+
 
 def _json_lines(output: str) -> list[dict]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]

@@ -13,10 +13,10 @@ import pytest
 from tests.failover.patroni_cluster import PatroniCluster, failover_once, prod_dcs, switchover_once
 
 # CI installs both (.ci/run); only a developer machine without them may skip.
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.server, pytest.mark.skipif(
     not os.environ.get("CI") and not (shutil.which("patroni") and shutil.which("etcd")),
     reason="needs Debian's patroni and etcd-server",
-)
+)]
 
 
 @pytest.fixture(scope="module")

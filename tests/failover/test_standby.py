@@ -10,10 +10,10 @@ import pytest
 from tests.failover.patroni_cluster import PatroniCluster, prod_dcs
 from tests.failover.standby_cluster import StandbyCluster, region_loss_once
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.server, pytest.mark.skipif(
     not os.environ.get("CI") and not (shutil.which("patroni") and shutil.which("etcd")),
     reason="needs Debian's patroni and etcd-server",
-)
+)]
 
 
 @pytest.fixture

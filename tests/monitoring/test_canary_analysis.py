@@ -19,6 +19,8 @@ from components.canary import CANARY_PODS, ERROR_RATE_QUERY, LATENCY_QUERY
 from tests.app.conftest import API_KEY
 from tests.monitoring.stack import NAMESPACE, MonitoringStack, ProbedApi, wait_until
 
+pytestmark = pytest.mark.server
+
 SMOKE = Path(__file__).resolve().parents[2] / "ops" / "release" / "smoke.sh"
 # The window Flagger would put in {{ interval }}: short here, so each phase fits a test.
 WINDOW = "30s"

@@ -15,6 +15,8 @@ from components.monitoring import dashboards
 from tests.monitoring.rules import alerts
 from tests.monitoring.stack import NAMESPACE, Mailbox, MonitoringStack, ProbedApi, Webhooks, alerting_settings, wait_until
 
+pytestmark = pytest.mark.server
+
 
 @pytest.fixture(scope="module")
 def platform():

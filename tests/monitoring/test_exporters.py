@@ -22,6 +22,8 @@ from tests.harness import containers
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
 from tools.render import render
 
+pytestmark = pytest.mark.server
+
 PASSWORD = "metrics-password-0123456789"
 
 

@@ -21,10 +21,10 @@ from tests.monitoring.rules import alerts
 from tests.monitoring.stack import scraping, wait_until
 from tests.services import free_port, wait_for_port
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.server, pytest.mark.skipif(
     not os.environ.get("CI") and not (shutil.which("patroni") and shutil.which("etcd")),
     reason="needs Debian's patroni and etcd-server",
-)
+)]
 PASSWORD = "metrics-password-0123456789"
 
 

@@ -75,6 +75,7 @@ def test_the_https_configuration_loads(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.server
 def test_every_probe_succeeds_against_a_healthy_api(probed):
     api, stack, _, _ = probed
     url = f"http://127.0.0.1:{api.port}"
@@ -86,12 +87,14 @@ def test_every_probe_succeeds_against_a_healthy_api(probed):
         assert stack.query(alerts()[alert]["expr"]) == [], alert
 
 
+@pytest.mark.server
 def test_the_exporters_config_page_shows_no_key(probed):
     _, _, port, key = probed
     page = httpx.get(f"http://127.0.0.1:{port}/config", timeout=10).text
     assert str(key) in page and API_KEY not in page
 
 
+@pytest.mark.server
 def test_a_wrong_key_fails_the_recommendation_probe_alone(probed):
     api, stack, _, key = probed
     key.write_text("not-the-key-" + "x" * 32)
@@ -108,6 +111,7 @@ def test_a_wrong_key_fails_the_recommendation_probe_alone(probed):
                "the probe passing again with the right key")
 
 
+@pytest.mark.server
 def test_the_api_gone_fails_the_public_endpoint(probed):
     api, stack, _, _ = probed
     api.halt()
