@@ -6,17 +6,22 @@ CHECKOV_VENV := .venv-checkov
 POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
+# The pinned command-line tools (`make tools`, ops/toolchain/pins.txt) come first on every target's PATH.
+export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: help venv checkov policy-venv up preview drift promote rollback manifests test test-tools e2e-tools e2e mutation clean
+.PHONY: help system-packages venv checkov policy-venv tools up preview drift promote rollback manifests pictures check test test-tools e2e-tools e2e mutation clean
 
 help:
-	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker, kind, kubectl, Pulumi)"
+	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker; fetches the rest)"
+	@echo "make tools                the pinned Pulumi CLI, kind and kubectl into ./bin, each download checked against its sha256"
 	@echo "make preview STACK=prod   the stack's plan, checked by the policy pack, after the preflight (cluster, prerequisites)"
 	@echo "make drift STACK=prod     compare what the stack owns in its cluster with its state (changes nothing)"
 	@echo "make promote              write the digest test runs into the later stages' files (ops/release/stages.txt)"
 	@echo "make rollback STACK=prod  roll a stack back to its previous digest and verify it (ARGS='--to IMAGE@sha256:... --version X')"
 	@echo "make manifests STACK=prod render a stack's Kubernetes objects to build/manifests/<stack> (review aid)"
-	@echo "make test                 run every test"
+	@echo "make pictures             draw each stack (components, objects, allowed flows) into docs/stacks/ (needs Graphviz)"
+	@echo "make check                the tests that start no server (settings, render, policy, rules, lint): the quick loop"
+	@echo "make test                 run every test (what CI runs)"
 	@echo "make e2e                  the real Pulumi engine and provider against a local API server (root; builds e2e-tools)"
 	@echo "make test-tools           build the tests' Go tools (Prometheus, Alertmanager of the chart's versions) into ~/.cache/real-estate-ai-gotools"
 	@echo "make e2e-tools            build the e2e toolchain from Go modules into ~/.cache/real-estate-ai-gotools"
@@ -47,26 +52,35 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 
 policy-venv: $(POLICY_VENV)/.installed
 
+# Downloads verified against ops/toolchain/pins.txt before anything lands in ./bin (ops/toolchain/fetch.py).
+TOOLS ?=
+tools: venv
+	$(PY) -m ops.toolchain.fetch $(TOOLS)
+
 # Every step checks what it needs and says so (ops/release/up.py).
-up: venv
+up: venv tools
 	$(PY) -m ops.release.up --stack $(STACK)
 
 # The credentials, the cluster and what it runs for the stack (ops/release/preflight.py), then the plan with the
 # policy pack, shown and saved to build/plans/<stack>.json (ops/release/plan.py).
-preview: venv policy-venv
+preview: venv policy-venv tools
 	$(PY) -m ops.release.plan $(STACK)
 
-drift: venv
+drift: venv tools
 	$(PY) -m ops.release.drift $(STACK)
 
 promote: venv
 	$(PY) -m ops.release.promote $(ARGS)
 
-rollback: venv policy-venv
+rollback: venv policy-venv tools
 	$(PY) -m ops.release.rollback $(STACK) $(ARGS)
 
 manifests: venv
 	$(PY) -m tools.render --stack $(STACK)
+
+# Each stack's picture, docs/stacks/<stack>.svg, drawn from its render (Graphviz); tests/test_picture.py fails when stale.
+pictures: venv
+	$(PY) -m tools.picture
 
 # Tools built from Go modules (gotools/<tool>/go.mod) into a cache outside the repository, one per tool keyed by its files.
 TEST_TOOLS := prometheus alertmanager blackbox promql-scope amconfig ksm-crs actionlint
@@ -75,9 +89,19 @@ E2E_TOOLS := etcd kube kwok pulumi kubernetes
 test-tools:
 	gotools/build.sh $(TEST_TOOLS)
 
-test: venv checkov policy-venv test-tools
-	GOTOOLS_BIN=$$(gotools/build.sh --check $(TEST_TOOLS)) CHECKOV=$(CHECKOV_VENV)/bin/checkov \
-	  POLICY_PYTHON=$(POLICY_VENV)/bin/python $(VENV)/bin/pytest
+TEST_ENV = GOTOOLS_BIN=$$(gotools/build.sh --check $(TEST_TOOLS)) CHECKOV=$(CHECKOV_VENV)/bin/checkov \
+	  POLICY_PYTHON=$(POLICY_VENV)/bin/python
+
+# The Debian packages the tests need, installed when missing (as root or through sudo), else named with the command.
+system-packages:
+	ops/toolchain/system-packages.sh
+
+# The quick tier: every test not marked `server` (tests/services.py refuses a server to an unmarked test).
+check: system-packages venv checkov policy-venv test-tools
+	$(TEST_ENV) $(VENV)/bin/pytest -m "not server" -n auto $(ARGS)
+
+test: system-packages venv checkov policy-venv test-tools
+	$(TEST_ENV) $(VENV)/bin/pytest $(ARGS)
 
 e2e-tools:
 	gotools/build.sh $(E2E_TOOLS)

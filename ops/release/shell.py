@@ -8,12 +8,14 @@ import subprocess
 import sys
 from typing import Optional
 
-# Where each tool comes from, for the message when it is missing.
+# Where each tool comes from, for the message when it is missing. `make tools` installs the pinned ones into ./bin,
+# which the Makefile puts first on PATH.
+PINNED = "run `make tools` (the pinned version, checked against ops/toolchain/pins.txt, into ./bin)"
 INSTALL_HINTS = {
-    "pulumi": "the Pulumi CLI: https://www.pulumi.com/docs/install/",
-    "kubectl": "kubectl: https://kubernetes.io/docs/tasks/tools/",
-    "kind": "kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
-    "docker": "Docker: https://docs.docker.com/engine/install/",
+    "pulumi": PINNED,
+    "kubectl": PINNED,
+    "kind": PINNED,
+    "docker": "install Docker: https://docs.docker.com/engine/install/",
 }
 
 
@@ -38,7 +40,7 @@ def require(tools: list[str]) -> None:
     """Every tool on PATH, or one line per missing tool and a failure."""
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
-        raise Failed("\n".join(f"{tool} is not installed; install {INSTALL_HINTS.get(tool, tool)}" for tool in missing))
+        raise Failed("\n".join(f"{tool} is not installed; {INSTALL_HINTS.get(tool, 'install ' + tool)}" for tool in missing))
 
 
 def run(command: list[str], what: str, capture: bool = False, input_text: Optional[str] = None,

@@ -135,8 +135,8 @@ def test_up_names_every_missing_tool_and_runs_nothing(fakes, capsys):
     fakes.install("kubectl")
     assert main(up.up, []) == 1
     err = capsys.readouterr().err
-    assert "pulumi is not installed; install the Pulumi CLI: https://www.pulumi.com/docs/install/" in err
-    assert "kind is not installed; install kind:" in err and "docker is not installed; install Docker:" in err
+    assert "pulumi is not installed; run `make tools` (the pinned version, checked against ops/toolchain/pins.txt" in err
+    assert "kind is not installed; run `make tools`" in err and "docker is not installed; install Docker:" in err
     assert "kubectl is not installed" not in err
     assert fakes.calls() == []
 
