@@ -121,7 +121,9 @@ for tool in "${tools[@]}"; do
   dir="$root/$tool-$key"
   [[ -f "$dir/complete" ]] && continue
   $check && exit 3
-  command -v go >/dev/null || { echo "gotools/build.sh: go is not installed (Go 1.26 builds every tool here)" >&2; exit 1; }
+  # Go's own installer puts it in /usr/local/go without touching PATH.
+  command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || export PATH="$PATH:/usr/local/go/bin"
+  command -v go >/dev/null || { echo "gotools/build.sh: go is not installed (Go 1.26 builds every tool here: https://go.dev/doc/install)" >&2; exit 1; }
   # Built beside, then moved into place whole: a concurrent build of the same tool never sees, or spoils, half of one.
   work="$dir.building.$$"
   rm -rf "$work"; mkdir -p "$work/bin"
