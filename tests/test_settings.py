@@ -245,7 +245,7 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize("path,new,expected", MALFORMED, ids=[f"{p}={v!r}" for p, v, _ in MALFORMED])
+@pytest.mark.parametrize("path,new,expected", MALFORMED, ids=[f"{p}=" + ("<deleted>" if v is DELETE else repr(v)) for p, v, _ in MALFORMED])
 def test_malformed_config_names_key_path(path, new, expected):
     with pytest.raises(StackConfigError) as error:
         _load("prod", with_value(decoded_config("prod"), path, new))
