@@ -34,6 +34,21 @@ TESTER_VALUE = "always"
 
 
 
+# The edge's scrape job: the Envoy pods Envoy Gateway runs for the Gateway. It labels them with the Gateway's name and
+# namespace (v1.9 internal/gatewayapi/translator.go, OwningGatewayNameLabel and OwningGatewayNamespaceLabel; with
+# mergeGateways the GatewayClass instead) and serves Envoy's statistics at /stats/prometheus on the container port it
+# names "metrics" (19001), on by default.
+EDGE_JOB = "envoy"
+PROXY_METRICS_PORT, PROXY_METRICS_PATH = "metrics", "/stats/prometheus"
+
+
+def proxy_pod_labels(settings: IngressSettings, namespace: str) -> dict[str, str]:
+    """The labels of the Envoy pods that serve the stack's Gateway (its own in `namespace`, or the shared one)."""
+    gateway = settings.gateway
+    return {"gateway.envoyproxy.io/owning-gateway-name": gateway.name,
+            "gateway.envoyproxy.io/owning-gateway-namespace": namespace if gateway.create else gateway.namespace}
+
+
 def parent_ref(settings: IngressSettings) -> dict:
     """The Gateway listener(s) the API's routes attach to: a created Gateway's HTTPS listener when TLS is on (plain
     HTTP only redirects), else its HTTP one; a shared Gateway's as configured."""

@@ -44,22 +44,30 @@ class PodScrape:
     labels: dict[str, str]
     port: str
     other_port: Optional[int] = None
+    path: str = "/metrics"
+    # Pods of another namespace (a controller's proxies): their series are relabelled into the stack's namespace, the
+    # one the rules select, as prometheus-operator's enforcedNamespaceLabel would; `pod_namespace` keeps theirs.
+    namespace: Optional[str] = None
     # https without verifying the server: Patroni serves its API with the cluster's own CA, which lives in a Secret
     # Prometheus cannot read; the metrics are not secret and the connection stays in the cluster (the operator's
     # own PMM integration scrapes it the same way).
     https_unverified: bool = False
 
-    def endpoint(self, job: str) -> dict:
+    def endpoint(self, job: str, namespace: str) -> dict:
         endpoint: dict = {"port": self.port}
         if self.https_unverified:
             endpoint |= {"scheme": "https", "tlsConfig": {"insecureSkipVerify": True}}
         # job="<job>" for every pod (the rules select on it); namespace and pod stay the target's.
         relabelings = [{"targetLabel": "job", "replacement": job}]
+        if self.namespace is not None:
+            # prometheus-operator sets `namespace` from the pod before these run.
+            relabelings += [{"sourceLabels": ["namespace"], "targetLabel": "pod_namespace"},
+                            {"targetLabel": "namespace", "replacement": namespace}]
         if self.other_port is not None:
             # The pod's address with the other port (IPv6 addresses keep their brackets).
             relabelings.append({"sourceLabels": ["__address__"], "regex": "(.+):[0-9]+", "targetLabel": "__address__",
                                 "replacement": f"$1:{self.other_port}"})
-        return {**endpoint, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s", "relabelings": relabelings}
+        return {**endpoint, "path": self.path, "interval": "15s", "scrapeTimeout": "10s", "relabelings": relabelings}
 
 
 @dataclass
@@ -112,7 +120,9 @@ class Monitoring(Component):
                 api_version="monitoring.coreos.com/v1",
                 kind="PodMonitor",
                 metadata=self._meta(job),
-                spec={"selector": {"matchLabels": pods.labels}, "podMetricsEndpoints": [pods.endpoint(job)]},
+                spec={"selector": {"matchLabels": pods.labels},
+                      **({"namespaceSelector": {"matchNames": [pods.namespace]}} if pods.namespace else {}),
+                      "podMetricsEndpoints": [pods.endpoint(job, args.namespace_name)]},
                 opts=child,
             )
         sources = [*args.scrape, *args.pod_scrape, *args.sources]

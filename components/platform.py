@@ -25,7 +25,8 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.canary import Canary, CanaryArgs
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
-from components.gateway import GatewayRoute, GatewayRouteArgs, parent_ref
+from components.gateway import (EDGE_JOB, PROXY_METRICS_PATH, PROXY_METRICS_PORT, GatewayRoute, GatewayRouteArgs, parent_ref,
+                                proxy_pod_labels)
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components import dingtalk_bridge as dingtalk_bridge_module
@@ -177,6 +178,16 @@ def monitoring_sources(config: PlatformConfig) -> list[str]:
     if probes_enabled(config):
         sources.append(probes_module.JOB)
     return sources
+
+
+def edge_scrape(config: PlatformConfig, namespace: str) -> dict[str, PodScrape]:
+    """The Gateway's Envoy pods, where users' requests enter (edge.rules.yml): errors Envoy answers itself, such as no
+    healthy upstream or an upstream timeout, never reach the API's own metrics."""
+    ingress = config.ingress
+    if not (ingress.enabled and ingress.via == "gateway"):
+        return {}
+    return {EDGE_JOB: PodScrape(proxy_pod_labels(ingress, namespace), PROXY_METRICS_PORT, path=PROXY_METRICS_PATH,
+                                namespace=ingress.proxy_namespace)}
 
 
 def canary_prometheus_url(config: PlatformConfig) -> str:
@@ -414,7 +425,8 @@ class Platform(Component):
                     pod_scrape={"api": PodScrape(API_POD_LABELS, "http"),
                                 # Each member's role, replication position and leader lock (Patroni's /metrics).
                                 "patroni": PodScrape(postgres_module.INSTANCE_PODS, postgres_module.PORT_NAME,
-                                                     other_port=postgres_module.PATRONI_PORT, https_unverified=True)},
+                                                     other_port=postgres_module.PATRONI_PORT, https_unverified=True),
+                                **edge_scrape(c, ns_name)},
                     dingtalk_url=dingtalk_bridge_module.bridge_url(ns_name) if deploy_dingtalk else None,
                     sources=monitoring_sources(c),
                     postgres=c.postgres,

@@ -18,7 +18,7 @@ from components.platform import monitoring_sources
 from components.postgres import INSTANCE_PODS
 from settings import PlatformConfig, plain_values
 from tests.crd_schemas import errors
-from tests.harness import STACKS, decoded_config, load_stack_config, pod_labels, run_component
+from tests.harness import STACKS, decoded_config, load_stack_config, pod_labels, render_with, run_component
 
 MONITORED = [s for s in STACKS if decoded_config(s).get("real-estate-ai:monitoring", {}).get("enabled", True)]
 
@@ -87,7 +87,7 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
     assert set(monitors) == {"milvus", "redis", "postgres-exporter"}
     # The API's pods directly (under a canary no Service of ours selects Flagger's primary), as job "api".
     pod_monitors = _of(rendered, "PodMonitor")
-    assert set(pod_monitors) == {"api", "patroni"}
+    assert set(pod_monitors) == {"api", "patroni", "envoy"}
     pod_monitor = pod_monitors["api"]
     api_pods = pod_labels(rendered.find("Deployment", "api"))
     primary_pods = {**api_pods, "app.kubernetes.io/name": "api-primary"}
@@ -124,11 +124,38 @@ def test_the_api_and_milvus_are_scraped_where_the_rules_expect_them(stack, rende
 
 
 @pytest.mark.parametrize("stack", MONITORED)
+def test_the_gateways_envoy_pods_are_scraped_as_envoy_gateway_labels_and_serves_them(stack, rendered_stacks):
+    rendered = rendered_stacks[stack]
+    namespace = rendered.find("Namespace", rendered.find("Deployment", "api")["metadata"]["namespace"])["metadata"]["name"]
+    gateway = rendered.find("Gateway", "api")
+    spec = _of(rendered, "PodMonitor")["envoy"]["spec"]
+    # Envoy Gateway v1.9's labels on a Gateway's Envoy pods, in its controller's namespace.
+    assert spec["selector"] == {"matchLabels": {"gateway.envoyproxy.io/owning-gateway-name": gateway["metadata"]["name"],
+                                                "gateway.envoyproxy.io/owning-gateway-namespace": namespace}}
+    assert spec["namespaceSelector"] == {"matchNames": ["envoy-gateway-system"]}
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"]) == ("metrics", "/stats/prometheus")
+    # Into the stack's namespace, which every rule selects; the pod's own kept.
+    assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "envoy"},
+                                       {"sourceLabels": ["namespace"], "targetLabel": "pod_namespace"},
+                                       {"targetLabel": "namespace", "replacement": namespace}]
+
+
+def test_a_shared_gateways_envoy_pods_are_its_own_and_an_ingress_has_none():
+    shared = render_with("prod", {"ingress.gateway": {"create": False, "name": "edge", "namespace": "gateways"}})
+    spec = _of(shared, "PodMonitor")["envoy"]["spec"]
+    assert spec["selector"]["matchLabels"] == {"gateway.envoyproxy.io/owning-gateway-name": "edge",
+                                               "gateway.envoyproxy.io/owning-gateway-namespace": "gateways"}
+    via_ingress = render_with("test", {"ingress.via": "ingress", "release.canary.enabled": False})
+    assert "envoy" not in _of(via_ingress, "PodMonitor")
+
+
+@pytest.mark.parametrize("stack", MONITORED)
 def test_the_rules_are_deployed_as_rendered_for_the_stacks_namespace(stack, rendered_stacks):
     raw = {k.removeprefix("real-estate-ai:"): v for k, v in load_stack_config(stack).items() if k.startswith("real-estate-ai:")}
     config = PlatformConfig.model_validate(plain_values(raw))
-    expected = platform_rules(config.namespace.name, config.monitoring.alerting, ["api", "patroni", "milvus", "redis", "postgres-exporter",
-                                                                                    *monitoring_sources(config)],
+    expected = platform_rules(config.namespace.name, config.monitoring.alerting, ["api", "patroni", "envoy", "milvus", "redis",
+                                                                                    "postgres-exporter", *monitoring_sources(config)],
                               config.monitoring.slos, config.postgres, config.monitoring.runbook_base_url)
     deployed = {name.removesuffix("-rules"): rule["spec"] for name, rule in _of(rendered_stacks[stack], "PrometheusRule").items()}
     assert deployed == expected

@@ -17,7 +17,7 @@ from settings.slo import SloSettings
 
 NAMESPACE = "real-estate"
 OTHER_NAMESPACE = "other-team"
-JOBS = ("api", "patroni", "milvus", "redis", "postgres-exporter", "blackbox")
+JOBS = ("api", "patroni", "envoy", "milvus", "redis", "postgres-exporter", "blackbox")
 # Three instances, synchronous, like prod: every replication alert exists.
 POSTGRES = PostgresSettings(instances=3, patroni=PatroniSettings(synchronous=True))
 ALL_SOURCES = (*JOBS, *SOURCES)

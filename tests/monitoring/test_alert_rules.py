@@ -194,7 +194,20 @@ def _probe(probe: str, values: str, instance: str = "https://api.example.com/rea
     return {f'probe_success{{job="blackbox", namespace="{NS}", instance="{instance}", probe="{probe}"}}': values}
 
 
+def _edge(ok: float, errors: float, route_namespace: str = NS) -> dict[str, str]:
+    """One route's cluster on the Gateway's Envoy, as its PodMonitor relabels it: responses per minute by class."""
+    cluster = f'job="envoy", namespace="{NS}", pod_namespace="envoy-gateway-system", envoy_cluster_name="httproute/{route_namespace}/api/rule/0"'
+    return {f'envoy_cluster_upstream_rq_xx{{{cluster}, envoy_response_code_class="2"}}': f"0+{ok}x30",
+            f'envoy_cluster_upstream_rq_xx{{{cluster}, envoy_response_code_class="5"}}': f"0+{errors}x30"}
+
+
 CASES = [
+    # 2 % of the edge's answers are 5xx vs 0.5 %; silent with too little traffic to judge, when the API's own errors
+    # already page (ApiErrorRateHigh), and for another namespace's route on a shared Gateway.
+    Case("EdgeErrorRateHigh", _edge(98, 2), _edge(99.5, 0.5), "10m", {"namespace": NS}),
+    Case("EdgeErrorRateHigh", _edge(98, 2), _edge(4.9, 1), "10m"),
+    Case("EdgeErrorRateHigh", _edge(98, 2), {**_edge(98, 2), **_requests(98, 2)}, "10m"),
+    Case("EdgeErrorRateHigh", _edge(98, 2), {**_edge(100, 0), **_edge(50, 50, "another-team")}, "10m"),
     # /ready failing from outside for over two minutes vs failing twice then answering; and failing while every API
     # pod is down (ApiDown pages instead, once).
     Case("PublicEndpointDown", _probe("ready", "0x10"), _probe("ready", "0x1 1x8"), "5m",
