@@ -6,14 +6,12 @@ CHECKOV_VENV := .venv-checkov
 POLICY_VENV := policy/.venv
 STACK ?= dev
 PY := $(VENV)/bin/python
-# The pinned command-line tools (`make tools`, ops/toolchain/pins.txt) come first on every target's PATH.
-export PATH := $(CURDIR)/bin:$(PATH)
 
 .PHONY: help system-packages venv checkov policy-venv tools up preview drift promote rollback manifests pictures check test test-tools e2e-tools e2e mutation clean
 
 help:
-	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker; fetches the rest)"
-	@echo "make tools                the pinned Pulumi CLI, kind and kubectl into ./bin, each download checked against its sha256"
+	@echo "make up                   kind cluster, add-ons, build, deploy and verify the dev stack (needs Docker and Pulumi)"
+	@echo "make tools                the pinned kind and kubectl into ./bin, each download checked against its sha256"
 	@echo "make preview STACK=prod   the stack's plan, checked by the policy pack, after the preflight (cluster, prerequisites)"
 	@echo "make drift STACK=prod     compare what the stack owns in its cluster with its state (changes nothing)"
 	@echo "make promote              write the digest test runs into the later stages' files (ops/release/stages.txt)"
@@ -96,8 +94,10 @@ TEST_ENV = GOTOOLS_BIN=$$(gotools/build.sh --check $(TEST_TOOLS)) CHECKOV=$(CHEC
 system-packages:
 	ops/toolchain/system-packages.sh
 
-# The quick tier: every test not marked `server` (tests/services.py refuses a server to an unmarked test).
-check: system-packages venv checkov policy-venv test-tools
+# The quick tier: every test not marked `server` (tests/services.py refuses a server to an unmarked test). It installs
+# nothing: a missing package is named with its command.
+check: venv checkov policy-venv test-tools
+	ops/toolchain/system-packages.sh --check
 	$(TEST_ENV) $(VENV)/bin/pytest -m "not server" -n auto $(ARGS)
 
 test: system-packages venv checkov policy-venv test-tools

@@ -49,6 +49,20 @@ def proxy_pod_labels(settings: IngressSettings, namespace: str) -> dict[str, str
             "gateway.envoyproxy.io/owning-gateway-namespace": namespace if gateway.create else gateway.namespace}
 
 
+# What edge.rules.yml and its runbook read of everything Envoy serves (every cluster, listener and histogram of a
+# Gateway that may be shared): the route clusters' responses and Envoy's own failures.
+EDGE_SERIES = ("envoy_cluster_upstream_rq_xx", "envoy_cluster_upstream_cx_none_healthy", "envoy_cluster_upstream_rq_timeout",
+               "envoy_cluster_upstream_cx_connect_fail", "envoy_cluster_upstream_rq_rx_reset",
+               "envoy_cluster_upstream_rq_pending_overflow")
+
+
+def edge_series_kept(namespace: str) -> dict:
+    """A metricRelabeling keeping EDGE_SERIES of the clusters Envoy Gateway names after `namespace`'s routes
+    (httproute/<namespace>/<route>/rule/<n>[/backend/<m>])."""
+    return {"action": "keep", "sourceLabels": ["__name__", "envoy_cluster_name"],
+            "regex": f"({'|'.join(EDGE_SERIES)});httproute/{namespace}/.+"}
+
+
 def parent_ref(settings: IngressSettings) -> dict:
     """The Gateway listener(s) the API's routes attach to: a created Gateway's HTTPS listener when TLS is on (plain
     HTTP only redirects), else its HTTP one; a shared Gateway's as configured."""

@@ -48,6 +48,8 @@ class PodScrape:
     # Pods of another namespace (a controller's proxies): their series are relabelled into the stack's namespace, the
     # one the rules select, as prometheus-operator's enforcedNamespaceLabel would; `pod_namespace` keeps theirs.
     namespace: Optional[str] = None
+    # Series kept of what the pods serve (prometheus-operator's metricRelabelings), the rest dropped at scrape.
+    keep_series: tuple[dict, ...] = ()
     # https without verifying the server: Patroni serves its API with the cluster's own CA, which lives in a Secret
     # Prometheus cannot read; the metrics are not secret and the connection stays in the cluster (the operator's
     # own PMM integration scrapes it the same way).
@@ -67,6 +69,8 @@ class PodScrape:
             # The pod's address with the other port (IPv6 addresses keep their brackets).
             relabelings.append({"sourceLabels": ["__address__"], "regex": "(.+):[0-9]+", "targetLabel": "__address__",
                                 "replacement": f"$1:{self.other_port}"})
+        if self.keep_series:
+            endpoint["metricRelabelings"] = list(self.keep_series)
         return {**endpoint, "path": self.path, "interval": "15s", "scrapeTimeout": "10s", "relabelings": relabelings}
 
 

@@ -25,8 +25,8 @@ from components.app_config import AppConfig, AppConfigArgs
 from components.backups import Backups, BackupsArgs
 from components.canary import Canary, CanaryArgs
 from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
-from components.gateway import (EDGE_JOB, PROXY_METRICS_PATH, PROXY_METRICS_PORT, GatewayRoute, GatewayRouteArgs, parent_ref,
-                                proxy_pod_labels)
+from components.gateway import (EDGE_JOB, PROXY_METRICS_PATH, PROXY_METRICS_PORT, GatewayRoute, GatewayRouteArgs,
+                                edge_series_kept, parent_ref, proxy_pod_labels)
 from components.ingress import Ingress, IngressArgs
 from components.milvus import Milvus, MilvusArgs
 from components import dingtalk_bridge as dingtalk_bridge_module
@@ -187,7 +187,7 @@ def edge_scrape(config: PlatformConfig, namespace: str) -> dict[str, PodScrape]:
     if not (ingress.enabled and ingress.via == "gateway"):
         return {}
     return {EDGE_JOB: PodScrape(proxy_pod_labels(ingress, namespace), PROXY_METRICS_PORT, path=PROXY_METRICS_PATH,
-                                namespace=ingress.proxy_namespace)}
+                                namespace=ingress.proxy_namespace, keep_series=(edge_series_kept(namespace),))}
 
 
 def canary_prometheus_url(config: PlatformConfig) -> str:

@@ -23,7 +23,7 @@ BUILD = ROOT / "gotools" / "build.sh"
 # The tools the e2e runs (gotools/build.sh names; the Makefile's E2E_TOOLS too).
 TOOLS = ["etcd", "kube", "kwok", "pulumi", "kubernetes"]
 CRDS = ROOT / "crds"
-VERSIONS = ("kube-apiserver v1.36.3, etcd v3.6.17, kwok v0.8.0, Pulumi CLI v3.259.0 (program SDK 3.272.0), "
+VERSIONS = ("kube-apiserver v1.36.3, etcd v3.6.17, kwok v0.8.0, Pulumi CLI v3.276.0 (program SDK 3.272.0), "
             "pulumi-resource-kubernetes v4.25.0 (program SDK 4.34.2)")
 
 

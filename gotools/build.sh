@@ -42,7 +42,7 @@ build_kwok() {
 
 # The engine: the CLI's root command is in package main, so the module's go.mod names it as a tool.
 build_pulumi() {
-  go build -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.259.0" \
+  go build -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v3.276.0" \
     -o "$out/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 }
 

@@ -1,6 +1,5 @@
 import pytest
 
-from tests import services
 from tests.harness import STACKS
 from tools.render import render
 
@@ -20,4 +19,7 @@ def pytest_report_header(config):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     # Before any fixture of the test is set up, including the module- and session-scoped ones it is the first to use.
+    # Imported here, not at the top: a mutant that breaks the settings' import must fail collection, not this file.
+    from tests import services
+
     services.SERVERS_ALLOWED = item.get_closest_marker("server") is not None

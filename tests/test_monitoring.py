@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.alert_rules import platform_rules
+from components.alert_rules import RULES_DIR, platform_rules
 from components.platform import monitoring_sources
 from components.postgres import INSTANCE_PODS
 from settings import PlatformConfig, plain_values
@@ -139,6 +139,19 @@ def test_the_gateways_envoy_pods_are_scraped_as_envoy_gateway_labels_and_serves_
     assert endpoint["relabelings"] == [{"targetLabel": "job", "replacement": "envoy"},
                                        {"sourceLabels": ["namespace"], "targetLabel": "pod_namespace"},
                                        {"targetLabel": "namespace", "replacement": namespace}]
+    # Of all Envoy serves, only what the edge's rules and runbook read, for this namespace's routes. Prometheus joins
+    # the source labels with ";" and anchors the regex.
+    (keep,) = endpoint["metricRelabelings"]
+    assert (keep["action"], keep["sourceLabels"]) == ("keep", ["__name__", "envoy_cluster_name"])
+    kept = lambda name, cluster: re.fullmatch(keep["regex"], f"{name};{cluster}") is not None  # noqa: E731
+    read = set(re.findall(r"envoy_[a-z_]+", (RULES_DIR / "edge.rules.yml").read_text()
+                          + (RULES_DIR.parents[1] / "docs" / "runbooks" / "edge-error-rate-high.md").read_text()))
+    labels_read = {"envoy_cluster_name", "envoy_response_code_class"}
+    assert read - labels_read and all(kept(name, f"httproute/{namespace}/api/rule/0") for name in read - labels_read)
+    assert kept("envoy_cluster_upstream_rq_xx", f"httproute/{namespace}/api-canary-testers/rule/0/backend/1")
+    assert not kept("envoy_cluster_upstream_rq_xx", "httproute/another-team/api/rule/0")
+    assert not kept("envoy_cluster_upstream_rq_time_bucket", f"httproute/{namespace}/api/rule/0")
+    assert not kept("envoy_server_memory_allocated", "")
 
 
 def test_a_shared_gateways_envoy_pods_are_its_own_and_an_ingress_has_none():

@@ -4,7 +4,8 @@ edge)."""
 
 import pytest
 
-from tests.harness import STACKS
+from components.network_policies import PRIVATE_RANGES
+from tools.render import available_stacks
 from tools.picture import PICTURES, Group, dot, flows, source_digest
 
 NAMESPACE = "real-estate"
@@ -22,7 +23,7 @@ def group(labels: dict) -> Group:
     return Group(tuple(sorted(labels.items())))
 
 
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("stack", available_stacks())
 def test_the_committed_picture_is_the_renders(rendered_stacks, stack):
     committed = (PICTURES / f"{stack}.dot").read_text()
     assert dot(rendered_stacks[stack]) == committed, f"docs/stacks/{stack}.dot is stale: run `make pictures`"
@@ -50,19 +51,20 @@ def test_a_flow_across_the_namespaces_edge_needs_its_own_side_only():
            "ports": [{"port": 53, "protocol": "UDP"}]}
     assert flows([policy(API, ingress=[from_gateway], egress=[offsite]), policy({}, egress=[dns])], NAMESPACE) == {
         (Group(namespace="envoy"), group(API)): {"8000"},
-        (group(API), Group(cidr="0.0.0.0/0 except private ranges")): {"443"},
+        (group(API), Group(cidr="0.0.0.0/0\nexcept 10.0.0.0/8")): {"443"},
         (Group(), Group(namespace="kube-system")): {"53/UDP"},
     }
 
 
 def test_prods_picture_shows_the_release_and_backup_paths(rendered_stacks):
     prod = dot(rendered_stacks["prod"])
+    offsite_except = "\\n".join(f"except {cidr}" for cidr in PRIVATE_RANGES)
     pgbouncer, instances = '"pods: cluster=postgres\\nrole=pgbouncer"', '"pods: cluster=postgres\\ndata=postgres"'
     for edge in ['"pods: namespace envoy-gateway-system" -> "Deployment/api" [label="8000"]',
                  '"Deployment/flagger-loadtester" -> "Deployment/api" [label="8000"]',
                  f'"Deployment/api" -> {pgbouncer} [label="5432"]',
                  f'{instances} -> "pods: cluster=postgres\\ndata=pgbackrest" [label="8432"]',
-                 f'{instances} -> "pods: outside the cluster\\n0.0.0.0/0 except private ranges" [label="443"]',
+                 f'{instances} -> "pods: addresses 0.0.0.0/0\\n{offsite_except}" [label="443"]',
                  '"CronJob/redis-backup" -> "StatefulSet/redis" [label="6379"]',
                  '"CronJob/milvus-backup" -> "StatefulSet/backup-s3" [label="8333"]']:
         assert edge in prod, edge

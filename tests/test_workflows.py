@@ -190,12 +190,16 @@ def test_every_pulumi_up_in_the_release_scripts_is_held_to_a_plan():
     assert calls and all('"--plan"' in line and "--skip-preview" not in line for line in calls), calls
 
 
-def test_ci_installs_the_pinned_clis_through_make_tools_and_no_setup_action():
-    # The versions and checksums are ops/toolchain/pins.txt's (tests/ops/test_toolchain_fetch.py ties them to the e2e).
-    tools = yaml.safe_load((GITHUB / "actions" / "tools" / "action.yml").read_text())
-    steps = tools["runs"]["steps"]
-    assert [step.get("uses", "").split("@")[0] for step in steps] == ["actions/setup-python", ""]
-    assert steps[1]["run"] == 'make venv policy-venv tools TOOLS="pulumi kubectl" && echo "$PWD/bin" >> "$GITHUB_PATH"'
+def test_ci_installs_the_pulumi_cli_the_e2e_builds_and_runs_and_kubectl_through_make_tools():
+    version = (ROOT / ".pulumi-version").read_text().strip()
+    build = (ROOT / "gotools" / "build.sh").read_text()
+    assert f"sdk/v3/go/common/version.Version=v{version}" in build
+    assert re.search(rf"github.com/pulumi/pulumi/pkg/v3 v{re.escape(version)}\b", (ROOT / "gotools" / "pulumi" / "go.mod").read_text())
+    steps = yaml.safe_load((GITHUB / "actions" / "tools" / "action.yml").read_text())["runs"]["steps"]
+    assert [step.get("uses", "").split("@")[0] for step in steps] == ["actions/setup-python", "", "pulumi/actions"]
+    assert steps[1]["run"] == "make venv policy-venv tools TOOLS=kubectl"
+    assert steps[2]["with"] == {"pulumi-version-file": ".pulumi-version"}
+    # kubectl's version and checksums: ops/toolchain/pins.txt (tests/ops/test_toolchain_fetch.py ties it to the e2e).
 
 
 def test_the_first_stage_is_the_one_the_workflow_releases_and_previews():

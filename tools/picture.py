@@ -5,7 +5,7 @@ to its repositories, the backup jobs to their stores, the Gateway's and Flagger'
     python -m tools.picture [--stack dev|test|prod ...]     write docs/stacks/<stack>.dot and .svg (needs Graphviz)
 
 The .dot is the picture's source, rebuilt by tests/test_picture.py from the render and compared with the committed
-one; the .svg records the SHA-256 of the .dot it was drawn from, so a picture can be neither stale nor hand-edited.
+one; the .svg records the SHA-256 of the .dot it was drawn from, so a stale .svg is noticed.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.harness import STACKS
-from tools.render import RenderedStack, render
+from tools.render import RenderedStack, available_stacks, render
 
 ROOT = Path(__file__).resolve().parents[1]
 PICTURES = ROOT / "docs" / "stacks"
@@ -60,7 +59,7 @@ class Group:
 
     def title(self) -> str:
         if self.cidr:
-            return f"outside the cluster\n{self.cidr}"
+            return f"addresses {self.cidr}"
         if self.namespace:
             pods = ", ".join(f"{k.rsplit('/', 1)[-1]}={v}" for k, v in self.labels)
             return f"namespace {self.namespace}" + (f"\n{pods}" if pods else "")
@@ -72,7 +71,7 @@ class Group:
 def _peer_group(peer: dict, namespace: str) -> Group:
     if "ipBlock" in peer:
         block = peer["ipBlock"]
-        return Group(cidr=block["cidr"] + (" except private ranges" if block.get("except") else ""))
+        return Group(cidr="\n".join([block["cidr"], *(f"except {cidr}" for cidr in block.get("except", []))]))
     pods = tuple(sorted(peer.get("podSelector", {}).get("matchLabels", {}).items()))
     names = peer.get("namespaceSelector", {}).get("matchLabels", {})
     other = names.get("kubernetes.io/metadata.name", ",".join(f"{k}={v}" for k, v in sorted(names.items())))
@@ -194,10 +193,10 @@ def source_digest(source: str) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="picture", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", action="append", choices=STACKS)
+    parser.add_argument("--stack", action="append", choices=available_stacks())
     args = parser.parse_args(argv)
     PICTURES.mkdir(parents=True, exist_ok=True)
-    for stack in args.stack or STACKS:
+    for stack in args.stack or available_stacks():
         source = dot(render(stack))
         (PICTURES / f"{stack}.dot").write_text(source)
         (PICTURES / f"{stack}.svg").write_text(svg(source))

@@ -3,16 +3,21 @@ with their own message when they fail, and a clear line for each missing tool.""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Optional
 
-# Where each tool comes from, for the message when it is missing. `make tools` installs the pinned ones into ./bin,
-# which the Makefile puts first on PATH.
+ROOT = Path(__file__).resolve().parents[2]
+# Where `make tools` installs the pinned tools (ops/toolchain/pins.txt).
+PINNED_BIN = ROOT / "bin"
+
+# Where each tool comes from, for the message when it is missing.
 PINNED = "run `make tools` (the pinned version, checked against ops/toolchain/pins.txt, into ./bin)"
 INSTALL_HINTS = {
-    "pulumi": PINNED,
+    "pulumi": f"install the Pulumi CLI {(ROOT / '.pulumi-version').read_text().strip()} (.pulumi-version): https://www.pulumi.com/docs/install/",
     "kubectl": PINNED,
     "kind": PINNED,
     "docker": "install Docker: https://docs.docker.com/engine/install/",
@@ -70,7 +75,9 @@ def run_shown(command: list[str], what: str) -> str:
 
 
 def main(script, argv: Optional[list[str]] = None) -> int:
-    """Run a script's `script(argv)`; a Failed ends it with its message and exit 1."""
+    """Run a script's `script(argv)`; a Failed ends it with its message and exit 1. The pinned tools come first for
+    every command it runs, however it was started (make, CI, by hand)."""
+    os.environ["PATH"] = os.pathsep.join([str(PINNED_BIN), os.environ.get("PATH", "")])
     try:
         script(sys.argv[1:] if argv is None else argv)
     except Failed as failure:

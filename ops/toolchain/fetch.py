@@ -68,14 +68,15 @@ def read_pins(path: Path) -> list[Pin]:
     return pins
 
 
-def pin_for(pins: list[Pin], tool: str, where: str) -> Pin:
+def pin_for(pins: list[Pin], tool: str, where: str) -> Optional[Pin]:
+    """The tool's pin for `where`; None when it has none there (the machine's own tool may do)."""
+    known = sorted({pin.tool for pin in pins})
+    if tool not in known:
+        raise Failed(f"{tool}: not a pinned tool (pinned: {', '.join(known)})")
     found = [pin for pin in pins if pin.tool == tool and pin.platform == where]
-    if not found:
-        known = sorted({pin.tool for pin in pins})
-        if tool not in known:
-            raise Failed(f"{tool}: not a pinned tool (pinned: {', '.join(known)})")
-        raise Failed(f"{tool}: no download pinned for {where} in {PINS.name}; install it yourself or add its line")
-    return found[0]
+    if len(found) > 1:
+        raise Failed(f"{tool}: {PINS.name} pins {len(found)} downloads for {where}; keep one")
+    return found[0] if found else None
 
 
 def download(pin: Pin, target: Path) -> None:
@@ -138,22 +139,26 @@ def unpack(pin: Pin, downloaded: Path, staging: Path) -> list[Path]:
 
 
 def installed(pin: Pin, bin_dir: Path) -> bool:
-    stamp = bin_dir / ".pins" / pin.tool
-    return (bin_dir / pin.tool).is_file() and stamp.is_file() and stamp.read_text() == f"{pin.version} {pin.sha256}\n"
+    """`pin` is in `bin_dir`: its stamp says so, and a downloaded binary still has the pinned SHA-256."""
+    stamp, binary = bin_dir / ".pins" / pin.tool, bin_dir / pin.tool
+    if not (binary.is_file() and stamp.is_file() and stamp.read_text() == f"{pin.version} {pin.sha256}\n"):
+        return False
+    return pin.directory is not None or hashlib.sha256(binary.read_bytes()).hexdigest() == pin.sha256
 
 
 def install(pin: Pin, bin_dir: Path) -> str:
     """Install `pin` into `bin_dir` unless there already; say which."""
     if installed(pin, bin_dir):
         return f"{pin.describe()}: up to date in {bin_dir}"
-    (bin_dir / ".pins").mkdir(parents=True, exist_ok=True)
-    # Staged beside ./bin, on its file system, so each file's move into it is a rename.
-    with tempfile.TemporaryDirectory(prefix=".staging-", dir=bin_dir) as staging:
+    # Staged on ./bin's file system, so each file's move into it is a rename; ./bin itself only once all is checked.
+    bin_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{bin_dir.name}-staging-", dir=bin_dir.parent) as staging:
         staging_dir = Path(staging)
         downloaded = staging_dir / "download"
         download(pin, downloaded)
         (staging_dir / "files").mkdir()
         files = unpack(pin, downloaded, staging_dir / "files")
+        (bin_dir / ".pins").mkdir(parents=True, exist_ok=True)
         # The stamp goes first: if the moves below are interrupted, it no longer matches and the next run installs again.
         (bin_dir / ".pins" / pin.tool).unlink(missing_ok=True)
         for path in files:
@@ -166,8 +171,16 @@ def install(pin: Pin, bin_dir: Path) -> str:
 def fetch(tools: list[str], pins_path: Path = PINS, bin_dir: Path = BIN, where: Optional[str] = None) -> list[str]:
     pins = read_pins(pins_path)
     where = where or host_platform()
-    chosen = [pin_for(pins, tool, where) for tool in (tools or sorted({pin.tool for pin in pins}))]
-    return [install(pin, bin_dir) for pin in chosen]
+    said = []
+    for tool in tools or sorted({pin.tool for pin in pins}):
+        pin = pin_for(pins, tool, where)
+        if pin is not None:
+            said.append(install(pin, bin_dir))
+        elif shutil.which(tool):
+            said.append(f"{tool}: no download pinned for {where}; using {shutil.which(tool)}")
+        else:
+            raise Failed(f"{tool}: no download pinned for {where} in {PINS.name} and none on PATH; install it yourself")
+    return said
 
 
 def fetch_main(argv: list[str]) -> None:

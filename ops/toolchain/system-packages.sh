@@ -35,6 +35,14 @@ if [[ "${1:-}" != "--check" ]]; then
 fi
 if [[ ${#as[@]} -gt 0 ]]; then
   echo "system packages: installing ${missing[*]}"
+  # The tests start their own servers on free loopback ports: Debian's services (PostgreSQL, Redis, Prometheus, ...)
+  # are not started by the install, through invoke-rc.d's policy hook, unless the machine already has a policy.
+  policy="${POLICY_RC_D:-/usr/sbin/policy-rc.d}"
+  if [[ ! -e "$policy" ]]; then
+    # shellcheck disable=SC2016 # $1 is the inner shell's
+    "${as[@]}" sh -c 'printf "#!/bin/sh\nexit 101\n" > "$1" && chmod 755 "$1"' - "$policy"
+    trap '"${as[@]}" rm -f "$policy"' EXIT
+  fi
   "${as[@]}" DEBIAN_FRONTEND=noninteractive apt-get update -q
   "${as[@]}" DEBIAN_FRONTEND=noninteractive "${install[@]}"
   exit 0

@@ -208,6 +208,7 @@ CASES = [
     Case("EdgeErrorRateHigh", _edge(98, 2), _edge(4.9, 1), "10m"),
     Case("EdgeErrorRateHigh", _edge(98, 2), {**_edge(98, 2), **_requests(98, 2)}, "10m"),
     Case("EdgeErrorRateHigh", _edge(98, 2), {**_edge(100, 0), **_edge(50, 50, "another-team")}, "10m"),
+    Case("EdgeErrorRateHigh", _edge(98, 2), {**_edge(98, 2), f'up{{job="api", namespace="{NS}", pod="api-0"}}': "0x30"}, "10m"),
     # /ready failing from outside for over two minutes vs failing twice then answering; and failing while every API
     # pod is down (ApiDown pages instead, once).
     Case("PublicEndpointDown", _probe("ready", "0x10"), _probe("ready", "0x1 1x8"), "5m",

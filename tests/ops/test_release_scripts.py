@@ -4,6 +4,7 @@ on PATH (tests/ops/fake_tools.py): their checks, the order of what they run, and
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from ops.release import (
     promote,
     release as release_module,
     rollback,
+    shell,
     stack as stack_module,
     up,
     verify,
@@ -101,6 +103,8 @@ class Fakes:
 def fakes(tmp_path, monkeypatch):
     found = Fakes(tmp_path)
     monkeypatch.setenv("PATH", f"{found.bin}:/usr/bin:/bin")
+    # A developer's ./bin (make tools) must not come before the fakes.
+    monkeypatch.setattr(shell, "PINNED_BIN", tmp_path / "no-pinned-tools")
     monkeypatch.setenv("FAKE_LOG", str(found.log))
     monkeypatch.setenv("FAKE_SCENARIO", str(found.scenario_file))
     monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
@@ -131,11 +135,18 @@ def _up_scenario(**changes) -> dict:
     return scenario
 
 
+def test_the_pinned_tools_come_first_for_every_script(fakes, monkeypatch, tmp_path):
+    monkeypatch.setattr(shell, "PINNED_BIN", tmp_path / "pinned")
+    first = []
+    assert main(lambda argv: first.append(os.environ["PATH"].split(os.pathsep)[0]), []) == 0
+    assert first == [str(tmp_path / "pinned")]
+
+
 def test_up_names_every_missing_tool_and_runs_nothing(fakes, capsys):
     fakes.install("kubectl")
     assert main(up.up, []) == 1
     err = capsys.readouterr().err
-    assert "pulumi is not installed; run `make tools` (the pinned version, checked against ops/toolchain/pins.txt" in err
+    assert "pulumi is not installed; install the Pulumi CLI 3.276.0 (.pulumi-version): https://www.pulumi.com/docs/install/" in err
     assert "kind is not installed; run `make tools`" in err and "docker is not installed; install Docker:" in err
     assert "kubectl is not installed" not in err
     assert fakes.calls() == []

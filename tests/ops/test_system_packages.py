@@ -20,19 +20,22 @@ def fake_bin(tmp_path: Path, installed: set[str], sudo: bool = False, dpkg: bool
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / "calls"
-    for tool in ("bash", "env", "true"):
+    for tool in ("bash", "env", "true", "sh", "printf", "chmod", "rm"):
         (bin_dir / tool).symlink_to(shutil.which(tool))
     if dpkg:
         (bin_dir / "dpkg-query").write_text(
             "#!/bin/bash\n"  # dpkg-query -W -f=FORMAT PACKAGE
             f'case " {" ".join(sorted(installed))} " in *" $3 "*) printf "install ok installed";; *) exit 1;; esac\n')
-    (bin_dir / "apt-get").write_text(f'#!/bin/bash\necho "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND" >> {log}\n')
+    # Records whether the services' start policy was in place while it ran.
+    (bin_dir / "apt-get").write_text(f'#!/bin/bash\necho "apt-get $* DEBIAN_FRONTEND=$DEBIAN_FRONTEND'
+                                     f'$([[ -x $POLICY_RC_D ]] && echo " services held")" >> {log}\n')
     if sudo:
         (bin_dir / "sudo").write_text(f'#!/bin/bash\necho "sudo $1" >> {log}\nshift\nexec "$@"\n')
     for path in bin_dir.iterdir():
         if not path.is_symlink():
             path.chmod(0o755)
-    tmp_path.chmod(0o755)
+    # The sudo test runs as another user, whose fake sudo grants nothing: it writes the policy file here itself.
+    tmp_path.chmod(0o777)
     log.touch()
     log.chmod(0o666)
     return bin_dir
@@ -40,7 +43,7 @@ def fake_bin(tmp_path: Path, installed: set[str], sudo: bool = False, dpkg: bool
 
 def run(bin_dir: Path, *args: str, user: list[str] = ()) -> subprocess.CompletedProcess:
     return subprocess.run([*user, str(bin_dir / "bash"), str(SCRIPT), *args], capture_output=True, text=True,
-                          env={"PATH": str(bin_dir)})
+                          env={"PATH": str(bin_dir), "POLICY_RC_D": str(bin_dir.parent / "policy-rc.d")})
 
 
 def packages() -> list[str]:
@@ -56,14 +59,19 @@ def test_nothing_runs_when_every_package_is_installed(tmp_path):
     assert (tmp_path / "calls").read_text() == ""
 
 
-def test_root_installs_exactly_the_missing_packages(tmp_path):
+@pytest.mark.skipif(os.geteuid() != 0, reason="installs as root (the sudo path is the next test's)")
+def test_root_installs_exactly_the_missing_packages_with_the_services_held(tmp_path):
     bin_dir = fake_bin(tmp_path, set(packages()) - {"patroni", "shellcheck"})
     done = run(bin_dir)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "system packages: installing patroni shellcheck"
     assert (tmp_path / "calls").read_text().splitlines() == [
-        "apt-get update -q DEBIAN_FRONTEND=noninteractive",
-        "apt-get install -y -q --no-install-recommends patroni shellcheck DEBIAN_FRONTEND=noninteractive"]
+        "apt-get update -q DEBIAN_FRONTEND=noninteractive services held",
+        "apt-get install -y -q --no-install-recommends patroni shellcheck DEBIAN_FRONTEND=noninteractive services held"]
+    # The policy goes once the install is done; one the machine had stays.
+    assert not (tmp_path / "policy-rc.d").exists()
+    (tmp_path / "policy-rc.d").write_text("#!/bin/sh\nexit 0\n")
+    assert run(bin_dir).returncode == 0 and (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 0\n"
 
 
 def test_check_only_names_what_is_missing_and_installs_nothing(tmp_path):
@@ -86,9 +94,12 @@ def _as_a_user(tmp_path: Path) -> None:
     bin_dir = fake_bin(tmp_path, set(packages()) - {"etcd-server"}, sudo=True)
     done = run(bin_dir, user=NOBODY)
     assert done.returncode == 0, done.stderr
+    # sudo -n: whether it asks a password; then the policy, the update, the install, the policy's removal.
     assert (tmp_path / "calls").read_text().splitlines() == [
-        "sudo -n", "sudo -n", "apt-get update -q DEBIAN_FRONTEND=noninteractive",
-        "sudo -n", "apt-get install -y -q --no-install-recommends etcd-server DEBIAN_FRONTEND=noninteractive"]
+        "sudo -n", "sudo -n", "sudo -n", "apt-get update -q DEBIAN_FRONTEND=noninteractive services held",
+        "sudo -n", "apt-get install -y -q --no-install-recommends etcd-server DEBIAN_FRONTEND=noninteractive services held",
+        "sudo -n"]
+    assert not (tmp_path / "policy-rc.d").exists()
 
     (bin_dir / "sudo").unlink()
     (tmp_path / "calls").write_text("")
@@ -108,5 +119,6 @@ def test_ci_and_the_makefile_use_this_list_and_no_other():
     assert "apt-get install" not in (root / ".ci" / "run").read_text()
     assert "ops/toolchain/system-packages.sh" in (root / ".ci" / "run").read_text()
     makefile = (root / "Makefile").read_text()
-    assert "system-packages:\n\tops/toolchain/system-packages.sh\n" in makefile
-    assert "check: system-packages" in makefile and "test: system-packages" in makefile
+    # The quick tier installs nothing; the whole suite sets itself up.
+    assert "\nsystem-packages:\n\tops/toolchain/system-packages.sh\n" in makefile and "test: system-packages" in makefile
+    assert "check: venv checkov policy-venv test-tools\n\tops/toolchain/system-packages.sh --check\n" in makefile
