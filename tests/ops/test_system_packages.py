@@ -42,7 +42,9 @@ def fake_bin(tmp_path: Path, installed: set[str], sudo: bool = False, dpkg: bool
 
 
 def run(bin_dir: Path, *args: str, user: list[str] = ()) -> subprocess.CompletedProcess:
-    return subprocess.run([*user, str(bin_dir / "bash"), str(SCRIPT), *args], capture_output=True, text=True,
+    # A copy beside the fakes: another user may not read the checkout (a clone in a mode-700 directory, say).
+    script = shutil.copy(SCRIPT, bin_dir.parent / SCRIPT.name)
+    return subprocess.run([*user, str(bin_dir / "bash"), str(script), *args], capture_output=True, text=True,
                           env={"PATH": str(bin_dir), "POLICY_RC_D": str(bin_dir.parent / "policy-rc.d")})
 
 
