@@ -5,7 +5,8 @@
 For this machine's OS and architecture each tool's pinned download is fetched unless ./bin already holds that version,
 its SHA-256 compared with the pin, unpacked in a staging directory and only then moved into ./bin; a stamp
 (bin/.pins/<tool>) written last records what is installed. A download that fails, is cut short or does not match is
-refused with one line and leaves ./bin as it was. The Makefile puts ./bin first on PATH.
+refused with one line and leaves ./bin as it was. The release scripts put ./bin first on their PATH
+(ops/release/shell.py).
 """
 
 from __future__ import annotations
@@ -24,11 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from ops.release.shell import Failed, main
+from ops.release.shell import PINNED_BIN, Failed, main
 
-ROOT = Path(__file__).resolve().parents[2]
 PINS = Path(__file__).with_name("pins.txt")
-BIN = ROOT / "bin"
 DOWNLOAD_TIMEOUT_SECONDS = 60
 # Largest download accepted: the Pulumi CLI's archive is about 160 MB; a server streaming without end is cut off.
 MAX_DOWNLOAD_BYTES = 1 << 30
@@ -168,16 +167,18 @@ def install(pin: Pin, bin_dir: Path) -> str:
     return f"{pin.describe()}: installed {len(files)} file(s) in {bin_dir}"
 
 
-def fetch(tools: list[str], pins_path: Path = PINS, bin_dir: Path = BIN, where: Optional[str] = None) -> list[str]:
+def fetch(tools: list[str], pins_path: Path = PINS, bin_dir: Path = PINNED_BIN,
+          where: Optional[str] = None) -> list[str]:
     pins = read_pins(pins_path)
     where = where or host_platform()
     said = []
     for tool in tools or sorted({pin.tool for pin in pins}):
         pin = pin_for(pins, tool, where)
+        own = shutil.which(tool) if pin is None else None
         if pin is not None:
             said.append(install(pin, bin_dir))
-        elif shutil.which(tool):
-            said.append(f"{tool}: no download pinned for {where}; using {shutil.which(tool)}")
+        elif own:
+            said.append(f"{tool}: no download pinned for {where}; using {own}")
         else:
             raise Failed(f"{tool}: no download pinned for {where} in {PINS.name} and none on PATH; install it yourself")
     return said
