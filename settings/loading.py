@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from settings import rules
 from settings.monitoring import HTTPS_URL_RE
 from settings.platform import PlatformConfig
+from settings.values import check_url_authority
 
 PROJECT = "real-estate-ai"
 
@@ -160,6 +161,15 @@ SECRET_SHAPES: dict[str, tuple[re.Pattern, str, str]] = {
 }
 
 
+def _dialable(url: str) -> bool:
+    """The URL's host and port are ones a client can dial (its problem would name the host: a secret's is not shown)."""
+    try:
+        check_url_authority(url)
+    except ValueError:
+        return False
+    return True
+
+
 def required_secret_keys(config: Optional[PlatformConfig]) -> dict[str, str]:
     """Secret config keys this configuration cannot deploy without, each with why."""
     required: dict[str, str] = {}
@@ -227,7 +237,7 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
         elif not value.isprintable() or len(value) > 1024:
             # Secrets are written into configuration files: a line break would add a line of its own.
             problems.append(f"{full_key}: must be one line of at most 1024 printable characters")
-        elif key in SECRET_SHAPES and not SECRET_SHAPES[key][0].fullmatch(value):
+        elif key in SECRET_SHAPES and not (SECRET_SHAPES[key][0].fullmatch(value) and _dialable(value)):
             problems.append(f"{full_key}: must be {SECRET_SHAPES[key][1]} (the value is not shown: it may carry a token)")
         else:
             secrets[key] = pulumi.Output.secret(value)

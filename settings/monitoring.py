@@ -8,14 +8,24 @@ P2 and P3 stay at level 1.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from settings.slo import SloSettings
-from settings.values import Cidr, DnsLabel, Image, SemVer, Settings, Text, matching
+from settings.values import (
+    Cidr, DnsLabel, Image, SemVer, Settings, Text, check_url_authority, matching, numeric_host_problem, port_problem,
+)
 
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})+")
+# Go's net/mail (Alertmanager parses every from and to with it when it sends): a dot-atom local part (no leading,
+# trailing or doubled '.') and a domain of DNS labels.
+_EMAIL_RE = re.compile(r"(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@"
+                       r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
+_SENDER_RE = re.compile(r"(.{1,64}) <([^<>]+)>")
+# What a display name may hold besides letters, marks and digits of any script: atext net/mail reads as one phrase
+# (no ',' that would split the list, no '"', '<', '>', '(' or '{' that Alertmanager's template would execute).
+_DISPLAY_PUNCTUATION = frozenset(" .'&+/_-")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 _WECOM_ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -23,15 +33,42 @@ HTTPS_URL_RE = re.compile(r"https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%
 _HTTP_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%/-]*)?")
 
 Email = Annotated[str, matching(_EMAIL_RE, "an e-mail address like 'oncall@example.com'")]
-HostPort = Annotated[str, matching(_HOST_PORT_RE, "a host and port like 'smtp.example.com:587'")]
+
+
+def _display_name(name: str) -> bool:
+    return (name == name.strip() and unicodedata.category(name[0])[0] != "M"
+            and all(unicodedata.category(c)[0] in "LMN" or c in _DISPLAY_PUNCTUATION for c in name))
+
+
+def _check_sender(value: str) -> str:
+    named = _SENDER_RE.fullmatch(value)
+    if not (_EMAIL_RE.fullmatch(named[2]) and _display_name(named[1]) if named else _EMAIL_RE.fullmatch(value)):
+        raise ValueError(f"{value!r} is not a sender like 'alerts@example.com' or 'Platform Alerts <alerts@example.com>'")
+    return value
+
+
+# The From of alert e-mails: an address, or a display name (letters of any script, digits, spaces, . ' & + / _ -)
+# and the address in angle brackets.
+Sender = Annotated[str, AfterValidator(_check_sender)]
+
+
+def _check_host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    problem = numeric_host_problem(host) or port_problem(port)
+    if problem:
+        raise ValueError(f"{value!r}: {problem}")
+    return value
+
+
+HostPort = Annotated[str, matching(_HOST_PORT_RE, "a host and port like 'smtp.example.com:587'"), AfterValidator(_check_host_port)]
 Phone = Annotated[str, matching(_PHONE_RE, "a phone number in E.164 form like '+8613800000000'")]
 WecomId = Annotated[str, matching(_WECOM_ID_RE, "a WeCom id (letters, digits, '_', '.', '@', '-')")]
-HttpsUrl = Annotated[str, matching(HTTPS_URL_RE, "an https URL without query or fragment")]
-HttpUrl = Annotated[str, matching(_HTTP_URL_RE, "an http(s) URL without query or fragment")]
+HttpsUrl = Annotated[str, matching(HTTPS_URL_RE, "an https URL without query or fragment"), AfterValidator(check_url_authority)]
+HttpUrl = Annotated[str, matching(_HTTP_URL_RE, "an http(s) URL without query or fragment"), AfterValidator(check_url_authority)]
 
 ServiceUrl = Annotated[str, matching(re.compile(
     r"https?://[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.svc(\.cluster\.local)?:[0-9]{1,5}"),
-    "a cluster Service's URL like 'http://prometheus.monitoring.svc:9090'")]
+    "a cluster Service's URL like 'http://prometheus.monitoring.svc:9090'"), AfterValidator(check_url_authority)]
 LabelKey = Annotated[str, matching(re.compile(r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"), "a label key")]
 LabelValue = Annotated[str, matching(re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?"), "a label value")]
 
@@ -48,17 +85,22 @@ SEVERITY_CHANNELS = {
 
 class SmtpSettings(Settings):
     smarthost: HostPort
-    sender: Email
+    sender: Sender
     # With a username, the password is the secret config key alertSmtpPassword.
     username: Optional[Text] = None
     require_tls: bool = True
+
+
+def _whole_number_as_text(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class WecomSettings(Settings):
     """WeCom (企业微信) through Alertmanager's own WeChat receiver; the app secret is alertWecomApiSecret."""
 
     corp_id: WecomId
-    agent_id: Annotated[str, matching(re.compile(r"[0-9]{1,12}"), "a WeCom agent id (digits)")]
+    # YAML reads `agentId: 1000002` as a number; the id is digits either way.
+    agent_id: Annotated[str, BeforeValidator(_whole_number_as_text), matching(re.compile(r"[0-9]{1,12}"), "a WeCom agent id (digits)")]
     api_url: HttpsUrl = "https://qyapi.weixin.qq.com/cgi-bin/"
 
     @model_validator(mode="after")

@@ -47,10 +47,20 @@ def _is_address(value: str) -> bool:
     return True
 
 
+# What S3 keeps for its own names (access points, Object Lambda, directory and table buckets, punycode): a bucket
+# named so cannot be created, or is read as one of those.
+_BUCKET_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+
 def _check_bucket(value: str) -> str:
     # S3's naming rules: no '..', and never an IP address's form.
     if not _BUCKET_RE.fullmatch(value) or ".." in value or _is_address(value):
         raise ValueError(f"{value!r} is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-', not an IP address)")
+    reserved = [part for part in _BUCKET_RESERVED_PREFIXES if value.startswith(part)]
+    reserved += [part for part in _BUCKET_RESERVED_SUFFIXES if value.endswith(part)]
+    if reserved:
+        raise ValueError(f"{value!r} is not an S3 bucket name: S3 reserves names with {reserved[0]!r} there")
     return value
 
 

@@ -32,6 +32,44 @@ def operator_namespace(config: "PlatformConfig") -> str:
     return config.postgres.operator.namespace or f"{config.namespace.name}-pg-operator"
 
 
+def created_namespaces(config: "PlatformConfig") -> dict[str, str]:
+    """Key path → name of every Namespace this stack creates (and deletes with `pulumi destroy`)."""
+    created = {"namespace.name": config.namespace.name}
+    if config.postgres.operator.install:
+        created["postgres.operator.namespace"] = operator_namespace(config)
+    if config.monitoring.enabled and config.monitoring.install.enabled:
+        created["monitoring.namespace"] = config.monitoring.namespace
+    return created
+
+
+def _kubernetes_own(namespace: str) -> bool:
+    return namespace == "default" or namespace.startswith("kube-")
+
+
+def namespace_rules(config: "PlatformConfig") -> list[str]:
+    """Namespaces the stack creates are its own: not Kubernetes' ('default', 'kube-*': the API server refuses to delete
+    them, and 'kube-' is reserved for the system), and never one name for two of them (the second Namespace would fail
+    to create, or one `pulumi destroy` would delete the other's objects). The monitoring namespace is another team's
+    even where this stack does not create it: sharing the platform's would let the platform's pods pass for Prometheus
+    in every NetworkPolicy."""
+    result = []
+    created = created_namespaces(config)
+    for path, name in created.items():
+        derived_from_a_flagged_name = path == "postgres.operator.namespace" and config.postgres.operator.namespace is None \
+            and _kubernetes_own(config.namespace.name)
+        if _kubernetes_own(name) and not derived_from_a_flagged_name:
+            result.append(f"{_key(path)}: '{name}' is Kubernetes' own namespace; this stack creates and deletes its namespaces, choose another")
+    owners: dict[str, str] = {}
+    for path, name in created.items():
+        if name in owners:
+            result.append(f"{_key(path)}: '{name}' is also {owners[name]}; each namespace this stack creates needs its own name")
+        owners.setdefault(name, path)
+    if config.monitoring.enabled and "monitoring.namespace" not in created and config.monitoring.namespace == config.namespace.name:
+        result.append(f"{_key('monitoring.namespace')}: '{config.monitoring.namespace}' is also namespace.name; Prometheus "
+                      f"runs in its own namespace, and the NetworkPolicies admit every pod of that namespace as Prometheus")
+    return result
+
+
 def max_api_pods(config: "PlatformConfig") -> int:
     api = config.api
     return max(api.replicas, api.autoscaling.max_replicas if api.autoscaling else 0)
@@ -193,6 +231,7 @@ def problems(config: "PlatformConfig", stack: str) -> list[str]:
         )
     if len(operator_namespace(config)) > 63:
         result.append(f"{_key('postgres.operator.namespace')}: '{operator_namespace(config)}' is longer than 63; set a shorter one")
+    result += namespace_rules(config)
     m = config.monitoring
     for key in ("prometheusUrl", "alertmanagerUrl"):
         # A laptop's dev cluster may run no monitoring the release can ask; a shared cluster's must answer.

@@ -187,13 +187,49 @@ def _check_ip(value: str) -> str:
     return value
 
 
+def numeric_host_problem(host: str) -> Optional[str]:
+    """A host name whose last label is all digits is no DNS name (RFC 3696): it is an IP address or nothing. Go's
+    parser refuses '010.0.0.1' (leading zeros), a resolver would then look it up as a name, and glibc's would read it
+    as octal (8.0.0.1): refused unless it is an address as written."""
+    if host.rpartition(".")[2].isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is neither an IPv4 address (no leading zeros) nor a host name (its last label is all digits)"
+    return None
+
+
+def port_problem(port: str) -> Optional[str]:
+    """A TCP port as a dialer takes it: 1 to 65535 (0 asks the kernel for any port; 65536 and above do not exist)."""
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        return f"port {port!r} is not between 1 and 65535"
+    return None
+
+
+def check_url_authority(value: str) -> str:
+    """The host and port of an http(s) URL that already matched its pattern, as a client dials them."""
+    authority = value.split("://", 1)[1].split("/", 1)[0]
+    host, colon, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
+    problem = numeric_host_problem(host) or (port_problem(port) if colon else None)
+    if problem:
+        raise ValueError(f"{value!r}: {problem}")
+    return value
+
+
+def _check_numeric_host(value: str) -> str:
+    problem = numeric_host_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def _check_endpoint(value: str) -> str:
     """A host to connect to: an IP address as Kubernetes reads one, or a fully qualified name."""
     try:
         return _check_ip(value)
     except ValueError:
         pass
-    if not isinstance(value, str) or not _HOSTNAME_RE.fullmatch(value) or value.replace(".", "").isdigit():
+    if not isinstance(value, str) or not _HOSTNAME_RE.fullmatch(value) or numeric_host_problem(value):
         raise ValueError(f"{value!r} is neither an IP address nor a fully qualified host name like 'db.example.com'")
     return value
 
@@ -205,9 +241,23 @@ Memory = Annotated[Bytes, AfterValidator(_check_memory_unit)]
 Image = Annotated[str, AfterValidator(_check_image)]
 SemVer = Annotated[str, AfterValidator(_check_semver)]
 DnsLabel = Annotated[str, matching(DNS_LABEL_RE, "a DNS-1123 label (lower-case letters, digits and '-', at most 63)")]
-Hostname = Annotated[str, matching(_HOSTNAME_RE, "a fully qualified host name like 'api.example.com'")]
+Hostname = Annotated[str, matching(_HOSTNAME_RE, "a fully qualified host name like 'api.example.com'"), AfterValidator(_check_numeric_host)]
 SqlIdentifier = Annotated[str, matching(_SQL_IDENTIFIER_RE, "a plain SQL identifier (lower-case letters, digits and '_', at most 63)")]
-Registry = Annotated[str, matching(_REGISTRY_RE, "a registry path like 'registry.example.com/team'")]
+
+
+def _check_registry_host(value: str) -> str:
+    """The first component is the registry's host where the runtime reads it so (image_parts): dialable."""
+    first = value.split("/", 1)[0]
+    host, colon, port = first.partition(":")
+    problem = None
+    if first == "localhost" or "." in first or colon:
+        problem = numeric_host_problem(host) or (port_problem(port) if colon else None)
+    if problem:
+        raise ValueError(f"{value!r}: {problem}")
+    return value
+
+
+Registry = Annotated[str, matching(_REGISTRY_RE, "a registry path like 'registry.example.com/team'"), AfterValidator(_check_registry_host)]
 Cron = Annotated[str, AfterValidator(_check_cron)]
 Text = Annotated[str, AfterValidator(_check_text)]
 Percent = Annotated[int, Field(ge=0, le=100)]

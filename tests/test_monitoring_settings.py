@@ -44,11 +44,52 @@ def test_email_addresses(value, ok):
 
 
 @pytest.mark.parametrize("value,ok", [
-    ("a:1", True), ("9:1", True), ("a9a:1", True), ("aza:1", True), ("a-a:1", True), ("a9:1", True), ("az:1", True),
-    ("a.9:1", True), ("a.z:1", True), ("a.a9a:1", True), ("a.aza:1", True), ("a.a9:1", True), ("a.az:1", True),
+    # net/mail's dot-atom: a '.' only between characters; a domain of DNS labels.
+    (".a@example.com", False), ("a.@example.com", False), ("a..b@example.com", False), ("a.b.c@example.com", True),
+    ("x@-a.com", False), ("x@a-.com", False), ("x@a-b.com", True), ("x@a..com", False),
+    ("x@example.c" + "c" * 61 + "c", True), ("x@9a.com", True), ("x@aza.com", True), ("x@a9.com", True),
+    ("_@a.com", True), ("%@a.com", True), ("+@a.com", True), ("-@a.com", True), ("z@a.com", True), ("9@a.com", True),
+    ("Z@a.com", True), ("x@Z.com", True), ("x@a.Z", True), ("x@a.9", True), ("x@a.zZz", True), ("x@zZz.com", True),
+    ("x@a9z.b9z", True),
+])
+def test_email_addresses_as_go_parses_them(value, ok):
+    assert accepts(Email, value) is ok
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("alerts@example.com", True), ("Platform Alerts <alerts@example.com>", True), ("运维告警 <alerts@example.com>", True),
+    ("हिन्दी अलर्ट <alerts@example.com>", True), ("O'Neil & Co. <a@example.com>", True), ("a/b+c_d-e <a@example.com>", True),
+    ("N" * 64 + " <a@example.com>", True), ("N" * 65 + " <a@example.com>", False), ("9 <a@example.com>", True),
+    # what would split the list, quote, comment, or run as Alertmanager's template; spaces at the ends; a bad address
+    ("Ops, Team <a@example.com>", False), ('"Ops" <a@example.com>', False), ("Ops (prod) <a@example.com>", False),
+    ("{{ .Status }} <a@example.com>", False), (" Ops <a@example.com>", False), ("Ops  <a@example.com>", False),
+    ("Ops <a..b@example.com>", False), ("Ops<a@example.com>", False), ("Ops <a@example.com> ", False),
+    ("\u0301Ops <a@example.com>", False), ("Ops <>", False), (" <a@example.com>", False), ("<a@example.com>", False),
+    ("Ops\n <a@example.com>", False), ("Ops <a@example.com, b@example.com>", False),
+])
+def test_senders_with_a_display_name(value, ok):
+    from settings.monitoring import Sender
+
+    assert accepts(Sender, value) is ok
+
+
+def test_sender_message():
+    from settings.monitoring import Sender
+
+    assert message(Sender, "Ops, Team <a@example.com>") == (
+        "Value error, 'Ops, Team <a@example.com>' is not a sender like 'alerts@example.com' or "
+        "'Platform Alerts <alerts@example.com>'")
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("a:1", True), ("9a:1", True), ("a9a:1", True), ("aza:1", True), ("a-a:1", True), ("a9:1", True), ("az:1", True),
+    ("a.9a:1", True), ("a.z:1", True), ("a.a9a:1", True), ("a.aza:1", True), ("a.a9:1", True), ("a.az:1", True),
     ("a" * 63 + ":1", True), ("a" * 64 + ":1", False), ("a." + "b" * 63 + ":1", True), ("a." + "b" * 64 + ":1", False),
     ("a:12345", True), ("a:123456", False), ("a:", False), ("a", False), ("-a:1", False), ("a-:1", False),
     ("A:1", False), ("a..b:1", False), ("a:1x", False),
+    # A port a dialer can use; a host that is a name or an address as written (Go refuses leading zeros).
+    ("a:65535", True), ("a:65536", False), ("a:0", False), ("a:00025", True), ("10.0.0.1:25", True),
+    ("010.0.0.1:25", False), ("9:1", False), ("a.9:1", False), ("mail.1:25", False),
 ])
 def test_host_and_port(value, ok):
     assert accepts(HostPort, value) is ok
@@ -72,8 +113,10 @@ def test_wecom_ids(value, ok):
 
 @pytest.mark.parametrize("kind", [HttpsUrl, HttpUrl])
 @pytest.mark.parametrize("value,ok", [
-    ("https://A", True), ("https://z", True), ("https://9", True), ("https://a.b-c", True),
+    ("https://A", True), ("https://z", True), ("https://9a", True), ("https://a.b-c", True),
     ("https://a:12345", True), ("https://a:123456", False), ("https://a:", False),
+    ("https://a:65535", True), ("https://a:65536/x", False), ("https://a:0", False), ("https://9", False),
+    ("https://10.0.0.1:8443/x", True), ("https://010.0.0.1/x", False), ("https://a.1/x", False),
     ("https://a/A", True), ("https://a/z", True), ("https://a/9", True), ("https://a/x._~%/-y", True),
     ("https://", False), ("https:///path", False), ("https://a?q=1", False), ("https://a#f", False),
     ("https://a/b c", False), ("ftp://a", False),
@@ -111,6 +154,11 @@ def test_smtp_and_wecom_values():
     assert (smtp.username, smtp.require_tls) == (None, True)
     assert WecomSettings(**WECOM).api_url == "https://qyapi.weixin.qq.com/cgi-bin/"
     assert WecomSettings(**{**WECOM, "agent_id": "1" * 12}).agent_id == "1" * 12
+    # YAML's `agentId: 1000002` is a number: the same id.
+    assert WecomSettings(**{**WECOM, "agent_id": 1000002}).agent_id == "1000002"
+    assert "'-3' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": -3})[0]
+    for not_an_id in (True, 1.5):
+        assert errors(WecomSettings, **{**WECOM, "agent_id": not_an_id}) == ["Input should be a valid string"]
     assert "'1111111111111' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": "1" * 13})[0]
     assert errors(WecomSettings, **WECOM, api_url="https://wecom.example.com/cgi-bin") == [
         "Value error, apiUrl must end with '/' (Alertmanager appends 'gettoken' to it)"]

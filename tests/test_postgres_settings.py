@@ -68,6 +68,21 @@ def test_bucket_message():
     assert accepts(Bucket, "192.168.5.4.backups")
 
 
+@pytest.mark.parametrize("value,reserved", [
+    ("xn--backups", "xn--"), ("sthree-backups", "sthree-"), ("amzn-s3-demo-backups", "amzn-s3-demo-"),
+    ("backups-s3alias", "-s3alias"), ("backups--ol-s3", "--ol-s3"), ("backups.mrap", ".mrap"), ("backups--x-s3", "--x-s3"),
+    ("backups--table-s3", "--table-s3"),
+])
+def test_bucket_names_s3_keeps_for_itself(value, reserved):
+    assert message(Bucket, value) == f"Value error, {value!r} is not an S3 bucket name: S3 reserves names with {reserved!r} there"
+
+
+@pytest.mark.parametrize("value", ["xn-backups", "backups-xn--a", "sthree", "my-sthree-backups", "backups-s3alias-2",
+                                   "backups-ol-s3", "mrap.backups", "amzn-s3-backups"])
+def test_bucket_names_near_the_reserved_ones_are_taken(value):
+    assert accepts(Bucket, value)
+
+
 @pytest.mark.parametrize("value,ok", [
     ("/pgbackrest", True), ("/A", True), ("/z", True), ("/9", True), ("/a._-b", True), ("/" + "a" * 64, True),
     ("/" + "a" * 65, False), ("/a" * 16, True), ("/a" * 17, False), ("/a/.b", True), ("/a/..b", True),

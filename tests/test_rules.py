@@ -60,6 +60,42 @@ def test_the_operator_namespace_at_63_characters():
         f"real-estate-ai:postgres.operator.namespace: '{'n' * 52}-pg-operator' is longer than 63; set a shorter one"]
 
 
+@pytest.mark.parametrize("changes,expected", [
+    ({"namespace.name": "default"}, ["real-estate-ai:namespace.name: 'default' is Kubernetes' own namespace; this stack "
+                                     "creates and deletes its namespaces, choose another"]),
+    ({"namespace.name": "kube-system"}, ["real-estate-ai:namespace.name: 'kube-system' is Kubernetes' own namespace; this "
+                                         "stack creates and deletes its namespaces, choose another"]),
+    ({"postgres.operator.namespace": "kube-pg"}, ["real-estate-ai:postgres.operator.namespace: 'kube-pg' is Kubernetes' own "
+                                                  "namespace; this stack creates and deletes its namespaces, choose another"]),
+    ({"postgres.operator.namespace": "real-estate-dev"}, [
+        "real-estate-ai:postgres.operator.namespace: 'real-estate-dev' is also namespace.name; each namespace this stack "
+        "creates needs its own name"]),
+    ({"monitoring.install": {"enabled": False}, "monitoring.namespace": "real-estate-dev"}, [
+        "real-estate-ai:monitoring.namespace: 'real-estate-dev' is also namespace.name; Prometheus runs in its own "
+        "namespace, and the NetworkPolicies admit every pod of that namespace as Prometheus"]),
+    ({"monitoring.namespace": "real-estate-dev"}, [
+        "real-estate-ai:monitoring.namespace: 'real-estate-dev' is also namespace.name; each namespace this stack "
+        "creates needs its own name"]),
+    ({"monitoring.install": {"enabled": True}, "monitoring.namespace": "real-estate-dev-pg-operator"}, [
+        "real-estate-ai:monitoring.namespace: 'real-estate-dev-pg-operator' is also postgres.operator.namespace; each "
+        "namespace this stack creates needs its own name"]),
+    ({"monitoring.install": {"enabled": True}, "monitoring.namespace": "kube-monitoring"}, [
+        "real-estate-ai:monitoring.namespace: 'kube-monitoring' is Kubernetes' own namespace; this stack creates and "
+        "deletes its namespaces, choose another"]),
+    # Not this stack's to create or delete: another team's Prometheus may live in kube-system, an operator elsewhere
+    # may watch ours.
+    ({"monitoring.install": {"enabled": False}, "monitoring.namespace": "kube-system"}, []),
+    ({"postgres.operator": {"install": False, "namespace": "default"}}, []),
+    ({"monitoring.enabled": False, "monitoring.install": {"enabled": False}, "monitoring.namespace": "real-estate-dev"}, []),
+    ({"namespace.name": "defaults"}, []), ({"namespace.name": "kubernetes"}, []),
+    # The operator's namespace derived from the platform's: 'kube-pg-operator' is Kubernetes'.
+    ({"namespace.name": "kube"}, ["real-estate-ai:postgres.operator.namespace: 'kube-pg-operator' is Kubernetes' own "
+                                  "namespace; this stack creates and deletes its namespaces, choose another"]),
+])
+def test_the_namespaces_a_stack_creates_are_its_own(changes, expected):
+    assert problems("dev", {"namespace.name": "real-estate-dev", **changes}) == expected
+
+
 def test_prod_floors_themselves_pass():
     # Autoscaling down to 2 (with a budget below it), on-call reachable by any one instant channel.
     assert problems("prod", {"api.autoscaling.minReplicas": 2, "api.podDisruptionBudgetMinAvailable": 1}) == []

@@ -46,6 +46,79 @@ def test_stack_specific_values():
     assert prod.postgres.pgbouncer.enabled and not dev.postgres.pgbouncer.enabled
 
 
+DIGEST = "@sha256:" + "0" * 64
+# The stack-file contract's third pass (issue 26): what the consumers themselves refuse, reasoned from their parsers.
+CONTRACT_CASES = [
+    # Ports a dialer cannot use, and hosts that are neither a name nor an address as written (Go's parser refuses
+    # leading zeros; a last label of digits is no DNS name).
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com:0", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com:65536", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com:99999", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.alerting.smtp.smarthost", "010.0.0.1:25", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.alerting.smtp.smarthost", "mail.1:25", "real-estate-ai:monitoring.alerting.smtp.smarthost"),
+    ("monitoring.runbookBaseUrl", "https://git.example.com:0/runbooks", "real-estate-ai:monitoring.runbookBaseUrl"),
+    ("monitoring.runbookBaseUrl", "https://git.example.com:70000/runbooks", "real-estate-ai:monitoring.runbookBaseUrl"),
+    ("monitoring.prometheusUrl", "http://prometheus.monitoring.svc:0", "real-estate-ai:monitoring.prometheusUrl"),
+    ("monitoring.alertmanagerUrl", "http://alertmanager.monitoring.svc:65536", "real-estate-ai:monitoring.alertmanagerUrl"),
+    ("monitoring.probes.url", "https://010.1.1.1/", "real-estate-ai:monitoring.probes.url"),
+    ("monitoring.probes.url", "https://api.example.123", "real-estate-ai:monitoring.probes.url"),
+    ("monitoring.alerting.wecom.apiUrl", "https://qyapi.weixin.qq.com:0/cgi-bin/", "real-estate-ai:monitoring.alerting.wecom.apiUrl"),
+    ("monitoring.alerting.dingtalk", {"bridgeUrl": "http://bridge.1:8060"}, "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
+    ("monitoring.alerting.dingtalk", {"bridgeUrl": "http://bridge.example.com:65536"}, "real-estate-ai:monitoring.alerting.dingtalk.bridgeUrl"),
+    ("api.registry", "registry.example.com:0/team", "real-estate-ai:api.registry"),
+    ("api.registry", "010.0.0.1:5000/team", "real-estate-ai:api.registry"),
+    ("ingress.host", "010.0.0.1", "real-estate-ai:ingress.host"),
+    ("ingress.host", "api.example.123", "real-estate-ai:ingress.host"),
+    ("backups.offsite.endpoint", "010.0.0.1", "real-estate-ai:backups.offsite.endpoint"),
+    ("backups.offsite.endpoint", "s3.1", "real-estate-ai:backups.offsite.endpoint"),
+    ("milvus.externalS3.endpoint", "s3.example.123", "real-estate-ai:milvus.externalS3.endpoint"),
+    ("kubernetes.apiServerCidrs", ["010.0.0.0/8"], "real-estate-ai:kubernetes.apiServerCidrs[0]"),
+    ("kubernetes.nodeLocalDns", "169.254.020.10", "real-estate-ai:kubernetes.nodeLocalDns"),
+    ("monitoring.probes.cidrs", ["0010.0.0.0/8"], "real-estate-ai:monitoring.probes.cidrs[0]"),
+    ("backups.offsite.cidrs", ["10.0.0.1/33"], "real-estate-ai:backups.offsite.cidrs[0]"),
+    # Image references as the runtime reads them: a first component with '.' or ':' is a registry host (no '_').
+    ("api.image", "my_registry.example.com/real-estate-api" + DIGEST, "real-estate-ai:api.image"),
+    ("api.image", "registry.example.com:65536/real-estate-api" + DIGEST, "real-estate-ai:api.image"),
+    ("milvus.milvus.image", "my_registry.example.com/milvus:v2.6.24", "real-estate-ai:milvus.milvus.image"),
+    ("milvus.etcd.image", "registry.example.com:0/etcd:3.5", "real-estate-ai:milvus.etcd.image"),
+    ("redis.image", "localhost_1:5000/redis:7", "real-estate-ai:redis.image"),
+    # Addresses Go's net/mail refuses when Alertmanager sends; senders that would split, quote or template.
+    ("monitoring.alerting.onCall.emails", [".oncall@example.com"], "real-estate-ai:monitoring.alerting.onCall.emails[0]"),
+    ("monitoring.alerting.onCall.emails", ["oncall.@example.com"], "real-estate-ai:monitoring.alerting.onCall.emails[0]"),
+    ("monitoring.alerting.onCall.emails", ["on..call@example.com"], "real-estate-ai:monitoring.alerting.onCall.emails[0]"),
+    ("monitoring.alerting.techLead.emails", ["lead@-example.com"], "real-estate-ai:monitoring.alerting.techLead.emails[0]"),
+    ("monitoring.alerting.management.emails", ["cto@example-.com"], "real-estate-ai:monitoring.alerting.management.emails[0]"),
+    ("monitoring.alerting.smtp.sender", "alerts..x@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", "Ops, Team <alerts@example.com>", "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", '"Ops" <alerts@example.com>', "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", "{{ .CommonLabels.team }} <alerts@example.com>", "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", "Ops <alerts@example.com>\nBcc: x@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", "alerts@example.com, boss@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
+    # A WeCom agent id is digits, however YAML typed it.
+    ("monitoring.alerting.wecom.agentId", -1000002, "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    ("monitoring.alerting.wecom.agentId", 1000002.5, "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    ("monitoring.alerting.wecom.agentId", True, "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    ("monitoring.alerting.wecom.agentId", 10**13, "real-estate-ai:monitoring.alerting.wecom.agentId"),
+    # Namespaces the stack creates and deletes: never Kubernetes' own, never one name for two.
+    ("namespace.name", "kube-system", "real-estate-ai:namespace.name"),
+    ("namespace.name", "default", "real-estate-ai:namespace.name"),
+    ("namespace.name", "kube-public", "real-estate-ai:namespace.name"),
+    ("namespace.name", "kube", "real-estate-ai:postgres.operator.namespace"),  # kube-pg-operator
+    ("postgres.operator", {"install": True, "namespace": "real-estate"}, "real-estate-ai:postgres.operator.namespace"),
+    ("postgres.operator", {"install": True, "namespace": "kube-system"}, "real-estate-ai:postgres.operator.namespace"),
+    ("postgres.operator", {"install": True, "namespace": "default"}, "real-estate-ai:postgres.operator.namespace"),
+    ("monitoring.namespace", "real-estate", "real-estate-ai:monitoring.namespace"),
+    # Bucket names S3 keeps for itself.
+    ("backups.offsite.bucket", "xn--backups", "real-estate-ai:backups.offsite.bucket"),
+    ("backups.offsite.bucket", "sthree-backups", "real-estate-ai:backups.offsite.bucket"),
+    ("backups.offsite.bucket", "backups-s3alias", "real-estate-ai:backups.offsite.bucket"),
+    ("backups.offsite.bucket", "backups--ol-s3", "real-estate-ai:backups.offsite.bucket"),
+    ("milvus.externalS3.bucket", "milvus.mrap", "real-estate-ai:milvus.externalS3.bucket"),
+    ("milvus.externalS3.bucket", "milvus--x-s3", "real-estate-ai:milvus.externalS3.bucket"),
+    ("milvus.externalS3.bucket", "amzn-s3-demo-bucket", "real-estate-ai:milvus.externalS3.bucket"),
+    ("milvus.externalS3.bucket", "milvus--table-s3", "real-estate-ai:milvus.externalS3.bucket"),
+]
+
 # (what is wrong, key path to change, value; DELETE removes it) -> the key path the error must name
 MALFORMED = [
     ("environment", "staging", "real-estate-ai:environment"),
@@ -242,6 +315,7 @@ MALFORMED = [
     ("monitoring.install", {"enabled": True, "retention": "7 days"}, "real-estate-ai:monitoring.install.retention"),
     ("monitoring.install.chartVersion", "latest", "real-estate-ai:monitoring.install.chartVersion"),
     ("monitoring.enabled", False, "real-estate-ai:monitoring.enabled"),
+    *CONTRACT_CASES,
 ]
 
 
@@ -451,6 +525,30 @@ ACCEPTED = [
     ("redis.image", "redis:7"),
     ("milvus.etcd.image", "registry.example.com:5000/etcd:3.5"),
     ("api.version", "1.2.0-rc.1"),
+    # What users write that the consumers take (issue 26): each was refused once, or nearly.
+    ("monitoring.alerting.smtp.sender", "Platform Alerts <alerts@example.com>"),
+    ("monitoring.alerting.smtp.sender", "运维告警 <alerts@example.com>"),
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com:465"),
+    ("monitoring.alerting.smtp.smarthost", "10.0.0.25:25"),
+    ("monitoring.alerting.smtp.smarthost", "smtp.example.com:65535"),
+    ("monitoring.alerting.wecom.agentId", 1000002),
+    ("monitoring.alerting.onCall.emails", ["first.last+oncall@example.com", "on-call_team@mail-1.example.com"]),
+    ("monitoring.runbookBaseUrl", "https://git.example.com:8443/runbooks"),
+    ("monitoring.alerting.wecom.apiUrl", "https://wecom.example.com:8443/cgi-bin/"),
+    ("monitoring.namespace", "observability"),
+    ("postgres.operator", {"install": True, "namespace": "percona-operator"}),
+    ("namespace.name", "kubernetes-apps"),
+    ("backups.offsite.bucket", "real-estate.backups.prod"),
+    ("backups.offsite.bucket", "s3alias-backups"),
+    ("milvus.externalS3.bucket", "xn-milvus"),
+    ("backups.offsite.endpoint", "10.1.2.3"),
+    ("api.resources.requests.memory", "1.5Gi"),
+    ("redis.maxmemory", "1.5Gi"),
+    ("kubernetes.nodeLocalDns", "fd00::a"),
+    ("backups.offsite.cidrs", ["203.0.113.7"]),
+    ("milvus.etcd.image", "registry.example.com:5000/team_a/etcd:3.5"),
+    ("milvus.milvus.image", "localhost:5000/milvus:v2.6.24"),
+    ("ingress.host", "api.real-estate-2.example.com"),
 ]
 
 

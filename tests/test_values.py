@@ -138,6 +138,10 @@ def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     ("app:1.0-rc_1", True), ("app:.1", False), ("Team/app:1", False), ("team/a__b:1", True), ("te__am/app:1", False),
     ("registry:12345/app:1", True), ("app:V1.2", True), ("app:Release", True), ("app:v1A", True), ("/app:1", False), ("team//app:1", False),
     ("team/app.:1", False), ("team/.app:1", False), ("-team/app:1", False), ("team/app-:1", False), ("team.:5000/app:1", False), ("team/app", False),
+    # A first component with '.' or ':', or 'localhost', is the registry's host: a DNS name with a port that exists.
+    ("my_registry.example.com/app:1", False), ("localhost_x:5000/app:1", False), ("team_a/app:1", True),
+    ("registry.example.com:65535/app:1", True), ("registry.example.com:65536/app:1", False), ("registry:0/app:1", False),
+    ("localhost/app:1", True), ("10.0.0.5:5000/app:1", True), ("team/a_b.c:1", True),
 ])
 def test_image_references_at_their_edges(value, ok):
     assert accepts(Image, value) is ok
@@ -180,6 +184,8 @@ def test_semver_and_text_messages():
     # A host is a DNS name: no '_' (Docker's reference grammar and DNS refuse it), a port where a path may follow.
     ("registry_host.example.com/team", False), ("registry.example.com:5000/team", True),
     ("team/x.", False), ("team/x-", False), ("team/x.y", True),
+    ("registry.example.com:65535/team", True), ("registry.example.com:65536/team", False), ("registry:0/team", False),
+    ("10.0.0.1:5000/team", True), ("010.0.0.1:5000/team", False), ("registry.1/team", False),
 ])
 def test_registry_paths(value, ok):
     assert accepts(Registry, value) is ok
@@ -216,7 +222,7 @@ def test_settings_read_camel_case_keys_and_python_names():
     *((Hostname, v) for v in ("a.b", "9.b", "aza.b", "a9a.b", "az.b", "a9.b", "b.z", "b.9", "b.aza", "b.a9a", "b.az", "b.a9")),
     *((Image, v) for v in ("z:1", "9:1", "a.z:1", "a.9:1", "a/z:1", "a/9:1", "a/b.z:1", "a/b.9:1", "a:Z", "a:z", "a:9",
                            "a:xZ", "a:xz", "a:x9", "a@sha256:" + "f" * 64, "a@sha256:" + "0" * 64)),
-    *((Registry, v) for v in ("z", "9", "a.z", "a.9", "a/z", "a/9", "a/b.z", "a/b.9")),
+    *((Registry, v) for v in ("z", "9", "a.z", "a.9a", "a/z", "a/9", "a/b.z", "a/b.9")),
     *((SqlIdentifier, v) for v in ("z", "az", "a9")),
     *((SemVer, v) for v in ("1.0.0-z", "1.0.0-Z", "1.0.0-az", "1.0.0-aZ", "1.0.0-a9",
                             "1.0.0-x.z", "1.0.0-x.Z", "1.0.0-x.az", "1.0.0-x.aZ", "1.0.0-x.a9")),

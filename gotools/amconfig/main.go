@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/mail"
+	"net/url"
 	"os"
 
 	"github.com/blang/semver/v4"
@@ -19,6 +21,7 @@ import (
 	monitoringv1alpha1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1alpha1"
 	"github.com/prometheus-operator/prometheus-operator/pkg/assets"
 	amconfig "github.com/prometheus/alertmanager/config"
+	amtemplate "github.com/prometheus/alertmanager/template"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -116,10 +119,47 @@ func render(ctx context.Context, basePath, configsPath, secretsPath string) ([]b
 		return nil, err
 	}
 	// Extra check beyond the operator: would Alertmanager itself load the result?
-	if _, err := amconfig.Load(string(out)); err != nil {
+	loaded, err := amconfig.Load(string(out))
+	if err != nil {
 		return nil, fmt.Errorf("generated config rejected by alertmanager: %w", err)
 	}
+	if err := checkAddresses(loaded); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// checkAddresses does at load time what Alertmanager's e-mail notifier does only when it sends (notify/email): expand
+// each from and to as a template, parse them as address lists, and require exactly one sender. Alertmanager loads a
+// configuration whose addresses it cannot parse and fails every notification.
+func checkAddresses(cfg *amconfig.Config) error {
+	tmpl, err := amtemplate.FromGlobs(nil)
+	if err != nil {
+		return err
+	}
+	// Alertmanager sets its --web.external-url here; the data of a notification links to it.
+	if tmpl.ExternalURL, err = url.Parse("http://alertmanager.monitoring.svc:9093"); err != nil {
+		return err
+	}
+	for _, receiver := range cfg.Receivers {
+		data := tmpl.Data(receiver.Name, nil, "")
+		for _, email := range receiver.EmailConfigs {
+			for field, text := range map[string]string{"from": email.From, "to": email.To} {
+				expanded, err := tmpl.ExecuteTextString(text, data)
+				if err != nil {
+					return fmt.Errorf("receiver %s: %s: %w", receiver.Name, field, err)
+				}
+				addresses, err := mail.ParseAddressList(expanded)
+				if err != nil {
+					return fmt.Errorf("receiver %s: %s %q: %w", receiver.Name, field, expanded, err)
+				}
+				if field == "from" && len(addresses) != 1 {
+					return fmt.Errorf("receiver %s: from %q holds %d addresses, not one", receiver.Name, expanded, len(addresses))
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // decodeAll strictly decodes every non-empty document of a multi-document YAML file.

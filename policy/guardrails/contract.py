@@ -20,5 +20,16 @@ IMAGE_RE = re.compile(
 
 
 def image_parts(value: str) -> Optional[re.Match]:
-    """The reference's repository, tag and digest groups, or None where `value` is not an image reference."""
-    return IMAGE_RE.fullmatch(value)
+    """The reference's repository, tag and digest groups, or None where `value` is not an image reference.
+
+    A first component that holds '.' or ':', or is 'localhost', is the registry's host (the runtime's reading): a DNS
+    name, so no '_' ('my_registry.example.com/app' would be read as a path on Docker Hub), and a port that exists."""
+    match = IMAGE_RE.fullmatch(value)
+    if match is None:
+        return None
+    first, slash, _ = match.group("repository").partition("/")
+    if slash and (first == "localhost" or "." in first or ":" in first):
+        host, _, port = first.partition(":")
+        if "_" in host or (port and not 1 <= int(port) <= 65535):
+            return None
+    return match
