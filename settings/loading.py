@@ -237,6 +237,10 @@ def load_settings(stack: Optional[str] = None, raw: Optional[dict[str, Any]] = N
         elif not value.isprintable() or len(value) > 1024:
             # Secrets are written into configuration files: a line break would add a line of its own.
             problems.append(f"{full_key}: must be one line of at most 1024 printable characters")
+        elif value != value.strip():
+            # pgBackRest trims a value in its files (tests/backup/test_offsite_credentials.py): a passphrase read
+            # back from `pulumi stack output` would then not open the repository it encrypted.
+            problems.append(f"{full_key}: must not begin or end with a space (configuration files drop it)")
         elif key in SECRET_SHAPES and not (SECRET_SHAPES[key][0].fullmatch(value) and _dialable(value)):
             problems.append(f"{full_key}: must be {SECRET_SHAPES[key][1]} (the value is not shown: it may carry a token)")
         else:

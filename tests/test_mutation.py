@@ -34,6 +34,42 @@ def test_regex_mutants_cover_bounds_anchors_repetition_and_every_class_range():
     assert mutation.regex_mutations(r"\[a-z\]") == []
 
 
+SAMPLE_MODULE = '''
+from typing import Annotated, Literal
+from pydantic import AfterValidator, BaseModel, model_validator
+Kind = Annotated[str, AfterValidator(str.strip)]
+ROLES = {"admin", "viewer"}
+class S(BaseModel):
+    mode: Literal["fast", "safe"] = "safe"
+    @model_validator(mode="after")
+    def _check(self):
+        return self
+def f(name, values):
+    if name.lower().startswith("kube-"):
+        return min(values[1:])
+    return any(v in ROLES for v in values)
+'''
+
+
+def test_the_value_operators_make_these_mutants_and_nothing_else():
+    found = {m.what for m in mutation.mutants("sample.py", SAMPLE_MODULE)} - {
+        # the older operators' (numbers, comparisons) on the same lines
+        "1 → 2", "1 → 0", "In → NotIn"}
+    assert found == {
+        "Annotated without AfterValidator", "set without 'admin'", "set without 'viewer'", "string 'admin' → 'adminx'",
+        "string 'viewer' → 'viewerx'", "string 'fast' → 'fastx'", "string 'safe' → 'safex'",
+        "tuple without 'fast'", "tuple without 'safe'",  # a Literal's choices
+        "default 'safe' changed", "validator _check removed", "startswith → endswith", "string 'kube-' → 'kube-x'",
+        ".lower() dropped", "early return removed", "min → max", "slice without its lower bound", "any → all",
+    }
+    source = {m.what: m.source for m in mutation.mutants("sample.py", SAMPLE_MODULE)}
+    assert "Kind = Annotated[str, None]" in source["Annotated without AfterValidator"]
+    assert "if name.startswith('kube-'):" in source[".lower() dropped"]
+    assert "@model_validator" not in source["validator _check removed"]
+    assert "ROLES = {'viewer'}" in source["set without 'admin'"]
+    assert "min(values[:])" in source["slice without its lower bound"]
+
+
 def test_every_target_module_and_test_file_exists():
     for module, tests in mutation.TARGETS.items():
         assert (mutation.ROOT / module).is_file(), module

@@ -480,6 +480,15 @@ def test_short_secret_override_is_rejected_without_echoing_it():
     assert short not in str(error.value)
 
 
+@pytest.mark.parametrize("value", [" " + "k" * 40, "k" * 40 + " ", "  " + "k" * 40 + "  "])
+def test_a_secret_with_a_space_at_either_end_is_refused_without_echoing_it(value):
+    config = {**encode_config(decoded_config("prod")), f"{PROJECT}:apiKey": value}
+    with pytest.raises(StackConfigError) as error:
+        run_program("prod", lambda: load_settings(), config, secret_keys=[f"{PROJECT}:apiKey"])
+    assert "real-estate-ai:apiKey: must not begin or end with a space (configuration files drop it)" in str(error.value)
+    assert "k" * 40 not in str(error.value)
+
+
 def test_secret_with_a_line_break_is_rejected_without_echoing_it():
     config = encode_config(decoded_config("prod"))
     value = "k" * 40 + "\nrepo2-storage-verify-tls=n"

@@ -3,7 +3,12 @@
 Each mutant changes one thing in one module — a comparison (< ↔ <=, == ↔ !=, in ↔ not in), a number (±1, ×2, ÷2),
 a boolean, `and` ↔ `or`, a dropped `not`, a pydantic bound (ge ↔ gt, le ↔ lt), a regular expression (a quantifier's
 bound ±1, a dropped anchor, `+` → `*`, a character-class range removed), a deleted `raise` — which mutmut and
-cosmic-ray leave alone in class bodies and patterns, where this code keeps its rules. The module's tests run against
+cosmic-ray leave alone in class bodies and patterns, where this code keeps its rules. And the values rules key on: a
+string that is a Literal choice, a dict key, a member of a collection, a comparison's operand or a startswith/endswith
+argument gets a character more; one element of a constant set, list or tuple is dropped; a string default changes;
+startswith ↔ endswith, min ↔ max, any ↔ all; a `.lower()`/`.upper()`/`.casefold()` is dropped; a slice loses a
+bound; a validator is removed (its decorator, or its AfterValidator/BeforeValidator/matching in an Annotated); an
+early `return` inside an `if` is removed. The module's tests run against
 each mutant in a scratch copy of the repository; a mutant that fails them is killed, one that passes survives.
 Equivalent mutants (no behaviour can tell them apart) are listed, with the reason, in tools/mutation-equivalent.txt.
 
@@ -60,6 +65,9 @@ TARGETS = {
     "components/redis.py": ["tests/test_redis.py"],
     "components/dingtalk_bridge.py": ["tests/test_monitoring.py"],
 }
+CALL_SWAPS = {"startswith": "endswith", "endswith": "startswith", "min": "max", "max": "min", "any": "all", "all": "any"}
+CASE_FOLDS = {"lower", "upper", "casefold"}
+VALIDATORS = {"model_validator", "field_validator", "AfterValidator", "BeforeValidator", "matching"}
 COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq, ast.NotEq: ast.Eq,
                  ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
 BOUND_SWAPS = {"ge": "gt", "gt": "ge", "le": "lt", "lt": "le"}
@@ -113,15 +121,106 @@ def regex_mutations(pattern: str) -> list[tuple[str, str]]:
     return valid
 
 
+def _callee(node: ast.AST) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
 class _Finder(ast.NodeVisitor):
     """Collects (node, description, replacement builder) for every mutation point."""
 
     def __init__(self):
         self.points: list[tuple[ast.AST, str, object]] = []
         self.regex_nodes: set[int] = set()
+        # String constants that are values a rule keys on (not messages): Literal choices, dict keys, members of a
+        # collection, operands of a comparison, startswith/endswith arguments, class-level defaults.
+        self.value_strings: set[int] = set()
+        self._class_depth = 0
+        self._function_depth = 0
+
+    def _value_string(self, node: ast.AST):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            self.value_strings.add(id(node))
+
+    def visit_ClassDef(self, node: ast.ClassDef):
+        self._class_depth += 1
+        self.generic_visit(node)
+        self._class_depth -= 1
+
+    def visit_FunctionDef(self, node: ast.FunctionDef):
+        for decorator in node.decorator_list:
+            if _callee(decorator) in VALIDATORS:
+                self.points.append((decorator, f"validator {node.name} removed", ("undecorate", node)))
+        self._function_depth += 1
+        self.generic_visit(node)
+        self._function_depth -= 1
+
+    def visit_AnnAssign(self, node: ast.AnnAssign):
+        # A field's default, changed: a string gets a character more (still a valid value where the type allows).
+        if self._class_depth and not self._function_depth and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            self.points.append((node.value, f"default {node.value.value!r} changed", ("const", node.value.value + "x")))
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript):
+        name = _callee(node.value)
+        if name == "Literal":
+            for element in node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]:
+                self._value_string(element)
+        if name == "Annotated" and isinstance(node.slice, ast.Tuple):
+            for element in node.slice.elts[1:]:
+                if _callee(element) in VALIDATORS:
+                    self.points.append((element, f"Annotated without {_callee(element)}", ("unvalidate", node.slice)))
+        if isinstance(node.slice, ast.Slice):
+            for bound in ("lower", "upper"):
+                if getattr(node.slice, bound) is not None:
+                    self.points.append((node.slice, f"slice without its {bound} bound", ("unbound", bound)))
+        self.generic_visit(node)
+
+    def visit_Dict(self, node: ast.Dict):
+        for key in node.keys:
+            if key is not None:
+                self._value_string(key)
+        self.generic_visit(node)
+
+    def _collection(self, node: ast.AST):
+        for element in node.elts:
+            self._value_string(element)
+        if len(node.elts) > 1 and all(isinstance(e, ast.Constant) for e in node.elts):
+            for element in node.elts:
+                self.points.append((element, f"{type(node).__name__.lower()} without {element.value!r}", ("drop", node)))
+
+    def visit_Set(self, node: ast.Set):
+        self._collection(node)
+        self.generic_visit(node)
+
+    def visit_List(self, node: ast.List):
+        self._collection(node)
+        self.generic_visit(node)
+
+    def visit_Tuple(self, node: ast.Tuple):
+        self._collection(node)
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If):
+        for statement in node.body:
+            if isinstance(statement, ast.Return) and self._function_depth:
+                self.points.append((statement, "early return removed", ("delete",)))
+        self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call):
-        name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        name = _callee(node)
+        if name in CALL_SWAPS:
+            self.points.append((node, f"{name} → {CALL_SWAPS[name]}", ("call", CALL_SWAPS[name])))
+        if name in CASE_FOLDS and isinstance(node.func, ast.Attribute) and not node.args:
+            self.points.append((node, f".{name}() dropped", ("unfold",)))
+        if name in ("startswith", "endswith"):
+            for argument in node.args:
+                self._value_string(argument)
+                if isinstance(argument, ast.Tuple):
+                    for element in argument.elts:
+                        self._value_string(element)
         if name in REGEX_CALLS and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
             self.regex_nodes.add(id(node.args[0]))
         for keyword in node.keywords:
@@ -132,6 +231,8 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare):
+        for operand in (node.left, *node.comparators):
+            self._value_string(operand)
         for i, op in enumerate(node.ops):
             swap = COMPARE_SWAPS.get(type(op))
             if swap:
@@ -166,11 +267,14 @@ class _Finder(ast.NodeVisitor):
         elif isinstance(value, str) and id(node) in self.regex_nodes:
             for what, mutated in regex_mutations(value):
                 self.points.append((node, what, ("const", mutated)))
+        elif isinstance(value, str) and id(node) in self.value_strings:
+            # Another value of the same kind: a character more (the rule no longer sees the value it names).
+            self.points.append((node, f"string {value!r} → {value + 'x'!r}", ("const", value + "x")))
 
 
-def mutants(module: str) -> list[Mutant]:
-    path = ROOT / module
-    text = path.read_text()
+def mutants(module: str, text: str | None = None) -> list[Mutant]:
+    """Every mutant of `module` (its text read from the repository unless given)."""
+    text = (ROOT / module).read_text() if text is None else text
     tree = ast.parse(text)
     finder = _Finder()
     # A call records its pattern argument before its children are visited, so the pattern's constant is known then.
@@ -198,8 +302,26 @@ def _apply(text: str, tree: ast.Module, target: ast.AST, change: tuple) -> str |
         node.op = change[1]()
     elif kind == "const":
         node.value = change[1]
-    elif kind in ("unnot", "delete"):
-        replacement = node.operand if kind == "unnot" else ast.Pass()
+    elif kind == "call":
+        if isinstance(node.func, ast.Attribute):
+            node.func.attr = change[1]
+        else:
+            node.func.id = change[1]
+    elif kind == "unbound":
+        setattr(node, change[1], None)
+    elif kind == "drop":
+        # Remove `target` from its collection (the collection is the same node in the copy, by position).
+        container = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        container.elts = [e for e in container.elts if e is not node]
+    elif kind == "unvalidate":
+        # In Annotated[...], metadata pydantic does not know (None) is ignored: the type stays, its check goes.
+        container = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        container.elts = [ast.Constant(None) if e is node else e for e in container.elts]
+    elif kind == "undecorate":
+        function = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        function.decorator_list = [d for d in function.decorator_list if d is not node]
+    elif kind in ("unnot", "delete", "unfold"):
+        replacement = {"unnot": lambda: node.operand, "delete": ast.Pass, "unfold": lambda: node.func.value}[kind]()
         for parent in ast.walk(copy):
             for field, value in ast.iter_fields(parent):
                 if value is node:
