@@ -13,6 +13,9 @@ its kind in the cluster.
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from dataclasses import dataclass
 from typing import Optional
 
@@ -49,9 +52,16 @@ class PostgresOperatorArgs:
     protect: bool = False
 
 
+@functools.lru_cache(maxsize=None)
+def _vendored_crds(chart_version: str) -> tuple[dict, ...]:
+    # 2 MB of YAML: libyaml's loader where PyYAML has it, once per process (a render spent most of its time here).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple(doc for doc in yaml.load_all(operator_crds_file(chart_version).read_text(), Loader=loader) if doc)
+
+
 def crds(chart_version: str) -> list[dict]:
-    """The operator release's CRDs as vendored."""
-    return [doc for doc in yaml.safe_load_all(operator_crds_file(chart_version).read_text()) if doc]
+    """The operator release's CRDs as vendored (a copy: the caller may change it)."""
+    return copy.deepcopy(list(_vendored_crds(chart_version)))
 
 
 class PostgresOperator(Component):

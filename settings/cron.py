@@ -118,11 +118,14 @@ _CALENDAR_END = datetime.date(2056, 1, 1)
 _CALENDAR = [_CALENDAR_START + datetime.timedelta(days=n) for n in range((_CALENDAR_END - _CALENDAR_START).days)]
 
 
+# The calendar checks below are pure functions of their schedules, asked again by every render of a stack: cached.
+@lru_cache(maxsize=1024)
 def ever_runs(expression: str) -> bool:
     """False for schedules that name a day that never comes (February 30th)."""
     return any(parse(expression).runs_on(day) for day in _CALENDAR)
 
 
+@lru_cache(maxsize=1024)
 def collide(first: str, second: str) -> bool:
     """True when both schedules start a run in the same minute on some day."""
     a, b = parse(first), parse(second)
@@ -131,17 +134,18 @@ def collide(first: str, second: str) -> bool:
     return any(a.runs_on(day) and b.runs_on(day) for day in _CALENDAR)
 
 
+@lru_cache(maxsize=1024)
 def starts_within(first: str, second: str, minutes: int) -> bool:
     """True when `second` starts less than `minutes` after a start of `first` on some day (across midnight too)."""
     a, b = parse(first), parse(second)
     first_minutes = sorted(h * 60 + m for h in a.hours for m in a.minutes)
     second_minutes = sorted(h * 60 + m for h in b.hours for m in b.minutes)
     one_day = datetime.timedelta(days=1)
-    for day in _CALENDAR:
-        if not a.runs_on(day):
-            continue
-        same_day = second_minutes if b.runs_on(day) else []
-        next_day = [m + 1440 for m in second_minutes] if b.runs_on(day + one_day) else []
+    # A day's answer depends only on whether `second` runs that day and the next: each such pair is checked once.
+    pairs = {(b.runs_on(day), b.runs_on(day + one_day)) for day in _CALENDAR if a.runs_on(day)}
+    for runs_today, runs_tomorrow in pairs:
+        same_day = second_minutes if runs_today else []
+        next_day = [m + 1440 for m in second_minutes] if runs_tomorrow else []
         for start in first_minutes:
             if any(0 <= later - start < minutes for later in (*same_day, *next_day)):
                 return True
