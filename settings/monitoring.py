@@ -37,7 +37,7 @@ Email = Annotated[str, matching(_EMAIL_RE, "an e-mail address like 'oncall@examp
 
 def _display_name(name: str) -> bool:
     return (name == name.strip() and unicodedata.category(name[0])[0] != "M"
-            and all(unicodedata.category(c)[0] in "LMN" or c in _DISPLAY_PUNCTUATION for c in name))
+            and all(unicodedata.category(c)[0] in ("L", "M", "N") or c in _DISPLAY_PUNCTUATION for c in name))
 
 
 def _check_sender(value: str) -> str:

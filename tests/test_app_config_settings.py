@@ -4,6 +4,7 @@ sides, the grey-release header pattern, and feature names the API knows."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from settings.app_config import (
     FEATURES,
@@ -57,3 +58,18 @@ def test_feature_names_are_the_apis():
     assert errors(AppConfigSettings, features={"pricing": True}) == [unknown]
     assert AppConfigSettings(features={"valuation": False}).features == {"valuation": False}
     assert AbTestSettings(enabled=True, variant_b_percent=20).variant_b.recommendation_model is None
+
+
+@pytest.mark.parametrize("model,field,choices", [
+    ("RecommendationSettings", "model", ["hybrid", "collaborative", "content"]),
+    ("EvaluationSettings", "model", ["xgboost", "lightgbm", "linear"]),
+])
+def test_every_model_choice_is_taken_and_its_near_misses_are_not(model, field, choices):
+    import settings.app_config as app_config
+
+    kind = getattr(app_config, model)
+    for choice in choices:
+        assert getattr(kind.model_validate({field: choice}), field) == choice
+        for near_miss in (choice.upper(), choice + "x"):
+            with pytest.raises(ValidationError, match="Input should be "):
+                kind.model_validate({field: near_miss})

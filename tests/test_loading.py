@@ -175,3 +175,45 @@ def test_required_alert_secrets():
     modest = {**everything, "smtp": {**everything["smtp"], "username": None}, "wecom": None, "smsGateway": False,
               "dingtalk": {"bridgeUrl": "http://bridge:8060"}}
     assert required_secret_keys(_config(monitoring={"alerting": modest})) == {}
+
+
+ALL_SECRET_KEYS = ["redisPassword", "apiKey", "apiTesterKey", "objectStorePassword", "backupOffsiteAccessKeyId",
+                   "backupOffsiteSecretAccessKey", "backupOffsiteCipherPass", "milvusS3AccessKeyId", "milvusS3SecretAccessKey",
+                   "alertSmtpPassword", "alertWecomApiSecret", "alertSmsWebhookUrl", "alertDingtalkRobotUrl",
+                   "alertDingtalkRobotSecret", "alertHeartbeatUrl"]
+# Someone else's credentials, as short as their service makes them (a valid URL where a shape is checked).
+SHORT = {"backupOffsiteAccessKeyId": "AKID", "backupOffsiteSecretAccessKey": "s", "milvusS3AccessKeyId": "AKID",
+         "milvusS3SecretAccessKey": "s", "alertSmtpPassword": "p", "alertWecomApiSecret": "w",
+         "alertSmsWebhookUrl": "https://s.io", "alertDingtalkRobotUrl": "https://r.io/send?access_token=t",
+         "alertDingtalkRobotSecret": "s", "alertHeartbeatUrl": "https://h.io"}
+
+
+@pytest.mark.parametrize("key", ALL_SECRET_KEYS)
+def test_every_secret_key_is_read_only_as_a_secret(key):
+    assert problems(plain={key: SHORT.get(key, "p" * 40)}) == [
+        f"real-estate-ai:{key}: is stored in plain text; set it with `pulumi config set --secret {key}` or remove it"]
+
+
+@pytest.mark.parametrize("key", ALL_SECRET_KEYS)
+def test_only_someone_elses_credentials_may_be_short(key):
+    if key in SHORT:
+        assert load(secrets={key: SHORT[key]}).secrets.get(key) is not None
+    else:
+        assert problems(secrets={key: "k" * 31}) == [f"real-estate-ai:{key}: must be a string of at least 32 characters"]
+
+
+@pytest.mark.parametrize("key,what", [
+    ("alertSmsWebhookUrl", "an https URL without query or fragment"),
+    ("alertHeartbeatUrl", "an https URL without query or fragment"),
+    ("alertDingtalkRobotUrl", "the robot's https webhook URL with its access_token query"),
+])
+def test_a_secret_url_of_the_wrong_shape_is_named_without_its_value(key, what):
+    for wrong in ("http://hook.example.com/x?token=t0k3n", "https://010.0.0.1/t0k3n", "https://hook.example.com:0/t0k3n"):
+        found = problems(secrets={key: wrong})
+        assert found == [f"real-estate-ai:{key}: must be {what} (the value is not shown: it may carry a token)"]
+        assert "t0k3n" not in "".join(found)
+
+
+def test_a_section_that_is_no_object_lists_its_keys():
+    assert problems({**MINIMAL, "namespace": "real-estate"}) == [
+        "real-estate-ai:namespace: must be an object with the keys: name, podSecurity"]

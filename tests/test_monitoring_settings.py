@@ -334,8 +334,60 @@ def test_an_installed_prometheus_keeps_the_slo_window():
     ("http://prometheus.monitoring.svc:9090", True), ("https://a.b.svc.cluster.local:65535", True),
     ("http://prometheus.monitoring.svc:12345", True), ("http://prometheus.monitoring.svc:123456", False),
     ("http://prometheus.monitoring.svc", False), ("http://prometheus.svc:9090", False), ("http://Prom.monitoring.svc:9090", False),
+    ("http://prometheus.monitoring.svc:65536", False), ("http://prometheus.monitoring.svc:0", False),
 ])
 def test_service_urls(value, ok):
     from settings.monitoring import ServiceUrl
 
     assert accepts(ServiceUrl, value) is ok
+
+
+def test_severities_levels_and_the_channels_each_severity_wakes():
+    from settings.monitoring import LEVELS, SEVERITIES, SEVERITY_CHANNELS
+
+    assert SEVERITIES == ("P0", "P1", "P2", "P3")
+    assert LEVELS == ("onCall", "techLead", "management")
+    assert SEVERITY_CHANNELS == {
+        "P0": ("sms", "wecom", "dingtalk", "email"),
+        "P1": ("wecom", "dingtalk", "email"),
+        "P2": ("dingtalk", "email"),
+        "P3": ("email",),
+    }
+
+
+@pytest.mark.parametrize("day", ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"])
+def test_every_weekday_is_a_business_day_one_may_name(day):
+    from settings.monitoring import WEEKDAYS, BusinessHoursSettings
+
+    assert BusinessHoursSettings(weekdays=[day]).weekdays == [day]
+    assert WEEKDAYS.index(day) == ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"].index(day)
+    assert errors(BusinessHoursSettings, weekdays=[day.capitalize()])[0].startswith("Input should be 'monday'")
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("00:00", True), ("09:30", True), ("19:59", True), ("23:59", True), ("24:00", True), ("24:01", False), ("25:00", False),
+    ("9:00", False), ("09:60", False), ("09:5", False), ("12:00 ", False), ("noon", False),
+])
+def test_business_hours_times_of_day(value, ok):
+    from settings.monitoring import ClockTime
+
+    assert accepts(ClockTime, value) is ok
+
+
+def test_business_hours_defaults_and_order():
+    from settings.monitoring import BusinessHoursSettings
+
+    default = BusinessHoursSettings()
+    assert (default.weekdays, default.start, default.end, default.utc_offset_hours) == (
+        ["monday", "tuesday", "wednesday", "thursday", "friday"], "09:00", "18:00", 8)
+    assert errors(BusinessHoursSettings, start="18:00", end="09:00") == ["Value error, start (18:00) must be before end (09:00)"]
+    assert errors(BusinessHoursSettings, start="09:00", end="09:00") == ["Value error, start (09:00) must be before end (09:00)"]
+    assert BusinessHoursSettings(start="00:00", end="24:00").end == "24:00"
+    assert errors(BusinessHoursSettings, weekdays=["monday", "monday"]) == ["Value error, weekdays names a day twice"]
+
+
+@pytest.mark.parametrize("character,ok", [("é", True), ("\u0301", True), ("٣", True), ("Ⅻ", True), ("!", False), ("€", False)])
+def test_a_display_name_holds_letters_marks_and_digits_of_any_script(character, ok):
+    from settings.monitoring import Sender
+
+    assert accepts(Sender, f"Ops{character}Team <a@example.com>") is ok

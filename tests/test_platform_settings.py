@@ -132,3 +132,19 @@ def test_a_disruption_budget_leaves_a_pod_to_drain():
     assert ApiSettings(**scaled, pod_disruption_budget_min_available=1).pod_disruption_budget_min_available == 1
     assert errors(ApiSettings, **scaled, pod_disruption_budget_min_available=2) == [
         "Value error, podDisruptionBudgetMinAvailable 2 must be below the minimum replica count 2, or no node could ever be drained"]
+
+
+@pytest.mark.parametrize("model,field,choices", [
+    ("NamespaceSettings", "pod_security", ["privileged", "baseline", "restricted"]),
+    ("ApiSettings", "platform", ["linux/amd64", "linux/arm64"]),
+    ("ApiSettings", "service_type", ["ClusterIP", "NodePort", "LoadBalancer"]),
+])
+def test_every_choice_is_taken_and_its_near_misses_are_not(model, field, choices):
+    import settings.platform as platform
+
+    kind = getattr(platform, model)
+    extra = API if kind is ApiSettings else {}
+    for choice in choices:
+        assert getattr(kind(**extra, **{field: choice}), field) == choice
+        for near_miss in (choice.upper() if choice != choice.upper() else choice.lower(), choice + "x"):
+            assert errors(kind, **extra, **{field: near_miss})[0].startswith("Input should be "), near_miss

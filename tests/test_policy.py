@@ -326,3 +326,49 @@ def test_prod_guardrails_apply_to_prod_only(rendered_stacks, prod_objects):
     assert rules.prod_guardrails([r for r in relabelled if r.kind != "Canary"]) == []
     # dev's unprotected, single-replica stack is fine as dev.
     assert rules.prod_guardrails(_resources(rendered_stacks["dev"])) == []
+
+
+def _pod(kind: str, container: dict, field: str = "containers") -> dict:
+    pod = {field: [container], **({"containers": [{"name": "main"}]} if field != "containers" else {})}
+    spec = {"jobTemplate": {"spec": {"template": {"spec": pod}}}} if kind == "CronJob" else {"template": {"spec": pod}}
+    return {"kind": kind, "metadata": {"name": "w"}, "spec": spec}
+
+
+BOUNDED = {"name": "c", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}}
+
+
+@pytest.mark.parametrize("kind,long_running", [("Deployment", True), ("StatefulSet", True), ("DaemonSet", True),
+                                               ("Job", False), ("CronJob", False), ("ReplicaSet", None), ("Pod", None)])
+def test_which_kinds_are_judged_and_which_must_be_probed(kind, long_running):
+    """Every workload kind's pod is judged; only long-running ones need probes; a kind the rules do not know is
+    nothing to judge."""
+    root = {"name": "c", "securityContext": {"runAsNonRoot": False}}
+    probed = rules.bounded_and_probed(_pod(kind, BOUNDED))
+    if long_running is None:
+        assert rules.pod_spec(_pod(kind, BOUNDED)) is None and rules.unprivileged(_pod(kind, root)) == []
+        return
+    assert probed == ([f"{kind}/w container 'c': no livenessProbe or readinessProbe"] if long_running else [])
+    assert f"{kind}/w container 'c': may run as root (set runAsNonRoot: true and a non-zero runAsUser)" in rules.unprivileged(_pod(kind, root))
+
+
+def test_init_containers_are_judged_like_containers_but_need_no_probes():
+    unbounded_init = _pod("Deployment", {"name": "init", "image": "app:latest"}, field="initContainers")
+    assert "Deployment/w container 'init': no requests for cpu, memory" in rules.bounded_and_probed(unbounded_init)
+    assert "Deployment/w container 'init': no livenessProbe or readinessProbe" not in rules.bounded_and_probed(unbounded_init)
+    assert any("container 'init'" in p for p in rules.pinned_images(unbounded_init))
+    assert any("container 'init'" in p for p in rules.unprivileged(unbounded_init))
+
+
+@pytest.mark.parametrize("kind,holds_data", [("StatefulSet", True), ("PersistentVolumeClaim", True),
+                                             ("PerconaPGCluster", True), ("Deployment", False), ("ConfigMap", False)])
+def test_prod_protects_every_kind_that_holds_data(prod_objects, kind, holds_data):
+    extra = Resource("kubernetes:test", {"kind": kind, "metadata": {"name": "extra"}}, protect=False)
+    found = [p for p in rules.prod_guardrails([*prod_objects, extra]) if "extra" in p]
+    assert found == ([f"prod: {kind}/extra holds data but is not protected"] if holds_data else [])
+
+
+def test_only_config_maps_are_searched_for_credentials():
+    data = {"password": "hunter2hunter2", "url": "redis://:hunter2hunter2@redis:6379"}
+    assert len(rules.no_secrets_in_config_maps({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})) == 2
+    for kind in ("Secret", "Deployment", None):
+        assert rules.no_secrets_in_config_maps({"kind": kind, "metadata": {"name": "c"}, "data": data}) == []

@@ -230,3 +230,26 @@ def test_a_standby_streams_from_a_real_port_of_an_address_or_a_name():
         assert errors(StandbySettings, host="db.example.com", port=port)
     assert errors(StandbySettings, host="db") == [
         "Value error, 'db' is neither an IP address nor a fully qualified host name like 'db.example.com'"]
+
+
+@pytest.mark.parametrize("model,field,choices", [
+    ("PgBouncerSettings", "pool_mode", ["transaction", "session"]),
+    ("PostgresSettings", "zone_spread", ["required", "preferred"]),
+    ("OffsiteSettings", "uri_style", ["host", "path"]),
+])
+def test_every_choice_is_taken_and_its_near_misses_are_not(model, field, choices):
+    import settings.postgres as postgres
+
+    kind = getattr(postgres, model)
+    for choice in choices:
+        assert getattr(kind(**{field: choice}), field) == choice
+        for near_miss in (choice.upper(), choice + "x"):
+            assert errors(kind, **{field: near_miss})[0].startswith("Input should be "), near_miss
+
+
+def test_only_an_operator_release_with_vendored_crds_is_taken():
+    from settings.postgres import OPERATOR_VERSION, OperatorSettings
+
+    assert OperatorSettings(chart_version=OPERATOR_VERSION).chart_version == "3.0.0"
+    assert errors(OperatorSettings, chart_version="3.1.0")[0].startswith(
+        "Value error, '3.1.0': no CRDs vendored for this operator release; add the release's config/crd/bases CRDs as ")

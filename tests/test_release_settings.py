@@ -80,6 +80,18 @@ def test_error_percent_and_step_weights_bounds():
     for bad in ([0], [99, 100], list(range(1, 12)), [], [50, 10], [10, 10]):
         with pytest.raises(ValidationError):
             CanarySettings(step_weights=bad)
+    # One step back anywhere is enough to refuse them.
+    for bad in ([10, 50, 40], [10, 5, 50], [10, 20, 30, 30]):
+        with pytest.raises(ValidationError, match=r"stepWeights \[.*\] must increase step by step"):
+            CanarySettings(step_weights=bad)
+
+
+@pytest.mark.parametrize("solver", ["http01", "dns01"])
+def test_each_certificate_solver_is_taken(solver):
+    assert TlsSettings(solver=solver).solver == solver
+    for near_miss in (solver.upper(), solver + "x", "dns-01"):
+        with pytest.raises(ValidationError, match="Input should be "):
+            TlsSettings(solver=near_miss)
 
 
 @pytest.mark.parametrize("kind,value,ok", [

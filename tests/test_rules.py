@@ -170,3 +170,61 @@ def test_prod_probes_its_public_url_and_a_probe_needs_one():
     assert problems("dev", {"monitoring.probes": {"enabled": True}, "monitoring.enabled": False,
                             "monitoring.install": {"enabled": False}}) == [
         "real-estate-ai:monitoring.probes.enabled: the probes are scraped by the cluster's Prometheus; they need monitoring.enabled true"]
+
+
+def test_a_full_backup_keeps_the_others_out_of_its_window():
+    # test: full 01:00, off-site full 03:00, incrementals at :30 except 01:30 and 03:30; the window is 60 minutes.
+    assert problems("test", {}) == []
+    assert problems("test", {"backups.postgres.incrementalSchedule": "30 0-23 * * *"}) == [
+        "real-estate-ai:backups.postgres.incrementalSchedule: '30 0-23 * * *' starts within 60 minutes after "
+        "backups.postgres.fullSchedule '0 1 * * *'; the full still holds pgBackRest's lock then "
+        "(backups.postgres.fullBackupWindowMinutes)",
+        "real-estate-ai:backups.postgres.incrementalSchedule: '30 0-23 * * *' starts within 60 minutes after "
+        "backups.postgres.offsiteFullSchedule '0 3 * * *'; the full still holds pgBackRest's lock then "
+        "(backups.postgres.fullBackupWindowMinutes)"]
+    assert problems("test", {"backups.postgres.offsiteFullSchedule": "30 1 * * *"}) == [
+        "real-estate-ai:backups.postgres.offsiteFullSchedule: '30 1 * * *' starts within 60 minutes after "
+        "backups.postgres.fullSchedule '0 1 * * *'; the full still holds pgBackRest's lock then "
+        "(backups.postgres.fullBackupWindowMinutes)"]
+    # Without the off-site repository its full schedule is no backup of this stack's.
+    assert problems("test", {"backups.offsite.enabled": False, "backups.postgres.incrementalSchedule": "30 0,1,2,4-23 * * *"}) == [
+        "real-estate-ai:backups.postgres.incrementalSchedule: '30 0,1,2,4-23 * * *' starts within 60 minutes after "
+        "backups.postgres.fullSchedule '0 1 * * *'; the full still holds pgBackRest's lock then "
+        "(backups.postgres.fullBackupWindowMinutes)"]
+
+
+@pytest.mark.parametrize("stack,environment,tied", [
+    ("dev", "test", "dev"), ("test", "prod", "test"), ("prod", "dev", "prod"),
+    ("dev-laptop", "prod", "dev"), ("test-eu", "dev", "test"), ("prod-eu", "dev", "prod"), ("prod-cn-north", "test", "prod"),
+    # Other names are not tied to an environment: 'production' and 'eu-prod' do not start with 'prod-'.
+    ("production", "dev", None), ("eu-prod", "dev", None), ("staging", "prod", None),
+])
+def test_a_stack_named_for_an_environment_is_that_environment(stack, environment, tied):
+    config = decoded_config("dev")
+    plain = {key.removeprefix(KEY): value for key, value in config.items() if key.startswith(KEY)}
+    found = [p for p in rules.problems(PlatformConfig.model_validate({**plain, "environment": environment}), stack)
+             if p.startswith(f"{KEY}environment")]
+    assert found == ([f"real-estate-ai:environment: is '{environment}' but stack '{stack}' is a {tied} stack"] if tied else [])
+
+
+def test_a_shared_clusters_prometheus_is_named_too():
+    assert problems("test", {"monitoring.prometheusUrl": DELETE}) == [
+        "real-estate-ai:monitoring.prometheusUrl: name the cluster's Prometheus Service "
+        "(http://<service>.<namespace>.svc:<port>): every release asks it whether it took this stack's monitoring "
+        "(or set monitoring.install.enabled: true)"]
+
+
+def test_an_installed_gateway_controller_runs_the_proxies_the_routes_name():
+    # dev installs Envoy Gateway in envoy-gateway-system and routes through a Gateway.
+    assert problems("dev", {}) == []
+    assert problems("dev", {"ingress.controllerNamespace": "gateway-proxies"}) == [
+        "real-estate-ai:ingress.controllerNamespace: is 'gateway-proxies' but the installed gateway controller runs its "
+        "proxies in clusterAddons.gatewayController.namespace 'envoy-gateway-system'"]
+    assert problems("dev", {"ingress.controllerNamespace": "gateway-proxies", "ingress.via": "ingress"}) == []
+
+
+@pytest.mark.parametrize("tester,grey", [("X-Grey-Release", "X-Grey-Release"), ("x-grey-release", "X-Grey-Release"),
+                                         ("X-Canary", "x-CANARY")])
+def test_the_canary_tester_header_is_not_the_grey_release_header_in_any_case(tester, grey):
+    assert problems("dev", {"release.canary.testerHeader": tester, "appConfig.greyRelease.header": grey}) == [
+        f"real-estate-ai:release.canary.testerHeader: '{tester}' is already appConfig.greyRelease.header"]

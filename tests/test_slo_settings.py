@@ -159,3 +159,11 @@ def test_a_stack_files_slo_problems_each_name_their_key():
     assert "real-estate-ai:monitoring.slos.alerts[0].longWindow: '1h\\nobjects written: 12' is not a window like '5m', '6h' or '3d'" in found
     assert any(p.startswith("real-estate-ai:monitoring.slos.alerts[0].severity: ") for p in found)
     assert not any("objects written" in p and "\\n" not in p for p in found)
+
+
+@pytest.mark.parametrize("severity", ["P0", "P1", "P2", "P3"])
+def test_a_burn_rate_alert_takes_each_severity_of_the_spec(severity):
+    alert = {"budget_percent": 2, "long_window": "1h", "short_window": "5m"}
+    assert BurnRateAlert(**alert, severity=severity).severity == severity
+    for near_miss in (severity.lower(), severity + "x", "P4"):
+        assert errors(BurnRateAlert, **alert, severity=near_miss)[0].startswith("Input should be "), near_miss

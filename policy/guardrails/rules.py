@@ -18,7 +18,6 @@ ENVIRONMENT_LABEL = "real-estate-ai/environment"
 # Our API's pods (components/api.py POD_LABELS) and Deployment.
 API_COMPONENT = "api"
 LONG_RUNNING = ("Deployment", "StatefulSet", "DaemonSet")
-WORKLOADS = (*LONG_RUNNING, "Job", "CronJob")
 # Kinds that hold data: `pulumi destroy` and replacements must not take them (protect) in prod.
 DATA_KINDS = ("StatefulSet", "PersistentVolumeClaim", "PerconaPGCluster")
 # A ConfigMap is readable by anyone who may list it: nothing in it may look like a credential.
