@@ -154,6 +154,9 @@ def _check_text(value: str) -> str:
         raise ValueError("must be one line of at most 128 printable characters")
     if not value.strip():
         raise ValueError("must not be empty or blank; leave the key out to mean none")
+    if value != value.strip():
+        # The readers trim it (the API's app.properties loader does): the value used would not be the one written.
+        raise ValueError(f"{value!r} begins or ends with a space; the files it is written to drop it")
     return value
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from components.app_config import AppConfig, AppConfigArgs, render_properties
 from settings import AppConfigSettings, GreyReleaseSettings
 from tests.harness import run_component, value
@@ -52,6 +54,22 @@ def test_no_value_can_add_a_line_to_app_properties():
     hostile = AppConfigSettings.model_construct(**{**AppConfigSettings().__dict__, "name": "estate\nfeature.valuation.enabled=false"})
     with pytest.raises(ValueError, match="would not be one line"):
         render_properties(hostile, "1.0.0", "prod")
+
+
+def test_the_api_reads_back_every_name_the_settings_take_exactly():
+    """The consumer of app.properties is the API's own loader: what it reads is what the stack file said."""
+    import sys
+
+    from components.app_config import render_properties
+    from settings import AppConfigSettings
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "app"))
+    from real_estate_api.config import _parse_properties
+
+    for name in ("Estate = #1 \\ 'x' \"y\" !", "# not a comment", "! bang", "key=value=more", "中文名 ✓ 🏠", "a" * 128,
+                 "tab-free  double  spaces", "${HOME} $(id) `id`"):
+        settings = AppConfigSettings(name=name)
+        assert _parse_properties(render_properties(settings, "1.0.0", "prod"), "app.properties")["app.name"] == name
 
 
 def test_the_api_accepts_the_properties_of_every_stack(rendered_stacks, tmp_path):

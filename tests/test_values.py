@@ -173,7 +173,9 @@ def test_semver_and_text_messages():
     assert message(SemVer, "1.2") == "Value error, '1.2' is not a semantic version like '1.4.2' (build metadata '+…' is not allowed)"
     assert accepts(Text, "x" * 128) and not accepts(Text, "x" * 129) and not accepts(Text, "a\nb")
     assert message(Text, "a\nb") == "Value error, must be one line of at most 128 printable characters"
-    assert accepts(Text, "x") and accepts(Text, " x ")
+    assert accepts(Text, "x") and accepts(Text, "x y")
+    for padded in (" x", "x ", " x "):
+        assert message(Text, padded) == f"Value error, {padded!r} begins or ends with a space; the files it is written to drop it"
     for blank in ("", " ", "   "):
         assert message(Text, blank) == "Value error, must not be empty or blank; leave the key out to mean none"
 

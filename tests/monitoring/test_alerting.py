@@ -99,6 +99,31 @@ def test_alertmanager_refuses_the_senders_the_settings_refuse(sender, expected, 
     assert done.returncode != 0 and expected.replace("parse 'from'", "from") in done.stderr, done.stderr
 
 
+HOSTILE_SECRETS = {
+    "alertSmtpPassword": "p@ss: \"word\" #{{ .CommonLabels.x }} 'q' \\ 密码 - [a] {b}: &c *d !e %f |g >h",
+    "alertWecomApiSecret": "{{ template \"x\" }} # : - ' \" ~ null yes no 0x1F 1e3",
+    "alertSmsWebhookUrl": "https://sms.example.com/hook/a_b~c%20d",
+    "alertHeartbeatUrl": "https://hc.example.com/ping/%7Bx%7D-_.~",
+}
+
+
+def test_hostile_secrets_reach_alertmanager_exactly(tmp_path):
+    """The channel Secret's values as the operator inlines them and Alertmanager loads them: YAML syntax, template
+    syntax, quotes and non-ASCII in a password arrive as written (Alertmanager templates no credential)."""
+    settings = _alerting("prod").model_copy(update={"smtp": _alerting("prod").smtp.model_copy(update={"username": "alerts"})})
+    path = alertmanager_yaml(settings, HOSTILE_SECRETS, "real-estate", tmp_path, bridge_url("real-estate"))
+    done = subprocess.run([binary("amtool"), "check-config", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+    receivers = yaml.safe_load(path.read_text())["receivers"]
+    passwords = {c["auth_password"] for r in receivers for c in r.get("email_configs", [])}
+    secrets = {c["api_secret"] for r in receivers for c in r.get("wechat_configs", [])}
+    hooks = {c["url"] for r in receivers for c in r.get("webhook_configs", [])}
+    assert passwords == {HOSTILE_SECRETS["alertSmtpPassword"]}
+    assert secrets == {HOSTILE_SECRETS["alertWecomApiSecret"]}
+    assert f"{HOSTILE_SECRETS['alertSmsWebhookUrl']}?to=%2B8613800000001" in hooks
+    assert HOSTILE_SECRETS["alertHeartbeatUrl"] in hooks
+
+
 @pytest.mark.parametrize("labels, name", [
     (["severity=P0", "service=api"], "level1-p0"),
     (["severity=P1", "service=api"], "level1-p1"),
