@@ -372,3 +372,9 @@ def test_only_config_maps_are_searched_for_credentials():
     assert len(rules.no_secrets_in_config_maps({"kind": "ConfigMap", "metadata": {"name": "c"}, "data": data})) == 2
     for kind in ("Secret", "Deployment", None):
         assert rules.no_secrets_in_config_maps({"kind": kind, "metadata": {"name": "c"}, "data": data}) == []
+
+
+def test_the_policies_keep_their_names():
+    # Users enable, disable and configure policies by name (`pulumi policy enable`, a policy config file).
+    assert list(rules.RESOURCE_RULES) == ["pinned-images", "requests-limits-probes", "non-root", "no-secrets-in-configmaps"]
+    assert list(rules.STACK_RULES) == ["default-deny-network-policy", "prod-guardrails"]
