@@ -185,9 +185,12 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _collection(self, node: ast.AST):
+        # Only a collection of values: a tuple that pairs a message with a function holds no value a rule keys on.
+        if not all(isinstance(e, ast.Constant) for e in node.elts):
+            return
         for element in node.elts:
             self._value_string(element)
-        if len(node.elts) > 1 and all(isinstance(e, ast.Constant) for e in node.elts):
+        if len(node.elts) > 1:
             for element in node.elts:
                 self.points.append((element, f"{type(node).__name__.lower()} without {element.value!r}", ("drop", node)))
 
