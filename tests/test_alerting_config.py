@@ -68,6 +68,7 @@ def test_the_secret_holds_each_credential_the_receivers_name_and_nothing_else():
     }
     assert channel_keys(EVERY_CHANNEL) == list(channel_secret(EVERY_CHANNEL, SECRETS))
     assert channel_secret(EVERY_CHANNEL.model_copy(update={"notify": False}), SECRETS) == {}
+    assert channel_keys(EVERY_CHANNEL.model_copy(update={"notify": False})) == []
     # Nothing to hold (e-mail without login, DingTalk): no Secret at all.
     plain = EVERY_CHANNEL.model_copy(update={"wecom": None, "sms_gateway": False, "heartbeat": False,
                                              "smtp": EVERY_CHANNEL.smtp.model_copy(update={"username": None})})

@@ -378,3 +378,12 @@ def test_the_policies_keep_their_names():
     # Users enable, disable and configure policies by name (`pulumi policy enable`, a policy config file).
     assert list(rules.RESOURCE_RULES) == ["pinned-images", "requests-limits-probes", "non-root", "no-secrets-in-configmaps"]
     assert list(rules.STACK_RULES) == ["default-deny-network-policy", "prod-guardrails"]
+
+
+@pytest.mark.parametrize("resource_type,owned", [
+    ("kubernetes:apps/v1:Deployment", True), ("kubernetes:core/v1:ConfigMap", True),
+    ("kubernetes:apps/v1:DeploymentPatch", False), ("kubernetes:helm.sh/v3:Release", False),
+    ("kubernetes:helm.sh/v4:Chart", False), ("random:index/randomPassword:RandomPassword", False),
+])
+def test_only_objects_the_program_owns_are_judged(resource_type, owned):
+    assert rules.judged(resource_type) is owned
