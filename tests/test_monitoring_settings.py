@@ -301,6 +301,11 @@ def test_installing_monitoring_needs_its_objects():
     assert errors(MonitoringSettings, enabled=False, install={"enabled": True}) == [
         "Value error, install.enabled installs a monitoring stack for this stack's objects: it needs enabled: true"]
     assert MonitoringSettings(enabled=False).enabled is False
+    # With the chart installed, its own Services are asked: either URL named is one too many.
+    unset = "Value error, prometheusUrl and alertmanagerUrl are the installed chart's with install.enabled: leave them unset"
+    for url in ({"prometheus_url": "http://p.monitoring.svc:9090"}, {"alertmanager_url": "http://a.monitoring.svc:9093"}):
+        assert errors(MonitoringSettings, install={"enabled": True}, **url) == [unset]
+        assert MonitoringSettings(**url).install.enabled is False
 
 
 def test_probe_defaults_and_bounds():
