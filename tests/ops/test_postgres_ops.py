@@ -4,6 +4,7 @@ they apply, and their failure exits. Nothing here reaches a cluster."""
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,9 @@ def kube(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "kubectl").symlink_to(FAKE)
+    # The fake's `#!/usr/bin/env python3` finds the interpreter itself, not a version manager's shim (pyenv's costs
+    # ~80 ms a call, and a restore calls kubectl dozens of times).
+    (bin_dir / "python3").symlink_to(sys._base_executable)
     state = tmp_path / "state"
     state.mkdir()
     (state / "cluster").write_text("")
