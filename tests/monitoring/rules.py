@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -42,6 +43,36 @@ def write(groups: dict[str, dict], directory: Path) -> list[Path]:
 def rule_files() -> list[Path]:
     """Every group rendered for the tests' namespace with default escalation, as files (once per session)."""
     return write(rendered(), Path(tempfile.mkdtemp(prefix="re-rules-")))
+
+
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_ALERTS_READ = re.compile(r'ALERTS\{[^}]*alertname="([^"]+)"')
+
+
+@cache
+def rule_files_for(alert: str) -> tuple[Path, ...]:
+    """The files an alert's evaluation needs: its own, those recording a series it reads, those raising an alert it
+    reads (ALERTS{alertname=...}), and so on: the rest only costs promtool time (every rule is evaluated at every
+    step; a 210-hour case took 8 s with every file, 0.7 s with its own). Their order is rule_files()'."""
+    files = rule_files()
+    content = {path: yaml.safe_load(path.read_text()) for path in files}
+    defined: dict[str, Path] = {}
+    for path, rules in content.items():
+        for group in rules["groups"]:
+            for rule in group["rules"]:
+                defined.setdefault(rule.get("record") or rule["alert"], path)
+    needed, pending = set(), [defined[alert]]
+    while pending:
+        path = pending.pop()
+        if path in needed:
+            continue
+        needed.add(path)
+        for group in content[path]["groups"]:
+            for rule in group["rules"]:
+                expr = str(rule["expr"])
+                names = set(_NAME.findall(expr)) | set(_ALERTS_READ.findall(expr))
+                pending += [defined[name] for name in names if name in defined]
+    return tuple(path for path in files if path in needed)
 
 
 @cache

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.gotools import binary
-from tests.monitoring.rules import NAMESPACE, OTHER_NAMESPACE, alerts, rule_files, source_series
+from tests.monitoring.rules import NAMESPACE, OTHER_NAMESPACE, alerts, rule_files, rule_files_for, source_series
 
 NS = NAMESPACE
 HOUR = 3600
@@ -375,7 +375,7 @@ CASES = [
 
 def _promtool_test(tmp_path: Path, case: Case, series: dict[str, str], expected: list) -> subprocess.CompletedProcess:
     test = {
-        "rule_files": [str(p) for p in rule_files()],
+        "rule_files": [str(p) for p in rule_files_for(case.alert)],
         "evaluation_interval": case.step,
         "tests": [{
             "interval": case.step,
@@ -435,3 +435,10 @@ def test_another_namespaces_series_never_raise_it(case, tmp_path):
     moved = {s.replace(f'namespace="{NS}"', f'namespace="{OTHER_NAMESPACE}"'): v for s, v in case.fires.items()}
     done = _promtool_test(tmp_path, case, moved, [])
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_an_alerts_rule_files_hold_what_it_reads():
+    # EdgeErrorRateHigh reads the API's recorded error ratio (api.rules.yml) and ApiDown's ALERTS.
+    names = [path.name for path in rule_files_for("EdgeErrorRateHigh")]
+    assert "edge.rules.yml" in names and "api.rules.yml" in names
+    assert [path.name for path in rule_files_for("RestoreDrillFailing")] == ["backups.rules.yml"]
