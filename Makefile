@@ -94,11 +94,11 @@ TEST_ENV = GOTOOLS_BIN=$$(gotools/build.sh --check $(TEST_TOOLS)) CHECKOV=$(CHEC
 system-packages:
 	ops/toolchain/system-packages.sh
 
-# The quick tier: every test not marked `server` (tests/services.py refuses a server to an unmarked test). It installs
-# nothing: a missing package is named with its command.
+# The quick tier: every test not marked `server` (tests/services.py refuses a server to an unmarked test) or `slow`
+# (the mutation sample). It installs nothing: a missing package is named with its command.
 check: venv checkov policy-venv test-tools
 	ops/toolchain/system-packages.sh --check
-	$(TEST_ENV) $(VENV)/bin/pytest -m "not server" -n auto $(ARGS)
+	$(TEST_ENV) $(VENV)/bin/pytest -m "not server and not slow" -n auto $(ARGS)
 
 test: system-packages venv checkov policy-venv test-tools
 	$(TEST_ENV) $(VENV)/bin/pytest $(ARGS)
