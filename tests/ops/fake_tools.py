@@ -12,7 +12,6 @@ A call no rule matches exits 0 with no output. A pulumi call with `--save-plan P
 as the real CLI does (its shape: sdk/go/common/apitype/plan.go DeploymentPlanV1).
 """
 
-import http.server
 import json
 import os
 import sys
@@ -54,6 +53,8 @@ for number, rule in enumerate(scenario.get(tool, [])):
     if "serve" in rule:
         local = int(next(a for a in args if ":" in a and a.split(":")[0].isdigit()).split(":")[0])
         pages = nth(rule["serve"], calls)
+
+        import http.server  # here: its import is half of a call's start-up, and most calls serve nothing
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's name)
