@@ -48,7 +48,7 @@ def _strict(schema: dict) -> dict:
     return result
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's where PyYAML has it: megabytes of CRDs
     """YAML 1.1 reads a bare `=` as the 'value' tag (AlertmanagerConfig's matchType enum has one): it is the string."""
 
 
@@ -56,18 +56,22 @@ _Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.c
 
 
 @lru_cache(maxsize=None)
+def vendored_crds() -> tuple[dict, ...]:
+    """Every CustomResourceDefinition under crds/, read once per process (callers must not change them)."""
+    return tuple(crd for path in sorted(CRD_DIR.glob("*.yaml")) for crd in yaml.load_all(path.read_text(), _Loader)
+                 if crd and crd.get("kind") == "CustomResourceDefinition")
+
+
+@lru_cache(maxsize=None)
 def _validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
     validators = {}
-    for path in sorted(CRD_DIR.glob("*.yaml")):
-        for crd in yaml.load_all(path.read_text(), _Loader):
-            if not crd or crd.get("kind") != "CustomResourceDefinition":
-                continue
-            group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-            for version in crd["spec"]["versions"]:
-                schema = _strict(version["schema"]["openAPIV3Schema"])
-                # metadata is the API server's, validated by kubernetes-validate's ObjectMeta rules elsewhere.
-                schema["properties"]["metadata"] = {"type": "object"}
-                validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
+    for crd in vendored_crds():
+        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
+        for version in crd["spec"]["versions"]:
+            schema = _strict(version["schema"]["openAPIV3Schema"])
+            # metadata is the API server's, validated by kubernetes-validate's ObjectMeta rules elsewhere.
+            schema["properties"]["metadata"] = {"type": "object"}
+            validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
     return validators
 
 

@@ -4,16 +4,12 @@ chart, the vendored CRDs' served versions)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import yaml
 
 from ops.release import prerequisites as pre
 from ops.release.stack import Stack
-from tests.crd_schemas import _Loader
+from tests.crd_schemas import vendored_crds
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
 # kube-prometheus-stack 88.3.0, release "kube-prometheus", default values (templates/prometheus/prometheus.yaml).
 RELEASE = {"matchLabels": {"release": "kube-prometheus"}}
 PROMETHEUS = {"metadata": {"name": "kube-prometheus-kube-prome-prometheus", "namespace": "monitoring"},
@@ -33,13 +29,12 @@ def test_stack(rendered_stacks):
 def _discovery(objects, without_groups=()) -> dict:
     """The discovery documents a cluster with the vendored CRDs (and every built-in kind the stack uses) answers."""
     served: dict[str, set] = {}
-    for path in CRDS.glob("*.yaml"):
-        for crd in yaml.load_all(path.read_text(), _Loader):
-            if not crd or crd["spec"]["group"] in without_groups:
-                continue
-            for version in crd["spec"]["versions"]:
-                if version.get("served"):
-                    served.setdefault(f"{crd['spec']['group']}/{version['name']}", set()).add(crd["spec"]["names"]["kind"])
+    for crd in vendored_crds():
+        if crd["spec"]["group"] in without_groups:
+            continue
+        for version in crd["spec"]["versions"]:
+            if version.get("served"):
+                served.setdefault(f"{crd['spec']['group']}/{version['name']}", set()).add(crd["spec"]["names"]["kind"])
     crd_groups = {v.rpartition("/")[0] for v in served} | set(without_groups)
     for obj in objects:
         if obj.group not in crd_groups:
