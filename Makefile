@@ -98,7 +98,7 @@ system-packages:
 # (the mutation sample). It installs nothing: a missing package is named with its command.
 check: venv checkov policy-venv test-tools
 	ops/toolchain/system-packages.sh --check
-	$(TEST_ENV) $(VENV)/bin/pytest -m "not server and not slow" -n auto $(ARGS)
+	$(TEST_ENV) $(VENV)/bin/pytest -m "not server and not slow" -n auto --dist worksteal $(ARGS)
 
 test: system-packages venv checkov policy-venv test-tools
 	$(TEST_ENV) $(VENV)/bin/pytest $(ARGS)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Optional
 
 import jsonschema
 import yaml
@@ -35,9 +36,17 @@ def _strict(schema: dict) -> dict:
     """Forbid properties the schema does not list, unless it keeps unknown fields on purpose."""
     if not isinstance(schema, dict):
         return schema
-    result = {k: _strict(v) if isinstance(v, dict) else ([_strict(i) for i in v] if isinstance(v, list) else v) for k, v in schema.items()}
+    result = {}
+    for key, value in schema.items():
+        if key == "properties" and isinstance(value, dict):
+            # A map of field names to schemas, not a schema: each schema once (stricting the map too doubled the
+            # work at every level of nesting).
+            result[key] = {name: _strict(field) for name, field in value.items()}
+        elif isinstance(value, dict):
+            result[key] = _strict(value)
+        else:
+            result[key] = [_strict(item) for item in value] if isinstance(value, list) else value
     if "properties" in result:
-        result["properties"] = {k: _strict(v) for k, v in result["properties"].items()}
         if "additionalProperties" not in result and not result.get("x-kubernetes-preserve-unknown-fields"):
             result["additionalProperties"] = False
     if isinstance(result.get("pattern"), str):
@@ -63,25 +72,31 @@ def vendored_crds() -> tuple[dict, ...]:
 
 
 @lru_cache(maxsize=None)
-def _validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
-    validators = {}
-    for crd in vendored_crds():
-        group, kind = crd["spec"]["group"], crd["spec"]["names"]["kind"]
-        for version in crd["spec"]["versions"]:
-            schema = _strict(version["schema"]["openAPIV3Schema"])
-            # metadata is the API server's, validated by kubernetes-validate's ObjectMeta rules elsewhere.
-            schema["properties"]["metadata"] = {"type": "object"}
-            validators[(f"{group}/{version['name']}", kind)] = jsonschema.Draft7Validator(schema)
-    return validators
+def _schemas() -> dict[tuple[str, str], dict]:
+    """(apiVersion, kind) → its vendored openAPIV3Schema."""
+    return {(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"]): version["schema"]["openAPIV3Schema"]
+            for crd in vendored_crds() for version in crd["spec"]["versions"]}
+
+
+@lru_cache(maxsize=None)
+def _validator(api_version: str, kind: str) -> Optional[jsonschema.protocols.Validator]:
+    """The strict validator of one kind, built when first asked for (all of them took seconds)."""
+    schema = _schemas().get((api_version, kind))
+    if schema is None:
+        return None
+    schema = _strict(schema)
+    # metadata is the API server's, validated by kubernetes-validate's ObjectMeta rules elsewhere.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return jsonschema.Draft7Validator(schema)
 
 
 def known(obj: dict) -> bool:
-    return (obj.get("apiVersion"), obj.get("kind")) in _validators()
+    return (obj.get("apiVersion"), obj.get("kind")) in _schemas()
 
 
 def errors(obj: dict) -> list[str]:
     """Every schema violation of `obj`, as 'path: message'; an unknown kind is one error."""
-    validator = _validators().get((obj.get("apiVersion"), obj.get("kind")))
+    validator = _validator(obj.get("apiVersion"), obj.get("kind"))
     if validator is None:
         return [f"no vendored CRD for {obj.get('apiVersion')} {obj.get('kind')}"]
     return sorted(
