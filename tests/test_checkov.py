@@ -55,7 +55,9 @@ def _failures(root: Path) -> dict[str, set[tuple[str, str]]]:
 WEAKENED = "prod-privileged"
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: under pytest-xdist's work stealing a module's tests interleave with others', and a module fixture
+# would be set up again each time (checkov ran three times).
+@pytest.fixture(scope="session")
 def failures(rendered_stacks, tmp_path_factory):
     root = tmp_path_factory.mktemp("checkov")
     for stack in STACKS:

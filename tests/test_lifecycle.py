@@ -59,7 +59,7 @@ def program_objects(rendered) -> set[tuple[str, str]]:
     return {(o["kind"], o["metadata"]["name"]) for o in rendered.objects}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def canary_switched(rendered_stacks):
     """test as it is (canary on) and with the canary switched off."""
     return rendered_stacks["test"], render_with("test", {"release.canary.enabled": False})
