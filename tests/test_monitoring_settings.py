@@ -157,6 +157,7 @@ def test_smtp_and_wecom_values():
     # YAML's `agentId: 1000002` is a number: the same id.
     assert WecomSettings(**{**WECOM, "agent_id": 1000002}).agent_id == "1000002"
     assert "'-3' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": -3})[0]
+    assert "'' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": ""})[0]
     for not_an_id in (True, 1.5):
         assert errors(WecomSettings, **{**WECOM, "agent_id": not_an_id}) == ["Input should be a valid string"]
     assert "'1111111111111' is not a WeCom agent id (digits)" in errors(WecomSettings, **{**WECOM, "agent_id": "1" * 13})[0]
