@@ -8,7 +8,6 @@ P2 and P3 stay at level 1.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -23,9 +22,10 @@ from settings.values import (
 _EMAIL_RE = re.compile(r"(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@"
                        r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+")
 _SENDER_RE = re.compile(r"(.{1,64}) <([^<>]+)>")
-# What a display name may hold besides letters, marks and digits of any script: atext net/mail reads as one phrase
-# (no ',' that would split the list, no '"', '<', '>', '(' or '{' that Alertmanager's template would execute).
-_DISPLAY_PUNCTUATION = frozenset(" .'&+/_-")
+# A display name: ASCII letters, digits, and atext net/mail reads as one phrase (no ',' that would split the list, no
+# '"', '<', '>', '(' or '{' that Alertmanager's template would execute). ASCII only: Alertmanager writes the From
+# header Q-encoded whole (notify/email), address included, which no mail reader parses once it holds anything else.
+_DISPLAY_NAME_RE = re.compile(r"[A-Za-z0-9.'&+/_-]+( [A-Za-z0-9.'&+/_-]+)*")
 _HOST_PORT_RE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*:[0-9]{1,5}")
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 _WECOM_ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -35,20 +35,15 @@ _HTTP_URL_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~
 Email = Annotated[str, matching(_EMAIL_RE, "an e-mail address like 'oncall@example.com'")]
 
 
-def _display_name(name: str) -> bool:
-    return (name == name.strip() and unicodedata.category(name[0])[0] != "M"
-            and all(unicodedata.category(c)[0] in ("L", "M", "N") or c in _DISPLAY_PUNCTUATION for c in name))
-
-
 def _check_sender(value: str) -> str:
     named = _SENDER_RE.fullmatch(value)
-    if not (_EMAIL_RE.fullmatch(named[2]) and _display_name(named[1]) if named else _EMAIL_RE.fullmatch(value)):
-        raise ValueError(f"{value!r} is not a sender like 'alerts@example.com' or 'Platform Alerts <alerts@example.com>'")
+    if not (_EMAIL_RE.fullmatch(named[2]) and _DISPLAY_NAME_RE.fullmatch(named[1]) if named else _EMAIL_RE.fullmatch(value)):
+        raise ValueError(f"{value!r} is not a sender like 'alerts@example.com' or 'Platform Alerts <alerts@example.com>' "
+                         f"(a display name in ASCII letters, digits, single spaces and . ' & + / _ -)")
     return value
 
 
-# The From of alert e-mails: an address, or a display name (letters of any script, digits, spaces, . ' & + / _ -)
-# and the address in angle brackets.
+# The From of alert e-mails: an address, or an ASCII display name and the address in angle brackets.
 Sender = Annotated[str, AfterValidator(_check_sender)]
 
 

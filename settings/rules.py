@@ -42,6 +42,14 @@ def created_namespaces(config: "PlatformConfig") -> dict[str, str]:
     return created
 
 
+def installed_addon_namespaces(config: "PlatformConfig") -> dict[str, str]:
+    """Key path → namespace of each cluster add-on this stack installs (Helm creates it and never deletes it)."""
+    addons = config.cluster_addons
+    return {f"clusterAddons.{key}.namespace": addon.namespace
+            for key, addon in (("gatewayController", addons.gateway_controller), ("certManager", addons.cert_manager),
+                               ("flagger", addons.flagger)) if addon.install}
+
+
 def _kubernetes_own(namespace: str) -> bool:
     return namespace == "default" or namespace.startswith("kube-")
 
@@ -60,7 +68,9 @@ def namespace_rules(config: "PlatformConfig") -> list[str]:
         if _kubernetes_own(name) and not derived_from_a_flagged_name:
             result.append(f"{_key(path)}: '{name}' is Kubernetes' own namespace; this stack creates and deletes its namespaces, choose another")
     owners: dict[str, str] = {}
-    for path, name in created.items():
+    # An add-on sharing a namespace the stack creates would go with it on `pulumi destroy`, and the NetworkPolicies
+    # that admit the add-on would admit every pod of that namespace.
+    for path, name in {**created, **installed_addon_namespaces(config)}.items():
         if name in owners:
             result.append(f"{_key(path)}: '{name}' is also {owners[name]}; each namespace this stack creates needs its own name")
         owners.setdefault(name, path)

@@ -211,7 +211,7 @@ def port_problem(port: str) -> Optional[str]:
 
 def check_url_authority(value: str) -> str:
     """The host and port of an http(s) URL that already matched its pattern, as a client dials them."""
-    authority = value.split("://", 1)[1].split("/", 1)[0]
+    authority = re.split(r"[/?#]", value.split("://", 1)[1], maxsplit=1)[0]
     host, colon, port = authority.rpartition(":") if ":" in authority else (authority, "", "")
     problem = numeric_host_problem(host) or (port_problem(port) if colon else None)
     if problem:

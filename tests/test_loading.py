@@ -214,6 +214,11 @@ def test_a_secret_url_of_the_wrong_shape_is_named_without_its_value(key, what):
         assert "t0k3n" not in "".join(found)
 
 
+def test_a_robot_url_with_its_query_and_no_path_is_taken():
+    for url in ("https://robot.example.com?access_token=a.123", "https://robot.example.com:8443?access_token=abc"):
+        assert load(secrets={"alertDingtalkRobotUrl": url}).secrets.get("alertDingtalkRobotUrl") is not None
+
+
 def test_a_section_that_is_no_object_lists_its_keys():
     assert problems({**MINIMAL, "namespace": "real-estate"}) == [
         "real-estate-ai:namespace: must be an object with the keys: name, podSecurity"]

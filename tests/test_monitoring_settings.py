@@ -57,8 +57,8 @@ def test_email_addresses_as_go_parses_them(value, ok):
 
 
 @pytest.mark.parametrize("value,ok", [
-    ("alerts@example.com", True), ("Platform Alerts <alerts@example.com>", True), ("运维告警 <alerts@example.com>", True),
-    ("हिन्दी अलर्ट <alerts@example.com>", True), ("O'Neil & Co. <a@example.com>", True), ("a/b+c_d-e <a@example.com>", True),
+    ("alerts@example.com", True), ("Platform Alerts <alerts@example.com>", True), ("运维告警 <alerts@example.com>", False),
+    ("हिन्दी अलर्ट <alerts@example.com>", False), ("Zz Az 09 <a@example.com>", True), ("O'Neil & Co. <a@example.com>", True), ("a/b+c_d-e <a@example.com>", True),
     ("N" * 64 + " <a@example.com>", True), ("N" * 65 + " <a@example.com>", False), ("9 <a@example.com>", True),
     # what would split the list, quote, comment, or run as Alertmanager's template; spaces at the ends; a bad address
     ("Ops, Team <a@example.com>", False), ('"Ops" <a@example.com>', False), ("Ops (prod) <a@example.com>", False),
@@ -78,7 +78,7 @@ def test_sender_message():
 
     assert message(Sender, "Ops, Team <a@example.com>") == (
         "Value error, 'Ops, Team <a@example.com>' is not a sender like 'alerts@example.com' or "
-        "'Platform Alerts <alerts@example.com>'")
+        "'Platform Alerts <alerts@example.com>' (a display name in ASCII letters, digits, single spaces and . ' & + / _ -)")
 
 
 @pytest.mark.parametrize("value,ok", [
@@ -392,8 +392,9 @@ def test_business_hours_defaults_and_order():
     assert errors(BusinessHoursSettings, weekdays=["monday", "monday"]) == ["Value error, weekdays names a day twice"]
 
 
-@pytest.mark.parametrize("character,ok", [("é", True), ("\u0301", True), ("٣", True), ("Ⅻ", True), ("!", False), ("€", False)])
-def test_a_display_name_holds_letters_marks_and_digits_of_any_script(character, ok):
+@pytest.mark.parametrize("character,ok", [("a", True), ("Z", True), ("0", True), ("9", True), ("'", True), ("&", True),
+                                          ("é", False), ("\u0301", False), ("٣", False), ("!", False), ("€", False)])
+def test_a_display_name_is_ascii_as_the_from_header_alertmanager_writes_needs(character, ok):
     from settings.monitoring import Sender
 
     assert accepts(Sender, f"Ops{character}Team <a@example.com>") is ok

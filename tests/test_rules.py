@@ -88,6 +88,14 @@ def test_the_operator_namespace_at_63_characters():
     ({"postgres.operator": {"install": False, "namespace": "default"}}, []),
     ({"monitoring.enabled": False, "monitoring.install": {"enabled": False}, "monitoring.namespace": "real-estate-dev"}, []),
     ({"namespace.name": "defaults"}, []), ({"namespace.name": "kubernetes"}, []),
+    # A cluster add-on this stack installs (Helm creates its namespace) shares none of them.
+    ({"clusterAddons.gatewayController.namespace": "real-estate-dev", "ingress.controllerNamespace": "real-estate-dev"}, [
+        "real-estate-ai:clusterAddons.gatewayController.namespace: 'real-estate-dev' is also namespace.name; each "
+        "namespace this stack creates needs its own name"]),
+    ({"clusterAddons.flagger.namespace": "real-estate-dev-pg-operator"}, [
+        "real-estate-ai:clusterAddons.flagger.namespace: 'real-estate-dev-pg-operator' is also postgres.operator.namespace; "
+        "each namespace this stack creates needs its own name"]),
+    ({"clusterAddons.certManager": {"install": False, "namespace": "real-estate-dev"}}, []),
     # The operator's namespace derived from the platform's: 'kube-pg-operator' is Kubernetes'.
     ({"namespace.name": "kube"}, ["real-estate-ai:postgres.operator.namespace: 'kube-pg-operator' is Kubernetes' own "
                                   "namespace; this stack creates and deletes its namespaces, choose another"]),

@@ -91,6 +91,7 @@ CONTRACT_CASES = [
     ("monitoring.alerting.smtp.sender", "alerts..x@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
     ("monitoring.alerting.smtp.sender", "Ops, Team <alerts@example.com>", "real-estate-ai:monitoring.alerting.smtp.sender"),
     ("monitoring.alerting.smtp.sender", '"Ops" <alerts@example.com>', "real-estate-ai:monitoring.alerting.smtp.sender"),
+    ("monitoring.alerting.smtp.sender", "运维告警 <alerts@example.com>", "real-estate-ai:monitoring.alerting.smtp.sender"),
     ("monitoring.alerting.smtp.sender", "{{ .CommonLabels.team }} <alerts@example.com>", "real-estate-ai:monitoring.alerting.smtp.sender"),
     ("monitoring.alerting.smtp.sender", "Ops <alerts@example.com>\nBcc: x@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
     ("monitoring.alerting.smtp.sender", "alerts@example.com, boss@example.com", "real-estate-ai:monitoring.alerting.smtp.sender"),
@@ -536,7 +537,7 @@ ACCEPTED = [
     ("api.version", "1.2.0-rc.1"),
     # What users write that the consumers take (issue 26): each was refused once, or nearly.
     ("monitoring.alerting.smtp.sender", "Platform Alerts <alerts@example.com>"),
-    ("monitoring.alerting.smtp.sender", "运维告警 <alerts@example.com>"),
+    ("monitoring.alerting.smtp.sender", "Real Estate AI - P0 <alerts@example.com>"),
     ("monitoring.alerting.smtp.smarthost", "smtp.example.com:465"),
     ("monitoring.alerting.smtp.smarthost", "10.0.0.25:25"),
     ("monitoring.alerting.smtp.smarthost", "smtp.example.com:65535"),

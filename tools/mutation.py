@@ -138,6 +138,7 @@ class _Finder(ast.NodeVisitor):
         self.value_strings: set[int] = set()
         self._class_depth = 0
         self._function_depth = 0
+        self._records: set[int] = set()
 
     def _value_string(self, node: ast.AST):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -186,11 +187,16 @@ class _Finder(ast.NodeVisitor):
 
     def _collection(self, node: ast.AST):
         # Only a collection of values: a tuple that pairs a message with a function holds no value a rule keys on.
+        for element in node.elts:
+            if isinstance(element, (ast.Tuple, ast.List, ast.Set)):
+                self._records.add(id(element))
         if not all(isinstance(e, ast.Constant) for e in node.elts):
             return
         for element in node.elts:
             self._value_string(element)
-        if len(node.elts) > 1:
+        # A record inside a collection, like ("/v1", False), is unpacked by position: one field less is a crash,
+        # not a wrong value.
+        if len(node.elts) > 1 and id(node) not in self._records:
             for element in node.elts:
                 self.points.append((element, f"{type(node).__name__.lower()} without {element.value!r}", ("drop", node)))
 

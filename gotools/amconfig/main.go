@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/mail"
 	"net/url"
 	"os"
@@ -130,7 +131,8 @@ func render(ctx context.Context, basePath, configsPath, secretsPath string) ([]b
 }
 
 // checkAddresses does at load time what Alertmanager's e-mail notifier does only when it sends (notify/email): expand
-// each from and to as a template, parse them as address lists, and require exactly one sender. Alertmanager loads a
+// each from and to as a template, parse them as address lists, require exactly one sender, and write the From header
+// as it does (Q-encoded), which a mail reader must still parse. Alertmanager loads a
 // configuration whose addresses it cannot parse and fails every notification.
 func checkAddresses(cfg *amconfig.Config) error {
 	tmpl, err := amtemplate.FromGlobs(nil)
@@ -155,6 +157,14 @@ func checkAddresses(cfg *amconfig.Config) error {
 				}
 				if field == "from" && len(addresses) != 1 {
 					return fmt.Errorf("receiver %s: from %q holds %d addresses, not one", receiver.Name, expanded, len(addresses))
+				}
+				// The From header: Alertmanager writes every header Q-encoded whole (notify/email), address included;
+				// a reader must still find the address in it.
+				if field == "from" {
+					header := mime.QEncoding.Encode("utf-8", expanded)
+					if _, err := mail.ParseAddress(header); err != nil {
+						return fmt.Errorf("receiver %s: the From header %q sent for from %q: %w", receiver.Name, header, expanded, err)
+					}
 				}
 			}
 		}

@@ -30,6 +30,15 @@ def image_parts(value: str) -> Optional[re.Match]:
     first, slash, _ = match.group("repository").partition("/")
     if slash and (first == "localhost" or "." in first or ":" in first):
         host, _, port = first.partition(":")
-        if "_" in host or (port and not 1 <= int(port) <= 65535):
+        if "_" in host or (port and not 1 <= int(port) <= 65535) or _numeric_but_no_address(host):
             return None
     return match
+
+
+def _numeric_but_no_address(host: str) -> bool:
+    """A last label of digits makes no DNS name: the host must then be an IPv4 address as written (no leading
+    zeros: Go's parser refuses '010.0.0.1', and a resolver would look it up as a name)."""
+    if not host.rpartition(".")[2].isdigit():
+        return False
+    parts = host.split(".")
+    return len(parts) != 4 or any(not p.isdigit() or int(p) > 255 or (len(p) > 1 and p[0] == "0") for p in parts)

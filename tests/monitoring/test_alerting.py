@@ -69,9 +69,8 @@ def _with_smtp(sender: str, emails: list[str]) -> AlertingSettings:
 # it sends; amconfig does it at render (gotools/amconfig: its template, then Go's net/mail).
 @pytest.mark.parametrize("sender,emails", [
     ("Platform Alerts <alerts@example.com>", ["oncall@example.com"]),
-    ("运维告警 <alerts@example.com>", ["duty@example.com"]),
     ("O'Neil & Co. / Ops+SRE_team-1 <a.b.c@example.com>", ["first.last+tag%_-@mail-1.example.com", "x@a-b.example.com"]),
-    ("हिन्दी अलर्ट <alerts@example.com>", ["a@example.com", "b@example.com", "c@example.com"]),
+    ("Real Estate AI - P0 <alerts@example.com>", ["a@example.com", "b@example.com", "c@example.com"]),
     ("N" * 64 + " <" + "a" * 64 + "@example.com>", ["z@" + "b" * 63 + ".com"]),
 ])
 def test_every_sender_and_address_the_settings_take_alertmanager_parses(sender, emails, tmp_path):
@@ -82,10 +81,12 @@ def test_every_sender_and_address_the_settings_take_alertmanager_parses(sender, 
 
 
 @pytest.mark.parametrize("sender,expected", [
-    ("Ops, Team <alerts@example.com>", "parse 'from'"),  # a list of two, the first without an address
-    ("a..b@example.com", "parse 'from'"),
-    ("{{ .Nope }} <a@example.com>", "from"),  # the template fails to execute, or leaves no address
-    ("a@example.com, b@example.com", "holds 2 addresses"),
+    ("Ops, Team <alerts@example.com>", "from \"Ops, Team <alerts@example.com>\": mail: "),  # two entries, one without an address
+    ("a..b@example.com", "from \"a..b@example.com\": mail: "),
+    ("{{ .Nope }} <a@example.com>", "from: template: "),  # Alertmanager executes from as a template: it fails
+    ("a@example.com, b@example.com", "holds 2 addresses, not one"),
+    # Parsed fine, but the From header Alertmanager writes (Q-encoded whole) holds no address a reader finds.
+    ("运维告警 <alerts@example.com>", "the From header \"=?utf-8?q?"),
 ])
 def test_alertmanager_refuses_the_senders_the_settings_refuse(sender, expected, tmp_path):
     # model_construct: past the settings' own check, to show the consumer refusing what they refuse.
@@ -96,7 +97,7 @@ def test_alertmanager_refuses_the_senders_the_settings_refuse(sender, expected, 
     bad = good.model_copy(update={"smtp": SmtpSettings.model_construct(**{**good.smtp.__dict__, "sender": sender})})
     done = operator_render(alertmanager_config_spec(bad, bridge_url("real-estate")), channel_secret(bad, STAND_INS),
                            "real-estate", tmp_path)
-    assert done.returncode != 0 and expected.replace("parse 'from'", "from") in done.stderr, done.stderr
+    assert done.returncode != 0 and expected in done.stderr, done.stderr
 
 
 HOSTILE_SECRETS = {
