@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import functools
-
 from dataclasses import dataclass
 from typing import Optional
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from policy.guardrails.contract import image_parts
+from policy.guardrails.contract import image_parts, is_registry_host, numeric_but_no_address, port_in_range
 from settings import cron
 
 _CPU_RE = re.compile(r"[0-9]{1,6}m|[0-9]{1,4}(?:\.[0-9]{1,3})?")
@@ -191,20 +191,14 @@ def _check_ip(value: str) -> str:
 
 
 def numeric_host_problem(host: str) -> Optional[str]:
-    """A host name whose last label is all digits is no DNS name (RFC 3696): it is an IP address or nothing. Go's
-    parser refuses '010.0.0.1' (leading zeros), a resolver would then look it up as a name, and glibc's would read it
-    as octal (8.0.0.1): refused unless it is an address as written."""
-    if host.rpartition(".")[2].isdigit():
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            return f"{host!r} is neither an IPv4 address (no leading zeros) nor a host name (its last label is all digits)"
+    """Why `host` is neither a host name nor an IPv4 address as written (contract.numeric_but_no_address), or None."""
+    if numeric_but_no_address(host):
+        return f"{host!r} is neither an IPv4 address (no leading zeros) nor a host name (its last label is all digits)"
     return None
 
 
 def port_problem(port: str) -> Optional[str]:
-    """A TCP port as a dialer takes it: 1 to 65535 (0 asks the kernel for any port; 65536 and above do not exist)."""
-    if not port.isdigit() or not 1 <= int(port) <= 65535:
+    if not port_in_range(port):
         return f"port {port!r} is not between 1 and 65535"
     return None
 
@@ -253,7 +247,7 @@ def _check_registry_host(value: str) -> str:
     first = value.split("/", 1)[0]
     host, colon, port = first.partition(":")
     problem = None
-    if first == "localhost" or "." in first or colon:
+    if is_registry_host(first):
         problem = numeric_host_problem(host) or (port_problem(port) if colon else None)
     if problem:
         raise ValueError(f"{value!r}: {problem}")

@@ -4,6 +4,7 @@ settings import these instead."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Optional
 
@@ -28,17 +29,32 @@ def image_parts(value: str) -> Optional[re.Match]:
     if match is None:
         return None
     first, slash, _ = match.group("repository").partition("/")
-    if slash and (first == "localhost" or "." in first or ":" in first):
+    if slash and is_registry_host(first):
         host, _, port = first.partition(":")
-        if "_" in host or (port and not 1 <= int(port) <= 65535) or _numeric_but_no_address(host):
+        if "_" in host or (port and not port_in_range(port)) or numeric_but_no_address(host):
             return None
     return match
 
 
-def _numeric_but_no_address(host: str) -> bool:
-    """A last label of digits makes no DNS name: the host must then be an IPv4 address as written (no leading
-    zeros: Go's parser refuses '010.0.0.1', and a resolver would look it up as a name)."""
+def is_registry_host(first: str) -> bool:
+    """Whether a reference's first component names the registry (host[:port]) rather than a path on Docker Hub: the
+    runtime's reading."""
+    return first == "localhost" or "." in first or ":" in first
+
+
+def port_in_range(port: str) -> bool:
+    """A TCP port a dialer can use: 1 to 65535 (0 asks the kernel for any port; 65536 and above do not exist)."""
+    return port.isdigit() and 1 <= int(port) <= 65535
+
+
+def numeric_but_no_address(host: str) -> bool:
+    """A last label of digits makes no DNS name (RFC 3696): the host must then be an IPv4 address as written. Go's
+    parser refuses '010.0.0.1' (leading zeros), a resolver would then look it up as a name, and glibc's would read it
+    as octal (8.0.0.1)."""
     if not host.rpartition(".")[2].isdigit():
         return False
-    parts = host.split(".")
-    return len(parts) != 4 or any(not p.isdigit() or int(p) > 255 or (len(p) > 1 and p[0] == "0") for p in parts)
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return True
+    return False
