@@ -289,19 +289,26 @@ def mutants(module: str, text: str | None = None) -> list[Mutant]:
     # A call records its pattern argument before its children are visited, so the pattern's constant is known then.
     finder.visit(tree)
     original = ast.unparse(tree)  # mutants are unparsed too: compare like with like, so a no-op is no mutant
+    # A node's position in the walk names it in every fresh parse of the text (the walk order is the same).
+    positions = {id(n): i for i, n in enumerate(ast.walk(tree))}
     result = []
     for node, what, change in finder.points:
-        mutated = _apply(text, tree, node, change)
+        mutated = _apply(text, positions, node, change)
         if mutated is not None and mutated != original:
             result.append(Mutant(module, node.lineno, node.col_offset, what, mutated))
     return result
 
 
-def _apply(text: str, tree: ast.Module, target: ast.AST, change: tuple) -> str | None:
-    """The module's source with one change, through the AST (comments are lost; only tests read the result)."""
+def _apply(text: str, positions: dict[int, int], target: ast.AST, change: tuple) -> str | None:
+    """The module's source with one change, through the AST (comments are lost; only tests read the result).
+    `positions` maps each original node (by id) to its place in the walk, where its counterpart in the copy is."""
     copy = ast.parse(text)
-    index = [n for n in ast.walk(tree)].index(target)
-    node = [n for n in ast.walk(copy)][index]
+    walked = list(ast.walk(copy))
+
+    def counterpart(original: ast.AST) -> ast.AST:
+        return walked[positions[id(original)]]
+
+    node = counterpart(target)
     kind = change[0]
     if kind == "rename":
         node.arg = change[1]
@@ -319,15 +326,14 @@ def _apply(text: str, tree: ast.Module, target: ast.AST, change: tuple) -> str |
     elif kind == "unbound":
         setattr(node, change[1], None)
     elif kind == "drop":
-        # Remove `target` from its collection (the collection is the same node in the copy, by position).
-        container = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        container = counterpart(change[1])
         container.elts = [e for e in container.elts if e is not node]
     elif kind == "unvalidate":
         # In Annotated[...], metadata pydantic does not know (None) is ignored: the type stays, its check goes.
-        container = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        container = counterpart(change[1])
         container.elts = [ast.Constant(None) if e is node else e for e in container.elts]
     elif kind == "undecorate":
-        function = [n for n in ast.walk(copy)][[n for n in ast.walk(tree)].index(change[1])]
+        function = counterpart(change[1])
         function.decorator_list = [d for d in function.decorator_list if d is not node]
     elif kind in ("unnot", "delete", "unfold"):
         replacement = {"unnot": lambda: node.operand, "delete": ast.Pass, "unfold": lambda: node.func.value}[kind]()
