@@ -143,6 +143,7 @@ def test_names_at_their_length_and_character_edges(kind, valid, invalid):
     ("registry.example.com:65535/app:1", True), ("registry.example.com:65536/app:1", False), ("registry:0/app:1", False),
     ("localhost/app:1", True), ("10.0.0.5:5000/app:1", True), ("team/a_b.c:1", True),
     ("010.0.0.5:5000/app:1", False), ("mail.1/app:1", False), ("10.0.0.256/app:1", False), ("1.2.3.4.5/app:1", False),
+    ("registry:1/app:1", True), ("registry:000080/app:1", False),
 ])
 def test_image_references_at_their_edges(value, ok):
     assert accepts(Image, value) is ok
